@@ -1,0 +1,55 @@
+# finebench — the two commands a fresh machine needs:
+#   make run    set up (.venv + Debian packages), then run the embedded suite end to end
+#   make test   set up, then run the test suite
+# Other targets: make setup | ui | smoke | report | clean
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+CORES ?= $(shell nproc)
+CONFIG ?= config/config.yaml
+DEB_PACKAGES := fonts-urw-base35 fonts-dejavu-core wordnet-base
+STAMP := $(VENV)/.finebench-installed
+
+.PHONY: setup system-deps run smoke test ui report clean
+
+setup: system-deps $(STAMP)
+
+# Debian packages the embedded suite reads (fonts for `typefaces`, WordNet for `wordnet_supersenses`).
+system-deps:
+	@missing=$$(for p in $(DEB_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	    echo ">> installing Debian packages: $$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	  else \
+	    echo "finebench needs these Debian packages: $$missing"; \
+	    echo "run:  sudo apt-get update && sudo apt-get install -y $$missing"; exit 1; \
+	  fi; \
+	fi
+
+$(STAMP): requirements.txt pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check -r requirements.txt
+	$(BIN)/pip install -q --disable-pip-version-check --no-deps -e .
+	@touch $@
+
+run: setup
+	$(BIN)/snakemake --cores $(CORES) --configfile $(CONFIG)
+	@echo ">> leaderboard: results/tables/leaderboard.md   runs: make ui"
+
+smoke: setup
+	$(BIN)/snakemake --cores $(CORES) --configfile config/smoke.yaml
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+ui: setup
+	$(BIN)/mlflow ui --host 127.0.0.1 --port 5000 --backend-store-uri sqlite:///results/mlflow.db
+
+report: setup
+	$(BIN)/snakemake --cores $(CORES) --configfile $(CONFIG) --report results/report.html
+
+clean:
+	rm -rf results/* .snakemake
+	git checkout -- results/README.md

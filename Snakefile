@@ -1,0 +1,25 @@
+# finebench: CNN vs RNN vs Transformer on fine-grained vision / text / speech tasks, tracked in MLflow.
+#   snakemake --cores all                                  # the embedded suite (config/config.yaml)
+#   snakemake --cores all --configfile config/smoke.yaml   # tiny, every stage
+# All logic lives in src/finebench; the rules only call `python -m finebench ...`.
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+validate(config, "workflow/schemas/config.schema.yaml")
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    input:
+        TABLES,
+    default_target: True

@@ -1,0 +1,142 @@
+"""Thin command-line entry points; the Snakemake rules call exactly these (``python -m finebench <command>``).
+
+    python -m finebench check-config config/config.yaml
+    python -m finebench list                       # datasets and architectures the registries know
+    python -m finebench prepare --task typefaces --dataset typefaces --options '{}' --out results/data/typefaces
+    python -m finebench init-tracking --tracking-uri sqlite:///results/mlflow.db --experiment NAME \
+        --artifact-root results/mlartifacts --out results/mlflow/experiment.json
+    python -m finebench train --spec "$(cat spec.json)" --data results/data/typefaces \
+        --experiment-file results/mlflow/experiment.json --out results/runs/typefaces/resnet18/seed0
+    python -m finebench aggregate results/runs/*/*/seed*/metrics.json --out results/tables
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+
+from finebench.errors import FinebenchError
+
+
+def _json_arg(text: str, what: str) -> dict:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise FinebenchError(f"--{what}: not valid JSON: {exc}") from exc
+    if not isinstance(value, dict):
+        raise FinebenchError(f"--{what}: expected a JSON object")
+    return value
+
+
+def cmd_check_config(args) -> int:
+    from finebench import config
+
+    cfg = config.load(args.config)
+    runs = config.runs(cfg)
+    print(f"{args.config}: OK — {len(cfg['tasks'])} task(s), {len(cfg['models'])} model(s), {len(runs)} training run(s)")
+    return 0
+
+
+def cmd_list(args) -> int:
+    from finebench import data, models
+
+    print("datasets:")
+    for name, src in sorted(data.DATASETS.items()):
+        print(f"  {name:24s} {src.modality:7s} {src.description}")
+    print("architectures (plus timm:<name> for vision/speech):")
+    for name, arch in sorted(models.ARCHS.items()):
+        print(f"  {name:24s} {arch.family:12s} {','.join(arch.modalities):14s} {arch.description}")
+    return 0
+
+
+def cmd_prepare(args) -> int:
+    from finebench import data
+
+    if args.dataset not in data.DATASETS:
+        raise FinebenchError(f"--dataset: unknown dataset {args.dataset!r}; known: {', '.join(sorted(data.DATASETS))}")
+    options = {**data.DATASETS[args.dataset].defaults, **_json_arg(args.options, "options")}
+    manifest = data.prepare_task(args.task, args.dataset, options, args.out)
+    sizes = ", ".join(f"{s} {v['n']}" for s, v in manifest["splits"].items())
+    print(f"[finebench] prepared {args.task} ({args.dataset}): {manifest['num_classes']} classes; {sizes}; "
+          f"{manifest['prepare_seconds']} s -> {args.out}", file=sys.stderr)
+    return 0
+
+
+def cmd_init_tracking(args) -> int:
+    from finebench.tracking import init_experiment
+
+    exp_id = init_experiment(args.tracking_uri, args.experiment, args.artifact_root, args.out)
+    print(f"[finebench] MLflow experiment {args.experiment!r} (id {exp_id}) at {args.tracking_uri}", file=sys.stderr)
+    return 0
+
+
+def cmd_train(args) -> int:
+    from finebench.train import fit
+
+    # Snakemake (and schedulers) stop jobs with SIGTERM: turn it into SystemExit so the MLflow run ends KILLED.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    fit(_json_arg(args.spec, "spec"), args.data, args.out, args.experiment_file, device=args.device,
+        threads=args.threads, progress=None if not args.no_progress else False)
+    return 0
+
+
+def cmd_aggregate(args) -> int:
+    from finebench.report import aggregate
+
+    out = aggregate(args.metrics, args.out)
+    print(f"[finebench] {len(out['runs'])} runs -> {len(out['leaderboard'])} leaderboard rows in {args.out}",
+          file=sys.stderr)
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="finebench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("check-config", help="validate a config file against the schema and registries")
+    s.add_argument("config")
+    s.set_defaults(func=cmd_check_config)
+
+    s = sub.add_parser("list", help="list known datasets and architectures")
+    s.set_defaults(func=cmd_list)
+
+    s = sub.add_parser("prepare", help="build one task's dataset into the prepared form")
+    s.add_argument("--task", required=True)
+    s.add_argument("--dataset", required=True)
+    s.add_argument("--options", default="{}", help="JSON object of dataset options (registry defaults fill the rest)")
+    s.add_argument("--out", required=True)
+    s.set_defaults(func=cmd_prepare)
+
+    s = sub.add_parser("init-tracking", help="create the MLflow store and experiment (once, before training)")
+    s.add_argument("--tracking-uri", required=True)
+    s.add_argument("--experiment", required=True)
+    s.add_argument("--artifact-root", required=True)
+    s.add_argument("--out", required=True)
+    s.set_defaults(func=cmd_init_tracking)
+
+    s = sub.add_parser("train", help="train and evaluate one (task, model, seed) run")
+    s.add_argument("--spec", required=True, help="resolved run spec as a JSON object")
+    s.add_argument("--data", required=True, help="prepared dataset folder")
+    s.add_argument("--experiment-file", required=True)
+    s.add_argument("--out", required=True)
+    s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    s.add_argument("--threads", type=int, default=1)
+    s.add_argument("--no-progress", action="store_true")
+    s.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("aggregate", help="metrics.json files -> results tables")
+    s.add_argument("metrics", nargs="+")
+    s.add_argument("--out", required=True)
+    s.set_defaults(func=cmd_aggregate)
+    return p
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except FinebenchError as exc:
+        print(f"finebench {args.command}: error: {exc}", file=sys.stderr)
+        return 2

@@ -1,0 +1,190 @@
+"""The one report builder: ``metrics.json`` files -> comparison tables (CSV + Markdown).
+
+    python -m finebench aggregate results/runs/*/*/seed*/metrics.json --out results/tables
+
+Reads only the metrics files (never MLflow), so tables can be rebuilt anywhere. Statistics per (task, model) over
+seeds: mean, sample std, 95 % confidence half-width from Student's t (none for a single seed — shown as such, not as
+zero), min/max. Within a task, the best mean is marked and every model whose accuracy is not significantly different
+from it (Welch's unequal-variance t-test, two-sided, alpha 0.05; needs >= 2 seeds on both sides) is marked as a tie.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ALPHA = 0.05
+ID_COLS = ["task", "modality", "model", "family", "arch"]
+
+
+def load_metrics(paths) -> pd.DataFrame:
+    rows = []
+    for p in paths:
+        m = json.loads(Path(p).read_text())
+        m["metrics_file"] = str(p)
+        rows.append(m)
+    if not rows:
+        raise ValueError("no metrics.json files given")
+    return pd.DataFrame(rows)
+
+
+def ci95(values: np.ndarray) -> float:
+    """Half-width of the 95 % t-interval of the mean; NaN for fewer than 2 values."""
+    from scipy import stats
+
+    n = len(values)
+    if n < 2:
+        return float("nan")
+    return float(stats.t.ppf(0.975, n - 1) * np.std(values, ddof=1) / math.sqrt(n))
+
+
+def welch_p(a: np.ndarray, b: np.ndarray) -> float:
+    """Two-sided Welch t-test p-value; NaN when either side has < 2 seeds. Identical constant samples -> 1."""
+    from scipy import stats
+
+    if len(a) < 2 or len(b) < 2:
+        return float("nan")
+    if np.std(a) == 0 and np.std(b) == 0:
+        return 1.0 if np.mean(a) == np.mean(b) else 0.0
+    return float(stats.ttest_ind(a, b, equal_var=False).pvalue)
+
+
+def leaderboard(runs: pd.DataFrame) -> pd.DataFrame:
+    rows = []
+    for key, g in runs.groupby(ID_COLS, sort=False):
+        acc = g["test_accuracy"].to_numpy(float)
+        rows.append({
+            **dict(zip(ID_COLS, key)),
+            "n_seeds": len(g),
+            "seeds": " ".join(str(s) for s in sorted(g["seed"])),
+            "test_accuracy_mean": acc.mean(),
+            "test_accuracy_std": float(np.std(acc, ddof=1)) if len(acc) > 1 else float("nan"),
+            "test_accuracy_ci95": ci95(acc),
+            "test_accuracy_min": acc.min(),
+            "test_accuracy_max": acc.max(),
+            "test_macro_f1_mean": g["test_macro_f1"].mean(),
+            "test_top5_mean": g["test_top5"].mean() if "test_top5" in g and g["test_top5"].notna().any() else float("nan"),
+            "params": int(g["params"].iloc[0]),
+            "train_seconds_mean": g["train_seconds"].mean(),
+            "train_samples_per_s_mean": g["train_samples_per_s"].mean(),
+            "chance_accuracy": g["chance_accuracy"].iloc[0],
+            "majority_accuracy": g["majority_accuracy"].iloc[0],
+        })
+    board = pd.DataFrame(rows)
+    board["rank"] = board.groupby("task")["test_accuracy_mean"].rank(ascending=False, method="min").astype(int)
+    board["is_best"] = board["rank"] == 1
+    board["p_vs_best"] = np.nan
+    for task, g in board.groupby("task", sort=False):
+        best = g.loc[g["test_accuracy_mean"].idxmax(), "model"]
+        best_acc = runs[(runs.task == task) & (runs.model == best)]["test_accuracy"].to_numpy(float)
+        for i, row in g.iterrows():
+            if row["model"] != best:
+                other = runs[(runs.task == task) & (runs.model == row["model"])]["test_accuracy"].to_numpy(float)
+                board.loc[i, "p_vs_best"] = welch_p(best_acc, other)
+    board["tie_with_best"] = board["p_vs_best"] >= ALPHA
+    return board.sort_values(["task", "rank", "model"], kind="stable").reset_index(drop=True)
+
+
+def families(board: pd.DataFrame) -> pd.DataFrame:
+    """Per task and family: the best model of the family and the family's mean over its models."""
+    rows = []
+    for (task, modality, family), g in board.groupby(["task", "modality", "family"], sort=False):
+        best = g.loc[g["test_accuracy_mean"].idxmax()]
+        rows.append({
+            "task": task, "modality": modality, "family": family, "n_models": len(g),
+            "best_model": best["model"],
+            "best_test_accuracy_mean": best["test_accuracy_mean"],
+            "best_test_accuracy_ci95": best["test_accuracy_ci95"],
+            "best_n_seeds": best["n_seeds"],
+            "family_mean_test_accuracy": g["test_accuracy_mean"].mean(),
+            "best_params": best["params"],
+            "best_train_seconds_mean": best["train_seconds_mean"],
+            "best_is_task_best": bool(best["is_best"]),
+            "best_tie_with_task_best": bool(best["tie_with_best"]),
+        })
+    out = pd.DataFrame(rows)
+    return out.sort_values(["task", "best_test_accuracy_mean"], ascending=[True, False], kind="stable").reset_index(drop=True)
+
+
+def pct(mean: float, ci: float, n: int) -> str:
+    if n < 2 or math.isnan(ci):
+        return f"{100 * mean:.1f} (1 seed, no CI)"
+    return f"{100 * mean:.1f} ± {100 * ci:.1f}"
+
+
+def human(n: float) -> str:
+    for unit, div in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if n >= div:
+            return f"{n / div:.2f}{unit}"
+    return str(int(n))
+
+
+def mark(text: str, best: bool, tie: bool) -> str:
+    return f"**{text}**" if best else (f"{text} ≈" if tie else text)
+
+
+def leaderboard_markdown(board: pd.DataFrame) -> str:
+    from tabulate import tabulate
+
+    parts = [
+        "# finebench leaderboard",
+        "",
+        "Test accuracy in % as mean ± 95 % CI half-width (Student's t over seeds). **Bold**: best mean in the task; "
+        f"≈: not significantly different from the best (Welch's t-test, two-sided, α = {ALPHA}; needs ≥ 2 seeds each).",
+        "",
+    ]
+    for task, g in board.groupby("task", sort=False):
+        first = g.iloc[0]
+        parts += [f"## {task} ({first['modality']}, chance {100 * first['chance_accuracy']:.1f} %, "
+                  f"majority class {100 * first['majority_accuracy']:.1f} %)", ""]
+        table = [
+            [
+                r["rank"], r["model"], r["family"], r["arch"], r["n_seeds"],
+                mark(pct(r["test_accuracy_mean"], r["test_accuracy_ci95"], r["n_seeds"]), r["is_best"], r["tie_with_best"]),
+                "—" if math.isnan(r["test_accuracy_std"]) else f"{100 * r['test_accuracy_std']:.1f}",
+                f"{100 * r['test_macro_f1_mean']:.1f}",
+                "—" if math.isnan(r["test_top5_mean"]) else f"{100 * r['test_top5_mean']:.1f}",
+                human(r["params"]), f"{r['train_seconds_mean']:.1f}", f"{r['train_samples_per_s_mean']:.0f}",
+            ]
+            for _, r in g.iterrows()
+        ]
+        headers = ["#", "model", "family", "arch", "seeds", "test acc %", "std", "macro-F1 %", "top-5 %",
+                   "params", "train s", "train samples/s"]
+        parts += [tabulate(table, headers=headers, tablefmt="github", disable_numparse=True), ""]
+    return "\n".join(parts)
+
+
+def families_markdown(fam: pd.DataFrame) -> str:
+    from tabulate import tabulate
+
+    parts = ["# Best model of each family per task", "",
+             "Test accuracy % (mean ± 95 % CI). ✓: the family's best is the task's best; ≈: statistically tied with it.", ""]
+    table = [
+        [r["task"], r["modality"], r["family"], r["best_model"],
+         pct(r["best_test_accuracy_mean"], r["best_test_accuracy_ci95"], r["best_n_seeds"]),
+         f"{100 * r['family_mean_test_accuracy']:.1f}", r["n_models"],
+         "✓" if r["best_is_task_best"] else ("≈" if r["best_tie_with_task_best"] else "")]
+        for _, r in fam.iterrows()
+    ]
+    parts.append(tabulate(table, headers=["task", "modality", "family", "best model", "best test acc %",
+                                          "family mean %", "models", "vs task best"],
+                          tablefmt="github", disable_numparse=True))
+    return "\n".join(parts) + "\n"
+
+
+def aggregate(metrics_files, out_dir: str | Path) -> dict[str, pd.DataFrame]:
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    runs = load_metrics(metrics_files)
+    board = leaderboard(runs)
+    fam = families(board)
+    runs.drop(columns=["metrics_file"]).to_csv(out_dir / "runs.csv", index=False)
+    board.to_csv(out_dir / "leaderboard.csv", index=False)
+    (out_dir / "leaderboard.md").write_text(leaderboard_markdown(board))
+    fam.to_csv(out_dir / "families.csv", index=False)
+    (out_dir / "families.md").write_text(families_markdown(fam))
+    return {"runs": runs, "leaderboard": board, "families": fam}

@@ -1,0 +1,140 @@
+"""The one MLflow wrapper.
+
+- :func:`init_experiment` runs once per workflow (a Snakemake ``localrule``) *before* any training job: it creates or
+  upgrades the store and the experiment (with an explicit artifact location) and records the experiment id in a small
+  JSON file that every training job reads. Parallel jobs never race to create the store, and every run is filed with an
+  explicit ``experiment_id`` — never under "Default".
+- :class:`Run` wraps one training run: tags, params, per-epoch and final metrics, artifacts. Leaving the ``with`` block
+  by an exception ends the run FAILED (KILLED for Ctrl-C / SIGTERM); it never stays RUNNING.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+
+from finebench.errors import FinebenchError
+
+FAILED, KILLED, FINISHED = "FAILED", "KILLED", "FINISHED"
+
+
+def _client(tracking_uri: str):
+    from mlflow.tracking import MlflowClient
+
+    if tracking_uri.startswith("sqlite:///"):
+        Path(tracking_uri[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
+    return MlflowClient(tracking_uri=tracking_uri)
+
+
+def retry(fn, *args, attempts: int = 8, **kwargs):
+    """Call an MLflow client method, retrying briefly when a shared sqlite store is momentarily locked."""
+    for i in range(attempts):
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:  # mlflow wraps sqlalchemy's OperationalError in MlflowException
+            if "locked" not in str(exc).lower() or i == attempts - 1:
+                raise
+            time.sleep(0.2 * 2**i)
+
+
+def init_experiment(tracking_uri: str, experiment: str, artifact_root: str | Path, out_file: str | Path) -> str:
+    client = _client(tracking_uri)
+    exp = client.get_experiment_by_name(experiment)
+    if exp is None:
+        location = Path(artifact_root).resolve()
+        location.mkdir(parents=True, exist_ok=True)
+        exp_id = client.create_experiment(experiment, artifact_location=location.as_uri())
+    elif exp.lifecycle_stage == "deleted":
+        client.restore_experiment(exp.experiment_id)
+        exp_id = exp.experiment_id
+    else:
+        exp_id = exp.experiment_id
+    info = {"tracking_uri": tracking_uri, "experiment": experiment, "experiment_id": exp_id}
+    out_file = Path(out_file)
+    out_file.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_file.with_suffix(".tmp")
+    tmp.write_text(json.dumps(info, indent=2))
+    os.replace(tmp, out_file)
+    return exp_id
+
+
+def git_commit() -> str | None:
+    try:
+        return subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
+            cwd=Path(__file__).resolve().parent,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+def flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = json.dumps(v) if isinstance(v, (list, tuple)) else v
+    return out
+
+
+class Run:
+    """One MLflow run named ``{task}/{model}/seed{seed}``; use as a context manager."""
+
+    def __init__(self, experiment_file: str | Path, spec: dict, tags: dict | None = None):
+        path = Path(experiment_file)
+        if not path.is_file():
+            raise FinebenchError(f"{path}: missing — run the init_tracking step first (python -m finebench init-tracking)")
+        info = json.loads(path.read_text())
+        self.client = _client(info["tracking_uri"])
+        self.experiment_id = info["experiment_id"]
+        self.spec = spec
+        self.name = f"{spec['task']}/{spec['model']}/seed{spec['seed']}"
+        self.tags = {
+            **{k: str(spec[k]) for k in ("task", "dataset", "modality", "family", "model", "arch", "seed")},
+            **{k: str(v) for k, v in (tags or {}).items()},
+        }
+        commit = git_commit()
+        if commit:
+            self.tags["mlflow.source.git.commit"] = commit
+        self.run_id: str | None = None
+
+    def __enter__(self) -> "Run":
+        run = retry(self.client.create_run, self.experiment_id, run_name=self.name, tags=self.tags)
+        self.run_id = run.info.run_id
+        from mlflow.entities import Param
+
+        params = [Param(k, str(v)[:6000]) for k, v in flatten(self.spec).items()]
+        for i in range(0, len(params), 100):
+            retry(self.client.log_batch, self.run_id, params=params[i : i + 100])
+        return self
+
+    def log_metrics(self, metrics: dict, step: int | None = None) -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        batch = [Metric(k, float(v), now, step or 0) for k, v in metrics.items() if v is not None]
+        retry(self.client.log_batch, self.run_id, metrics=batch)
+
+    def log_artifacts(self, directory: str | Path) -> None:
+        retry(self.client.log_artifacts, self.run_id, str(directory))
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if self.run_id is None:
+            return False
+        if exc_type is None:
+            status = FINISHED
+        elif issubclass(exc_type, (KeyboardInterrupt, SystemExit)):
+            status = KILLED
+        else:
+            status = FAILED
+            try:
+                retry(self.client.set_tag, self.run_id, "error", f"{exc_type.__name__}: {exc}"[:5000])
+            except Exception:
+                pass
+        retry(self.client.set_terminated, self.run_id, status)
+        return False

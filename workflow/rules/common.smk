@@ -1,0 +1,40 @@
+# Helpers shared by the rules: config checks against the registries, the run list, resolved specs.
+import json
+import sys
+
+from snakemake.exceptions import WorkflowError
+
+from finebench import config as fbconfig
+from finebench.errors import ConfigError
+
+try:
+    fbconfig.check(config)
+except ConfigError as exc:
+    raise WorkflowError(f"invalid finebench config — {exc}") from None
+
+CFG = fbconfig.with_defaults(config)
+RUNS = fbconfig.runs(CFG)
+FINEBENCH = f"{sys.executable} -m finebench"
+RESULTS = "results"
+EXPERIMENT_FILE = f"{RESULTS}/mlflow/experiment.json"
+TABLES = [f"{RESULTS}/tables/{name}" for name in ("leaderboard.csv", "leaderboard.md", "families.csv", "families.md", "runs.csv")]
+
+
+wildcard_constraints:
+    task="[A-Za-z0-9_.-]+",
+    model="[A-Za-z0-9_.-]+",
+    seed="[0-9]+",
+
+
+def run_dir(task, model, seed):
+    return f"{RESULTS}/runs/{task}/{model}/seed{seed}"
+
+
+def spec_json(wildcards):
+    """The fully resolved spec of one run: Snakemake's params, so editing a model reruns only its jobs."""
+    spec = fbconfig.resolve_spec(CFG, wildcards.task, wildcards.model, int(wildcards.seed))
+    return json.dumps(spec, sort_keys=True)
+
+
+def task_options_json(wildcards):
+    return json.dumps(fbconfig.task_options(CFG, wildcards.task), sort_keys=True)
