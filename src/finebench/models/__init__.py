@@ -1,6 +1,6 @@
 """Model registry. Importing this package registers every built-in architecture."""
 
 from finebench.models.registry import ARCHS, TIMM_PREFIX, build_model, check_arch, default_family, known_archs, register
-from finebench.models import vision  # noqa: F401  (registers)
+from finebench.models import text, vision  # noqa: F401  (registers)
 
 __all__ = ["ARCHS", "TIMM_PREFIX", "build_model", "check_arch", "default_family", "known_archs", "register"]
