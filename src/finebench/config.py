@@ -32,6 +32,7 @@ TRAINING_DEFAULTS = {
     "label_smoothing": 0.0,
     "grad_clip": 0.0,
     "max_train_batches": None,
+    "spec_augment": None,
 }
 DEFAULTS = {"tracking_uri": "sqlite:///results/mlflow.db", "device": "auto", "threads": 1, "training": {}}
 MODEL_RESERVED_KEYS = {"family", "modality", "arch", "tasks", "training"}

@@ -68,6 +68,23 @@ def lr_factor(step: int, total: int, warmup: int, kind: str) -> float:
     return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
 
+def spec_augment(x, generator, freq_masks=2, freq_width=5, time_masks=2, time_width=10):
+    """SpecAugment-style masking (Park et al. 2019) of ``[B, C, F, T]`` inputs: zero random frequency bands and time
+    spans per sample (zero = the train mean after standardisation). Positions come from the seeded ``generator``."""
+    import torch
+
+    b, _, f, t = x.shape
+    keep = torch.ones(b, 1, f, t, dtype=torch.bool)
+    for n, width, size, dim in ((freq_masks, freq_width, f, 2), (time_masks, time_width, t, 3)):
+        for _ in range(n):
+            w = torch.randint(0, width + 1, (b,), generator=generator)
+            start = (torch.rand(b, generator=generator) * (size - w + 1)).long()
+            pos = torch.arange(size)
+            band = (pos[None] >= start[:, None]) & (pos[None] < (start + w)[:, None])  # [B, size]
+            keep &= ~(band[:, None, :, None] if dim == 2 else band[:, None, None, :])
+    return x * keep.to(x.device, x.dtype)
+
+
 def evaluate(model, data: Prepared, split: str, batch_size: int, device, autocast):
     """Return (mean loss, logits [N, K] float32 on CPU, labels [N])."""
     import torch
@@ -198,6 +215,8 @@ def fit(spec: dict, data_dir: str | Path, out_dir: str | Path, experiment_file: 
             for step, (x, y) in enumerate(bar):
                 if step >= steps_per_epoch:
                     break
+                if t.get("spec_augment") and data.input["kind"] == "spectrogram":
+                    x = spec_augment(x, gen, **t["spec_augment"])
                 with autocast():
                     loss = F.cross_entropy(model(x).float(), y, label_smoothing=t["label_smoothing"])
                 optimizer.zero_grad(set_to_none=True)
