@@ -7,7 +7,11 @@ from snakemake.utils import min_version, validate
 min_version("9.0")
 
 
-configfile: "config/config.yaml"
+# The embedded suite is the default; a --configfile on the command line replaces it (Snakemake would otherwise
+# deep-merge the two, mixing both suites' tasks and models).
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
 
 
 validate(config, "workflow/schemas/config.schema.yaml")

@@ -8,6 +8,7 @@
     python -m finebench train --spec "$(cat spec.json)" --data results/data/typefaces \
         --experiment-file results/mlflow/experiment.json --out results/runs/typefaces/resnet18/seed0
     python -m finebench aggregate results/runs/*/*/seed*/metrics.json --out results/tables
+    python -m finebench baseline results/data/wordnet   # TF-IDF + logistic regression reference for a text task
 """
 
 from __future__ import annotations
@@ -91,6 +92,15 @@ def cmd_aggregate(args) -> int:
     return 0
 
 
+def cmd_baseline(args) -> int:
+    import json
+
+    from finebench.baselines import text_baselines
+
+    print(json.dumps(text_baselines(args.data), indent=2))
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="finebench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
@@ -125,6 +135,10 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--threads", type=int, default=1)
     s.add_argument("--no-progress", action="store_true")
     s.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("baseline", help="majority-class and TF-IDF + logistic regression on a prepared text task")
+    s.add_argument("data", help="prepared text task folder, e.g. results/data/wordnet")
+    s.set_defaults(func=cmd_baseline)
 
     s = sub.add_parser("aggregate", help="metrics.json files -> results tables")
     s.add_argument("metrics", nargs="+")

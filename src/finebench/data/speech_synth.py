@@ -11,6 +11,7 @@ computed once here. Confusable pairs (three/tree, bed/bird, off/up, dog/down, go
 from __future__ import annotations
 
 import ctypes
+import ctypes.util
 import os
 from pathlib import Path
 
@@ -58,13 +59,16 @@ class Espeak:
         self._cb = self._CALLBACK(self._collect)  # keep a reference: ctypes callbacks must outlive their use
         lib.espeak_SetSynthCallback(self._cb)
         self.lib = lib
+        # Breathy variants draw noise from libc's rand(): seeding it per utterance makes every clip reproducible.
+        self.libc = ctypes.CDLL(ctypes.util.find_library("c"))
 
     def _collect(self, wav, n, events):
         if n > 0:
             self._chunks.append(np.ctypeslib.as_array(wav, shape=(n,)).copy())
         return 0
 
-    def speak(self, text: str, voice: str, rate: int, pitch: int, pitch_range: int) -> np.ndarray:
+    def speak(self, text: str, voice: str, rate: int, pitch: int, pitch_range: int, seed: int = 1) -> np.ndarray:
+        self.libc.srand(int(seed))
         if self.lib.espeak_SetVoiceByName(voice.encode()) != 0:
             raise FinebenchError(f"espeak-ng has no voice {voice!r}")
         for param, value in ((RATE, rate), (PITCH, pitch), (RANGE, pitch_range)):
@@ -74,6 +78,24 @@ class Espeak:
         if self.lib.espeak_Synth(data, len(data) + 1, 0, 0, 0, 0, None, None) != 0:
             raise FinebenchError(f"espeak-ng failed to synthesise {text!r} with voice {voice!r}")
         return np.concatenate(self._chunks) if self._chunks else np.zeros(0, np.int16)
+
+
+def _synthesize(requests: list[tuple]) -> tuple[list[np.ndarray], int, str]:
+    tts = Espeak()
+    return [tts.speak(*r) for r in requests], tts.sample_rate, tts.version
+
+
+def synthesize(requests: list[tuple]) -> tuple[list[np.ndarray], int, str]:
+    """Synthesize (text, voice, rate, pitch, range, seed) requests in a fresh process.
+
+    espeak-ng keeps synthesis state in process globals (an utterance's exact samples depend on what the same process
+    synthesized before), so a fresh process per build — plus a seeded rand() per utterance — is what makes a dataset
+    reproducible for its seed.
+    """
+    import multiprocessing
+
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        return pool.apply(_synthesize, (requests,))
 
 
 def make_speakers(rng: np.random.Generator, n: int, opt: dict) -> list[dict]:
@@ -97,7 +119,6 @@ def build(work: Path, opt: dict) -> dict:
     if unknown:
         hint = " (YAML reads unquoted yes/no/on/off as booleans: quote them)" if any(isinstance(w, bool) for w in unknown) else ""
         raise FinebenchError(f"tasks.<task>.words: not Speech Commands v2 words: {unknown}{hint}")
-    tts = Espeak()
     rng = np.random.default_rng(opt["seed"])
     sr, n_samples = opt["sample_rate"], int(opt["sample_rate"] * opt["clip_seconds"])
     speakers = make_speakers(rng, opt["speakers"], opt)
@@ -110,12 +131,16 @@ def build(work: Path, opt: dict) -> dict:
     labels = {"train": [], "val": [], "test": []}
     examples = work / "examples"
     examples.mkdir()
+    requests = [(word, spk["voice"], spk["rate"], spk["pitch"], spk["range"], int(rng.integers(2**31)))
+                for spk in speakers for word in words for _ in range(opt["repeats"])]
+    waves, synth_rate, version = synthesize(requests)
+    waves = iter(waves)
     for spk in speakers:
         split = split_of[spk["id"]]
         for label, word in enumerate(words):
             for _ in range(opt["repeats"]):
-                wav = tts.speak(word, spk["voice"], spk["rate"], spk["pitch"], spk["range"]).astype(np.float32) / 32768.0
-                wav = resample(wav, tts.sample_rate, sr)
+                wav = next(waves).astype(np.float32) / 32768.0
+                wav = resample(wav, synth_rate, sr)
                 wav = wav / max(1e-4, float(np.abs(wav).max())) * rng.uniform(0.3, 0.9)
                 slack = n_samples - len(wav)
                 offset = int(rng.integers(0, slack + 1)) if slack > 0 else -int(rng.integers(0, -slack + 1))
@@ -142,7 +167,7 @@ def build(work: Path, opt: dict) -> dict:
             "classes": list(words),
             "synthesized": True,
             "source": {"library": "espeak-ng (via PyPI espeakng-loader, ctypes, synchronous mode)",
-                       "espeak_ng_version": tts.version, "synth_sample_rate": tts.sample_rate},
+                       "espeak_ng_version": version, "synth_sample_rate": synth_rate},
             "speakers": {s: sorted(k for k, v in split_of.items() if v == s) for s in ("train", "val", "test")},
             "speaker_params": speakers,
             "clips_per_word": {s: int(len(labels[s]) // len(words)) for s in labels},

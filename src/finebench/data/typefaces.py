@@ -10,6 +10,7 @@ Everything is drawn from ``numpy.random.default_rng(seed)``: the same seed and f
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 import numpy as np
@@ -101,6 +102,7 @@ def build(work: Path, opt: dict) -> dict:
     rng.shuffle(words)
     n_val = n_test = int(len(words) * opt["heldout_word_fraction"])
     word_sets = {"val": words[:n_val], "test": words[n_val : n_val + n_test], "train": words[n_val + n_test :]}
+    (work / "words.json").write_text(json.dumps(word_sets))
     classes = list(fonts)
     lo, hi = opt["font_size"]
     arrays = {}

@@ -1,0 +1,73 @@
+import pytest
+import torch
+
+from finebench.errors import ConfigError
+from finebench.models import ARCHS, build_model, check_arch
+
+IMAGE = {"kind": "image", "channels": 1, "height": 32, "width": 64}
+SPEC = {"kind": "spectrogram", "channels": 1, "n_mels": 40, "frames": 50}
+TOKENS = {"kind": "tokens", "vocab_size": 50, "pad_id": 0, "max_len": 24}
+INPUTS = {"vision": IMAGE, "speech": SPEC, "text": TOKENS}
+
+
+def example(info, batch=3):
+    if info["kind"] == "tokens":
+        x = torch.randint(1, info["vocab_size"], (batch, 12))
+        x[1, 7:] = 0  # a shorter sequence
+        return x
+    h, w = (info["height"], info["width"]) if info["kind"] == "image" else (info["n_mels"], info["frames"])
+    return torch.randn(batch, info["channels"], h, w)
+
+
+CASES = [(name, modality) for name, arch in sorted(ARCHS.items()) for modality in arch.modalities]
+CASES += [("timm:resnet18", "vision"), ("timm:vit_tiny_patch16_224", "vision"), ("timm:resnet18", "speech")]
+
+
+@pytest.mark.parametrize("arch,modality", CASES)
+def test_every_registered_arch_trains_one_step(arch, modality):
+    """Like timm: every registry entry gets a forward/backward test for free."""
+    info = INPUTS[modality]
+    kw = {"depth": 1, "embed_dim": 32, "num_heads": 2, "patch_size": 8} if "vit" in arch else {}
+    model = build_model(arch, kw, info, num_classes=7)
+    x = example(info)
+    out = model(x)
+    assert out.shape == (3, 7)
+    out.sum().backward()
+    grads = [p.grad for p in model.parameters() if p.requires_grad]
+    assert any(g is not None and g.abs().sum() > 0 for g in grads)
+
+
+@pytest.mark.parametrize("arch", ["textcnn", "birnn", "transformer"])
+def test_padding_does_not_change_text_model_output(arch):
+    torch.manual_seed(0)
+    kw = {"cell": "gru"} if arch == "birnn" else {}
+    model = build_model(arch, kw, TOKENS, num_classes=5).eval()
+    seqs = torch.randint(1, 50, (4, 9))
+    seqs[0, 2:] = 0  # a 2-token sequence (shorter than the widest TextCNN filter)
+    seqs[1, 6:] = 0
+    with torch.no_grad():
+        ref = model(seqs)
+        padded = model(torch.cat([seqs, torch.zeros(4, 15, dtype=torch.long)], 1))
+        alone = model(seqs[:1, :2])  # the same first sequence with no padding at all
+    torch.testing.assert_close(padded, ref, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(alone, ref[:1], rtol=1e-5, atol=1e-5)
+
+
+def test_timm_models_get_task_channels_classes_and_size():
+    vit = build_model("timm:vit_tiny_patch16_224", {"patch_size": [4, 8], "depth": 1}, IMAGE, 11)
+    assert vit.patch_embed.img_size == (32, 64) and vit.patch_embed.proj.in_channels == 1
+    assert vit(example(IMAGE)).shape == (3, 11)
+    kwt = build_model("timm:vit_tiny_patch16_224", {"patch_size": [40, 1], "depth": 1}, SPEC, 35)
+    assert kwt.patch_embed.num_patches == 50
+
+
+def test_bad_builtin_option_is_a_clear_error():
+    from finebench.errors import FinebenchError
+
+    with pytest.raises(FinebenchError, match="architecture 'crnn': bad option"):
+        build_model("crnn", {"hiden": 3}, IMAGE, 3)
+
+
+def test_timm_on_text_is_rejected():
+    with pytest.raises(ConfigError, match="not token sequences"):
+        check_arch("timm:resnet18", "text", key="models.x.arch")

@@ -1,0 +1,79 @@
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from finebench import report
+
+
+def runs_frame(accs: dict[str, list[float]], task="t", modality="vision", families=None):
+    rows = []
+    for model, values in accs.items():
+        for seed, acc in enumerate(values):
+            rows.append({
+                "task": task, "modality": modality, "model": model,
+                "family": (families or {}).get(model, "cnn"), "arch": f"arch_{model}", "dataset": "d", "seed": seed,
+                "test_accuracy": acc, "test_macro_f1": acc - 0.01, "test_top5": min(1.0, acc + 0.1),
+                "params": 1000, "train_seconds": 10.0 + seed, "train_samples_per_s": 100.0,
+                "chance_accuracy": 0.1, "majority_accuracy": 0.12,
+            })
+    return pd.DataFrame(rows)
+
+
+def test_statistics_match_scipy():
+    a, b = [0.80, 0.82, 0.84], [0.70, 0.74, 0.71]
+    board = report.leaderboard(runs_frame({"a": a, "b": b})).set_index("model")
+    assert board.loc["a", "test_accuracy_mean"] == pytest.approx(np.mean(a))
+    assert board.loc["a", "test_accuracy_std"] == pytest.approx(np.std(a, ddof=1))
+    lo, hi = stats.t.interval(0.95, len(a) - 1, loc=np.mean(a), scale=stats.sem(a))
+    assert board.loc["a", "test_accuracy_ci95"] == pytest.approx((hi - lo) / 2)
+    assert board.loc["b", "p_vs_best"] == pytest.approx(stats.ttest_ind(a, b, equal_var=False).pvalue)
+    assert board.loc["a", "is_best"] and not board.loc["b", "tie_with_best"]
+    assert board.loc["a", "train_seconds_mean"] == pytest.approx(11.0)
+
+
+def test_overlapping_models_are_marked_tied():
+    board = report.leaderboard(runs_frame({"a": [0.80, 0.90, 0.70], "b": [0.79, 0.88, 0.71], "c": [0.1, 0.11, 0.12]}))
+    ties = dict(zip(board["model"], board["tie_with_best"]))
+    assert ties == {"a": False, "b": True, "c": False}
+    md = report.leaderboard_markdown(board)
+    assert "**80.0 ±" in md and "79.3 ± " in md and " ≈" in md
+
+
+def test_single_seed_has_no_ci_and_says_so():
+    board = report.leaderboard(runs_frame({"a": [0.8, 0.82], "solo": [0.5]}))
+    solo = board.set_index("model").loc["solo"]
+    assert solo["n_seeds"] == 1 and math.isnan(solo["test_accuracy_ci95"]) and math.isnan(solo["p_vs_best"])
+    assert not solo["tie_with_best"]
+    assert "50.0 (1 seed, no CI)" in report.leaderboard_markdown(board)
+
+
+def test_missing_seeds_are_visible():
+    board = report.leaderboard(runs_frame({"a": [0.8, 0.82, 0.81], "b": [0.7, 0.72]}))
+    assert dict(zip(board["model"], board["seeds"])) == {"a": "0 1 2", "b": "0 1"}
+
+
+def test_families_pick_best_model_per_family():
+    runs = runs_frame({"r18": [0.8, 0.82], "r50": [0.7, 0.72], "lstm": [0.6, 0.61]},
+                      families={"r18": "cnn", "r50": "cnn", "lstm": "rnn"})
+    fam = report.families(report.leaderboard(runs)).set_index("family")
+    assert fam.loc["cnn", "best_model"] == "r18" and fam.loc["cnn", "n_models"] == 2
+    assert fam.loc["cnn", "family_mean_test_accuracy"] == pytest.approx(np.mean([0.81, 0.71]))
+    assert fam.loc["cnn", "best_is_task_best"] and not fam.loc["rnn", "best_is_task_best"]
+
+
+def test_aggregate_writes_tables_from_metrics_files(tmp_path):
+    import json
+
+    files = []
+    for _, row in runs_frame({"a": [0.8, 0.9], "b": [0.5, 0.6]}).iterrows():
+        p = tmp_path / f"{row['model']}_{row['seed']}.json"
+        p.write_text(json.dumps(row.to_dict()))
+        files.append(p)
+    report.aggregate(files, tmp_path / "tables")
+    board = pd.read_csv(tmp_path / "tables" / "leaderboard.csv")
+    assert list(board["model"]) == ["a", "b"] and list(board["n_seeds"]) == [2, 2]
+    for name in ("leaderboard.md", "families.csv", "families.md", "runs.csv"):
+        assert (tmp_path / "tables" / name).stat().st_size > 0

@@ -1,0 +1,129 @@
+import json
+
+import pytest
+
+from finebench import config
+from finebench.data import DATASETS, prepare_task
+from finebench.train import fit, lr_factor, spec_augment
+
+TINY = {**DATASETS["typefaces"].defaults, "families": ["NimbusSans", "URWGothic"], "styles_per_family": 2,
+        "vocabulary": 200, "train_per_class": 16, "val_per_class": 4, "test_per_class": 6}
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    out = tmp_path_factory.mktemp("data") / "tf"
+    prepare_task("tf", "typefaces", TINY, out)
+    return out
+
+
+def spec(model="cnn", arch="small_cnn", seed=0, **kw):
+    cfg = config.with_defaults({
+        "experiment": "t", "seeds": [seed], "tasks": {"tf": {"dataset": "typefaces"}},
+        "training": {"epochs": 2, "batch_size": 16, "lr": 0.003},
+        "models": {model: {"family": "cnn", "modality": "vision", "arch": arch, "channels": [8, 16], **kw}},
+    })
+    return config.resolve_spec(cfg, "tf", model, seed)
+
+
+def mlflow_run(experiment_file, run_id):
+    from mlflow.tracking import MlflowClient
+
+    info = json.loads(experiment_file.read_text())
+    return MlflowClient(info["tracking_uri"]), MlflowClient(info["tracking_uri"]).get_run(run_id)
+
+
+def test_fit_writes_outputs_and_logs_to_mlflow(tmp_path, tiny_data, experiment_file):
+    m = fit(spec(), tiny_data, tmp_path / "run", experiment_file)
+    out = tmp_path / "run"
+    assert json.loads((out / "metrics.json").read_text()) == m
+    assert m["status"] == "FINISHED" and 0 <= m["test_accuracy"] <= 1 and m["n_test"] == 24
+    assert m["test_top5"] is None  # 4 classes: no top-5
+    assert m["params"] > 0 and m["train_seconds"] > 0 and m["train_samples_per_s"] > 0
+    assert m["chance_accuracy"] == 0.25
+    assert (out / "history.csv").read_text().count("\n") == 3  # header + 2 epochs
+    for name in ("confusion.csv", "confusion.png", "spec.json"):
+        assert (out / name).stat().st_size > 0
+    client, run = mlflow_run(experiment_file, m["mlflow_run_id"])
+    assert run.info.status == "FINISHED" and run.info.run_name == "tf/cnn/seed0"
+    assert run.info.experiment_id == json.loads(experiment_file.read_text())["experiment_id"]
+    assert run.data.tags["family"] == "cnn" and run.data.tags["task"] == "tf" and run.data.tags["config_hash"]
+    assert run.data.params["training.lr"] == "0.003"
+    assert [h.step for h in client.get_metric_history(run.info.run_id, "val_accuracy")] == [1, 2]
+    assert run.data.metrics["test_accuracy"] == pytest.approx(m["test_accuracy"])
+    assert {a.path for a in client.list_artifacts(run.info.run_id)} >= {"history.csv", "confusion.png", "spec.json"}
+
+
+def test_same_seed_same_metrics_on_cpu(tmp_path, tiny_data, experiment_file):
+    keys = ["test_accuracy", "test_macro_f1", "test_loss", "best_epoch", "best_val_accuracy"]
+    a = fit(spec(seed=3), tiny_data, tmp_path / "a", experiment_file, device="cpu")
+    b = fit(spec(seed=3), tiny_data, tmp_path / "b", experiment_file, device="cpu")
+    c = fit(spec(seed=4), tiny_data, tmp_path / "c", experiment_file, device="cpu")
+    assert {k: a[k] for k in keys} == {k: b[k] for k in keys}
+    assert (tmp_path / "a" / "history.csv").read_text().split("\n")[1].split(",")[:4] == \
+        (tmp_path / "b" / "history.csv").read_text().split("\n")[1].split(",")[:4]
+    assert a["test_loss"] != c["test_loss"]
+
+
+def test_crashed_run_ends_failed_and_writes_no_metrics(tmp_path, tiny_data, experiment_file):
+    with pytest.raises(Exception):
+        fit(spec(stem=[4], hidden=2, arch="crnn", cell="not-a-cell"), tiny_data, tmp_path / "bad", experiment_file)
+    assert not (tmp_path / "bad" / "metrics.json").exists()
+    from mlflow.tracking import MlflowClient
+
+    info = json.loads(experiment_file.read_text())
+    runs = MlflowClient(info["tracking_uri"]).search_runs([info["experiment_id"]])
+    # model construction fails before the run starts: nothing is left RUNNING
+    assert all(r.info.status != "RUNNING" for r in runs)
+
+
+def test_failure_during_training_marks_run_failed(tmp_path, tiny_data, experiment_file, monkeypatch):
+    import finebench.train as train_mod
+
+    def boom(*a, **k):
+        raise RuntimeError("boom in evaluation")
+
+    monkeypatch.setattr(train_mod, "evaluate", boom)
+    with pytest.raises(RuntimeError, match="boom"):
+        fit(spec(), tiny_data, tmp_path / "x", experiment_file)
+    from mlflow.tracking import MlflowClient
+
+    info = json.loads(experiment_file.read_text())
+    runs = MlflowClient(info["tracking_uri"]).search_runs([info["experiment_id"]])
+    assert [r.info.status for r in runs] == ["FAILED"]
+    assert runs[0].data.tags["error"] == "RuntimeError: boom in evaluation"
+    assert not (tmp_path / "x" / "metrics.json").exists()
+
+
+def test_interrupt_marks_run_killed(tmp_path, tiny_data, experiment_file, monkeypatch):
+    import finebench.train as train_mod
+
+    def interrupt(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_mod, "evaluate", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        fit(spec(), tiny_data, tmp_path / "x", experiment_file)
+    from mlflow.tracking import MlflowClient
+
+    info = json.loads(experiment_file.read_text())
+    assert [r.info.status for r in MlflowClient(info["tracking_uri"]).search_runs([info["experiment_id"]])] == ["KILLED"]
+
+
+def test_cosine_schedule_with_warmup():
+    assert lr_factor(0, 100, 10, "cosine") == pytest.approx(0.1)
+    assert lr_factor(10, 100, 10, "cosine") == pytest.approx(1.0)
+    assert lr_factor(55, 100, 10, "cosine") == pytest.approx(0.5)
+    assert lr_factor(99, 100, 0, "cosine") < 0.01
+    assert lr_factor(99, 100, 0, "constant") == 1.0
+
+
+def test_spec_augment_masks_bands_reproducibly():
+    import torch
+
+    x = torch.ones(4, 1, 40, 50)
+    a = spec_augment(x, torch.Generator().manual_seed(0), freq_masks=1, freq_width=8, time_masks=1, time_width=10)
+    b = spec_augment(x, torch.Generator().manual_seed(0), freq_masks=1, freq_width=8, time_masks=1, time_width=10)
+    assert torch.equal(a, b) and a.shape == x.shape
+    masked = (a == 0).float().mean().item()
+    assert 0 < masked < 0.5

@@ -1,0 +1,125 @@
+"""End to end: the Snakemake workflow on config/smoke.yaml in a temporary directory (every stage, every modality)."""
+
+import json
+import re
+import sqlite3
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+import yaml
+
+pytestmark = pytest.mark.slow
+
+
+def snakemake(repo, workdir, configfile, *args, check=True):
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(repo / "Snakefile"), "--directory", str(workdir),
+           "--cores", "2", "--configfile", str(configfile), *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
+    return proc
+
+
+def planned_jobs(proc) -> dict[str, int]:
+    """Parse the 'Job stats' table of a dry run into {rule: count}."""
+    text = proc.stdout + proc.stderr
+    if "Nothing to be done" in text:
+        return {}
+    block = text.split("Job stats:")[1].split("\n\n")[0]
+    return {m[0]: int(m[1]) for m in re.findall(r"^(\w+)\s+(\d+)$", block, re.M) if m[0] != "total"}
+
+
+@pytest.fixture(scope="module")
+def smoke_run(repo, tmp_path_factory):
+    work = tmp_path_factory.mktemp("smoke")
+    cfg = yaml.safe_load((repo / "config" / "smoke.yaml").read_text())
+    path = work / "smoke.yaml"
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    snakemake(repo, work, path)
+    return work, path, cfg
+
+
+def test_tables_cover_every_task_model_and_seed(smoke_run):
+    work, _, cfg = smoke_run
+    board = pd.read_csv(work / "results" / "tables" / "leaderboard.csv")
+    assert set(board["task"]) == set(cfg["tasks"])
+    assert len(board) == 9 and (board["n_seeds"] == len(cfg["seeds"])).all()
+    assert set(board["family"]) == {"cnn", "rnn", "transformer"}
+    assert board["test_accuracy_mean"].between(0, 1).all() and (board["params"] > 0).all()
+    md = (work / "results" / "tables" / "leaderboard.md").read_text()
+    for task in cfg["tasks"]:
+        assert f"## {task} (" in md
+    fam = pd.read_csv(work / "results" / "tables" / "families.csv")
+    assert len(fam) == 9 and set(fam["family"]) == {"cnn", "rnn", "transformer"}
+    runs = pd.read_csv(work / "results" / "tables" / "runs.csv")
+    assert len(runs) == 18 and (runs["status"] == "FINISHED").all()
+
+
+def test_mlflow_store_has_every_run_finished_named_and_tagged(smoke_run):
+    work, _, cfg = smoke_run
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{work}/results/mlflow.db")
+    exp = client.get_experiment_by_name(cfg["experiment"])
+    runs = client.search_runs([exp.experiment_id], max_results=1000)
+    assert len(runs) == 18
+    names = {r.info.run_name for r in runs}
+    assert "typefaces/crnn/seed1" in names and "speech/speech_kwt/seed0" in names
+    for r in runs:
+        assert r.info.status == "FINISHED"
+        assert {"task", "dataset", "modality", "family", "model", "seed", "config_hash"} <= set(r.data.tags)
+        assert "test_accuracy" in r.data.metrics and "train_seconds" in r.data.metrics
+        assert len(client.get_metric_history(r.info.run_id, "val_accuracy")) == cfg["training"]["epochs"]
+    # nothing filed under "Default" (id 0)
+    assert client.search_runs(["0"]) == []
+    # each metrics.json names its MLflow run
+    m = json.loads((work / "results/runs/wordnet/textcnn/seed0/metrics.json").read_text())
+    assert client.get_run(m["mlflow_run_id"]).info.run_name == "wordnet/textcnn/seed0"
+
+
+def test_noop_rerun_does_nothing(repo, smoke_run):
+    work, path, _ = smoke_run
+    assert planned_jobs(snakemake(repo, work, path, "-n")) == {}
+
+
+def test_add_a_model_trains_only_that_model(repo, smoke_run):
+    work, path, cfg = smoke_run
+    cfg["models"]["mobilenet"] = {"family": "cnn", "modality": "vision", "arch": "timm:mobilenetv3_small_050"}
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    assert planned_jobs(snakemake(repo, work, path, "-n")) == {"train": 2, "aggregate": 1, "all": 1}
+    snakemake(repo, work, path)
+    board = pd.read_csv(work / "results" / "tables" / "leaderboard.csv")
+    row = board[board["model"] == "mobilenet"]
+    assert len(row) == 1 and row["task"].item() == "typefaces" and row["n_seeds"].item() == 2
+    assert planned_jobs(snakemake(repo, work, path, "-n")) == {}
+
+    # Changing one model's hyperparameters retrains that model only.
+    cfg["models"]["crnn"]["hidden"] = 12
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    proc = snakemake(repo, work, path, "-n")
+    assert planned_jobs(proc) == {"train": 2, "aggregate": 1, "all": 1}
+    assert "seed0/metrics.json" in proc.stdout and "typefaces/crnn/" in proc.stdout
+    assert "typefaces/small_cnn/" not in proc.stdout
+
+
+def test_misspelled_arch_fails_before_any_job(repo, tmp_path):
+    cfg = yaml.safe_load((repo / "config" / "smoke.yaml").read_text())
+    cfg["models"]["vit"]["arch"] = "timm:vit_tiny_patch16_22"
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    proc = snakemake(repo, tmp_path, path, check=False)
+    assert proc.returncode != 0
+    assert "models.vit.arch: unknown timm architecture 'vit_tiny_patch16_22'" in proc.stderr + proc.stdout
+    assert not (tmp_path / "results").exists()
+
+
+def test_schema_violation_fails_before_any_job(repo, tmp_path):
+    cfg = yaml.safe_load((repo / "config" / "smoke.yaml").read_text())
+    cfg["training"]["optimiser"] = "adamw"
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    proc = snakemake(repo, tmp_path, path, check=False)
+    assert proc.returncode != 0 and "optimiser" in proc.stderr + proc.stdout
+    assert not (tmp_path / "results").exists()
