@@ -25,5 +25,6 @@ include: "workflow/rules/report.smk"
 
 rule all:
     input:
-        TABLES,
+        rules.aggregate.output,
+        SUMMARY_FILE,
     default_target: True

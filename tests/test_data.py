@@ -135,3 +135,15 @@ def test_tfidf_baseline_on_prepared_text(tmp_path, tiny_wordnet):
     out = text_baselines(tmp_path / "wn")
     assert out["majority_test_accuracy"] == pytest.approx(1 / 3)
     assert out["tfidf_logreg_test_accuracy"] == 1.0  # the fixture's classes have disjoint vocabularies
+
+
+def test_every_voice_variant_is_reproducible():
+    from finebench.data.speech_synth import VARIANTS, synthesize
+
+    requests = [(w, f"{accent}+{v}", 160, 50, 50, 7) for v in VARIANTS for accent in ("en-us", "en-gb-scotland")
+                for w in ("three", "sheila")]
+    first, sr, _ = synthesize(requests)
+    second, _, _ = synthesize(requests)
+    assert sr == 22050 and all(len(a) > 1000 for a in first)
+    differs = sorted({r[1] for r, a, b in zip(requests, first, second) if not np.array_equal(a, b)})
+    assert differs == []

@@ -18,6 +18,8 @@ def runs_frame(accs: dict[str, list[float]], task="t", modality="vision", famili
                 "test_accuracy": acc, "test_macro_f1": acc - 0.01, "test_top5": min(1.0, acc + 0.1),
                 "params": 1000, "train_seconds": 10.0 + seed, "train_samples_per_s": 100.0,
                 "chance_accuracy": 0.1, "majority_accuracy": 0.12,
+                "flops_per_sample": 2e6, "latency_ms_batch1": 1.0 + seed, "inference_samples_per_s": 500.0,
+                "peak_memory_mb": 100.0 + seed,
             })
     return pd.DataFrame(rows)
 
@@ -55,6 +57,23 @@ def test_missing_seeds_are_visible():
     assert dict(zip(board["model"], board["seeds"])) == {"a": "0 1 2", "b": "0 1"}
 
 
+def test_cost_columns_and_ranks():
+    a = runs_frame({"a": [0.8, 0.82], "b": [0.7, 0.72]}, task="t1", families={"a": "cnn", "b": "rnn"})
+    b = runs_frame({"a": [0.5, 0.52], "b": [0.6, 0.62]}, task="t2", families={"a": "cnn", "b": "rnn"})
+    board = report.leaderboard(pd.concat([a, b], ignore_index=True))
+    row = board[(board.task == "t1") & (board.model == "a")].iloc[0]
+    assert row["flops_per_sample"] == 2e6 and row["latency_ms_batch1_mean"] == 1.5 and row["peak_memory_mb_max"] == 101.0
+    model_ranks, family_ranks = report.ranks(board, report.families(board))
+    assert dict(zip(model_ranks["model"], model_ranks["mean_rank"])) == {"a": 1.5, "b": 1.5}
+    overall = family_ranks[family_ranks.modality == "all"].set_index("family")
+    assert overall.loc["cnn", "mean_family_rank"] == 1.5 and overall.loc["cnn", "n_tasks"] == 2
+    assert overall.loc["cnn", "mean_best_test_accuracy"] == pytest.approx((0.81 + 0.51) / 2)
+    md = report.leaderboard_markdown(board)
+    assert "2.00M" in md and "| 1.50 " in md
+    html = report.leaderboard_html(board)
+    assert "<b>81.0 ± " in html and "<table>" in html
+
+
 def test_families_pick_best_model_per_family():
     runs = runs_frame({"r18": [0.8, 0.82], "r50": [0.7, 0.72], "lstm": [0.6, 0.61]},
                       families={"r18": "cnn", "r50": "cnn", "lstm": "rnn"})
@@ -72,8 +91,9 @@ def test_aggregate_writes_tables_from_metrics_files(tmp_path):
         p = tmp_path / f"{row['model']}_{row['seed']}.json"
         p.write_text(json.dumps(row.to_dict()))
         files.append(p)
-    report.aggregate(files, tmp_path / "tables")
+    report.aggregate(files, tmp_path / "tables")  # tables only: no plots folder asked for
     board = pd.read_csv(tmp_path / "tables" / "leaderboard.csv")
     assert list(board["model"]) == ["a", "b"] and list(board["n_seeds"]) == [2, 2]
-    for name in ("leaderboard.md", "families.csv", "families.md", "runs.csv"):
+    for name in ("leaderboard.md", "leaderboard.html", "families.csv", "families.md", "runs.csv", "ranks.md",
+                 "model_ranks.csv", "family_ranks.csv"):
         assert (tmp_path / "tables" / name).stat().st_size > 0

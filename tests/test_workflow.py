@@ -31,6 +31,11 @@ def planned_jobs(proc) -> dict[str, int]:
     return {m[0]: int(m[1]) for m in re.findall(r"^(\w+)\s+(\d+)$", block, re.M) if m[0] != "total"}
 
 
+def planned_training(proc) -> list[str]:
+    """The metrics.json outputs of the train jobs a dry run plans."""
+    return sorted(re.findall(r"rule train:\n(?:.*\n)*?\s+output: ([^,\n]+)", proc.stdout + proc.stderr))
+
+
 @pytest.fixture(scope="module")
 def smoke_run(repo, tmp_path_factory):
     work = tmp_path_factory.mktemp("smoke")
@@ -55,6 +60,22 @@ def test_tables_cover_every_task_model_and_seed(smoke_run):
     assert len(fam) == 9 and set(fam["family"]) == {"cnn", "rnn", "transformer"}
     runs = pd.read_csv(work / "results" / "tables" / "runs.csv")
     assert len(runs) == 18 and (runs["status"] == "FINISHED").all()
+    assert (runs["flops_per_sample"] > 0).all() and (runs["latency_ms_batch1"] > 0).all()
+
+
+def test_plots_for_every_task(smoke_run):
+    work, _, cfg = smoke_run
+    for task in cfg["tasks"]:
+        for kind in ("learning_curves", "confusion_best", "pareto"):
+            png = work / "results" / "plots" / f"{task}_{kind}.png"
+            assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+
+
+def test_report_html_has_tables_and_plots(repo, smoke_run):
+    work, path, _ = smoke_run
+    snakemake(repo, work, path, "--report", "results/report.html")
+    html = (work / "results" / "report.html").read_text(errors="replace")
+    assert "leaderboard.html" in html and "typefaces_pareto.png" in html and "Pareto front" in html
 
 
 def test_mlflow_store_has_every_run_finished_named_and_tagged(smoke_run):
@@ -64,9 +85,10 @@ def test_mlflow_store_has_every_run_finished_named_and_tagged(smoke_run):
     client = MlflowClient(f"sqlite:///{work}/results/mlflow.db")
     exp = client.get_experiment_by_name(cfg["experiment"])
     runs = client.search_runs([exp.experiment_id], max_results=1000)
-    assert len(runs) == 18
     names = {r.info.run_name for r in runs}
     assert "typefaces/crnn/seed1" in names and "speech/speech_kwt/seed0" in names
+    runs = [r for r in runs if r.data.tags.get("finebench.summary") != "true"]
+    assert len(runs) == 18
     for r in runs:
         assert r.info.status == "FINISHED"
         assert {"task", "dataset", "modality", "family", "model", "seed", "config_hash"} <= set(r.data.tags)
@@ -74,6 +96,11 @@ def test_mlflow_store_has_every_run_finished_named_and_tagged(smoke_run):
         assert len(client.get_metric_history(r.info.run_id, "val_accuracy")) == cfg["training"]["epochs"]
     # nothing filed under "Default" (id 0)
     assert client.search_runs(["0"]) == []
+    # one summary run per task, holding the task's table and plots
+    summaries = client.search_runs([exp.experiment_id], filter_string="tags.`finebench.summary` = 'true'")
+    assert sorted(r.info.run_name for r in summaries) == sorted(f"{t}/summary" for t in cfg["tasks"])
+    arts = {a.path for a in client.list_artifacts(summaries[0].info.run_id)}
+    assert {"leaderboard.csv", "plots", "all_tasks"} <= arts
     # each metrics.json names its MLflow run
     m = json.loads((work / "results/runs/wordnet/textcnn/seed0/metrics.json").read_text())
     assert client.get_run(m["mlflow_run_id"]).info.run_name == "wordnet/textcnn/seed0"
@@ -88,7 +115,9 @@ def test_add_a_model_trains_only_that_model(repo, smoke_run):
     work, path, cfg = smoke_run
     cfg["models"]["mobilenet"] = {"family": "cnn", "modality": "vision", "arch": "timm:mobilenetv3_small_050"}
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
-    assert planned_jobs(snakemake(repo, work, path, "-n")) == {"train": 2, "aggregate": 1, "all": 1}
+    proc = snakemake(repo, work, path, "-n")
+    assert planned_jobs(proc) == {"train": 2, "aggregate": 1, "log_summary": 1, "all": 1}
+    assert planned_training(proc) == [f"results/runs/typefaces/mobilenet/seed{s}/metrics.json" for s in (0, 1)]
     snakemake(repo, work, path)
     board = pd.read_csv(work / "results" / "tables" / "leaderboard.csv")
     row = board[board["model"] == "mobilenet"]
@@ -99,9 +128,8 @@ def test_add_a_model_trains_only_that_model(repo, smoke_run):
     cfg["models"]["crnn"]["hidden"] = 12
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     proc = snakemake(repo, work, path, "-n")
-    assert planned_jobs(proc) == {"train": 2, "aggregate": 1, "all": 1}
-    assert "seed0/metrics.json" in proc.stdout and "typefaces/crnn/" in proc.stdout
-    assert "typefaces/small_cnn/" not in proc.stdout
+    assert planned_jobs(proc) == {"train": 2, "aggregate": 1, "log_summary": 1, "all": 1}
+    assert planned_training(proc) == [f"results/runs/typefaces/crnn/seed{s}/metrics.json" for s in (0, 1)]
 
 
 def test_misspelled_arch_fails_before_any_job(repo, tmp_path):

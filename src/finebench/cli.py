@@ -86,9 +86,17 @@ def cmd_train(args) -> int:
 def cmd_aggregate(args) -> int:
     from finebench.report import aggregate
 
-    out = aggregate(args.metrics, args.out)
+    out = aggregate(args.metrics, args.out, args.plots)
     print(f"[finebench] {len(out['runs'])} runs -> {len(out['leaderboard'])} leaderboard rows in {args.out}",
           file=sys.stderr)
+    return 0
+
+
+def cmd_log_summary(args) -> int:
+    from finebench.tracking import log_summaries
+
+    out = log_summaries(args.experiment_file, args.tables, args.plots, args.out)
+    print(f"[finebench] MLflow summary runs: {out['summary_runs']}", file=sys.stderr)
     return 0
 
 
@@ -136,13 +144,21 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--no-progress", action="store_true")
     s.set_defaults(func=cmd_train)
 
+    s = sub.add_parser("log-summary", help="log one MLflow summary run per task with its tables and plots")
+    s.add_argument("--experiment-file", required=True)
+    s.add_argument("--tables", required=True)
+    s.add_argument("--plots", required=True)
+    s.add_argument("--out", required=True)
+    s.set_defaults(func=cmd_log_summary)
+
     s = sub.add_parser("baseline", help="majority-class and TF-IDF + logistic regression on a prepared text task")
     s.add_argument("data", help="prepared text task folder, e.g. results/data/wordnet")
     s.set_defaults(func=cmd_baseline)
 
     s = sub.add_parser("aggregate", help="metrics.json files -> results tables")
     s.add_argument("metrics", nargs="+")
-    s.add_argument("--out", required=True)
+    s.add_argument("--out", required=True, help="tables folder")
+    s.add_argument("--plots", help="plots folder (omit for tables only)")
     s.set_defaults(func=cmd_aggregate)
     return p
 

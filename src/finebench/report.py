@@ -1,6 +1,6 @@
-"""The one report builder: ``metrics.json`` files -> comparison tables (CSV + Markdown).
+"""The one report builder: ``metrics.json`` files -> comparison tables (CSV + Markdown) and plots.
 
-    python -m finebench aggregate results/runs/*/*/seed*/metrics.json --out results/tables
+    python -m finebench aggregate results/runs/*/*/seed*/metrics.json --out results/tables --plots results/plots
 
 Reads only the metrics files (never MLflow), so tables can be rebuilt anywhere. Statistics per (task, model) over
 seeds: mean, sample std, 95 % confidence half-width from Student's t (none for a single seed — shown as such, not as
@@ -53,6 +53,11 @@ def welch_p(a: np.ndarray, b: np.ndarray) -> float:
     return float(stats.ttest_ind(a, b, equal_var=False).pvalue)
 
 
+def col(g: pd.DataFrame, name: str) -> pd.Series:
+    """A metrics column, all-NaN when the runs predate it."""
+    return g[name].astype(float) if name in g else pd.Series([np.nan] * len(g), index=g.index)
+
+
 def leaderboard(runs: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for key, g in runs.groupby(ID_COLS, sort=False):
@@ -69,8 +74,12 @@ def leaderboard(runs: pd.DataFrame) -> pd.DataFrame:
             "test_macro_f1_mean": g["test_macro_f1"].mean(),
             "test_top5_mean": g["test_top5"].mean() if "test_top5" in g and g["test_top5"].notna().any() else float("nan"),
             "params": int(g["params"].iloc[0]),
+            "flops_per_sample": col(g, "flops_per_sample").iloc[0],
             "train_seconds_mean": g["train_seconds"].mean(),
             "train_samples_per_s_mean": g["train_samples_per_s"].mean(),
+            "latency_ms_batch1_mean": col(g, "latency_ms_batch1").mean(),
+            "inference_samples_per_s_mean": col(g, "inference_samples_per_s").mean(),
+            "peak_memory_mb_max": col(g, "peak_memory_mb").max(),
             "chance_accuracy": g["chance_accuracy"].iloc[0],
             "majority_accuracy": g["majority_accuracy"].iloc[0],
         })
@@ -110,6 +119,44 @@ def families(board: pd.DataFrame) -> pd.DataFrame:
     return out.sort_values(["task", "best_test_accuracy_mean"], ascending=[True, False], kind="stable").reset_index(drop=True)
 
 
+def ranks(board: pd.DataFrame, fam: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Average rank across tasks: of each model (within the tasks it ran on) and of each family (the rank of the
+    family's best model among the families of each task), plus each family's mean best accuracy per modality."""
+    models = (board.groupby(["modality", "model", "family"], sort=False)
+              .agg(n_tasks=("task", "nunique"), mean_rank=("rank", "mean"), mean_test_accuracy=("test_accuracy_mean", "mean"))
+              .reset_index().sort_values(["modality", "mean_rank", "model"], kind="stable"))
+    fam = fam.copy()
+    fam["family_rank"] = fam.groupby("task")["best_test_accuracy_mean"].rank(ascending=False, method="min")
+    families_ = (fam.groupby(["modality", "family"], sort=False)
+                 .agg(n_tasks=("task", "nunique"), mean_family_rank=("family_rank", "mean"),
+                      mean_best_test_accuracy=("best_test_accuracy_mean", "mean"))
+                 .reset_index())
+    overall = (fam.groupby("family").agg(n_tasks=("task", "nunique"), mean_family_rank=("family_rank", "mean"),
+                                         mean_best_test_accuracy=("best_test_accuracy_mean", "mean"))
+               .reset_index().assign(modality="all"))
+    families_ = pd.concat([families_, overall], ignore_index=True).sort_values(["modality", "mean_family_rank"], kind="stable")
+    return models.reset_index(drop=True), families_.reset_index(drop=True)
+
+
+def ranks_markdown(model_ranks: pd.DataFrame, family_ranks: pd.DataFrame) -> str:
+    from tabulate import tabulate
+
+    parts = ["# Average ranks across tasks", "",
+             "Family rank per task = rank of the family's best model among the families (1 = best). "
+             "Accuracy in %.", "", "## Families", ""]
+    parts.append(tabulate(
+        [[r["modality"], r["family"], r["n_tasks"], f"{r['mean_family_rank']:.2f}", f"{100 * r['mean_best_test_accuracy']:.1f}"]
+         for _, r in family_ranks.iterrows()],
+        headers=["modality", "family", "tasks", "mean family rank", "mean best acc %"], tablefmt="github",
+        disable_numparse=True))
+    parts += ["", "## Models", ""]
+    parts.append(tabulate(
+        [[r["modality"], r["model"], r["family"], r["n_tasks"], f"{r['mean_rank']:.2f}", f"{100 * r['mean_test_accuracy']:.1f}"]
+         for _, r in model_ranks.iterrows()],
+        headers=["modality", "model", "family", "tasks", "mean rank", "mean acc %"], tablefmt="github", disable_numparse=True))
+    return "\n".join(parts) + "\n"
+
+
 def pct(mean: float, ci: float, n: int) -> str:
     if n < 2 or math.isnan(ci):
         return f"{100 * mean:.1f} (1 seed, no CI)"
@@ -117,45 +164,80 @@ def pct(mean: float, ci: float, n: int) -> str:
 
 
 def human(n: float) -> str:
+    if n is None or (isinstance(n, float) and math.isnan(n)):
+        return "—"
     for unit, div in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
         if n >= div:
             return f"{n / div:.2f}{unit}"
     return str(int(n))
 
 
-def mark(text: str, best: bool, tie: bool) -> str:
-    return f"**{text}**" if best else (f"{text} ≈" if tie else text)
+def num(x: float, fmt: str) -> str:
+    return "—" if x is None or math.isnan(x) else format(x, fmt)
+
+
+def mark(text: str, best: bool, tie: bool, bold) -> str:
+    return bold(text) if best else (f"{text} ≈" if tie else text)
+
+
+LEADERBOARD_HEADERS = ["#", "model", "family", "arch", "seeds", "test acc %", "std", "macro-F1 %", "top-5 %", "params",
+                       "FLOPs/sample", "train s", "latency ms (b=1)", "infer samples/s", "peak MB"]
+LEADERBOARD_INTRO = (
+    "Test accuracy in % as mean ± 95 % CI half-width (Student's t over seeds). Bold: best mean in the task; "
+    f"≈: not significantly different from the best (Welch's t-test, two-sided, α = {ALPHA}; needs ≥ 2 seeds each)."
+)
+
+
+def task_heading(g: pd.DataFrame) -> str:
+    first = g.iloc[0]
+    return (f"{first['task']} ({first['modality']}, chance {100 * first['chance_accuracy']:.1f} %, "
+            f"majority class {100 * first['majority_accuracy']:.1f} %)")
+
+
+def leaderboard_rows(g: pd.DataFrame, bold) -> list[list]:
+    return [
+        [
+            r["rank"], r["model"], r["family"], r["arch"], r["n_seeds"],
+            mark(pct(r["test_accuracy_mean"], r["test_accuracy_ci95"], r["n_seeds"]), r["is_best"], r["tie_with_best"], bold),
+            "—" if math.isnan(r["test_accuracy_std"]) else f"{100 * r['test_accuracy_std']:.1f}",
+            f"{100 * r['test_macro_f1_mean']:.1f}",
+            "—" if math.isnan(r["test_top5_mean"]) else f"{100 * r['test_top5_mean']:.1f}",
+            human(r["params"]), human(r["flops_per_sample"]), f"{r['train_seconds_mean']:.1f}",
+            num(r["latency_ms_batch1_mean"], ".2f"), num(r["inference_samples_per_s_mean"], ".0f"),
+            num(r["peak_memory_mb_max"], ".0f"),
+        ]
+        for _, r in g.iterrows()
+    ]
 
 
 def leaderboard_markdown(board: pd.DataFrame) -> str:
     from tabulate import tabulate
 
-    parts = [
-        "# finebench leaderboard",
-        "",
-        "Test accuracy in % as mean ± 95 % CI half-width (Student's t over seeds). **Bold**: best mean in the task; "
-        f"≈: not significantly different from the best (Welch's t-test, two-sided, α = {ALPHA}; needs ≥ 2 seeds each).",
-        "",
-    ]
-    for task, g in board.groupby("task", sort=False):
-        first = g.iloc[0]
-        parts += [f"## {task} ({first['modality']}, chance {100 * first['chance_accuracy']:.1f} %, "
-                  f"majority class {100 * first['majority_accuracy']:.1f} %)", ""]
-        table = [
-            [
-                r["rank"], r["model"], r["family"], r["arch"], r["n_seeds"],
-                mark(pct(r["test_accuracy_mean"], r["test_accuracy_ci95"], r["n_seeds"]), r["is_best"], r["tie_with_best"]),
-                "—" if math.isnan(r["test_accuracy_std"]) else f"{100 * r['test_accuracy_std']:.1f}",
-                f"{100 * r['test_macro_f1_mean']:.1f}",
-                "—" if math.isnan(r["test_top5_mean"]) else f"{100 * r['test_top5_mean']:.1f}",
-                human(r["params"]), f"{r['train_seconds_mean']:.1f}", f"{r['train_samples_per_s_mean']:.0f}",
-            ]
-            for _, r in g.iterrows()
-        ]
-        headers = ["#", "model", "family", "arch", "seeds", "test acc %", "std", "macro-F1 %", "top-5 %",
-                   "params", "train s", "train samples/s"]
-        parts += [tabulate(table, headers=headers, tablefmt="github", disable_numparse=True), ""]
+    parts = ["# finebench leaderboard", "", LEADERBOARD_INTRO.replace("Bold", "**Bold**"), ""]
+    for _, g in board.groupby("task", sort=False):
+        parts += [f"## {task_heading(g)}", "",
+                  tabulate(leaderboard_rows(g, lambda t: f"**{t}**"), headers=LEADERBOARD_HEADERS, tablefmt="github",
+                           disable_numparse=True), ""]
     return "\n".join(parts)
+
+
+def leaderboard_html(board: pd.DataFrame) -> str:
+    import html
+
+    from tabulate import tabulate
+
+    parts = ["<!doctype html><meta charset='utf-8'><title>finebench leaderboard</title>",
+             "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
+             "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}</style>",
+             "<h1>finebench leaderboard</h1>", f"<p>{html.escape(LEADERBOARD_INTRO)}</p>"]
+    for _, g in board.groupby("task", sort=False):
+        rows = [[html.escape(str(c)) for c in row] for row in leaderboard_rows(g, lambda t: t)]
+        for row, (_, r) in zip(rows, g.iterrows()):
+            if r["is_best"]:
+                row[5] = f"<b>{row[5]}</b>"
+        parts += [f"<h2>{html.escape(task_heading(g))}</h2>",
+                  tabulate(rows, headers=LEADERBOARD_HEADERS, tablefmt="unsafehtml", disable_numparse=True)]
+    return "\n".join(parts) + "\n"
 
 
 def families_markdown(fam: pd.DataFrame) -> str:
@@ -176,15 +258,24 @@ def families_markdown(fam: pd.DataFrame) -> str:
     return "\n".join(parts) + "\n"
 
 
-def aggregate(metrics_files, out_dir: str | Path) -> dict[str, pd.DataFrame]:
+def aggregate(metrics_files, out_dir: str | Path, plots_dir: str | Path | None = None) -> dict[str, pd.DataFrame]:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     runs = load_metrics(metrics_files)
     board = leaderboard(runs)
     fam = families(board)
+    model_ranks, family_ranks = ranks(board, fam)
+    model_ranks.to_csv(out_dir / "model_ranks.csv", index=False)
+    family_ranks.to_csv(out_dir / "family_ranks.csv", index=False)
+    (out_dir / "ranks.md").write_text(ranks_markdown(model_ranks, family_ranks))
+    if plots_dir is not None:
+        from finebench import plots
+
+        plots.all_plots(runs, board, Path(plots_dir))
     runs.drop(columns=["metrics_file"]).to_csv(out_dir / "runs.csv", index=False)
     board.to_csv(out_dir / "leaderboard.csv", index=False)
     (out_dir / "leaderboard.md").write_text(leaderboard_markdown(board))
+    (out_dir / "leaderboard.html").write_text(leaderboard_html(board))
     fam.to_csv(out_dir / "families.csv", index=False)
     (out_dir / "families.md").write_text(families_markdown(fam))
     return {"runs": runs, "leaderboard": board, "families": fam}

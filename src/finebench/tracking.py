@@ -138,3 +138,47 @@ class Run:
                 pass
         retry(self.client.set_terminated, self.run_id, status)
         return False
+
+
+def log_summaries(experiment_file: str | Path, tables_dir: str | Path, plots_dir: str | Path, out_file: str | Path) -> dict:
+    """One summary run per task (``{task}/summary``, tag ``finebench.summary=true``) holding the task's tables and
+    plots, so the MLflow UI user finds the answer beside the runs. Earlier summary runs of the task are deleted."""
+    import pandas as pd
+
+    info = json.loads(Path(experiment_file).read_text())
+    client = _client(info["tracking_uri"])
+    tables_dir, plots_dir = Path(tables_dir), Path(plots_dir)
+    board = pd.read_csv(tables_dir / "leaderboard.csv")
+    ids = {}
+    for task, g in board.groupby("task", sort=False):
+        old = retry(client.search_runs, [info["experiment_id"]],
+                    filter_string=f"tags.`finebench.summary` = 'true' and tags.task = '{task}'")
+        for r in old:
+            retry(client.delete_run, r.info.run_id)
+        best = g.sort_values("rank").iloc[0]
+        run = retry(client.create_run, info["experiment_id"], run_name=f"{task}/summary",
+                    tags={"finebench.summary": "true", "task": task, "modality": str(best["modality"]),
+                          "best_model": str(best["model"])})
+        rid = run.info.run_id
+        try:
+            from mlflow.entities import Metric
+
+            now = int(time.time() * 1000)
+            metrics = [Metric(f"{m}.test_accuracy_mean", float(a), now, 0) for m, a in zip(g["model"], g["test_accuracy_mean"])]
+            retry(client.log_batch, rid, metrics=metrics)
+            retry(client.log_text, rid, g.to_csv(index=False), "leaderboard.csv")
+            for f in ("leaderboard.md", "leaderboard.html", "families.md", "ranks.md"):
+                if (tables_dir / f).is_file():
+                    retry(client.log_artifact, rid, str(tables_dir / f), "all_tasks")
+            for png in sorted(plots_dir.glob(f"{task}_*.png")):
+                retry(client.log_artifact, rid, str(png), "plots")
+            retry(client.set_terminated, rid, FINISHED)
+        except BaseException:
+            retry(client.set_terminated, rid, FAILED)
+            raise
+        ids[task] = rid
+    out = {"experiment_id": info["experiment_id"], "summary_runs": ids}
+    tmp = Path(out_file).with_suffix(".tmp")
+    tmp.write_text(json.dumps(out, indent=2))
+    os.replace(tmp, out_file)
+    return out

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from finebench.config import spec_hash
+from finebench.cost import measure
 from finebench.data import Prepared
 from finebench.models import build_model
 
@@ -126,27 +127,12 @@ def confusion(logits, labels, num_classes: int) -> np.ndarray:
 
 
 def save_confusion(cm: np.ndarray, classes: list[str], out_dir: Path, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import pandas as pd
 
+    from finebench.plots import plot_confusion
+
     pd.DataFrame(cm, index=pd.Index(classes, name="true"), columns=classes).to_csv(out_dir / "confusion.csv")
-    k = len(classes)
-    size = max(5.0, 0.28 * k + 2)
-    fig, ax = plt.subplots(figsize=(size, size * 0.9))
-    norm = cm / np.maximum(cm.sum(1, keepdims=True), 1)
-    im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
-    ax.set_xticks(range(k), classes, rotation=90, fontsize=max(4, 9 - k // 12))
-    ax.set_yticks(range(k), classes, fontsize=max(4, 9 - k // 12))
-    ax.set_xlabel("predicted class")
-    ax.set_ylabel("true class")
-    ax.set_title(title)
-    fig.colorbar(im, ax=ax, fraction=0.046, label="fraction of true class")
-    fig.tight_layout()
-    fig.savefig(out_dir / "confusion.png", dpi=110)
-    plt.close(fig)
+    plot_confusion(cm, classes, out_dir / "confusion.png", title)
 
 
 def write_json_atomic(path: Path, obj) -> None:
@@ -256,6 +242,8 @@ def fit(spec: dict, data_dir: str | Path, out_dir: str | Path, experiment_file: 
         model.load_state_dict(best_state)
         test_loss, test_logits, test_y = evaluate(model, data, "test", t["eval_batch_size"], dev, autocast)
         test = classification_metrics(test_logits, test_y, data.num_classes)
+        x_cost, _ = next(data.batches("test", min(t["eval_batch_size"], 256), dev))
+        cost = measure(model, x_cost, autocast, dev)
         counts = np.bincount(test_y.numpy(), minlength=data.num_classes)
         metrics = {
             "test_accuracy": test["accuracy"],
@@ -269,6 +257,7 @@ def fit(spec: dict, data_dir: str | Path, out_dir: str | Path, experiment_file: 
             "train_samples_per_s": samples_seen / train_seconds if train_seconds else None,
             "chance_accuracy": 1.0 / data.num_classes,
             "majority_accuracy": float(counts.max() / counts.sum()),
+            **cost,
         }
         pd.DataFrame(history).to_csv(out_dir / "history.csv", index=False)
         cm = confusion(test_logits, test_y, data.num_classes)

@@ -17,7 +17,10 @@ RUNS = fbconfig.runs(CFG)
 FINEBENCH = f"{sys.executable} -m finebench"
 RESULTS = "results"
 EXPERIMENT_FILE = f"{RESULTS}/mlflow/experiment.json"
-TABLES = [f"{RESULTS}/tables/{name}" for name in ("leaderboard.csv", "leaderboard.md", "families.csv", "families.md", "runs.csv")]
+TABLE_FILES = ["leaderboard.csv", "leaderboard.md", "leaderboard.html", "families.csv", "families.md", "runs.csv",
+               "model_ranks.csv", "family_ranks.csv", "ranks.md"]
+PLOT_KINDS = ["learning_curves", "confusion_best", "pareto"]
+SUMMARY_FILE = f"{RESULTS}/tables/mlflow_summary.json"
 
 
 wildcard_constraints:

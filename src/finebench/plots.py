@@ -1,0 +1,122 @@
+"""Plots: learning curves, confusion matrices, accuracy-vs-cost Pareto fronts. Every plot has a title, axis labels
+and units; files are PNG under ``results/plots/``: ``{task}_learning_curves.png``, ``{task}_confusion_best.png``,
+``{task}_pareto.png``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+FAMILY_COLORS = {"cnn": "tab:blue", "rnn": "tab:orange", "transformer": "tab:green", "other": "tab:gray"}
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_confusion(cm: np.ndarray, classes: list[str], path: Path, title: str) -> None:
+    """Row-normalised confusion matrix (fraction of each true class predicted as each class)."""
+    plt = _plt()
+    k = len(classes)
+    size = max(5.0, 0.28 * k + 2)
+    fig, ax = plt.subplots(figsize=(size, size * 0.9))
+    norm = cm / np.maximum(cm.sum(1, keepdims=True), 1)
+    im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    fontsize = max(4, 9 - k // 12)
+    ax.set_xticks(range(k), classes, rotation=90, fontsize=fontsize)
+    ax.set_yticks(range(k), classes, fontsize=fontsize)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    ax.set_title(title)
+    fig.colorbar(im, ax=ax, fraction=0.046, label="fraction of true class")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def learning_curves(runs: pd.DataFrame, task: str, path: Path) -> None:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for (model, family), g in runs[runs.task == task].groupby(["model", "family"], sort=False):
+        hist = [pd.read_csv(Path(f).parent / "history.csv") for f in g["metrics_file"]]
+        epochs = min(len(h) for h in hist)
+        acc = np.stack([h["val_accuracy"].to_numpy()[:epochs] for h in hist]) * 100
+        x = np.arange(1, epochs + 1)
+        mean = acc.mean(0)
+        line, = ax.plot(x, mean, marker="o", ms=3, label=f"{model} ({family}, {len(hist)} seeds)")
+        if len(hist) > 1:
+            std = acc.std(0, ddof=1)
+            ax.fill_between(x, mean - std, mean + std, alpha=0.2, color=line.get_color())
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("validation accuracy (%)")
+    ax.set_title(f"{task}: validation accuracy per epoch (mean ± 1 std over seeds)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def best_confusion(runs: pd.DataFrame, board: pd.DataFrame, task: str, path: Path) -> None:
+    best = board[(board.task == task)].sort_values("rank").iloc[0]
+    files = runs[(runs.task == task) & (runs.model == best["model"])]["metrics_file"]
+    mats = [pd.read_csv(Path(f).parent / "confusion.csv", index_col=0) for f in files]
+    cm = sum(m.to_numpy() for m in mats)
+    plot_confusion(cm, list(mats[0].columns), path,
+                   f"{task}: best model {best['model']} — test confusion summed over {len(mats)} seeds")
+
+
+def pareto(board: pd.DataFrame, task: str, path: Path) -> None:
+    plt = _plt()
+    g = board[board.task == task]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5), sharey=True)
+    for ax, xcol, xlabel in ((axes[0], "flops_per_sample", "FLOPs per sample (forward, log scale)"),
+                             (axes[1], "train_seconds_mean", "training time per run (s, log scale)")):
+        d = g.dropna(subset=[xcol]).sort_values(xcol)
+        for _, r in d.iterrows():
+            err = 0 if np.isnan(r["test_accuracy_ci95"]) else 100 * r["test_accuracy_ci95"]
+            ax.errorbar(r[xcol], 100 * r["test_accuracy_mean"], yerr=err, fmt="o", capsize=3,
+                        color=FAMILY_COLORS.get(r["family"], "tab:gray"))
+            ax.annotate(r["model"], (r[xcol], 100 * r["test_accuracy_mean"]), textcoords="offset points",
+                        xytext=(5, 4), fontsize=8)
+        # Pareto front: models no other model beats on both cost and accuracy.
+        front, best = [], -np.inf
+        for _, r in d.iterrows():
+            if r["test_accuracy_mean"] > best:
+                front.append((r[xcol], 100 * r["test_accuracy_mean"]))
+                best = r["test_accuracy_mean"]
+        if front:
+            ax.step(*zip(*front), where="post", color="black", alpha=0.4, lw=1, label="Pareto front")
+        ax.set_xscale("log")
+        ax.set_xlabel(xlabel)
+        acc, ci = 100 * g["test_accuracy_mean"], 100 * g["test_accuracy_ci95"].fillna(0)
+        ax.set_ylim(max(0.0, (acc - ci).min() - 5), min(100.0, (acc + ci).max() + 5))
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("test accuracy (%, mean ± 95 % CI)")
+    handles = [plt.Line2D([], [], marker="o", ls="", color=c, label=f) for f, c in FAMILY_COLORS.items()
+               if f in set(g["family"])]
+    axes[1].legend(handles=handles + [plt.Line2D([], [], color="black", alpha=0.4, label="Pareto front")], fontsize=8)
+    fig.suptitle(f"{task}: accuracy vs cost")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def all_plots(runs: pd.DataFrame, board: pd.DataFrame, out: Path) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for task in board["task"].unique():
+        for name, fn in (("learning_curves", lambda p: learning_curves(runs, task, p)),
+                         ("confusion_best", lambda p: best_confusion(runs, board, task, p)),
+                         ("pareto", lambda p: pareto(board, task, p))):
+            path = out / f"{task}_{name}.png"
+            fn(path)
+            written.append(path)
+    return written
