@@ -1,17 +1,18 @@
 # finebench — the two commands a fresh machine needs:
 #   make run    set up (.venv + Debian packages), then run the embedded suite end to end
 #   make test   set up, then run the test suite
-# Other targets: make setup | ui | smoke | report | clean
+# Other targets: make setup | ui | smoke | benchmark | report | clean
 SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 CORES ?= $(shell nproc)
 CONFIG ?= config/config.yaml
+GPUS ?= 1
 DEB_PACKAGES := fonts-urw-base35 fonts-dejavu-core wordnet-base
 STAMP := $(VENV)/.finebench-installed
 
-.PHONY: setup system-deps run smoke test ui report clean
+.PHONY: setup system-deps run smoke benchmark test ui report clean
 
 setup: system-deps $(STAMP)
 
@@ -40,6 +41,10 @@ run: setup
 
 smoke: setup
 	$(BIN)/snakemake --cores $(CORES) --configfile config/smoke.yaml
+
+# The real public datasets (downloads ~7.5 GB once unless tasks set root:); meant for a GPU machine.
+benchmark: setup
+	$(BIN)/snakemake --cores $(CORES) --resources gpu=$(GPUS) --configfile config/benchmark.yaml
 
 test: setup
 	$(BIN)/python -m pytest -q

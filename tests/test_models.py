@@ -71,3 +71,17 @@ def test_bad_builtin_option_is_a_clear_error():
 def test_timm_on_text_is_rejected():
     with pytest.raises(ConfigError, match="not token sequences"):
         check_arch("timm:resnet18", "text", key="models.x.arch")
+
+
+def test_flops_count_recurrent_and_attention_layers():
+    from finebench.cost import flops_per_sample, trim_padding
+
+    x = torch.randint(1, 50, (2, 10))
+    lstm = build_model("birnn", {"embed_dim": 16, "hidden": 8}, TOKENS, 5)
+    # 2 directions x 10 steps x 2 FLOPs x (4*8*16 + 4*8*8) weights, plus the 16->5 head
+    assert flops_per_sample(lstm, x, trim_padding) == 2 * 10 * 2 * (4 * 8 * 16 + 4 * 8 * 8) + 2 * 16 * 5
+    enc = build_model("transformer", {"dim": 16, "depth": 1, "heads": 2, "mlp_ratio": 2.0}, TOKENS, 5)
+    # per token: qkv + out projections (4 d^2) and the MLP (2 * 2 d^2), 2 FLOPs each; attention on top
+    assert flops_per_sample(enc, x, trim_padding) > 2 * 10 * (4 * 16 * 16 + 4 * 16 * 16)
+    padded = torch.cat([x, torch.zeros(2, 6, dtype=torch.long)], 1)
+    assert flops_per_sample(enc, padded, trim_padding) == flops_per_sample(enc, x, trim_padding)

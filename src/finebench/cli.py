@@ -17,6 +17,7 @@ import argparse
 import json
 import signal
 import sys
+from pathlib import Path
 
 from finebench.errors import FinebenchError
 
@@ -52,12 +53,31 @@ def cmd_list(args) -> int:
     return 0
 
 
+def cmd_download(args) -> int:
+    from finebench import data
+    from finebench.data.download import fetch_dataset
+    from finebench.train import write_json_atomic
+
+    source = data.DATASETS[args.dataset]
+    if not source.downloadable:
+        raise FinebenchError(f"--dataset: {args.dataset!r} has nothing to download")
+    from finebench.data.download import LOCK_FILE
+
+    root = fetch_dataset(args.dataset, source.remotes, args.cache, args.mirror or None, args.lock or LOCK_FILE)
+    write_json_atomic(Path(args.out), {"dataset": args.dataset, "root": str((root / source.archive_root).resolve()),
+                                       "files": [r.url for r in source.remotes]})
+    print(f"[finebench] {args.dataset}: downloaded and verified -> {root}", file=sys.stderr)
+    return 0
+
+
 def cmd_prepare(args) -> int:
     from finebench import data
 
     if args.dataset not in data.DATASETS:
         raise FinebenchError(f"--dataset: unknown dataset {args.dataset!r}; known: {', '.join(sorted(data.DATASETS))}")
     options = {**data.DATASETS[args.dataset].defaults, **_json_arg(args.options, "options")}
+    if args.download and not options.get("root"):
+        options["root"] = json.loads(Path(args.download).read_text())["root"]
     manifest = data.prepare_task(args.task, args.dataset, options, args.out)
     sizes = ", ".join(f"{s} {v['n']}" for s, v in manifest["splits"].items())
     print(f"[finebench] prepared {args.task} ({args.dataset}): {manifest['num_classes']} classes; {sizes}; "
@@ -124,8 +144,17 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--task", required=True)
     s.add_argument("--dataset", required=True)
     s.add_argument("--options", default="{}", help="JSON object of dataset options (registry defaults fill the rest)")
+    s.add_argument("--download", help="marker written by `finebench download` (its root is used unless options set one)")
     s.add_argument("--out", required=True)
     s.set_defaults(func=cmd_prepare)
+
+    s = sub.add_parser("download", help="download, verify and extract a real dataset into the cache")
+    s.add_argument("--dataset", required=True)
+    s.add_argument("--cache", required=True)
+    s.add_argument("--mirror", default="", help="base URL or local folder holding the same file names")
+    s.add_argument("--lock", default="", help="checksum lock file (default config/downloads.lock.json)")
+    s.add_argument("--out", required=True, help="marker JSON written when everything is verified")
+    s.set_defaults(func=cmd_download)
 
     s = sub.add_parser("init-tracking", help="create the MLflow store and experiment (once, before training)")
     s.add_argument("--tracking-uri", required=True)

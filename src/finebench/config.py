@@ -34,7 +34,8 @@ TRAINING_DEFAULTS = {
     "max_train_batches": None,
     "spec_augment": None,
 }
-DEFAULTS = {"tracking_uri": "sqlite:///results/mlflow.db", "device": "auto", "threads": 1, "training": {}}
+DEFAULTS = {"tracking_uri": "sqlite:///results/mlflow.db", "device": "auto", "threads": 1, "training": {},
+            "download": {"cache": "results/downloads", "mirror": None, "lock": None}}
 MODEL_RESERVED_KEYS = {"family", "modality", "arch", "tasks", "training"}
 TASK_RESERVED_KEYS = {"dataset", "training"}
 
@@ -73,6 +74,7 @@ def validate_schema(config: dict, source: str = "config") -> None:
 def with_defaults(config: dict) -> dict:
     out = {**DEFAULTS, **config}
     out["training"] = {**TRAINING_DEFAULTS, **(config.get("training") or {})}
+    out["download"] = {**DEFAULTS["download"], **(config.get("download") or {})}
     return out
 
 
@@ -90,6 +92,12 @@ def check(config: dict) -> None:
                 f"known datasets: {', '.join(sorted(data.DATASETS))}"
             )
         source = data.DATASETS[ds]
+        for required in ("root", "path"):
+            if required in source.defaults and source.defaults[required] is None and not source.downloadable \
+                    and not tcfg.get(required) and not (required == "root" and "path" in source.defaults):
+                raise ConfigError(f"{key}.{required}: required for dataset {ds!r} (nothing to download for it)")
+        if ds == "text_table" and not tcfg.get("path"):
+            raise ConfigError(f"{key}.path: required for dataset 'text_table' (a .csv, .tsv or .jsonl file)")
         for opt in tcfg:
             if opt not in TASK_RESERVED_KEYS and opt not in source.defaults:
                 raise ConfigError(
@@ -137,6 +145,14 @@ def task_models(config: dict, task: str) -> list[str]:
 def runs(config: dict) -> list[tuple[str, str, int]]:
     """Every (task, model, seed) the config asks for, in config order."""
     return [(t, m, s) for t in config["tasks"] for m in task_models(config, t) for s in config["seeds"]]
+
+
+def needs_download(config: dict, task: str) -> bool:
+    """True when the task's dataset is fetched by the download rule (a downloadable dataset with no ``root:``)."""
+    from finebench import data
+
+    tcfg = config["tasks"][task]
+    return data.DATASETS[tcfg["dataset"]].downloadable and not tcfg.get("root")
 
 
 def task_options(config: dict, task: str) -> dict:

@@ -196,7 +196,7 @@ def fit(spec: dict, data_dir: str | Path, out_dir: str | Path, experiment_file: 
             model.train()
             t0 = time.perf_counter()
             total_loss, seen = 0.0, 0
-            bar = tqdm(data.batches("train", t["batch_size"], dev, shuffle=True, generator=gen),
+            bar = tqdm(data.batches("train", t["batch_size"], dev, shuffle=True, generator=gen, augment=True),
                        total=steps_per_epoch, desc=f"{name} epoch {epoch}/{t['epochs']}", disable=not show, leave=False)
             for step, (x, y) in enumerate(bar):
                 if step >= steps_per_epoch:
@@ -243,7 +243,7 @@ def fit(spec: dict, data_dir: str | Path, out_dir: str | Path, experiment_file: 
         test_loss, test_logits, test_y = evaluate(model, data, "test", t["eval_batch_size"], dev, autocast)
         test = classification_metrics(test_logits, test_y, data.num_classes)
         x_cost, _ = next(data.batches("test", min(t["eval_batch_size"], 256), dev))
-        cost = measure(model, x_cost, autocast, dev)
+        cost = measure(model, x_cost, autocast, dev, tokens=data.input["kind"] == "tokens")
         counts = np.bincount(test_y.numpy(), minlength=data.num_classes)
         metrics = {
             "test_accuracy": test["accuracy"],

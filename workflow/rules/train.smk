@@ -30,6 +30,8 @@ rule train:
         out=lambda w: run_dir(w.task, w.model, w.seed),
         device=CFG["device"],
     threads: CFG["threads"]
+    resources:
+        gpu=1,  # unlimited unless the command line caps it: `--resources gpu=1` runs one job per GPU
     log:
         f"{RESULTS}/logs/train/{{task}}/{{model}}/seed{{seed}}.log",
     shell:

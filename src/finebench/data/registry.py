@@ -6,7 +6,9 @@ source writes (e.g. ``tokenizer.json``), and ``manifest.json`` — written into 
 into place only when complete, so a half-prepared dataset is never consumed.
 
 Input kinds (``manifest["input"]["kind"]``) tell the loader how to turn stored arrays into model inputs:
-- ``image``: uint8 ``[N, C, H, W]`` -> float in [-1, 1]
+- ``image``: uint8 ``[N, C, H, W]`` -> float in [-1, 1], or ImageNet-standardised with ``normalize: imagenet``;
+  images stored larger than ``height`` x ``width`` (``stored_size``) are centre-cropped for evaluation and, with
+  ``augment: random_resized_crop_flip``, randomly crop-resized and flipped for training
 - ``tokens``: int32 ``[N, T]`` padded with ``pad_id`` (0) -> int64, each batch trimmed to its longest sequence
 - ``spectrogram``: float16 ``[N, 1, n_mels, frames]`` -> float, standardised with the train split's mean/std
 """
@@ -14,6 +16,7 @@ Input kinds (``manifest["input"]["kind"]``) tell the loader how to turn stored a
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import time
@@ -26,6 +29,7 @@ import numpy as np
 from finebench.errors import FinebenchError
 
 SPLITS = ("train", "val", "test")
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
 @dataclass
@@ -36,7 +40,12 @@ class DatasetSource:
     defaults: dict
     build: Callable[[Path, dict], dict]  # (work_dir, options) -> {"arrays": {split: (x, y)}, "manifest": {...}}
     citation: str = ""
-    extra: dict = field(default_factory=dict)
+    remotes: list = field(default_factory=list)  # download.Remote files; empty = nothing to download
+    archive_root: str = ""  # where the official layout's root lies inside the extracted downloads
+
+    @property
+    def downloadable(self) -> bool:
+        return bool(self.remotes)
 
 
 DATASETS: dict[str, DatasetSource] = {}
@@ -47,6 +56,32 @@ def register(source: DatasetSource) -> DatasetSource:
         raise ValueError(f"dataset {source.name!r} registered twice")
     DATASETS[source.name] = source
     return source
+
+
+def carve_splits(records: dict[str, list], opt: dict) -> tuple[dict[str, list], dict]:
+    """Fill a missing ``val`` (and ``test``) split from ``train``: stratified by label, seeded by ``opt['seed']``.
+
+    ``records[split]`` is a list of ``(item, label)``. Returns the completed splits and what was carved (for the
+    manifest).
+    """
+    carved = {}
+    rng = np.random.default_rng(opt.get("seed", 0))
+    for split, fraction in (("test", opt.get("test_fraction", 0.2)), ("val", opt.get("val_fraction", 0.1))):
+        if records.get(split):
+            continue
+        train = records["train"]
+        labels = np.array([lab for _, lab in train])
+        take = set()
+        for lab in np.unique(labels):
+            idx = np.flatnonzero(labels == lab)
+            n = int(round(len(idx) * fraction))
+            if len(idx) > 1 and n == 0:
+                n = 1
+            take.update(rng.permutation(idx)[:n].tolist())
+        records[split] = [r for i, r in enumerate(train) if i in take]
+        records["train"] = [r for i, r in enumerate(train) if i not in take]
+        carved[split] = {"from": "train", "fraction": fraction, "n": len(records[split]), "seed": opt.get("seed", 0)}
+    return records, carved
 
 
 def prepare_task(task: str, dataset: str, options: dict, out_dir: str | Path) -> dict:
@@ -73,12 +108,15 @@ def prepare_task(task: str, dataset: str, options: dict, out_dir: str | Path) ->
         manifest["splits"] = {}
         for split in SPLITS:
             x, y = built["arrays"][split]
+            if isinstance(x, (str, Path)):  # the source already wrote {split}_x.npy (memory-mapped, large data)
+                x = np.load(x, mmap_mode="r")
             if len(x) != len(y) or len(x) == 0:
                 raise FinebenchError(f"dataset {dataset!r}: split {split!r} is empty or x/y lengths differ")
             y = np.asarray(y, dtype=np.int64)
             if y.min() < 0 or y.max() >= len(classes):
                 raise FinebenchError(f"dataset {dataset!r}: split {split!r} has labels outside 0..{len(classes) - 1}")
-            np.save(work / f"{split}_x.npy", x)
+            if not isinstance(x, np.memmap):
+                np.save(work / f"{split}_x.npy", x)
             np.save(work / f"{split}_y.npy", y)
             manifest["splits"][split] = {
                 "n": int(len(y)),
@@ -113,14 +151,19 @@ class Prepared:
         y = np.load(self.path / f"{split}_y.npy")
         return x, y
 
-    def to_tensor(self, x: np.ndarray, device):
-        """Stored batch -> model input tensor, per input kind."""
+    def to_tensor(self, x: np.ndarray, device, augment: bool = False, generator=None):
+        """Stored batch -> model input tensor, per input kind (``augment``: train-time augmentation)."""
         import torch
 
         kind = self.input["kind"]
         if kind == "image":
-            t = torch.from_numpy(np.ascontiguousarray(x)).to(device)
-            return t.float().div_(127.5).sub_(1.0)
+            t = torch.from_numpy(np.ascontiguousarray(x)).to(device).float()
+            t = self._crop(t, augment and self.input.get("augment"), generator)
+            if self.input.get("normalize") == "imagenet":
+                mean = torch.tensor(IMAGENET_MEAN, device=t.device).view(1, 3, 1, 1)
+                std = torch.tensor(IMAGENET_STD, device=t.device).view(1, 3, 1, 1)
+                return (t / 255.0 - mean) / std
+            return t.div_(127.5).sub_(1.0)
         if kind == "tokens":
             t = torch.from_numpy(np.ascontiguousarray(x)).to(device).long()
             longest = int((t != self.input.get("pad_id", 0)).sum(1).max().clamp(min=1))
@@ -130,8 +173,34 @@ class Prepared:
             return (t - self.input["mean"]) / self.input["std"]
         raise FinebenchError(f"{self.path}: unknown input kind {kind!r}")
 
-    def batches(self, split: str, batch_size: int, device, shuffle: bool = False, generator=None):
-        """Yield (x, y) tensors. Shuffling uses ``generator`` (a seeded torch.Generator) for reproducibility."""
+    def _crop(self, t, augment, generator):
+        """Centre crop (eval) or random resized crop + horizontal flip (train) to the task's height x width."""
+        import torch
+        import torch.nn.functional as F
+
+        h, w = self.input["height"], self.input["width"]
+        H, W = t.shape[-2:]
+        if not augment:
+            if (H, W) == (h, w):
+                return t
+            top, left = (H - h) // 2, (W - w) // 2
+            return t[..., top : top + h, left : left + w]
+        out = []
+        for img in t:
+            area = H * W * (0.25 + 0.75 * torch.rand(1, generator=generator).item())
+            ratio = math.exp(math.log(3 / 4) + (math.log(4 / 3) - math.log(3 / 4)) * torch.rand(1, generator=generator).item())
+            ch, cw = min(H, round(math.sqrt(area / ratio))), min(W, round(math.sqrt(area * ratio)))
+            top = int(torch.randint(0, H - ch + 1, (1,), generator=generator))
+            left = int(torch.randint(0, W - cw + 1, (1,), generator=generator))
+            crop = F.interpolate(img[None, :, top : top + ch, left : left + cw], size=(h, w), mode="bilinear",
+                                 align_corners=False)[0]
+            if torch.rand(1, generator=generator).item() < 0.5:
+                crop = crop.flip(-1)
+            out.append(crop)
+        return torch.stack(out)
+
+    def batches(self, split: str, batch_size: int, device, shuffle: bool = False, generator=None, augment: bool = False):
+        """Yield (x, y) tensors. Shuffling and augmentation draw from ``generator`` (a seeded torch.Generator)."""
         import torch
 
         x, y = self.arrays(split)
@@ -139,4 +208,6 @@ class Prepared:
         order = torch.randperm(n, generator=generator).numpy() if shuffle else np.arange(n)
         for start in range(0, n, batch_size):
             idx = order[start : start + batch_size]
-            yield self.to_tensor(x[idx], device), torch.from_numpy(y[idx]).to(device)
+            if shuffle:
+                idx = np.sort(idx)  # sequential reads from the memory map; the batch's content is the same set
+            yield self.to_tensor(x[idx], device, augment, generator), torch.from_numpy(y[idx]).to(device)

@@ -8,6 +8,7 @@ one, the task's image size), so vision and speech (a 1-channel spectrogram image
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 from finebench.config import did_you_mean
@@ -80,6 +81,61 @@ def build_model(arch: str, kwargs: dict, input_info: dict, num_classes: int):
 
 
 def _build_timm(name: str, kwargs: dict, input_info: dict, num_classes: int):
+    pretrained_file = kwargs.pop("pretrained_file", None)
+    if pretrained_file:
+        model = _create_timm(name, {**kwargs, "pretrained": False}, input_info, num_classes)
+        load_pretrained_file(model, pretrained_file)
+        return model
+    if kwargs.get("pretrained"):
+        try:
+            return _create_timm(name, kwargs, input_info, num_classes)
+        except FinebenchError:
+            raise
+        except Exception as exc:  # hub unreachable, no weights for this name, ...
+            raise FinebenchError(
+                f"timm:{name}: could not fetch pretrained weights ({type(exc).__name__}: {exc}). Offline? Download the "
+                f"weights elsewhere (e.g. timm.create_model('{name}', pretrained=True) and torch.save(model.state_dict(), "
+                f"'{name}.pth')) and set `pretrained_file: /path/to/{name}.pth` (or .safetensors) in the model's entry"
+            ) from exc
+    return _create_timm(name, kwargs, input_info, num_classes)
+
+
+def load_pretrained_file(model, path: str) -> dict:
+    """Load a local checkpoint (``weights_only=True``, or safetensors) into ``model``: tensors whose shape matches are
+    copied, a first conv with a different number of input channels is adapted (timm's ``adapt_input_conv``), and the
+    rest (typically the classifier for another number of classes) keeps its fresh initialisation."""
+    import torch
+    from timm.models import adapt_input_conv
+
+    p = Path(path)
+    if not p.is_file():
+        raise FinebenchError(f"pretrained_file: {p} not found")
+    if p.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        state = load_file(str(p))
+    else:
+        state = torch.load(p, map_location="cpu", weights_only=True)
+        state = state.get("state_dict", state.get("model", state)) if isinstance(state, dict) else state
+    own = model.state_dict()
+    loaded, adapted, skipped = {}, [], []
+    for k, v in state.items():
+        if k not in own:
+            skipped.append(k)
+        elif own[k].shape == v.shape:
+            loaded[k] = v
+        elif v.ndim == 4 and own[k].shape[0] == v.shape[0] and own[k].shape[2:] == v.shape[2:]:
+            loaded[k] = adapt_input_conv(own[k].shape[1], v)
+            adapted.append(k)
+        else:
+            skipped.append(k)
+    if not loaded:
+        raise FinebenchError(f"pretrained_file: {p} shares no tensor with the model — wrong architecture?")
+    model.load_state_dict(loaded, strict=False)
+    return {"loaded": len(loaded), "adapted": adapted, "skipped": skipped}
+
+
+def _create_timm(name: str, kwargs: dict, input_info: dict, num_classes: int):
     import timm
 
     kwargs.setdefault("pretrained", False)

@@ -59,10 +59,13 @@ class BiRNN(nn.Module):
 
     def forward(self, x):
         mask = padding_mask(x)
-        lengths = mask.sum(1).cpu()
-        packed = nn.utils.rnn.pack_padded_sequence(self.embed(x), lengths, batch_first=True, enforce_sorted=False)
-        out, _ = self.rnn(packed)
-        h, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])
+        if bool(mask.all()):  # no padding in this batch: no need to pack
+            h, _ = self.rnn(self.embed(x))
+        else:
+            lengths = mask.sum(1).cpu()
+            packed = nn.utils.rnn.pack_padded_sequence(self.embed(x), lengths, batch_first=True, enforce_sorted=False)
+            out, _ = self.rnn(packed)
+            h, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])
         return self.head(masked_mean(h, mask))
 
 

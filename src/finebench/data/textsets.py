@@ -1,0 +1,145 @@
+"""Real text datasets (official files, official splits) and ``text_table`` (bring your own).
+
+Layouts read (``root:``):
+- ``sst5``: the folder holding ``trees/{train,dev,test}.txt`` (PTB trees); the label is the root node's (0-4), the
+  text the tree's leaves (-LRB-/-RRB- restored to brackets)
+- ``trec50``: the folder with ``train_5500.label`` and ``TREC_10.label`` (latin-1, ``COARSE:fine question`` lines);
+  labels are the 50 fine classes (``granularity: coarse`` for the 6 coarse ones); val carved from train
+- ``goemotions``: the folder with ``train.tsv`` / ``dev.tsv`` / ``test.tsv`` (text, comma-separated label ids, id) and
+  ``emotions.txt``; only single-label examples are kept (multi-label ones are dropped and counted in the manifest)
+- ``text_table``: one csv / tsv / jsonl file (``path``) with ``text_column`` and ``label_column`` (and optionally
+  ``split_column`` with train/val/test); missing splits are carved from train
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+
+
+from finebench.data.download import Remote
+from finebench.data.registry import SPLITS, DatasetSource, carve_splits, register
+from finebench.data.text import encode_splits
+from finebench.data.vision import need, read_lines, root_of
+from finebench.errors import FinebenchError
+
+TEXT_DEFAULTS = {"root": None, "vocab_size": 16000, "max_len": 64, "val_fraction": 0.1, "test_fraction": 0.2, "seed": 0}
+SST_CLASSES = ["very negative", "negative", "neutral", "positive", "very positive"]
+PTB_LEAF = re.compile(r"\(\d+ ([^()\s]+)\)")
+PTB_ESCAPES = {"-LRB-": "(", "-RRB-": ")", "-LSB-": "[", "-RSB-": "]", "-LCB-": "{", "-RCB-": "}"}
+
+
+def finish(work: Path, records: dict[str, list], classes: list[str], opt: dict, source: dict) -> dict:
+    records, carved = carve_splits(records, opt)
+    texts = {s: [t for t, _ in records[s]] for s in SPLITS}
+    labels = {s: [lab for _, lab in records[s]] for s in SPLITS}
+    arrays, info, stats = encode_splits(work, texts, labels, opt)
+    return {"arrays": arrays, "manifest": {"input": info, "classes": classes, "carved_splits": carved,
+                                          "token_stats": stats, "source": source}}
+
+
+def parse_ptb(line: str, path: Path, lineno: int) -> tuple[str, int]:
+    m = re.match(r"\s*\((\d) ", line)
+    leaves = PTB_LEAF.findall(line)
+    if not m or not leaves:
+        raise FinebenchError(f"{path}:{lineno}: not a PTB sentiment tree")
+    return " ".join(PTB_ESCAPES.get(w, w) for w in leaves), int(m.group(1))
+
+
+def build_sst5(work: Path, opt: dict) -> dict:
+    trees = root_of(opt, "sst5") / "trees"
+    records = {}
+    for split, fname in (("train", "train.txt"), ("val", "dev.txt"), ("test", "test.txt")):
+        path = need(trees / fname, f"SST PTB trees ({fname})")
+        records[split] = [parse_ptb(l, path, i) for i, l in enumerate(open(path, encoding="utf-8"), 1) if l.strip()]
+    return finish(work, records, SST_CLASSES, opt, {"layout": "SST PTB trees", "root": str(trees.parent)})
+
+
+def build_trec(work: Path, opt: dict) -> dict:
+    root = root_of(opt, "trec50")
+    raw = {}
+    for split, fname in (("train", "train_5500.label"), ("test", "TREC_10.label")):
+        rows = []
+        for i, line in enumerate(read_lines(root / fname, encoding="latin-1"), 1):
+            label, _, question = line.partition(" ")
+            if ":" not in label or not question:
+                raise FinebenchError(f"{root / fname}:{i}: expected 'COARSE:fine question'")
+            rows.append((question.strip(), label if opt["granularity"] == "fine" else label.split(":")[0]))
+        raw[split] = rows
+    classes = sorted({lab for rows in raw.values() for _, lab in rows})
+    index = {c: i for i, c in enumerate(classes)}
+    records = {s: [(t, index[lab]) for t, lab in rows] for s, rows in raw.items()}
+    return finish(work, records, classes, opt, {"layout": "TREC (Li & Roth)", "granularity": opt["granularity"], "root": str(root)})
+
+
+def build_goemotions(work: Path, opt: dict) -> dict:
+    import csv
+
+    root = root_of(opt, "goemotions")
+    classes = read_lines(root / "emotions.txt")
+    records, dropped = {}, {}
+    for split, fname in (("train", "train.tsv"), ("val", "dev.tsv"), ("test", "test.tsv")):
+        rows, multi = [], 0
+        with open(need(root / fname, fname), encoding="utf-8", newline="") as f:
+            for i, row in enumerate(csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE), 1):
+                if len(row) != 3:
+                    raise FinebenchError(f"{root / fname}:{i}: expected 3 tab-separated columns (text, labels, id)")
+                ids = row[1].split(",")
+                if len(ids) == 1:
+                    rows.append((row[0], int(ids[0])))
+                else:
+                    multi += 1
+        records[split], dropped[split] = rows, multi
+    return finish(work, records, classes, opt, {"layout": "GoEmotions tsv", "root": str(root),
+                                                "single_label_only": True, "multi_label_dropped": dropped})
+
+
+def build_text_table(work: Path, opt: dict) -> dict:
+    import pandas as pd
+
+    if not opt.get("path"):
+        raise FinebenchError("text_table: set tasks.<task>.path to a csv, tsv or jsonl file")
+    path = Path(opt["path"])
+    need(path, "a csv / tsv / jsonl file")
+    readers = {".csv": lambda: pd.read_csv(path), ".tsv": lambda: pd.read_csv(path, sep="\t"),
+               ".jsonl": lambda: pd.read_json(path, lines=True)}
+    if path.suffix not in readers:
+        raise FinebenchError(f"{path}: unsupported table format {path.suffix!r}; use .csv, .tsv or .jsonl")
+    df = readers[path.suffix]()
+    for key in ("text_column", "label_column") + (("split_column",) if opt.get("split_column") else ()):
+        if opt[key] not in df.columns:
+            raise FinebenchError(f"tasks.<task>.{key}: column {opt[key]!r} not in {path} (columns: {', '.join(map(str, df.columns))})")
+    classes = sorted(df[opt["label_column"]].astype(str).unique())
+    index = {c: i for i, c in enumerate(classes)}
+    split = df[opt["split_column"]].astype(str) if opt.get("split_column") else pd.Series(["train"] * len(df))
+    bad = sorted(set(split) - set(SPLITS))
+    if bad:
+        raise FinebenchError(f"{path}: column {opt['split_column']!r} has values {bad}; expected train/val/test")
+    records = {s: [(str(t), index[str(lab)]) for t, lab, sp in zip(df[opt["text_column"]], df[opt["label_column"]], split) if sp == s]
+               for s in SPLITS}
+    return finish(work, records, classes, opt, {"layout": "text_table", "path": str(path)})
+
+
+register(DatasetSource(
+    name="sst5", modality="text", description="SST-5: 5 sentiment levels, official PTB train/dev/test (sentence = root)",
+    defaults=TEXT_DEFAULTS, build=build_sst5, archive_root="",
+    remotes=[Remote("https://nlp.stanford.edu/sentiment/trainDevTestTrees_PTB.zip")],
+    citation="Socher et al. (2013), Recursive Deep Models for Semantic Compositionality, EMNLP"))
+register(DatasetSource(
+    name="trec50", modality="text", description="TREC question classification, 50 fine classes; official train/test, val carved",
+    defaults={**TEXT_DEFAULTS, "granularity": "fine"}, build=build_trec,
+    remotes=[Remote("https://cogcomp.seas.upenn.edu/Data/QA/QC/train_5500.label", extract=False),
+             Remote("https://cogcomp.seas.upenn.edu/Data/QA/QC/TREC_10.label", extract=False)],
+    citation="Li & Roth (2002), Learning Question Classifiers, COLING"))
+register(DatasetSource(
+    name="goemotions", modality="text", description="GoEmotions: 27 emotions + neutral; official splits, single-label examples only",
+    defaults=TEXT_DEFAULTS, build=build_goemotions,
+    remotes=[Remote(f"https://raw.githubusercontent.com/google-research/goemotions/master/data/{f}", extract=False)
+             for f in ("train.tsv", "dev.tsv", "test.tsv", "emotions.txt")],
+    citation="Demszky et al. (2020), GoEmotions: A Dataset of Fine-Grained Emotions, ACL"))
+register(DatasetSource(
+    name="text_table", modality="text", description="Bring your own: csv / tsv / jsonl with text and label columns",
+    defaults={**TEXT_DEFAULTS, "path": None, "text_column": "text", "label_column": "label", "split_column": None},
+    build=build_text_table))
+

@@ -1,0 +1,199 @@
+"""Real vision datasets (official files, official splits) and ``imagefolder`` (bring your own).
+
+Every image is decoded once, its shorter side resized to ``resize`` and centre-cropped to ``resize x resize``, and
+stored as uint8 in a memory-mapped ``{split}_x.npy`` (10^5 images at 256 px = 19.7 GB on disk, never all in RAM).
+At train time the loader takes a random resized crop of ``image_size`` plus a horizontal flip; at eval time the
+centre ``image_size`` crop. Inputs are normalised with the ImageNet mean/std (what timm's pretrained weights expect).
+
+Layouts read (``root:`` points at the folder the official archive extracts to):
+- ``cub200``: ``CUB_200_2011/`` with images.txt, image_class_labels.txt, train_test_split.txt, classes.txt, images/
+- ``fgvc_aircraft``: ``fgvc-aircraft-2013b/`` with data/variants.txt, data/images_variant_{train,val,test}.txt, data/images/
+- ``flowers102``: a folder with jpg/, imagelabels.mat, setid.mat
+- ``oxford_pets``: a folder with images/ and annotations/{trainval,test}.txt
+- ``imagefolder``: root/[train|val|test/]class/image — missing splits are carved from train
+"""
+
+from __future__ import annotations
+
+import os
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+
+from finebench.data.download import Remote
+from finebench.data.registry import SPLITS, DatasetSource, carve_splits, register
+from finebench.errors import FinebenchError
+
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+VISION_DEFAULTS = {"root": None, "image_size": 224, "resize": 256, "val_fraction": 0.1, "test_fraction": 0.2,
+                   "seed": 0, "workers": 0}
+
+
+def need(path: Path, what: str) -> Path:
+    if not path.exists():
+        raise FinebenchError(f"{path}: missing — expected {what} (is tasks.<task>.root the folder the official archive extracts to?)")
+    return path
+
+
+def read_lines(path: Path, encoding: str = "utf-8") -> list[str]:
+    return [line.rstrip("\n\r") for line in open(need(path, "a list file"), encoding=encoding) if line.strip()]
+
+
+def load_image(args) -> np.ndarray:
+    path, size = args
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            im.draft("RGB", (size, size))  # JPEG: decode at reduced scale when possible
+            im = im.convert("RGB")
+            w, h = im.size
+            scale = size / min(w, h)
+            im = im.resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.BILINEAR, reducing_gap=3.0)
+            w, h = im.size
+            left, top = (w - size) // 2, (h - size) // 2
+            return np.asarray(im.crop((left, top, left + size, top + size)), dtype=np.uint8).transpose(2, 0, 1)
+    except OSError as exc:
+        raise FinebenchError(f"{path}: cannot read image ({exc})") from exc
+
+
+def cache_images(work: Path, split: str, paths: list[Path], size: int, workers: int) -> Path:
+    """Decode + resize every image once into a memory-mapped uint8 [N, 3, size, size] array."""
+    out = work / f"{split}_x.npy"
+    arr = np.lib.format.open_memmap(out, mode="w+", dtype=np.uint8, shape=(len(paths), 3, size, size))
+    jobs = [(p, size) for p in paths]
+    workers = workers or min(8, os.cpu_count() or 1)
+    if workers > 1 and len(jobs) > 64:
+        with get_context("spawn").Pool(workers) as pool:
+            for i, img in enumerate(pool.imap(load_image, jobs, chunksize=32)):
+                arr[i] = img
+    else:
+        for i, job in enumerate(jobs):
+            arr[i] = load_image(job)
+    arr.flush()
+    del arr
+    return out
+
+
+def build_images(work: Path, records: dict[str, list], classes: list[str], opt: dict, source: dict) -> dict:
+    records, carved = carve_splits(records, opt)
+    arrays = {}
+    for split in SPLITS:
+        paths = [p for p, _ in records[split]]
+        arrays[split] = (cache_images(work, split, paths, opt["resize"], opt["workers"]),
+                         np.array([lab for _, lab in records[split]], dtype=np.int64))
+    return {
+        "arrays": arrays,
+        "manifest": {
+            "input": {"kind": "image", "channels": 3, "height": opt["image_size"], "width": opt["image_size"],
+                      "stored_size": opt["resize"], "normalize": "imagenet", "augment": "random_resized_crop_flip"},
+            "classes": classes,
+            "carved_splits": carved,
+            "source": source,
+        },
+    }
+
+
+def root_of(opt: dict, name: str) -> Path:
+    if not opt.get("root"):
+        raise FinebenchError(f"{name}: no root — set tasks.<task>.root to the extracted official files (or let the download rule fetch them)")
+    return Path(opt["root"])
+
+
+def build_cub(work: Path, opt: dict) -> dict:
+    root = root_of(opt, "cub200")
+    ids = {int(a): b for a, b in (l.split(" ", 1) for l in read_lines(root / "images.txt"))}
+    labels = {int(a): int(b) for a, b in (l.split() for l in read_lines(root / "image_class_labels.txt"))}
+    is_train = {int(a): b == "1" for a, b in (l.split() for l in read_lines(root / "train_test_split.txt"))}
+    classes = [b for _, b in sorted((int(a), b) for a, b in (l.split(" ", 1) for l in read_lines(root / "classes.txt")))]
+    records = {"train": [], "test": []}
+    for i in sorted(ids):
+        records["train" if is_train[i] else "test"].append((root / "images" / ids[i], labels[i] - 1))
+    return build_images(work, records, classes, opt, {"layout": "CUB-200-2011", "root": str(root)})
+
+
+def build_aircraft(work: Path, opt: dict) -> dict:
+    data = root_of(opt, "fgvc_aircraft") / "data"
+    classes = read_lines(data / f"{opt['level']}s.txt")
+    index = {c: i for i, c in enumerate(classes)}
+    records = {}
+    for split in SPLITS:
+        rows = [l.split(" ", 1) for l in read_lines(data / f"images_{opt['level']}_{split}.txt")]  # names contain spaces
+        records[split] = [(data / "images" / f"{img}.jpg", index[name]) for img, name in rows]
+    return build_images(work, records, classes, opt, {"layout": "FGVC-Aircraft 2013b", "level": opt["level"], "root": str(data.parent)})
+
+
+def build_flowers(work: Path, opt: dict) -> dict:
+    from scipy.io import loadmat
+
+    root = root_of(opt, "flowers102")
+    labels = loadmat(need(root / "imagelabels.mat", "imagelabels.mat"))["labels"].ravel().astype(int)
+    setid = loadmat(need(root / "setid.mat", "setid.mat"))
+    records = {}
+    for split, key in (("train", "trnid"), ("val", "valid"), ("test", "tstid")):
+        records[split] = [(root / "jpg" / f"image_{i:05d}.jpg", labels[i - 1] - 1) for i in setid[key].ravel().astype(int)]
+    classes = [f"flower_{k:03d}" for k in range(1, labels.max() + 1)]
+    return build_images(work, records, classes, opt, {"layout": "Oxford Flowers-102", "root": str(root)})
+
+
+def build_pets(work: Path, opt: dict) -> dict:
+    root = root_of(opt, "oxford_pets")
+    records, names = {}, {}
+    for split, fname in (("train", "trainval.txt"), ("test", "test.txt")):
+        rows = [l.split() for l in read_lines(root / "annotations" / fname) if not l.startswith("#")]
+        records[split] = [(root / "images" / f"{r[0]}.jpg", int(r[1]) - 1) for r in rows]
+        names.update({int(r[1]) - 1: r[0].rsplit("_", 1)[0] for r in rows})
+    classes = [names[k] for k in range(len(names))]
+    return build_images(work, records, classes, opt, {"layout": "Oxford-IIIT Pet", "root": str(root)})
+
+
+def folder_records(root: Path, is_item) -> tuple[dict[str, list], list[str]]:
+    """root/[split/]label/file -> ({split: [(path, label)]}, classes). Splits present: train (+ val, test)."""
+    if not root.is_dir():
+        raise FinebenchError(f"{root}: folder not found (tasks.<task>.root)")
+    split_dirs = {s: root / s for s in SPLITS if (root / s).is_dir()}
+    if split_dirs and "train" not in split_dirs:
+        raise FinebenchError(f"{root}: has {sorted(split_dirs)} folders but no train/")
+    layout = split_dirs or {"train": root}
+    classes = sorted({d.name for base in layout.values() for d in base.iterdir() if d.is_dir() and not d.name.startswith((".", "_"))})
+    if not classes:
+        raise FinebenchError(f"{root}: no class folders found (expected root/[split/]label/files)")
+    index = {c: i for i, c in enumerate(classes)}
+    records = {s: [] for s in layout}
+    for split, base in layout.items():
+        for c in classes:
+            if (base / c).is_dir():
+                records[split] += [(p, index[c]) for p in sorted((base / c).iterdir()) if is_item(p)]
+    return records, classes
+
+
+def build_imagefolder(work: Path, opt: dict) -> dict:
+    root = root_of(opt, "imagefolder")
+    records, classes = folder_records(root, lambda p: p.suffix.lower() in IMAGE_EXTENSIONS)
+    return build_images(work, records, classes, opt, {"layout": "imagefolder", "root": str(root)})
+
+
+REAL = [
+    ("cub200", "CUB-200-2011: 200 bird species; official train/test, val carved from train", build_cub,
+     [Remote("https://data.caltech.edu/records/65de6-vp158/files/CUB_200_2011.tgz", md5="97eceeb196236b17998738112f37df78")],
+     "CUB_200_2011", {}, "Wah et al. (2011), The Caltech-UCSD Birds-200-2011 Dataset, CNS-TR-2011-001"),
+    ("fgvc_aircraft", "FGVC-Aircraft 2013b: 100 aircraft variants; official train/val/test", build_aircraft,
+     [Remote("https://www.robots.ox.ac.uk/~vgg/data/fgvc-aircraft/archives/fgvc-aircraft-2013b.tar.gz")],
+     "fgvc-aircraft-2013b", {"level": "variant"}, "Maji et al. (2013), Fine-Grained Visual Classification of Aircraft, arXiv:1306.5151"),
+    ("flowers102", "Oxford Flowers-102: 102 species; official setid.mat train/val/test", build_flowers,
+     [Remote("https://www.robots.ox.ac.uk/~vgg/data/flowers/102/102flowers.tgz", md5="52808999861908f626f3c1f4e79d11fa"),
+      Remote("https://www.robots.ox.ac.uk/~vgg/data/flowers/102/imagelabels.mat", md5="e0620be6f572b9609742df49c70aed4d", extract=False),
+      Remote("https://www.robots.ox.ac.uk/~vgg/data/flowers/102/setid.mat", md5="a5357ecc9cb78c4bef273ce3793fc85c", extract=False)],
+     "", {}, "Nilsback & Zisserman (2008), Automated Flower Classification over a Large Number of Classes, ICVGIP"),
+    ("oxford_pets", "Oxford-IIIT Pet: 37 breeds; official trainval/test, val carved from trainval", build_pets,
+     [Remote("https://www.robots.ox.ac.uk/~vgg/data/pets/data/images.tar.gz", md5="5c4f3ee8e5d25df40f4fd59a7f44e54c"),
+      Remote("https://www.robots.ox.ac.uk/~vgg/data/pets/data/annotations.tar.gz", md5="95a8c909bbe2e81eed6a22bccdf3f68f")],
+     "", {}, "Parkhi et al. (2012), Cats and Dogs, CVPR"),
+]
+for name, desc, fn, remotes, archive_root, extra, cite in REAL:
+    register(DatasetSource(name=name, modality="vision", description=desc, defaults={**VISION_DEFAULTS, **extra},
+                           build=fn, citation=cite, remotes=remotes, archive_root=archive_root))
+
+register(DatasetSource(name="imagefolder", modality="vision", description="Bring your own: root/[split/]class/image",
+                       defaults=VISION_DEFAULTS, build=build_imagefolder))
