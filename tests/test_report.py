@@ -97,3 +97,35 @@ def test_aggregate_writes_tables_from_metrics_files(tmp_path):
     for name in ("leaderboard.md", "leaderboard.html", "families.csv", "families.md", "runs.csv", "ranks.md",
                  "model_ranks.csv", "family_ranks.csv"):
         assert (tmp_path / "tables" / name).stat().st_size > 0
+
+
+def test_published_references_beside_ours_with_protocol_flags(tmp_path, repo):
+    runs = runs_frame({"textcnn": [0.40, 0.42], "bilstm": [0.44, 0.46]}, task="sst", modality="text",
+                      families={"textcnn": "cnn", "bilstm": "rnn"})
+    runs["dataset"] = "sst5"
+    runs["protocol"] = [{"pretraining": "none", "resolution": None, "split": "official"}] * len(runs)
+    board = report.leaderboard(runs)
+    refs = report.load_references(repo / "config" / "references.yaml")
+    assert {"sst5", "cub200", "fgvc_aircraft"} <= set(refs["dataset"])
+    table = report.references_table(runs, board, refs).set_index("reference_model")
+    cnn = table.loc["CNN-non-static"]
+    assert cnn["our_model"] == "textcnn" and cnn["reference_accuracy"] == pytest.approx(0.48)
+    assert cnn["protocol_differs"] and "pretraining" in cnn["protocol_notes"]  # word2vec vs from scratch
+    assert not table.loc["RNTN", "protocol_differs"]  # both from scratch: comparable
+    assert table.loc["Bidirectional LSTM", "our_model"] == "bilstm"
+    md = report.references_markdown(report.references_table(runs, board, refs))
+    assert "| sst    | CNN-non-static" in md and "48.0" in md and "⚠ pretraining" in md
+
+
+def test_resolution_difference_is_flagged():
+    ref = {"pretraining": "ImageNet", "resolution": 448}
+    assert report.protocol_differences(ref, {"pretraining": "timm hub weights", "resolution": 224}) == [
+        "resolution: published 448 px, ours 224 px"]
+    assert report.protocol_differences(ref, {"pretraining": "timm hub weights", "resolution": 448}) == []
+
+
+def test_broken_references_file_names_the_entry(tmp_path):
+    bad = tmp_path / "refs.yaml"
+    bad.write_text("references:\n  - {dataset: sst5, model: X}\n")
+    with pytest.raises(ValueError, match=r"references\[0\] lacks family, accuracy, source, protocol"):
+        report.load_references(bad)

@@ -54,5 +54,7 @@ def test_pipeline_on_roots_download_and_byo(repo, tmp_path):
     marker = json.loads((tmp_path / "cache" / "trec50.ready.json").read_text())
     assert (tmp_path / "cache" / "trec50" / "root" / "TREC_10.label").is_file() and marker["dataset"] == "trec50"
     assert len(json.loads((tmp_path / "lock.json").read_text())) == 2  # both TREC files recorded on first use
+    refs = pd.read_csv(tmp_path / "results" / "tables" / "references.csv")
+    assert set(refs["task"]) == {"sst", "cub"} and refs["protocol_differs"].all()  # published: pretrained / 448 px
     manifest = json.loads((tmp_path / "results" / "data" / "trec" / "manifest.json").read_text())
     assert manifest["splits"]["test"]["n"] == 3

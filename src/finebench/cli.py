@@ -106,7 +106,7 @@ def cmd_train(args) -> int:
 def cmd_aggregate(args) -> int:
     from finebench.report import aggregate
 
-    out = aggregate(args.metrics, args.out, args.plots)
+    out = aggregate(args.metrics, args.out, args.plots, args.references)
     print(f"[finebench] {len(out['runs'])} runs -> {len(out['leaderboard'])} leaderboard rows in {args.out}",
           file=sys.stderr)
     return 0
@@ -188,6 +188,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("metrics", nargs="+")
     s.add_argument("--out", required=True, help="tables folder")
     s.add_argument("--plots", help="plots folder (omit for tables only)")
+    s.add_argument("--references", help="YAML of published accuracies (config/references.yaml)")
     s.set_defaults(func=cmd_aggregate)
     return p
 

@@ -258,13 +258,82 @@ def families_markdown(fam: pd.DataFrame) -> str:
     return "\n".join(parts) + "\n"
 
 
-def aggregate(metrics_files, out_dir: str | Path, plots_dir: str | Path | None = None) -> dict[str, pd.DataFrame]:
+def load_references(path: str | Path | None) -> pd.DataFrame:
+    import yaml
+
+    cols = ["dataset", "model", "family", "accuracy", "source", "protocol"]
+    if not path or not Path(path).is_file():
+        return pd.DataFrame(columns=cols)
+    refs = (yaml.safe_load(Path(path).read_text()) or {}).get("references") or []
+    for i, r in enumerate(refs):
+        missing = [c for c in cols if c not in r]
+        if missing:
+            raise ValueError(f"{path}: references[{i}] lacks {', '.join(missing)}")
+    return pd.DataFrame(refs, columns=cols)
+
+
+def protocol_differences(ref: dict, ours: dict) -> list[str]:
+    """Why a published number is not directly comparable with ours (empty: comparable as far as we can tell)."""
+    why = []
+    ref_pre = str(ref.get("pretraining", "none")).lower()
+    our_pre = str((ours or {}).get("pretraining", "none")).lower()
+    if (ref_pre == "none") != (our_pre == "none"):
+        why.append(f"pretraining: published {ref.get('pretraining')}, ours {our_pre}")
+    if ref.get("resolution") and (ours or {}).get("resolution") and int(ref["resolution"]) != int(ours["resolution"]):
+        why.append(f"resolution: published {ref['resolution']} px, ours {ours['resolution']} px")
+    return why
+
+
+def references_table(runs: pd.DataFrame, board: pd.DataFrame, refs: pd.DataFrame) -> pd.DataFrame:
+    """Each published reference beside our best model of the same family on every task using that dataset."""
+    rows = []
+    task_dataset = runs.groupby("task")["dataset"].first()
+    for _, ref in refs.iterrows():
+        for task in task_dataset[task_dataset == ref["dataset"]].index:
+            g = board[board.task == task]
+            same = g[g.family == ref["family"]]
+            ours = (same if len(same) else g).sort_values("rank").iloc[0]
+            protocol = runs[(runs.task == task) & (runs.model == ours["model"])]["protocol"].iloc[0] if "protocol" in runs else {}
+            why = protocol_differences(ref["protocol"] or {}, protocol if isinstance(protocol, dict) else {})
+            rows.append({
+                "task": task, "dataset": ref["dataset"], "reference_model": ref["model"], "reference_family": ref["family"],
+                "reference_accuracy": ref["accuracy"] / 100, "source": ref["source"],
+                "our_model": ours["model"], "our_family": ours["family"], "our_test_accuracy_mean": ours["test_accuracy_mean"],
+                "our_test_accuracy_ci95": ours["test_accuracy_ci95"], "our_n_seeds": ours["n_seeds"],
+                "protocol_differs": bool(why), "protocol_notes": "; ".join(why),
+            })
+    return pd.DataFrame(rows)
+
+
+def references_markdown(table: pd.DataFrame) -> str:
+    from tabulate import tabulate
+
+    parts = ["# Published references", "",
+             "Published test accuracy beside ours (the best of our models of the same family, else our best). "
+             "⚠: the protocols differ (see notes) — read the gap with that in mind. Sources: config/references.yaml.", ""]
+    if table.empty:
+        return "\n".join(parts + ["No task in this run uses a dataset with published references.", ""])
+    parts.append(tabulate(
+        [[r["task"], r["reference_model"], f"{100 * r['reference_accuracy']:.1f}",
+          f"{r['our_model']} ({r['our_family']})", pct(r["our_test_accuracy_mean"], r["our_test_accuracy_ci95"], r["our_n_seeds"]),
+          ("⚠ " + r["protocol_notes"]) if r["protocol_differs"] else "comparable", r["source"]]
+         for _, r in table.iterrows()],
+        headers=["task", "published model", "published %", "ours", "ours %", "protocol", "source"],
+        tablefmt="github", disable_numparse=True))
+    return "\n".join(parts) + "\n"
+
+
+def aggregate(metrics_files, out_dir: str | Path, plots_dir: str | Path | None = None,
+              references: str | Path | None = None) -> dict[str, pd.DataFrame]:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     runs = load_metrics(metrics_files)
     board = leaderboard(runs)
     fam = families(board)
     model_ranks, family_ranks = ranks(board, fam)
+    refs = references_table(runs, board, load_references(references))
+    refs.to_csv(out_dir / "references.csv", index=False)
+    (out_dir / "references.md").write_text(references_markdown(refs))
     model_ranks.to_csv(out_dir / "model_ranks.csv", index=False)
     family_ranks.to_csv(out_dir / "family_ranks.csv", index=False)
     (out_dir / "ranks.md").write_text(ranks_markdown(model_ranks, family_ranks))

@@ -264,8 +264,17 @@ def fit(spec: dict, data_dir: str | Path, out_dir: str | Path, experiment_file: 
         save_confusion(cm, data.classes, out_dir, f"{name} — test confusion (acc {test['accuracy']:.3f})")
         run.log_metrics({k: v for k, v in metrics.items() if isinstance(v, (int, float))})
         run.log_artifacts(out_dir)
+        kw = spec["model_kwargs"]
+        protocol = {
+            "pretraining": f"file {Path(kw['pretrained_file']).name}" if kw.get("pretrained_file")
+            else ("timm hub weights" if kw.get("pretrained") else "none"),
+            "resolution": data.input.get("height") if data.input["kind"] == "image" else None,
+            "split": "official" + (f" + {'/'.join(data.manifest['carved_splits'])} carved from train"
+                                   if data.manifest.get("carved_splits") else ""),
+        }
         result = {
             **{k: spec[k] for k in ("task", "dataset", "modality", "model", "family", "arch", "seed")},
+            "protocol": protocol,
             "status": "FINISHED",
             "mlflow_run_id": run.run_id,
             "mlflow_experiment_id": run.experiment_id,

@@ -18,7 +18,8 @@ FINEBENCH = f"{sys.executable} -m finebench"
 RESULTS = "results"
 EXPERIMENT_FILE = f"{RESULTS}/mlflow/experiment.json"
 TABLE_FILES = ["leaderboard.csv", "leaderboard.md", "leaderboard.html", "families.csv", "families.md", "runs.csv",
-               "model_ranks.csv", "family_ranks.csv", "ranks.md"]
+               "model_ranks.csv", "family_ranks.csv", "ranks.md", "references.csv", "references.md"]
+REFERENCES = CFG.get("references") or workflow.source_path("../../config/references.yaml")
 PLOT_KINDS = ["learning_curves", "confusion_best", "pareto"]
 SUMMARY_FILE = f"{RESULTS}/tables/mlflow_summary.json"
 

@@ -4,7 +4,8 @@
 
 rule aggregate:
     input:
-        [f"{run_dir(t, m, s)}/metrics.json" for t, m, s in RUNS],
+        metrics=[f"{run_dir(t, m, s)}/metrics.json" for t, m, s in RUNS],
+        references=REFERENCES,
     output:
         leaderboard=report(f"{RESULTS}/tables/leaderboard.html", caption="../report/leaderboard.rst", category="1. Tables", labels={"table": "leaderboard"}),
         families=report(f"{RESULTS}/tables/families.csv", caption="../report/families.rst", category="1. Tables", labels={"table": "families"}),
@@ -16,7 +17,8 @@ rule aggregate:
     log:
         f"{RESULTS}/logs/aggregate.log",
     shell:
-        "{FINEBENCH} aggregate {input} --out {RESULTS}/tables --plots {RESULTS}/plots > {log} 2>&1"
+        "{FINEBENCH} aggregate {input.metrics} --out {RESULTS}/tables --plots {RESULTS}/plots "
+        "--references {input.references} > {log} 2>&1"
 
 
 localrules:
