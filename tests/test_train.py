@@ -127,3 +127,19 @@ def test_spec_augment_masks_bands_reproducibly():
     assert torch.equal(a, b) and a.shape == x.shape
     masked = (a == 0).float().mean().item()
     assert 0 < masked < 0.5
+
+
+def test_macro_f1_matches_sklearn():
+    import numpy as np
+    import torch
+    from sklearn.metrics import f1_score
+
+    from finebench.train import classification_metrics
+
+    rng = np.random.default_rng(0)
+    y = torch.from_numpy(rng.integers(0, 6, 200))
+    logits = torch.from_numpy(rng.normal(size=(200, 7))).float()  # class 6 never true, sometimes predicted
+    logits[:120, :] += torch.nn.functional.one_hot(y[:120], 7) * 3
+    got = classification_metrics(logits, y, 7)["macro_f1"]
+    want = f1_score(y.numpy(), logits.argmax(1).numpy(), average="macro", labels=np.arange(7), zero_division=0)
+    assert got == pytest.approx(want)
