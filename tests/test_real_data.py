@@ -171,3 +171,21 @@ def test_pretrained_file_loads_matching_weights(tmp_path):
     assert model.conv1.weight.shape[1] == 1 and model.fc.out_features == 4  # input conv adapted, new head
     with pytest.raises(FinebenchError, match="pretrained_file: .* not found"):
         build_model("timm:resnet18", {"pretrained_file": str(tmp_path / "none.pth")}, info, 4)
+
+
+def test_pretrained_unreachable_says_how_to_provide_weights(monkeypatch):
+    import timm
+
+    from finebench.models import build_model
+
+    real = timm.create_model
+
+    def offline(name, pretrained=False, **kw):
+        if pretrained:
+            raise OSError("We couldn't connect to 'https://huggingface.co'")
+        return real(name, pretrained=False, **kw)
+
+    monkeypatch.setattr(timm, "create_model", offline)
+    info = {"kind": "image", "channels": 3, "height": 32, "width": 32}
+    with pytest.raises(FinebenchError, match=r"could not fetch pretrained weights .*pretrained_file: /path/to/resnet18\.pth"):
+        build_model("timm:resnet18", {"pretrained": True}, info, 4)

@@ -69,7 +69,9 @@ def test_cost_columns_and_ranks():
     assert overall.loc["cnn", "mean_family_rank"] == 1.5 and overall.loc["cnn", "n_tasks"] == 2
     assert overall.loc["cnn", "mean_best_test_accuracy"] == pytest.approx((0.81 + 0.51) / 2)
     md = report.leaderboard_markdown(board)
-    assert "2.00M" in md and "| 1.50 " in md
+    assert "2.00M" in md and "latency" not in md
+    costs = report.costs_markdown(board)
+    assert "| 1.50 " in costs and "| 101 " in costs and "| 500 " in costs
     html = report.leaderboard_html(board)
     assert "<b>81.0 ± " in html and "<table>" in html
 
@@ -94,7 +96,7 @@ def test_aggregate_writes_tables_from_metrics_files(tmp_path):
     report.aggregate(files, tmp_path / "tables")  # tables only: no plots folder asked for
     board = pd.read_csv(tmp_path / "tables" / "leaderboard.csv")
     assert list(board["model"]) == ["a", "b"] and list(board["n_seeds"]) == [2, 2]
-    for name in ("leaderboard.md", "leaderboard.html", "families.csv", "families.md", "runs.csv", "ranks.md",
+    for name in ("leaderboard.md", "leaderboard.html", "costs.md", "families.csv", "families.md", "runs.csv", "ranks.md",
                  "model_ranks.csv", "family_ranks.csv"):
         assert (tmp_path / "tables" / name).stat().st_size > 0
 

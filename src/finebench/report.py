@@ -181,7 +181,9 @@ def mark(text: str, best: bool, tie: bool, bold) -> str:
 
 
 LEADERBOARD_HEADERS = ["#", "model", "family", "arch", "seeds", "test acc %", "std", "macro-F1 %", "top-5 %", "params",
-                       "FLOPs/sample", "train s", "latency ms (b=1)", "infer samples/s", "peak MB"]
+                       "FLOPs/sample", "train s"]
+COST_HEADERS = ["model", "family", "params", "FLOPs/sample", "train s", "train samples/s", "latency ms (b=1)",
+                "infer samples/s", "peak MB", "test acc %"]
 LEADERBOARD_INTRO = (
     "Test accuracy in % as mean ± 95 % CI half-width (Student's t over seeds). Bold: best mean in the task; "
     f"≈: not significantly different from the best (Welch's t-test, two-sided, α = {ALPHA}; needs ≥ 2 seeds each)."
@@ -203,11 +205,32 @@ def leaderboard_rows(g: pd.DataFrame, bold) -> list[list]:
             f"{100 * r['test_macro_f1_mean']:.1f}",
             "—" if math.isnan(r["test_top5_mean"]) else f"{100 * r['test_top5_mean']:.1f}",
             human(r["params"]), human(r["flops_per_sample"]), f"{r['train_seconds_mean']:.1f}",
-            num(r["latency_ms_batch1_mean"], ".2f"), num(r["inference_samples_per_s_mean"], ".0f"),
-            num(r["peak_memory_mb_max"], ".0f"),
         ]
         for _, r in g.iterrows()
     ]
+
+
+def cost_rows(g: pd.DataFrame) -> list[list]:
+    return [
+        [r["model"], r["family"], human(r["params"]), human(r["flops_per_sample"]), f"{r['train_seconds_mean']:.1f}",
+         num(r["train_samples_per_s_mean"], ".0f"), num(r["latency_ms_batch1_mean"], ".2f"),
+         num(r["inference_samples_per_s_mean"], ".0f"), num(r["peak_memory_mb_max"], ".0f"),
+         pct(r["test_accuracy_mean"], r["test_accuracy_ci95"], r["n_seeds"])]
+        for _, r in g.sort_values("flops_per_sample", na_position="last").iterrows()
+    ]
+
+
+def costs_markdown(board: pd.DataFrame) -> str:
+    from tabulate import tabulate
+
+    parts = ["# Cost of each model", "",
+             "Forward FLOPs per sample (torch FlopCounterMode), mean training time per run, training throughput, "
+             "median batch-1 latency, batched inference throughput (batch <= 256), peak memory (CUDA: allocated; "
+             "CPU: the training process's peak RSS). Sorted by FLOPs.", ""]
+    for _, g in board.groupby("task", sort=False):
+        parts += [f"## {task_heading(g)}", "",
+                  tabulate(cost_rows(g), headers=COST_HEADERS, tablefmt="github", disable_numparse=True), ""]
+    return "\n".join(parts)
 
 
 def leaderboard_markdown(board: pd.DataFrame) -> str:
@@ -236,7 +259,10 @@ def leaderboard_html(board: pd.DataFrame) -> str:
             if r["is_best"]:
                 row[5] = f"<b>{row[5]}</b>"
         parts += [f"<h2>{html.escape(task_heading(g))}</h2>",
-                  tabulate(rows, headers=LEADERBOARD_HEADERS, tablefmt="unsafehtml", disable_numparse=True)]
+                  tabulate(rows, headers=LEADERBOARD_HEADERS, tablefmt="unsafehtml", disable_numparse=True),
+                  "<h3>Cost</h3>",
+                  tabulate([[html.escape(str(c)) for c in row] for row in cost_rows(g)], headers=COST_HEADERS,
+                           tablefmt="unsafehtml", disable_numparse=True)]
     return "\n".join(parts) + "\n"
 
 
@@ -345,6 +371,7 @@ def aggregate(metrics_files, out_dir: str | Path, plots_dir: str | Path | None =
     board.to_csv(out_dir / "leaderboard.csv", index=False)
     (out_dir / "leaderboard.md").write_text(leaderboard_markdown(board))
     (out_dir / "leaderboard.html").write_text(leaderboard_html(board))
+    (out_dir / "costs.md").write_text(costs_markdown(board))
     fam.to_csv(out_dir / "families.csv", index=False)
     (out_dir / "families.md").write_text(families_markdown(fam))
     return {"runs": runs, "leaderboard": board, "families": fam}

@@ -17,7 +17,7 @@ RUNS = fbconfig.runs(CFG)
 FINEBENCH = f"{sys.executable} -m finebench"
 RESULTS = "results"
 EXPERIMENT_FILE = f"{RESULTS}/mlflow/experiment.json"
-TABLE_FILES = ["leaderboard.csv", "leaderboard.md", "leaderboard.html", "families.csv", "families.md", "runs.csv",
+TABLE_FILES = ["leaderboard.csv", "leaderboard.md", "leaderboard.html", "costs.md", "families.csv", "families.md", "runs.csv",
                "model_ranks.csv", "family_ranks.csv", "ranks.md", "references.csv", "references.md"]
 REFERENCES = CFG.get("references") or workflow.source_path("../../config/references.yaml")
 PLOT_KINDS = ["learning_curves", "confusion_best", "pareto"]
