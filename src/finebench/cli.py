@@ -56,7 +56,7 @@ def cmd_list(args) -> int:
 def cmd_download(args) -> int:
     from finebench import data
     from finebench.data.download import fetch_dataset
-    from finebench.train import write_json_atomic
+    from finebench.files import write_json_atomic
 
     source = data.DATASETS[args.dataset]
     if not source.downloadable:

@@ -11,12 +11,12 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import time
 from pathlib import Path
 
 from finebench.errors import FinebenchError
+from finebench.files import write_json_atomic
 
 FAILED, KILLED, FINISHED = "FAILED", "KILLED", "FINISHED"
 
@@ -52,12 +52,7 @@ def init_experiment(tracking_uri: str, experiment: str, artifact_root: str | Pat
         exp_id = exp.experiment_id
     else:
         exp_id = exp.experiment_id
-    info = {"tracking_uri": tracking_uri, "experiment": experiment, "experiment_id": exp_id}
-    out_file = Path(out_file)
-    out_file.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_file.with_suffix(".tmp")
-    tmp.write_text(json.dumps(info, indent=2))
-    os.replace(tmp, out_file)
+    write_json_atomic(out_file, {"tracking_uri": tracking_uri, "experiment": experiment, "experiment_id": exp_id})
     return exp_id
 
 
@@ -178,7 +173,5 @@ def log_summaries(experiment_file: str | Path, tables_dir: str | Path, plots_dir
             raise
         ids[task] = rid
     out = {"experiment_id": info["experiment_id"], "summary_runs": ids}
-    tmp = Path(out_file).with_suffix(".tmp")
-    tmp.write_text(json.dumps(out, indent=2))
-    os.replace(tmp, out_file)
+    write_json_atomic(out_file, out)
     return out

@@ -14,7 +14,6 @@ from __future__ import annotations
 import copy
 import json
 import math
-import os
 import random
 import sys
 import time
@@ -25,6 +24,7 @@ import numpy as np
 from finebench.config import spec_hash
 from finebench.cost import measure
 from finebench.data import Prepared
+from finebench.files import write_json_atomic
 from finebench.models import build_model
 
 
@@ -140,12 +140,6 @@ def save_confusion(cm: np.ndarray, classes: list[str], out_dir: Path, title: str
 
     pd.DataFrame(cm, index=pd.Index(classes, name="true"), columns=classes).to_csv(out_dir / "confusion.csv")
     plot_confusion(cm, classes, out_dir / "confusion.png", title)
-
-
-def write_json_atomic(path: Path, obj) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2))
-    os.replace(tmp, path)
 
 
 def fit(spec: dict, data_dir: str | Path, out_dir: str | Path, experiment_file: str | Path,

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from finebench.errors import FinebenchError
+from finebench.files import write_json_atomic
 
 LOCK_FILE = Path(__file__).resolve().parents[3] / "config" / "downloads.lock.json"
 CHUNK = 1 << 20
@@ -55,13 +56,6 @@ def _read_lock(lock: Path) -> dict:
     return json.loads(lock.read_text()) if lock.is_file() else {}
 
 
-def _write_lock(lock: Path, data: dict) -> None:
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    tmp = lock.with_name(lock.name + f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(dict(sorted(data.items())), indent=2) + "\n")
-    os.replace(tmp, lock)
-
-
 def verify(remote: Remote, path: Path, lock: Path) -> str:
     """Check ``path`` against the pinned checksum or the lock file; record it on first use. Returns its sha256."""
     sha = file_hash(path, "sha256")
@@ -76,7 +70,7 @@ def verify(remote: Remote, path: Path, lock: Path) -> str:
                              f"({recorded[remote.url]}) — the file changed since it was first fetched")
     if remote.url not in recorded:
         recorded[remote.url] = sha
-        _write_lock(lock, recorded)
+        write_json_atomic(lock, dict(sorted(recorded.items())))
     return sha
 
 
