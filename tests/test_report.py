@@ -131,3 +131,10 @@ def test_broken_references_file_names_the_entry(tmp_path):
     bad.write_text("references:\n  - {dataset: sst5, model: X}\n")
     with pytest.raises(ValueError, match=r"references\[0\] lacks family, accuracy, source, protocol"):
         report.load_references(bad)
+
+
+def test_data_caveat_is_shown_with_the_task():
+    runs = runs_frame({"a": [0.8, 0.82]}, task="cmds", modality="speech")
+    runs["data_note"] = "SYNTHESIZED speech (espeak-ng)"
+    board = report.leaderboard(runs)
+    assert "## cmds [SYNTHESIZED speech (espeak-ng)] (speech, chance" in report.leaderboard_markdown(board)

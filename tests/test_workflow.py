@@ -54,7 +54,8 @@ def test_tables_cover_every_task_model_and_seed(smoke_run):
     assert board["test_accuracy_mean"].between(0, 1).all() and (board["params"] > 0).all()
     md = (work / "results" / "tables" / "leaderboard.md").read_text()
     for task in cfg["tasks"]:
-        assert f"## {task} (" in md
+        assert f"## {task} (" in md or f"## {task} [" in md
+    assert "## speech [SYNTHESIZED speech (espeak-ng)] (speech" in md  # labelled wherever it is shown
     fam = pd.read_csv(work / "results" / "tables" / "families.csv")
     assert len(fam) == 9 and set(fam["family"]) == {"cnn", "rnn", "transformer"}
     runs = pd.read_csv(work / "results" / "tables" / "runs.csv")
@@ -100,6 +101,8 @@ def test_mlflow_store_has_every_run_finished_named_and_tagged(smoke_run):
     assert sorted(r.info.run_name for r in summaries) == sorted(f"{t}/summary" for t in cfg["tasks"])
     arts = {a.path for a in client.list_artifacts(summaries[0].info.run_id)}
     assert {"leaderboard.csv", "plots", "all_tasks"} <= arts
+    speech = [r for r in runs if r.data.tags["task"] == "speech"]
+    assert speech and all(r.data.tags["data_note"] == "SYNTHESIZED speech (espeak-ng)" for r in speech)
     # each metrics.json names its MLflow run
     m = json.loads((work / "results/runs/wordnet/textcnn/seed0/metrics.json").read_text())
     assert client.get_run(m["mlflow_run_id"]).info.run_name == "wordnet/textcnn/seed0"

@@ -41,6 +41,12 @@ def plot_confusion(cm: np.ndarray, classes: list[str], path: Path, title: str) -
     plt.close(fig)
 
 
+def label(frame: pd.DataFrame, task: str) -> str:
+    from finebench.report import task_label
+
+    return task_label(frame[frame.task == task].iloc[0])
+
+
 def learning_curves(runs: pd.DataFrame, task: str, path: Path) -> None:
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7, 4.5))
@@ -56,7 +62,7 @@ def learning_curves(runs: pd.DataFrame, task: str, path: Path) -> None:
             ax.fill_between(x, mean - std, mean + std, alpha=0.2, color=line.get_color())
     ax.set_xlabel("epoch")
     ax.set_ylabel("validation accuracy (%)")
-    ax.set_title(f"{task}: validation accuracy per epoch (mean ± 1 std over seeds)")
+    ax.set_title(f"{label(runs, task)}: validation accuracy per epoch (mean ± 1 std over seeds)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -70,7 +76,7 @@ def best_confusion(runs: pd.DataFrame, board: pd.DataFrame, task: str, path: Pat
     mats = [pd.read_csv(Path(f).parent / "confusion.csv", index_col=0) for f in files]
     cm = sum(m.to_numpy() for m in mats)
     plot_confusion(cm, list(mats[0].columns), path,
-                   f"{task}: best model {best['model']} — test confusion summed over {len(mats)} seeds")
+                   f"{label(runs, task)}: best model {best['model']} — test confusion summed over {len(mats)} seeds")
 
 
 def pareto(board: pd.DataFrame, task: str, path: Path) -> None:
@@ -103,7 +109,7 @@ def pareto(board: pd.DataFrame, task: str, path: Path) -> None:
     handles = [plt.Line2D([], [], marker="o", ls="", color=c, label=f) for f, c in FAMILY_COLORS.items()
                if f in set(g["family"])]
     axes[1].legend(handles=handles + [plt.Line2D([], [], color="black", alpha=0.4, label="Pareto front")], fontsize=8)
-    fig.suptitle(f"{task}: accuracy vs cost")
+    fig.suptitle(f"{label(board, task)}: accuracy vs cost")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

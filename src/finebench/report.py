@@ -81,6 +81,7 @@ def leaderboard(runs: pd.DataFrame) -> pd.DataFrame:
             "inference_samples_per_s_mean": col(g, "inference_samples_per_s").mean(),
             "peak_memory_mb_max": col(g, "peak_memory_mb").max(),
             "chance_accuracy": g["chance_accuracy"].iloc[0],
+            "data_note": g["data_note"].iloc[0] if "data_note" in g else "",
             "majority_accuracy": g["majority_accuracy"].iloc[0],
         })
     board = pd.DataFrame(rows)
@@ -190,9 +191,15 @@ LEADERBOARD_INTRO = (
 )
 
 
+def task_label(first) -> str:
+    """The task's name, with the data's caveat (e.g. synthesized speech) wherever the task is shown."""
+    note = first.get("data_note") if hasattr(first, "get") else None
+    return f"{first['task']} [{note}]" if isinstance(note, str) and note else str(first["task"])
+
+
 def task_heading(g: pd.DataFrame) -> str:
     first = g.iloc[0]
-    return (f"{first['task']} ({first['modality']}, chance {100 * first['chance_accuracy']:.1f} %, "
+    return (f"{task_label(first)} ({first['modality']}, chance {100 * first['chance_accuracy']:.1f} %, "
             f"majority class {100 * first['majority_accuracy']:.1f} %)")
 
 

@@ -189,7 +189,9 @@ def fit(spec: dict, data_dir: str | Path, out_dir: str | Path, experiment_file: 
     print(f"[finebench] {name}: {spec['arch']} ({n_params:,} params) on {dev}, {threads} thread(s), "
           f"{t['epochs']} epochs x {steps_per_epoch} steps", file=sys.stderr, flush=True)
 
-    with Run(experiment_file, spec, tags={"config_hash": spec_hash(spec), "device": dev.type}) as run:
+    note = "SYNTHESIZED speech (espeak-ng)" if data.manifest.get("synthesized") else ""
+    tags = {"config_hash": spec_hash(spec), "device": dev.type, **({"data_note": note} if note else {})}
+    with Run(experiment_file, spec, tags=tags) as run:
         run.log_metrics({"params": n_params})
         history, best, best_state = [], None, None
         train_seconds, samples_seen = 0.0, 0
@@ -276,6 +278,7 @@ def fit(spec: dict, data_dir: str | Path, out_dir: str | Path, experiment_file: 
         result = {
             **{k: spec[k] for k in ("task", "dataset", "modality", "model", "family", "arch", "seed")},
             "protocol": protocol,
+            "data_note": note,
             "status": "FINISHED",
             "mlflow_run_id": run.run_id,
             "mlflow_experiment_id": run.experiment_id,
