@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from finebench.errors import FinebenchError
-from finebench.files import write_json_atomic
+from finebench.files import atomic_dir, write_json_atomic
 
 LOCK_FILE = Path(__file__).resolve().parents[3] / "config" / "downloads.lock.json"
 CHUNK = 1 << 20
@@ -152,10 +152,7 @@ def extract(archive: str | Path, target: str | Path) -> Path:
     archive, target = Path(archive), Path(target)
     if target.is_dir():
         return target
-    work = target.parent / f".{target.name}.partial-{os.getpid()}"
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
-    try:
+    with atomic_dir(target) as work:
         if zipfile.is_zipfile(archive):
             with zipfile.ZipFile(archive) as z:
                 for name in z.namelist():
@@ -168,10 +165,6 @@ def extract(archive: str | Path, target: str | Path) -> Path:
                 t.extractall(work, filter="data")
         else:
             raise FinebenchError(f"{archive}: not a tar or zip archive")
-        os.replace(work, target)
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
     return target
 
 
@@ -197,10 +190,7 @@ def fetch_dataset(name: str, remotes: list[Remote], cache: str | Path, mirror: s
             entries.update({p.name: p for p in extracted.iterdir()})
         else:
             entries[remote.filename] = path
-    work = base / f".root.partial-{os.getpid()}"
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
-    for entry, target in entries.items():
-        (work / entry).symlink_to(target.resolve())
-    os.replace(work, root)
+    with atomic_dir(root) as work:
+        for entry, target in entries.items():
+            (work / entry).symlink_to(target.resolve())
     return root

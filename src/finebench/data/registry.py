@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +25,7 @@ from typing import Callable
 import numpy as np
 
 from finebench.errors import FinebenchError
+from finebench.files import atomic_dir
 
 SPLITS = ("train", "val", "test")
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -88,10 +87,7 @@ def prepare_task(task: str, dataset: str, options: dict, out_dir: str | Path) ->
     """Build ``dataset`` with ``options`` into ``out_dir`` atomically; returns the manifest."""
     source = DATASETS[dataset]
     out_dir = Path(out_dir)
-    work = out_dir.parent / f".{out_dir.name}.partial-{os.getpid()}"
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
-    try:
+    with atomic_dir(out_dir) as work:
         t0 = time.perf_counter()
         built = source.build(work, dict(options))
         manifest = {
@@ -124,12 +120,6 @@ def prepare_task(task: str, dataset: str, options: dict, out_dir: str | Path) ->
             }
         manifest["prepare_seconds"] = round(time.perf_counter() - t0, 2)
         (work / "manifest.json").write_text(json.dumps(manifest, indent=2))
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.replace(work, out_dir)
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
     return manifest
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from finebench.data.download import Remote
+from finebench.data.layout import folder_records, need, read_lines, root_of
 from finebench.data.registry import SPLITS, DatasetSource, carve_splits, register
 from finebench.errors import FinebenchError
 
@@ -30,14 +31,8 @@ VISION_DEFAULTS = {"root": None, "image_size": 224, "resize": 256, "val_fraction
                    "seed": 0, "workers": 0}
 
 
-def need(path: Path, what: str) -> Path:
-    if not path.exists():
-        raise FinebenchError(f"{path}: missing — expected {what} (is tasks.<task>.root the folder the official archive extracts to?)")
-    return path
 
 
-def read_lines(path: Path, encoding: str = "utf-8") -> list[str]:
-    return [line.rstrip("\n\r") for line in open(need(path, "a list file"), encoding=encoding) if line.strip()]
 
 
 def load_image(args) -> np.ndarray:
@@ -95,10 +90,6 @@ def build_images(work: Path, records: dict[str, list], classes: list[str], opt: 
     }
 
 
-def root_of(opt: dict, name: str) -> Path:
-    if not opt.get("root"):
-        raise FinebenchError(f"{name}: no root — set tasks.<task>.root to the extracted official files (or let the download rule fetch them)")
-    return Path(opt["root"])
 
 
 def build_cub(work: Path, opt: dict) -> dict:
@@ -148,24 +139,6 @@ def build_pets(work: Path, opt: dict) -> dict:
     return build_images(work, records, classes, opt, {"layout": "Oxford-IIIT Pet", "root": str(root)})
 
 
-def folder_records(root: Path, is_item) -> tuple[dict[str, list], list[str]]:
-    """root/[split/]label/file -> ({split: [(path, label)]}, classes). Splits present: train (+ val, test)."""
-    if not root.is_dir():
-        raise FinebenchError(f"{root}: folder not found (tasks.<task>.root)")
-    split_dirs = {s: root / s for s in SPLITS if (root / s).is_dir()}
-    if split_dirs and "train" not in split_dirs:
-        raise FinebenchError(f"{root}: has {sorted(split_dirs)} folders but no train/")
-    layout = split_dirs or {"train": root}
-    classes = sorted({d.name for base in layout.values() for d in base.iterdir() if d.is_dir() and not d.name.startswith((".", "_"))})
-    if not classes:
-        raise FinebenchError(f"{root}: no class folders found (expected root/[split/]label/files)")
-    index = {c: i for i, c in enumerate(classes)}
-    records = {s: [] for s in layout}
-    for split, base in layout.items():
-        for c in classes:
-            if (base / c).is_dir():
-                records[split] += [(p, index[c]) for p in sorted((base / c).iterdir()) if is_item(p)]
-    return records, classes
 
 
 def build_imagefolder(work: Path, opt: dict) -> dict:
