@@ -10,12 +10,17 @@ from pathlib import Path
 import numpy as np
 
 
-def jpeg(path: Path, seed: int, size=(40, 30)) -> None:
+def jpeg(path: Path, seed: int, size=(40, 30), banner: int = 0) -> None:
+    """A noise JPEG; with ``banner``, dark noise above a white band that many pixels high (FGVC-Aircraft's
+    copyright banner)."""
     from PIL import Image
 
     path.parent.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
-    Image.fromarray(rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)).save(path, quality=90)
+    pixels = rng.integers(0, 100 if banner else 255, (size[1], size[0], 3), dtype=np.uint8)
+    if banner:
+        pixels[-banner:] = 255
+    Image.fromarray(pixels).save(path, quality=90)
 
 
 def wav(path: Path, seed: int, sr: int = 16000, seconds: float = 1.0) -> None:
@@ -58,7 +63,7 @@ def aircraft(base: Path) -> tuple[Path, dict]:
         for v in variants:
             for _ in range(n):
                 k += 1
-                jpeg(data / "images" / f"{k:07d}.jpg", k)
+                jpeg(data / "images" / f"{k:07d}.jpg", k, size=(48, 64), banner=20)  # 20-px banner, as released
                 rows.append(f"{k:07d} {v}")
         (data / f"images_variant_{split}.txt").write_text("\n".join(rows) + "\n")
     return root, {"classes": 3, "train": 9, "val": 6, "test": 6}
@@ -94,7 +99,7 @@ def pets(base: Path) -> tuple[Path, dict]:
     return root, {"classes": 3, "train+val": 9, "test": 6, "names": [b for b, _, _ in breeds]}
 
 
-def sst(base: Path) -> tuple[Path, dict]:
+def sst(base: Path, sizes=(5, 3, 4)) -> tuple[Path, dict]:
     root = base / "sst"
     trees = root / "trees"
     trees.mkdir(parents=True)
@@ -105,10 +110,10 @@ def sst(base: Path) -> tuple[Path, dict]:
         "(1 (2 Not) (1 (1 good) (2 .)))",
         "(4 (4 Brilliant) (2 .))",
     ]
-    counts = {"train.txt": 5, "dev.txt": 3, "test.txt": 4}
+    counts = dict(zip(("train.txt", "dev.txt", "test.txt"), sizes))
     for fname, n in counts.items():
         (trees / fname).write_text("\n".join(lines[i % len(lines)] for i in range(n)) + "\n")
-    return root, {"classes": 5, "train": 5, "val": 3, "test": 4,
+    return root, {"classes": 5, **dict(zip(("train", "val", "test"), sizes)),
                   "first_text": "It 's a lovely film with lovely performances by Buy and Accorsi ."}
 
 

@@ -36,6 +36,39 @@ def test_fgvc_aircraft_variant_names_with_spaces(tmp_path):
     m = prep(tmp_path, "fgvc_aircraft", root)
     assert m["classes"] == ["707-320", "Cessna 172", "Gulfstream IV"]
     assert sizes(m) == {k: want[k] for k in ("train", "val", "test")} and not m["carved_splits"]
+    # the white 20-px copyright banner is cut off before resizing (the README asks for it); kept with crop_bottom: 0
+    assert m["input"]["cropped_bottom_px"] == 20
+    assert np.load(tmp_path / "prepared/fgvc_aircraft/test_x.npy").max() < 200
+    prep(tmp_path / "kept", "fgvc_aircraft", root, crop_bottom=0)
+    assert np.load(tmp_path / "kept/prepared/fgvc_aircraft/test_x.npy")[:, :, -4:].min() > 200
+
+
+def test_official_counts_are_checked(tmp_path, capsys):
+    """Every built-in dataset states the release's counts; a copy that differs is flagged (stderr + manifest)."""
+    root, want = official.cub(tmp_path)
+    m = prep(tmp_path, "cub200", root)
+    got = m["official_counts"]
+    assert got["expected"] == {"classes": 200, "train": 5994, "test": 5794}
+    # the carved val split is counted back into train: these are the official files' sizes
+    assert got["found"] == {"classes": 3, "train": want["train+val"], "test": want["test"]} and not got["match"]
+    err = capsys.readouterr().err
+    assert "WARNING cub200" in err and "classes 3 (official 200)" in err and "train 9 (official 5994)" in err
+    # dropped rows count too (GoEmotions' files hold multi-label rows the single-label task drops)
+    root, want = official.goemotions(tmp_path)
+    found = prep(tmp_path, "goemotions", root)["official_counts"]["found"]
+    assert found == {"classes": 4, **{s: want[s] + want["dropped"][s] for s in ("train", "val", "test")}}
+    # counts are only compared for the options they were published for
+    root, _ = official.trec(tmp_path)
+    assert prep(tmp_path, "trec50", root, granularity="coarse")["official_counts"] is None
+    assert all(DATASETS[d].official for d in ("cub200", "fgvc_aircraft", "flowers102", "oxford_pets", "sst5",
+                                              "trec50", "goemotions", "speech_commands"))
+
+
+def test_sst5_at_official_size_matches_the_release(tmp_path, capsys):
+    root, _ = official.sst(tmp_path, sizes=(8544, 1101, 2210))
+    m = prep(tmp_path, "sst5", root)
+    assert m["official_counts"]["match"] and sizes(m) == {"train": 8544, "val": 1101, "test": 2210}
+    assert "WARNING" not in capsys.readouterr().err
 
 
 def test_flowers102_mat_files(tmp_path):
@@ -80,7 +113,7 @@ def test_goemotions_single_label_only(tmp_path):
     m = prep(tmp_path, "goemotions", root)
     assert m["classes"] == ["admiration", "amusement", "anger", "neutral"]
     assert sizes(m) == {k: want[k] for k in ("train", "val", "test")}
-    assert m["source"]["multi_label_dropped"] == want["dropped"]
+    assert m["source"]["dropped"] == want["dropped"]
 
 
 def test_speech_commands_lists(tmp_path):
@@ -146,10 +179,10 @@ def test_audiofolder_resamples_any_rate(tmp_path):
 def test_real_vision_augmentation_and_normalisation(tmp_path):
     import torch
 
-    root, _ = official.aircraft(tmp_path)
-    prep(tmp_path, "fgvc_aircraft", root)
-    data = Prepared(tmp_path / "prepared" / "fgvc_aircraft")
-    x_eval, _ = next(data.batches("val", 6, "cpu"))
+    root, _ = official.cub(tmp_path)
+    prep(tmp_path, "cub200", root)
+    data = Prepared(tmp_path / "prepared" / "cub200")
+    x_eval, _ = next(data.batches("train", 6, "cpu"))
     x_train, _ = next(data.batches("train", 6, "cpu", shuffle=True, generator=torch.Generator().manual_seed(0), augment=True))
     assert x_eval.shape == x_train.shape == (6, 3, 24, 24)
     assert -3 < float(x_eval.min()) < 0 < float(x_eval.max()) < 3  # ImageNet-standardised

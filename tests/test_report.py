@@ -124,6 +124,10 @@ def test_resolution_difference_is_flagged():
     assert report.protocol_differences(ref, {"pretraining": "timm hub weights", "resolution": 224}) == [
         "resolution: published 448 px, ours 224 px"]
     assert report.protocol_differences(ref, {"pretraining": "timm hub weights", "resolution": 448}) == []
+    ours = {"pretraining": "timm hub weights", "resolution": 448, "split": "official (counts differ from the release) + val carved from train"}
+    assert report.protocol_differences({**ref, "split": "official train/test"}, ours) == [
+        "data: our copy's counts differ from the official release",
+        "training set: ours holds out a validation split carved from the official train split"]
 
 
 def test_broken_references_file_names_the_entry(tmp_path):

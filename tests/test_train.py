@@ -129,10 +129,10 @@ def test_spec_augment_masks_bands_reproducibly():
     assert 0 < masked < 0.5
 
 
-def test_macro_f1_matches_sklearn():
+def test_macro_f1_and_class_average_match_sklearn():
     import numpy as np
     import torch
-    from sklearn.metrics import f1_score
+    from sklearn.metrics import balanced_accuracy_score, f1_score
 
     from finebench.train import classification_metrics
 
@@ -140,6 +140,9 @@ def test_macro_f1_matches_sklearn():
     y = torch.from_numpy(rng.integers(0, 6, 200))
     logits = torch.from_numpy(rng.normal(size=(200, 7))).float()  # class 6 never true, sometimes predicted
     logits[:120, :] += torch.nn.functional.one_hot(y[:120], 7) * 3
-    got = classification_metrics(logits, y, 7)["macro_f1"]
+    got = classification_metrics(logits, y, 7)
     want = f1_score(y.numpy(), logits.argmax(1).numpy(), average="macro", labels=np.arange(7), zero_division=0)
-    assert got == pytest.approx(want)
+    assert got["macro_f1"] == pytest.approx(want)
+    # mean per-class accuracy over the classes present in the test set (class 6 never is)
+    assert got["mean_class_accuracy"] == pytest.approx(balanced_accuracy_score(y.numpy(), logits.argmax(1).numpy()))
+    assert got["mean_class_accuracy"] != pytest.approx(got["accuracy"])  # the classes are imbalanced here

@@ -47,6 +47,9 @@ def cmd_list(args) -> int:
     print("datasets:")
     for name, src in sorted(data.DATASETS.items()):
         print(f"  {name:24s} {src.modality:7s} {src.description}")
+        if src.official:
+            counts = ", ".join(f"{k} {v:,}" for k, v in src.official["splits"].items())
+            print(f"  {'':24s} {'':7s} official release: {src.official['classes']} classes; {counts}")
     print("architectures (plus timm:<name> for vision/speech):")
     for name, arch in sorted(models.ARCHS.items()):
         print(f"  {name:24s} {arch.family:12s} {','.join(arch.modalities):14s} {arch.description}")

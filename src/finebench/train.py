@@ -114,12 +114,33 @@ def macro_f1(cm: np.ndarray) -> float:
     return float(np.mean(np.divide(2 * tp, denom, out=np.zeros_like(tp), where=denom > 0)))
 
 
+def mean_class_accuracy(cm: np.ndarray) -> float:
+    """Mean over the classes present of each class's accuracy (recall): the average of the row-normalised confusion
+    matrix's diagonal — the official metric of FGVC-Aircraft and Flowers-102."""
+    rows = cm.sum(1)
+    present = rows > 0
+    return float(np.mean(np.diag(cm)[present] / rows[present]))
+
+
+def split_protocol(manifest: dict) -> str:
+    """How the splits came about, for comparing with published numbers (see report.protocol_differences)."""
+    counts = manifest.get("official_counts")
+    text = "official" if manifest.get("official_split") else "the dataset's own"
+    if counts and not counts["match"]:
+        text += " (counts differ from the release)"
+    if manifest.get("carved_splits"):
+        text += f" + {'/'.join(manifest['carved_splits'])} carved from train"
+    return text
+
+
 def classification_metrics(logits, labels, num_classes: int) -> dict:
     pred = logits.argmax(1).numpy()
     y = labels.numpy()
+    cm = confusion(logits, labels, num_classes)
     out = {
         "accuracy": float((pred == y).mean()),
-        "macro_f1": macro_f1(confusion(logits, labels, num_classes)),
+        "mean_class_accuracy": mean_class_accuracy(cm),
+        "macro_f1": macro_f1(cm),
     }
     if num_classes >= 5:
         top5 = logits.topk(5, dim=1).indices.numpy()
@@ -250,6 +271,7 @@ def fit(spec: dict, data_dir: str | Path, out_dir: str | Path, experiment_file: 
         counts = np.bincount(test_y.numpy(), minlength=data.num_classes)
         metrics = {
             "test_accuracy": test["accuracy"],
+            "test_mean_class_accuracy": test["mean_class_accuracy"],
             "test_macro_f1": test["macro_f1"],
             "test_top5": test.get("top5"),
             "test_loss": test_loss,
@@ -272,8 +294,7 @@ def fit(spec: dict, data_dir: str | Path, out_dir: str | Path, experiment_file: 
             "pretraining": f"file {Path(kw['pretrained_file']).name}" if kw.get("pretrained_file")
             else ("timm hub weights" if kw.get("pretrained") else "none"),
             "resolution": data.input.get("height") if data.input["kind"] == "image" else None,
-            "split": "official" + (f" + {'/'.join(data.manifest['carved_splits'])} carved from train"
-                                   if data.manifest.get("carved_splits") else ""),
+            "split": split_protocol(data.manifest),
         }
         result = {
             **{k: spec[k] for k in ("task", "dataset", "modality", "model", "family", "arch", "seed")},

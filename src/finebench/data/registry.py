@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +42,9 @@ class DatasetSource:
     citation: str = ""
     remotes: list = field(default_factory=list)  # download.Remote files; empty = nothing to download
     archive_root: str = ""  # where the official layout's root lies inside the extracted downloads
+    # The release's published counts: {"classes": n, "splits": {split: n per official file}, "options": {...}} —
+    # checked after every build (see ``check_official``); "options" lists the option values the counts hold for.
+    official: dict | None = None
 
     @property
     def downloadable(self) -> bool:
@@ -83,6 +87,32 @@ def carve_splits(records: dict[str, list], opt: dict) -> tuple[dict[str, list], 
     return records, carved
 
 
+def official_split_sizes(manifest: dict) -> dict[str, int]:
+    """How many examples each official split file held: carved splits go back to train, dropped rows are added."""
+    carved = manifest.get("carved_splits") or {}
+    read = {s: v["n"] for s, v in manifest["splits"].items() if s not in carved}
+    read["train"] += sum(c["n"] for c in carved.values())
+    for split, n in (manifest.get("source", {}).get("dropped") or {}).items():
+        read[split] += n
+    return read
+
+
+def check_official(source: DatasetSource, options: dict, manifest: dict) -> dict | None:
+    """Compare what was parsed with the release's published counts; None when the source has none to compare."""
+    want = source.official
+    if not want or any(options.get(k) != v for k, v in want.get("options", {}).items()):
+        return None
+    read = official_split_sizes(manifest)
+    expected = {"classes": want["classes"], **want["splits"]}
+    found = {"classes": manifest["num_classes"], **{s: read.get(s, 0) for s in want["splits"]}}
+    differ = [f"{k} {found[k]} (official {v})" for k, v in expected.items() if found[k] != v]
+    if differ:
+        print(f"[finebench] WARNING {source.name}: the files at {options.get('root')} differ from the official release: "
+              f"{', '.join(differ)} — a partial or modified copy? The results will not be comparable with published ones.",
+              file=sys.stderr, flush=True)
+    return {"expected": expected, "found": found, "match": not differ}
+
+
 def prepare_task(task: str, dataset: str, options: dict, out_dir: str | Path) -> dict:
     """Build ``dataset`` with ``options`` into ``out_dir`` atomically; returns the manifest."""
     source = DATASETS[dataset]
@@ -118,6 +148,8 @@ def prepare_task(task: str, dataset: str, options: dict, out_dir: str | Path) ->
                 "n": int(len(y)),
                 "class_counts": np.bincount(y, minlength=len(classes)).tolist(),
             }
+        manifest["official_split"] = bool(source.official)  # the release defines the splits (else the source does)
+        manifest["official_counts"] = check_official(source, options, manifest)
         manifest["prepare_seconds"] = round(time.perf_counter() - t0, 2)
         (work / "manifest.json").write_text(json.dumps(manifest, indent=2))
     return manifest

@@ -99,7 +99,8 @@ register(DatasetSource(
     description="Speech Commands v2: 35 words; official validation_list / testing_list splits",
     defaults=SPEECH_DEFAULTS, build=build_speech_commands,
     remotes=[Remote("http://download.tensorflow.org/data/speech_commands_v0.02.tar.gz", md5="6b74f3901214cb2c2934e98196829835")],
-    citation="Warden (2018), Speech Commands: A Dataset for Limited-Vocabulary Speech Recognition, arXiv:1804.03209"))
+    citation="Warden (2018), Speech Commands: A Dataset for Limited-Vocabulary Speech Recognition, arXiv:1804.03209",
+    official={"classes": 35, "splits": {"train": 84843, "val": 9981, "test": 11005}}))
 register(DatasetSource(
     name="audiofolder", modality="speech", description="Bring your own: root/[split/]label/*.wav (any sample rate)",
     defaults=SPEECH_DEFAULTS, build=build_audiofolder))

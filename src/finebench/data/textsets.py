@@ -92,7 +92,8 @@ def build_goemotions(work: Path, opt: dict) -> dict:
                     multi += 1
         records[split], dropped[split] = rows, multi
     return finish(work, records, classes, opt, {"layout": "GoEmotions tsv", "root": str(root),
-                                                "single_label_only": True, "multi_label_dropped": dropped})
+                                                "single_label_only": True, "dropped": dropped,
+                                                "dropped_reason": "multi-label examples"})
 
 
 def build_text_table(work: Path, opt: dict) -> dict:
@@ -125,19 +126,22 @@ register(DatasetSource(
     name="sst5", modality="text", description="SST-5: 5 sentiment levels, official PTB train/dev/test (sentence = root)",
     defaults=TEXT_DEFAULTS, build=build_sst5, archive_root="",
     remotes=[Remote("https://nlp.stanford.edu/sentiment/trainDevTestTrees_PTB.zip")],
-    citation="Socher et al. (2013), Recursive Deep Models for Semantic Compositionality, EMNLP"))
+    citation="Socher et al. (2013), Recursive Deep Models for Semantic Compositionality, EMNLP",
+    official={"classes": 5, "splits": {"train": 8544, "val": 1101, "test": 2210}}))
 register(DatasetSource(
     name="trec50", modality="text", description="TREC question classification, 50 fine classes; official train/test, val carved",
     defaults={**TEXT_DEFAULTS, "granularity": "fine"}, build=build_trec,
     remotes=[Remote("https://cogcomp.seas.upenn.edu/Data/QA/QC/train_5500.label", extract=False),
              Remote("https://cogcomp.seas.upenn.edu/Data/QA/QC/TREC_10.label", extract=False)],
-    citation="Li & Roth (2002), Learning Question Classifiers, COLING"))
+    citation="Li & Roth (2002), Learning Question Classifiers, COLING",
+    official={"classes": 50, "splits": {"train": 5452, "test": 500}, "options": {"granularity": "fine"}}))
 register(DatasetSource(
     name="goemotions", modality="text", description="GoEmotions: 27 emotions + neutral; official splits, single-label examples only",
     defaults=TEXT_DEFAULTS, build=build_goemotions,
     remotes=[Remote(f"https://raw.githubusercontent.com/google-research/goemotions/master/data/{f}", extract=False)
              for f in ("train.tsv", "dev.tsv", "test.tsv", "emotions.txt")],
-    citation="Demszky et al. (2020), GoEmotions: A Dataset of Fine-Grained Emotions, ACL"))
+    citation="Demszky et al. (2020), GoEmotions: A Dataset of Fine-Grained Emotions, ACL",
+    official={"classes": 28, "splits": {"train": 43410, "val": 5426, "test": 5427}}))  # rows, before the single-label filter
 register(DatasetSource(
     name="text_table", modality="text", description="Bring your own: csv / tsv / jsonl with text and label columns",
     defaults={**TEXT_DEFAULTS, "path": None, "text_column": "text", "label_column": "label", "split_column": None},

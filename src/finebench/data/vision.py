@@ -7,7 +7,9 @@ centre ``image_size`` crop. Inputs are normalised with the ImageNet mean/std (wh
 
 Layouts read (``root:`` points at the folder the official archive extracts to):
 - ``cub200``: ``CUB_200_2011/`` with images.txt, image_class_labels.txt, train_test_split.txt, classes.txt, images/
-- ``fgvc_aircraft``: ``fgvc-aircraft-2013b/`` with data/variants.txt, data/images_variant_{train,val,test}.txt, data/images/
+- ``fgvc_aircraft``: ``fgvc-aircraft-2013b/`` with data/variants.txt, data/images_variant_{train,val,test}.txt, data/images/;
+  the 20-pixel copyright banner at the bottom of every image is cut off (``crop_bottom: 20``), as the dataset's README
+  asks
 - ``flowers102``: a folder with jpg/, imagelabels.mat, setid.mat
 - ``oxford_pets``: a folder with images/ and annotations/{trainval,test}.txt
 - ``imagefolder``: root/[train|val|test/]class/image — missing splits are carved from train
@@ -28,22 +30,27 @@ from finebench.errors import FinebenchError
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 VISION_DEFAULTS = {"root": None, "image_size": 224, "resize": 256, "val_fraction": 0.1, "test_fraction": 0.2,
-                   "seed": 0, "workers": 0}
-
-
-
+                   "seed": 0, "workers": 0, "crop_bottom": 0}
 
 
 
 def load_image(args) -> np.ndarray:
-    path, size = args
+    """(path, size, crop_bottom) -> uint8 [3, size, size]: the bottom ``crop_bottom`` pixels (of the original) cut
+    off, shorter side resized to ``size``, centre crop."""
+    path, size, crop_bottom = args
     from PIL import Image
 
     try:
         with Image.open(path) as im:
+            full_height = im.size[1]
             im.draft("RGB", (size, size))  # JPEG: decode at reduced scale when possible
             im = im.convert("RGB")
             w, h = im.size
+            if crop_bottom:
+                cut = round(crop_bottom * h / full_height)
+                if cut >= h:
+                    raise FinebenchError(f"{path}: crop_bottom {crop_bottom} px removes the whole {full_height}-px-high image")
+                im, h = im.crop((0, 0, w, h - cut)), h - cut
             scale = size / min(w, h)
             im = im.resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.BILINEAR, reducing_gap=3.0)
             w, h = im.size
@@ -53,11 +60,11 @@ def load_image(args) -> np.ndarray:
         raise FinebenchError(f"{path}: cannot read image ({exc})") from exc
 
 
-def cache_images(work: Path, split: str, paths: list[Path], size: int, workers: int) -> Path:
+def cache_images(work: Path, split: str, paths: list[Path], size: int, workers: int, crop_bottom: int = 0) -> Path:
     """Decode + resize every image once into a memory-mapped uint8 [N, 3, size, size] array."""
     out = work / f"{split}_x.npy"
     arr = np.lib.format.open_memmap(out, mode="w+", dtype=np.uint8, shape=(len(paths), 3, size, size))
-    jobs = [(p, size) for p in paths]
+    jobs = [(p, size, crop_bottom) for p in paths]
     workers = workers or min(8, os.cpu_count() or 1)
     if workers > 1 and len(jobs) > 64:
         with get_context("spawn").Pool(workers) as pool:
@@ -76,20 +83,19 @@ def build_images(work: Path, records: dict[str, list], classes: list[str], opt: 
     arrays = {}
     for split in SPLITS:
         paths = [p for p, _ in records[split]]
-        arrays[split] = (cache_images(work, split, paths, opt["resize"], opt["workers"]),
+        arrays[split] = (cache_images(work, split, paths, opt["resize"], opt["workers"], opt["crop_bottom"]),
                          np.array([lab for _, lab in records[split]], dtype=np.int64))
     return {
         "arrays": arrays,
         "manifest": {
             "input": {"kind": "image", "channels": 3, "height": opt["image_size"], "width": opt["image_size"],
-                      "stored_size": opt["resize"], "normalize": "imagenet", "augment": "random_resized_crop_flip"},
+                      "stored_size": opt["resize"], "normalize": "imagenet", "augment": "random_resized_crop_flip",
+                      "cropped_bottom_px": opt["crop_bottom"]},
             "classes": classes,
             "carved_splits": carved,
             "source": source,
         },
     }
-
-
 
 
 def build_cub(work: Path, opt: dict) -> dict:
@@ -139,8 +145,6 @@ def build_pets(work: Path, opt: dict) -> dict:
     return build_images(work, records, classes, opt, {"layout": "Oxford-IIIT Pet", "root": str(root)})
 
 
-
-
 def build_imagefolder(work: Path, opt: dict) -> dict:
     root = root_of(opt, "imagefolder")
     records, classes = folder_records(root, lambda p: p.suffix.lower() in IMAGE_EXTENSIONS)
@@ -149,24 +153,29 @@ def build_imagefolder(work: Path, opt: dict) -> dict:
 
 REAL = [
     ("cub200", "CUB-200-2011: 200 bird species; official train/test, val carved from train", build_cub,
-     [Remote("https://data.caltech.edu/records/65de6-vp158/files/CUB_200_2011.tgz", md5="97eceeb196236b17998738112f37df78")],
-     "CUB_200_2011", {}, "Wah et al. (2011), The Caltech-UCSD Birds-200-2011 Dataset, CNS-TR-2011-001"),
+     [Remote("https://data.caltech.edu/records/65de6-vp158/files/CUB_200_2011.tgz?download=1", md5="97eceeb196236b17998738112f37df78")],
+     "CUB_200_2011", {}, "Wah et al. (2011), The Caltech-UCSD Birds-200-2011 Dataset, CNS-TR-2011-001",
+     {"classes": 200, "splits": {"train": 5994, "test": 5794}}),
     ("fgvc_aircraft", "FGVC-Aircraft 2013b: 100 aircraft variants; official train/val/test", build_aircraft,
      [Remote("https://www.robots.ox.ac.uk/~vgg/data/fgvc-aircraft/archives/fgvc-aircraft-2013b.tar.gz")],
-     "fgvc-aircraft-2013b", {"level": "variant"}, "Maji et al. (2013), Fine-Grained Visual Classification of Aircraft, arXiv:1306.5151"),
+     "fgvc-aircraft-2013b", {"level": "variant", "crop_bottom": 20},
+     "Maji et al. (2013), Fine-Grained Visual Classification of Aircraft, arXiv:1306.5151",
+     {"classes": 100, "splits": {"train": 3334, "val": 3333, "test": 3333}, "options": {"level": "variant"}}),
     ("flowers102", "Oxford Flowers-102: 102 species; official setid.mat train/val/test", build_flowers,
      [Remote("https://www.robots.ox.ac.uk/~vgg/data/flowers/102/102flowers.tgz", md5="52808999861908f626f3c1f4e79d11fa"),
       Remote("https://www.robots.ox.ac.uk/~vgg/data/flowers/102/imagelabels.mat", md5="e0620be6f572b9609742df49c70aed4d", extract=False),
       Remote("https://www.robots.ox.ac.uk/~vgg/data/flowers/102/setid.mat", md5="a5357ecc9cb78c4bef273ce3793fc85c", extract=False)],
-     "", {}, "Nilsback & Zisserman (2008), Automated Flower Classification over a Large Number of Classes, ICVGIP"),
+     "", {}, "Nilsback & Zisserman (2008), Automated Flower Classification over a Large Number of Classes, ICVGIP",
+     {"classes": 102, "splits": {"train": 1020, "val": 1020, "test": 6149}}),
     ("oxford_pets", "Oxford-IIIT Pet: 37 breeds; official trainval/test, val carved from trainval", build_pets,
      [Remote("https://www.robots.ox.ac.uk/~vgg/data/pets/data/images.tar.gz", md5="5c4f3ee8e5d25df40f4fd59a7f44e54c"),
       Remote("https://www.robots.ox.ac.uk/~vgg/data/pets/data/annotations.tar.gz", md5="95a8c909bbe2e81eed6a22bccdf3f68f")],
-     "", {}, "Parkhi et al. (2012), Cats and Dogs, CVPR"),
+     "", {}, "Parkhi et al. (2012), Cats and Dogs, CVPR",
+     {"classes": 37, "splits": {"train": 3680, "test": 3669}}),
 ]
-for name, desc, fn, remotes, archive_root, extra, cite in REAL:
+for name, desc, fn, remotes, archive_root, extra, cite, official in REAL:
     register(DatasetSource(name=name, modality="vision", description=desc, defaults={**VISION_DEFAULTS, **extra},
-                           build=fn, citation=cite, remotes=remotes, archive_root=archive_root))
+                           build=fn, citation=cite, remotes=remotes, archive_root=archive_root, official=official))
 
 register(DatasetSource(name="imagefolder", modality="vision", description="Bring your own: root/[split/]class/image",
                        defaults=VISION_DEFAULTS, build=build_imagefolder))
