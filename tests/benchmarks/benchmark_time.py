@@ -1,0 +1,171 @@
+"""Benchmark: how long `make benchmark` (or any config) takes on this machine, projected from measured throughput.
+
+    .venv/bin/python tests/benchmarks/benchmark_time.py --config config/benchmark.yaml --device cuda --steps 30
+    .venv/bin/python tests/benchmarks/benchmark_time.py --tasks sst5 trec50 --steps 5     # a quick CPU look
+
+For every (task, model) of the config it writes a synthetic prepared dataset with the task's real input shape and
+class count (random pixels / tokens / log-mels: throughput does not depend on content), runs the real training job
+(`python -m finebench train`, the command the Snakemake rule runs, in its own process) for 2 epochs of ``--steps``
+batches at the config's batch size, and reads back the second epoch's training-loop time (the first pays for
+warm-up: cuDNN autotuning, allocator growth), the batched inference throughput and the job's fixed overhead
+(start-up, model build, cost measurement = wall time minus the epochs). Then, with the official split sizes from
+the dataset registry (a carved validation split taken out of train), it projects each run:
+
+    epochs x (n_train / train samples/s + n_val / inference samples/s) + n_test / inference samples/s + overhead
+
+and sums over models and seeds, one job at a time (`--resources gpu=1`). Not included: downloads and the one-off
+data preparation per task. Pretrained weights are switched off (same architecture, same speed, no hub access
+needed). Text batches are trimmed to their longest sequence, so token lengths are drawn uniformly from
+[max_len/4, max_len]: real short texts (SST ~20 tokens) train faster than this estimate. Measures and prints;
+asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from finebench import config as fbconfig
+from finebench import data as fbdata
+
+
+def split_sizes(source, options: dict) -> dict[str, int]:
+    """The official split sizes, with val carved out of train the way carve_splits does when the release has none."""
+    sizes = dict(source.official["splits"])
+    if "val" not in sizes:
+        val = int(round(sizes["train"] * options.get("val_fraction", 0.1)))
+        sizes = {"train": sizes["train"] - val, "val": val, "test": sizes["test"]}
+    return sizes
+
+
+def input_info(source, options: dict) -> dict:
+    if source.modality == "vision":
+        return {"kind": "image", "channels": 3, "height": options["image_size"], "width": options["image_size"],
+                "stored_size": options["resize"], "normalize": "imagenet", "augment": "random_resized_crop_flip"}
+    if source.modality == "text":
+        return {"kind": "tokens", "vocab_size": options["vocab_size"], "pad_id": 0, "max_len": options["max_len"]}
+    frames = int(options["sample_rate"] * options["clip_seconds"]) // options["hop"]
+    return {"kind": "spectrogram", "channels": 1, "n_mels": options["n_mels"], "frames": frames, "mean": 0.0, "std": 1.0}
+
+
+def synthetic_x(info: dict, n: int, rng) -> np.ndarray:
+    if info["kind"] == "image":
+        s = info["stored_size"]
+        return rng.integers(0, 256, (n, 3, s, s), dtype=np.uint8)
+    if info["kind"] == "tokens":
+        x = rng.integers(2, info["vocab_size"], (n, info["max_len"]), dtype=np.int32)
+        lengths = rng.integers(info["max_len"] // 4, info["max_len"] + 1, n)
+        x[np.arange(info["max_len"])[None, :] >= lengths[:, None]] = 0
+        return x
+    return rng.standard_normal((n, 1, info["n_mels"], info["frames"])).astype(np.float16)
+
+
+def write_prepared(out: Path, info: dict, classes: int, n: dict[str, int], seed: int = 0) -> None:
+    rng = np.random.default_rng(seed)
+    out.mkdir(parents=True, exist_ok=True)
+    splits = {}
+    for split, size in n.items():
+        np.save(out / f"{split}_x.npy", synthetic_x(info, size, rng))
+        y = rng.integers(0, classes, size).astype(np.int64)
+        np.save(out / f"{split}_y.npy", y)
+        splits[split] = {"n": size, "class_counts": np.bincount(y, minlength=classes).tolist()}
+    manifest = {"task": out.name, "dataset": "synthetic", "input": info, "classes": [f"c{i}" for i in range(classes)],
+                "num_classes": classes, "splits": splits, "carved_splits": {}, "synthetic_benchmark": True}
+    (out / "manifest.json").write_text(json.dumps(manifest))
+
+
+def run_job(spec: dict, data_dir: Path, exp_file: Path, out: Path, device: str, threads: int) -> float:
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "finebench", "train", "--spec", json.dumps(spec), "--data",
+                           str(data_dir), "--experiment-file", str(exp_file), "--out", str(out), "--device", device,
+                           "--threads", str(threads), "--no-progress"], capture_output=True, text=True)
+    if proc.returncode:
+        sys.stderr.write(proc.stderr[-3000:])
+        raise SystemExit(f"training job failed: {spec['task']}/{spec['model']}")
+    return time.perf_counter() - t0
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--config", default="config/benchmark.yaml")
+    ap.add_argument("--tasks", nargs="*", help="only these tasks (default: all with official counts)")
+    ap.add_argument("--models", nargs="*", help="only these models")
+    ap.add_argument("--steps", type=int, default=30, help="training batches per measured epoch")
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--threads", type=int, default=None, help="default: the config's threads")
+    ap.add_argument("--work", default="/tmp/finebench-benchmark-time")
+    ap.add_argument("--out", help="also write the table as CSV here")
+    args = ap.parse_args()
+
+    cfg = fbconfig.load(args.config)
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    exp_file = work / "experiment.json"
+    subprocess.run([sys.executable, "-m", "finebench", "init-tracking", "--tracking-uri",
+                    f"sqlite:///{work}/mlflow.db", "--experiment", "benchmark-time", "--artifact-root",
+                    str(work / "mlartifacts"), "--out", str(exp_file)], check=True, capture_output=True)
+    threads = args.threads or cfg["threads"]
+    rows = []
+    for task in args.tasks or list(cfg["tasks"]):
+        dataset = cfg["tasks"][task]["dataset"]
+        source = fbdata.DATASETS[dataset]
+        if not source.official:
+            print(f"skip {task}: {dataset} has no official split sizes to project with", file=sys.stderr)
+            continue
+        options = fbconfig.task_options(cfg, task)
+        info = input_info(source, options)
+        sizes = split_sizes(source, options)
+        for model in fbconfig.task_models(cfg, task):
+            if args.models and model not in args.models:
+                continue
+            spec = fbconfig.resolve_spec(cfg, task, model, 0)
+            t = spec["training"]
+            spec["model_kwargs"] = {k: v for k, v in spec["model_kwargs"].items() if k not in ("pretrained", "pretrained_file")}
+            spec["training"] = {**t, "epochs": 2, "max_train_batches": args.steps, "warmup_epochs": 0.0}
+            data_dir = work / "data" / task
+            n_syn = {"train": args.steps * t["batch_size"], "val": t["eval_batch_size"], "test": t["eval_batch_size"]}
+            if not (data_dir / "manifest.json").is_file() or \
+                    json.loads((data_dir / "manifest.json").read_text())["splits"]["train"]["n"] != n_syn["train"]:
+                write_prepared(data_dir, info, source.official["classes"], n_syn)
+            out = work / "runs" / task / model
+            wall = run_job(spec, data_dir, exp_file, out, args.device, threads)
+            hist = pd.read_csv(out / "history.csv")
+            m = json.loads((out / "metrics.json").read_text())
+            train_sps = n_syn["train"] / hist["train_seconds"].iloc[-1]
+            infer_sps = m["inference_samples_per_s"]
+            overhead = max(0.0, wall - hist["epoch_seconds"].sum())
+            per_run = (t["epochs"] * (sizes["train"] / train_sps + sizes["val"] / infer_sps)
+                       + sizes["test"] / infer_sps + overhead)
+            seeds = len(cfg["seeds"])
+            rows.append({"task": task, "model": model, "device": m["device"], "batch_size": t["batch_size"],
+                         "epochs": t["epochs"], "n_train": sizes["train"], "train_samples_per_s": round(train_sps, 1),
+                         "inference_samples_per_s": round(infer_sps, 1), "overhead_s": round(overhead, 1),
+                         "peak_memory_mb": m.get("peak_memory_mb"), "minutes_per_run": round(per_run / 60, 2),
+                         "seeds": seeds, "minutes_all_seeds": round(seeds * per_run / 60, 1)})
+            r = rows[-1]
+            print(f"{task:16s} {model:16s} train {r['train_samples_per_s']:8.1f}/s  infer {r['inference_samples_per_s']:8.1f}/s"
+                  f"  overhead {r['overhead_s']:5.1f}s  -> {r['minutes_per_run']:7.2f} min/run x {seeds}", flush=True)
+    table = pd.DataFrame(rows)
+    if table.empty:
+        return 1
+    print()
+    print(table.to_string(index=False))
+    total = table["minutes_all_seeds"].sum()
+    print(f"\nprojected training time, one job at a time: {total:.0f} min = {total / 60:.1f} h "
+          f"({len(table)} task x model pairs, {int(table['seeds'].sum())} runs; downloads and preparation excluded)")
+    if args.out:
+        table.to_csv(args.out, index=False)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
