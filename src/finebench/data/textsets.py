@@ -138,7 +138,7 @@ register(DatasetSource(
 register(DatasetSource(
     name="goemotions", modality="text", description="GoEmotions: 27 emotions + neutral; official splits, single-label examples only",
     defaults=TEXT_DEFAULTS, build=build_goemotions,
-    remotes=[Remote(f"https://raw.githubusercontent.com/google-research/goemotions/master/data/{f}", extract=False)
+    remotes=[Remote(f"https://raw.githubusercontent.com/google-research/google-research/master/goemotions/data/{f}", extract=False)
              for f in ("train.tsv", "dev.tsv", "test.tsv", "emotions.txt")],
     citation="Demszky et al. (2020), GoEmotions: A Dataset of Fine-Grained Emotions, ACL",
     official={"classes": 28, "splits": {"train": 43410, "val": 5426, "test": 5427}}))  # rows, before the single-label filter
