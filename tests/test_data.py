@@ -147,3 +147,15 @@ def test_every_voice_variant_is_reproducible():
     assert sr == 22050 and all(len(a) > 1000 for a in first)
     differs = sorted({r[1] for r, a, b in zip(requests, first, second) if not np.array_equal(a, b)})
     assert differs == []
+
+
+def test_tokenizer_training_is_deterministic():
+    """The same train texts always give the same vocabulary and ids (tokenizers' WordPiece trainer does not)."""
+    from finebench.data.text import fit_tokenizer
+
+    rng = np.random.default_rng(0)
+    syllables = ["ka", "lo", "mi", "ne", "ru", "sa", "ti", "po", "ve", "zu"]
+    words = ["".join(rng.choice(syllables, rng.integers(1, 4))) for _ in range(400)]
+    texts = [" ".join(rng.choice(words, 8)) for _ in range(300)]  # many equally frequent pairs: ties to break
+    first = fit_tokenizer(texts, 300).to_str()
+    assert all(fit_tokenizer(texts, 300).to_str() == first for _ in range(20))
