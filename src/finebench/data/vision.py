@@ -33,7 +33,6 @@ VISION_DEFAULTS = {"root": None, "image_size": 224, "resize": 256, "val_fraction
                    "seed": 0, "workers": 0, "crop_bottom": 0}
 
 
-
 def load_image(args) -> np.ndarray:
     """(path, size, crop_bottom) -> uint8 [3, size, size]: the bottom ``crop_bottom`` pixels (of the original) cut
     off, shorter side resized to ``size``, centre crop."""
