@@ -79,21 +79,17 @@ def main() -> None:
     args = p.parse_args()
     work = Path(args.work)
     results = []
-    if args.images:
-        root = work / f"images{args.images}"
+    for n, kind, make, dataset, options in (
+            (args.images, "images", make_images, "imagefolder", {"image_size": 56, "resize": 64, "workers": 2}),
+            (args.clips, "clips", make_clips, "audiofolder", {})):
+        if not n:
+            continue
+        root = work / f"{kind}{n}"
         if not root.exists():
             t0 = time.perf_counter()
-            make_images(root, args.images)
-            print(f"wrote {args.images} JPEGs in {time.perf_counter() - t0:.0f} s", flush=True)
-        results.append(prepare("imagefolder", {"root": str(root), "image_size": 56, "resize": 64, "workers": 2},
-                               work / "prepared_images"))
-    if args.clips:
-        root = work / f"clips{args.clips}"
-        if not root.exists():
-            t0 = time.perf_counter()
-            make_clips(root, args.clips)
-            print(f"wrote {args.clips} WAVs in {time.perf_counter() - t0:.0f} s", flush=True)
-        results.append(prepare("audiofolder", {"root": str(root)}, work / "prepared_clips"))
+            make(root, n)
+            print(f"wrote {n} {kind} in {time.perf_counter() - t0:.0f} s", flush=True)
+        results.append(prepare(dataset, {"root": str(root), **options}, work / f"prepared_{kind}"))
     for r in results:
         print(json.dumps(r))
 
