@@ -8,14 +8,13 @@ training job receives (and that Snakemake uses as the job's params, so editing o
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
 from pathlib import Path
 
 import yaml
 
-from finebench.errors import ConfigError
+from finebench.errors import ConfigError, did_you_mean
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 
@@ -38,11 +37,6 @@ DEFAULTS = {"tracking_uri": "sqlite:///results/mlflow.db", "device": "auto", "th
             "download": {"cache": "results/downloads", "mirror": None, "lock": None}}
 MODEL_RESERVED_KEYS = {"family", "modality", "arch", "tasks", "training"}
 TASK_RESERVED_KEYS = {"dataset", "training"}
-
-
-def did_you_mean(name: str, choices) -> str:
-    close = difflib.get_close_matches(name, list(choices), n=3, cutoff=0.6)
-    return f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
 
 
 def load(path: str | Path) -> dict:

@@ -17,6 +17,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from finebench import plots
+from finebench.labels import task_label
+
 ALPHA = 0.05
 ID_COLS = ["task", "modality", "model", "family", "arch"]
 
@@ -192,12 +195,6 @@ LEADERBOARD_INTRO = (
     "Class-avg acc: the mean of per-class accuracies (the official metric of FGVC-Aircraft and Flowers-102; equal to "
     "accuracy on a balanced test set)."
 )
-
-
-def task_label(first) -> str:
-    """The task's name, with the data's caveat (e.g. synthesized speech) wherever the task is shown."""
-    note = first.get("data_note") if hasattr(first, "get") else None
-    return f"{first['task']} [{note}]" if isinstance(note, str) and note else str(first["task"])
 
 
 def task_heading(g: pd.DataFrame) -> str:
@@ -380,8 +377,6 @@ def aggregate(metrics_files, out_dir: str | Path, plots_dir: str | Path | None =
     family_ranks.to_csv(out_dir / "family_ranks.csv", index=False)
     (out_dir / "ranks.md").write_text(ranks_markdown(model_ranks, family_ranks))
     if plots_dir is not None:
-        from finebench import plots
-
         plots.all_plots(runs, board, Path(plots_dir))
     runs.drop(columns=["metrics_file"]).to_csv(out_dir / "runs.csv", index=False)
     board.to_csv(out_dir / "leaderboard.csv", index=False)

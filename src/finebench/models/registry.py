@@ -11,8 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from finebench.config import did_you_mean
-from finebench.errors import ConfigError, FinebenchError
+from finebench.errors import ConfigError, FinebenchError, did_you_mean
 
 TIMM_PREFIX = "timm:"
 
