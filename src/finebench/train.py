@@ -26,6 +26,7 @@ from finebench.cost import measure
 from finebench.data import Prepared
 from finebench.files import write_json_atomic
 from finebench.models import build_model
+from finebench.protocol import run_protocol
 
 
 def seed_everything(seed: int) -> None:
@@ -122,17 +123,6 @@ def mean_class_accuracy(cm: np.ndarray) -> float:
     return float(np.mean(np.diag(cm)[present] / rows[present]))
 
 
-def split_protocol(manifest: dict) -> str:
-    """How the splits came about, for comparing with published numbers (see report.protocol_differences)."""
-    counts = manifest.get("official_counts")
-    text = "official" if manifest.get("official_split") else "the dataset's own"
-    if counts and not counts["match"]:
-        text += " (counts differ from the release)"
-    if manifest.get("carved_splits"):
-        text += f" + {'/'.join(manifest['carved_splits'])} carved from train"
-    return text
-
-
 def classification_metrics(logits, labels, num_classes: int) -> dict:
     pred = logits.argmax(1).numpy()
     y = labels.numpy()
@@ -210,10 +200,10 @@ def fit(spec: dict, data_dir: str | Path, out_dir: str | Path, experiment_file: 
     print(f"[finebench] {name}: {spec['arch']} ({n_params:,} params) on {dev}, {threads} thread(s), "
           f"{t['epochs']} epochs x {steps_per_epoch} steps", file=sys.stderr, flush=True)
 
-    note = "SYNTHESIZED speech (espeak-ng)" if data.manifest.get("synthesized") else ""
+    note = data.manifest.get("data_note", "")  # the dataset source's caveat (DatasetSource.data_note)
     tags = {"config_hash": spec_hash(spec), "device": dev.type, **({"data_note": note} if note else {})}
     with Run(experiment_file, spec, tags=tags) as run:
-        run.log_metrics({"params": n_params})
+        run.log_metrics({"n_params": n_params})
         history, best, best_state = [], None, None
         train_seconds, samples_seen = 0.0, 0
         for epoch in range(1, t["epochs"] + 1):
@@ -278,7 +268,7 @@ def fit(spec: dict, data_dir: str | Path, out_dir: str | Path, experiment_file: 
             "test_loss": test_loss,
             "best_epoch": best[1],
             "best_val_accuracy": best[0][0],
-            "params": n_params,
+            "n_params": n_params,
             "train_seconds": train_seconds,
             "train_samples_per_s": samples_seen / train_seconds if train_seconds else None,
             "chance_accuracy": 1.0 / data.num_classes,
@@ -290,13 +280,7 @@ def fit(spec: dict, data_dir: str | Path, out_dir: str | Path, experiment_file: 
         save_confusion(cm, data.classes, out_dir, f"{name} — test confusion (acc {test['accuracy']:.3f})")
         run.log_metrics({k: v for k, v in metrics.items() if isinstance(v, (int, float))})
         run.log_artifacts(out_dir)
-        kw = spec["model_kwargs"]
-        protocol = {
-            "pretraining": f"file {Path(kw['pretrained_file']).name}" if kw.get("pretrained_file")
-            else ("timm hub weights" if kw.get("pretrained") else "none"),
-            "resolution": data.input.get("height") if data.input["kind"] == "image" else None,
-            "split": split_protocol(data.manifest),
-        }
+        protocol = run_protocol(data.manifest, spec)
         result = {
             **{k: spec[k] for k in ("task", "dataset", "modality", "model", "family", "arch", "seed")},
             "protocol": protocol,
