@@ -47,9 +47,10 @@ def crnn(input_info, num_classes, **kw):
     return CRNN(input_info, num_classes, **kw)
 
 
-@register("row_lstm", "rnn", ("vision", "speech"))
-def row_lstm(input_info, num_classes, **kw):
-    """Pure BiLSTM over raw pixel columns (no conv stem): the RNN baseline with no convolutional help."""
+@register("column_rnn", "rnn", ("vision", "speech"))
+def column_rnn(input_info, num_classes, **kw):
+    """Bidirectional LSTM (or GRU: ``cell: gru``) over the raw input's columns — image columns left to right,
+    spectrogram frames in time — with no conv stem: the RNN baseline with no convolutional help."""
     kw.setdefault("stem", ())
     return CRNN(input_info, num_classes, **kw)
 
