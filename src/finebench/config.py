@@ -1,7 +1,8 @@
 """Configuration: load, validate (schema + registries), and resolve one run's full spec.
 
-The schema (workflow/schemas/config.schema.yaml) checks structure; :func:`check` checks names against the
-dataset and model registries and cross-references (a model's ``tasks:``), naming the key at fault.
+The schema (``config.schema.yaml`` beside this module: package data, the one file the workflow validates against too)
+checks structure; :func:`check` checks names against the dataset and model registries and cross-references (a model's
+``tasks:``), naming the key at fault.
 :func:`resolve_spec` merges training defaults <- task overrides <- model overrides into the spec that a
 training job receives (and that Snakemake uses as the job's params, so editing one model reruns only it).
 """
@@ -16,7 +17,7 @@ import yaml
 
 from finebench.errors import ConfigError, did_you_mean
 
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+SCHEMA_PATH = Path(__file__).resolve().with_name("config.schema.yaml")  # package data: found from any install
 
 TRAINING_DEFAULTS = {
     "epochs": 8,
