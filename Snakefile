@@ -4,6 +4,8 @@
 # All logic lives in src/finebench; the rules only call `python -m finebench ...`.
 from snakemake.utils import min_version, validate
 
+from finebench.config import SCHEMA_PATH
+
 min_version("9.0")
 
 
@@ -14,7 +16,7 @@ if not workflow.overwrite_configfiles:
     configfile: "config/config.yaml"
 
 
-validate(config, "workflow/schemas/config.schema.yaml")
+validate(config, str(SCHEMA_PATH))
 
 
 include: "workflow/rules/common.smk"

@@ -42,6 +42,7 @@ from finebench.data import Prepared
 from finebench.errors import FinebenchError
 from finebench.files import write_json_atomic
 from finebench.metrics import classification_metrics, finite_or_none
+from finebench.protocol import run_protocol
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -357,31 +358,13 @@ def load_checkpoint(job: Job, path: Path) -> bool:
 # Result
 
 
-def run_protocol(spec: dict, data: Prepared, pretrained: str | None) -> dict:
-    """How this run's numbers came about, for comparison with published ones (see report.protocol_differences)."""
-    manifest = data.manifest
-    counts = manifest.get("official_counts")
-    split = "official" if manifest.get("official_split") else "the dataset's own"
-    if counts and not counts["match"]:
-        split += " (counts differ from the release)"
-    if manifest.get("carved_splits"):
-        split += f" + {'/'.join(manifest['carved_splits'])} carved from train"
-    pretraining = "none" if not pretrained else ("timm hub weights" if pretrained == "hub" else f"file {pretrained}")
-    return {"pretraining": pretraining,
-            "resolution": data.input.get("height") if data.input["kind"] == "image" else None,
-            "split": split}
-
-
 def assemble(job: Job, test: dict, cost: dict, run_id: str, experiment_id: str) -> dict:
     """The run's result (``metrics.json``): identity, protocol, test metrics, training and cost figures."""
-    from finebench.models.registry import pretrained_weights
-
     spec, s, data = job.spec, job.state, job.data
-    note = "SYNTHESIZED speech (espeak-ng)" if data.manifest.get("synthesized") else ""
     result = {
         **{k: spec[k] for k in ("task", "dataset", "modality", "model", "family", "arch", "seed")},
-        "protocol": run_protocol(spec, data, pretrained_weights(spec["model_kwargs"])),
-        "data_note": note,
+        "protocol": run_protocol(data.manifest, spec),
+        "data_note": data.manifest.get("data_note", ""),  # the dataset source's caveat (DatasetSource.data_note)
         "status": "FINISHED",
         "mlflow_run_id": run_id,
         "mlflow_experiment_id": experiment_id,
@@ -395,7 +378,7 @@ def assemble(job: Job, test: dict, cost: dict, run_id: str, experiment_id: str) 
         **test,
         "best_epoch": s["best"][1],
         "best_val_accuracy": s["best"][0][0],
-        "params": sum(p.numel() for p in job.module.parameters()),
+        "n_params": sum(p.numel() for p in job.module.parameters()),
         "train_seconds": s["train_seconds"],
         "data_seconds": s["data_seconds"],
         "train_samples_per_s": s["samples_seen"] / s["train_seconds"] if s["train_seconds"] else None,
@@ -430,7 +413,7 @@ def fit(spec: dict, data_dir: str | Path, out_dir: str | Path, experiment_file: 
         f"{t['epochs']} epochs x {job.steps_per_epoch} steps" +
         (f" — resuming after epoch {job.state['epoch']} (checkpoint {ckpt})" if resumed else ""))
 
-    note = "SYNTHESIZED speech (espeak-ng)" if job.data.manifest.get("synthesized") else ""
+    note = job.data.manifest.get("data_note", "")
     tags = {"config_hash": spec_hash(spec), "device": job.dev.type, **({"data_note": note} if note else {})}
     with Run(experiment_file, spec, tags=tags, run_id=job.state["mlflow_run_id"] if resumed else None) as run:
         if resumed:
@@ -472,7 +455,7 @@ def fit(spec: dict, data_dir: str | Path, out_dir: str | Path, experiment_file: 
         pd.DataFrame(s["history"]).to_csv(out_dir / "history.csv", index=False)
         result = assemble(job, metrics, cost, run.run_id, run.experiment_id)
         run.log_metrics({k: v for k, v in result.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
-                         and k not in ("seed", "params", "threads", "epochs", "num_classes")})
+                         and k not in ("seed", "n_params", "threads", "epochs", "num_classes")})
         run.log_artifacts(out_dir, exclude=(CHECKPOINT,))
     write_json_atomic(out_dir / "metrics.json", result)
     if not t.get("keep_checkpoint"):

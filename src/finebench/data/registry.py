@@ -44,6 +44,9 @@ class DatasetSource:
     # The release's published counts: {"classes": n, "splits": {split: n per official file}, "options": {...}} —
     # checked after every build (see ``check_official``); "options" lists the option values the counts hold for.
     official: dict | None = None
+    # A caveat about the data shown wherever its results are (table headings, plot titles, the MLflow tag data_note),
+    # e.g. "SYNTHESIZED speech (espeak-ng)"; written into the manifest as ``data_note``.
+    data_note: str = ""
 
     @property
     def downloadable(self) -> bool:
@@ -125,6 +128,7 @@ def prepare_task(task: str, dataset: str, options: dict, out_dir: str | Path) ->
             "modality": source.modality,
             "description": source.description,
             "citation": source.citation,
+            "data_note": source.data_note,
             "options": options,
             **built["manifest"],
         }
