@@ -14,6 +14,10 @@ if not workflow.overwrite_configfiles:
     configfile: "config/config.yaml"
 
 
+# Snakemake reads YAML 1.1 (`lr: 1e-3` becomes a string); finebench reads such numbers as numbers everywhere.
+from finebench.config import coerce_numbers
+
+coerce_numbers(config)
 validate(config, "workflow/schemas/config.schema.yaml")
 
 

@@ -89,8 +89,10 @@ def cmd_prepare(args) -> int:
 
 
 def cmd_init_tracking(args) -> int:
+    from finebench.config import check_tracking_uri
     from finebench.tracking import init_experiment
 
+    check_tracking_uri(args.tracking_uri)  # seconds, naming the path or URL — not minutes of MLflow retries
     exp_id = init_experiment(args.tracking_uri, args.experiment, args.artifact_root, args.out)
     print(f"[finebench] MLflow experiment {args.experiment!r} (id {exp_id}) at {args.tracking_uri}", file=sys.stderr)
     return 0
