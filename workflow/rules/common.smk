@@ -8,7 +8,9 @@ from finebench import config as fbconfig
 from finebench.errors import ConfigError
 
 try:
-    fbconfig.check(config)
+    # Checked against the registries once per (config, finebench code, library versions): the check imports torch
+    # and timm, which a rerun of an unchanged workflow should not pay for.
+    fbconfig.check_cached(config)
 except ConfigError as exc:
     raise WorkflowError(f"invalid finebench config — {exc}") from None
 
