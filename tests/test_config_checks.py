@@ -166,3 +166,21 @@ def test_init_tracking_refuses_an_unreachable_server_in_seconds(tmp_path):
                          capture_output=True, text=True)
     assert out.returncode == 2 and f"the MLflow server {url} does not answer" in out.stderr
     assert len(out.stderr.splitlines()) <= 2 and time.monotonic() - t0 < 30
+
+
+def test_cached_check_still_checks_the_tracking_uri_and_warns(smoke, tmp_path, capsys):
+    """check_cached skips the registry checks for a config it has seen, not the tracking server, which may have gone."""
+    server = HTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)  # answers every request (501): it is there
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    smoke["tasks"] = {t: v for t, v in smoke["tasks"].items() if config.task_modality_of(smoke, t) != "speech"}
+    smoke["tracking_uri"] = url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        assert config.check_cached(smoke, tmp_path) is True
+        assert "no task in `tasks:` is speech" in capsys.readouterr().err
+        assert config.check_cached(smoke, tmp_path) is False  # seen: the registry checks are skipped ...
+        assert "no task in `tasks:` is speech" in capsys.readouterr().err  # ... the warning is still shown
+    finally:
+        server.shutdown()
+        server.server_close()
+    with pytest.raises(ConfigError, match=rf"the MLflow server {url} does not answer"):
+        config.check_cached(smoke, tmp_path)  # ... and the server that went away is caught

@@ -176,6 +176,13 @@ def check(config: dict) -> None:
         if not task_models(config, task):
             modality = task_modality_of(config, task)
             raise ConfigError(f"tasks.{task}: no model in `models:` has modality {modality!r}, so nothing would run")
+    check_every_time(config)
+
+
+def check_every_time(config: dict) -> None:
+    """The cheap checks that :func:`check_cached` repeats even for a config it has seen: the tracking store may have
+    become unreachable since, and a warning should not be shown only once."""
+    config = with_defaults(config)
     for warning in modality_warnings(config):
         print(f"[finebench] WARNING {warning}", file=sys.stderr, flush=True)
     check_tracking_uri(config["tracking_uri"])
@@ -262,6 +269,7 @@ def check_cached(config: dict, cache_dir: str | Path = ".snakemake/finebench") -
             pass
     marker = Path(cache_dir) / f"config-ok-{h.hexdigest()[:16]}"
     if marker.is_file():
+        check_every_time(config)
         return False
     check(config)
     marker.parent.mkdir(parents=True, exist_ok=True)
