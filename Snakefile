@@ -4,7 +4,7 @@
 # All logic lives in src/finebench; the rules only call `python -m finebench ...`.
 from snakemake.utils import min_version, validate
 
-from finebench.config import SCHEMA_PATH
+from finebench.config import SCHEMA_PATH, coerce_numbers
 
 min_version("9.0")
 
@@ -16,6 +16,8 @@ if not workflow.overwrite_configfiles:
     configfile: "config/config.yaml"
 
 
+# Snakemake reads YAML 1.1 (`lr: 1e-3` becomes a string); finebench reads such numbers as numbers everywhere.
+coerce_numbers(config)
 validate(config, str(SCHEMA_PATH))
 
 

@@ -293,12 +293,12 @@ def families_markdown(fam: pd.DataFrame) -> str:
 
 
 def load_references(path: str | Path | None) -> pd.DataFrame:
-    import yaml
+    from finebench.config import load_yaml
 
     cols = ["dataset", "model", "family", "accuracy", "source", "protocol"]
     if not path or not Path(path).is_file():
         return pd.DataFrame(columns=cols)
-    refs = (yaml.safe_load(Path(path).read_text()) or {}).get("references") or []
+    refs = (load_yaml(Path(path).read_text()) or {}).get("references") or []
     for i, r in enumerate(refs):
         missing = [c for c in cols if c not in r]
         if missing:

@@ -16,7 +16,7 @@ rule download:
         f"{RESULTS}/logs/download/{{dataset}}.log",
     shell:
         "{FINEBENCH} download --dataset {wildcards.dataset} --cache {params.cache} --mirror {params.mirror:q} "
-        "{params.lock} --out {output} > {log} 2>&1"
+        "{params.lock} --out {output} > {log} 2>&1 || {FINEBENCH} job-failed $? {log}"
 
 
 def download_marker(wildcards):
@@ -39,4 +39,4 @@ rule prepare_data:
         f"{RESULTS}/logs/prepare/{{task}}.log",
     shell:
         "{FINEBENCH} prepare --task {wildcards.task} --dataset {params.dataset} --options {params.options:q} "
-        "{params.download} --out {output} > {log} 2>&1"
+        "{params.download} --out {output} > {log} 2>&1 || {FINEBENCH} job-failed $? {log}"

@@ -18,7 +18,7 @@ rule aggregate:
         f"{RESULTS}/logs/aggregate.log",
     shell:
         "{FINEBENCH} aggregate {input.metrics} --out {RESULTS}/tables --plots {RESULTS}/plots "
-        "--references {input.references} > {log} 2>&1"
+        "--references {input.references} > {log} 2>&1 || {FINEBENCH} job-failed $? {log}"
 
 
 localrules:
@@ -35,4 +35,4 @@ rule log_summary:
         f"{RESULTS}/logs/log_summary.log",
     shell:
         "{FINEBENCH} log-summary --experiment-file {input.experiment} --tables {RESULTS}/tables "
-        "--plots {RESULTS}/plots --out {output} > {log} 2>&1"
+        "--plots {RESULTS}/plots --out {output} > {log} 2>&1 || {FINEBENCH} job-failed $? {log}"

@@ -14,7 +14,7 @@ rule init_tracking:
         f"{RESULTS}/logs/init_tracking.log",
     shell:
         "{FINEBENCH} init-tracking --tracking-uri {params.uri:q} --experiment {params.experiment:q} "
-        "--artifact-root {RESULTS}/mlartifacts --out {output} > {log} 2>&1"
+        "--artifact-root {RESULTS}/mlartifacts --out {output} > {log} 2>&1 || {FINEBENCH} job-failed $? {log}"
 
 
 rule train:
@@ -36,4 +36,4 @@ rule train:
         f"{RESULTS}/logs/train/{{task}}/{{model}}/seed{{seed}}.log",
     shell:
         "{FINEBENCH} train --spec {params.spec:q} --data {input.data} --experiment-file {input.experiment} "
-        "--out {params.out} --device {params.device} --threads {threads} --no-progress > {log} 2>&1"
+        "--out {params.out} --device {params.device} --threads {threads} --no-progress > {log} 2>&1 || {FINEBENCH} job-failed $? {log}"
