@@ -47,6 +47,9 @@ class DatasetSource:
     # A caveat about the data shown wherever its results are (table headings, plot titles, the MLflow tag data_note),
     # e.g. "SYNTHESIZED speech (espeak-ng)"; written into the manifest as ``data_note``.
     data_note: str = ""
+    # Cores its preparation keeps busy (the Snakemake rule's threads; capped by --cores): 1 for the embedded
+    # generators, so two of them — or one and a training job — run side by side; more for decoding pools.
+    prepare_threads: int = 1
 
     @property
     def downloadable(self) -> bool:
