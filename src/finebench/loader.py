@@ -91,18 +91,20 @@ def crop_resize(t, boxes, flip, h: int, w: int, interpolation: str = "bilinear")
 
     b, _, H, W = t.shape
     top, left, ch, cw = boxes.double().unbind(1)
-    # Output grid [-1, 1] -> the crop box in the input's normalised coordinates (align_corners=False).
+    # Output grid [-1, 1] -> the crop box in the input's normalised coordinates (align_corners=False). The few
+    # per-sample numbers are made here; the [B, h, w, 2] grid itself is built on the images' device.
     theta = torch.zeros(b, 2, 3, dtype=torch.float64)
     theta[:, 0, 0] = (cw / W) * torch.where(flip.cpu(), -1.0, 1.0).double()
     theta[:, 0, 2] = -1 + (2 * left + cw) / W
     theta[:, 1, 1] = ch / H
     theta[:, 1, 2] = -1 + (2 * top + ch) / H
-    grid = F.affine_grid(theta, [b, t.shape[1], h, w], align_corners=False)
     # Clamp to the centres of the box's edge pixels, as interpolating the cropped tensor would.
     lo = torch.stack([(2 * left + 1) / W - 1, (2 * top + 1) / H - 1], 1)[:, None, None, :]
     hi = torch.stack([(2 * (left + cw) - 1) / W - 1, (2 * (top + ch) - 1) / H - 1], 1)[:, None, None, :]
+    theta, lo, hi = (v.to(t.device, t.dtype) for v in (theta, lo, hi))
+    grid = F.affine_grid(theta, [b, t.shape[1], h, w], align_corners=False)
     grid = torch.maximum(torch.minimum(grid, hi), lo)
-    return F.grid_sample(t, grid.to(t.device, t.dtype), mode=interpolation, padding_mode="border", align_corners=False)
+    return F.grid_sample(t, grid, mode=interpolation, padding_mode="border", align_corners=False)
 
 
 def spec_augment(x, generator, freq_masks=2, freq_width=5, time_masks=2, time_width=10):
