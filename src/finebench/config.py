@@ -33,10 +33,20 @@ TRAINING_DEFAULTS = {
     "grad_clip": 0.0,
     "max_train_batches": None,
     "spec_augment": None,
+    "channels_last": False,
+    "compile": False,
+    "keep_checkpoint": False,
 }
 DEFAULTS = {"tracking_uri": "sqlite:///results/mlflow.db", "device": "auto", "threads": 1, "training": {},
             "download": {"cache": "results/downloads", "mirror": None, "lock": None}}
 MODEL_RESERVED_KEYS = {"family", "modality", "arch", "tasks", "training"}
+# Inputs of a typical task per modality, to check a model's builder options before any data exists (option names
+# only: errors about shapes are left to the real build).
+PROBE_INPUTS = {
+    "vision": {"kind": "image", "channels": 3, "height": 224, "width": 224},
+    "speech": {"kind": "spectrogram", "channels": 1, "n_mels": 40, "frames": 100},
+    "text": {"kind": "tokens", "vocab_size": 1000, "pad_id": 0, "max_len": 64},
+}
 TASK_RESERVED_KEYS = {"dataset", "training"}
 
 
@@ -102,6 +112,8 @@ def check(config: dict) -> None:
     for name, mcfg in config["models"].items():
         key = f"models.{name}"
         models.check_arch(mcfg["arch"], mcfg["modality"], key=f"{key}.arch")
+        models.check_options(mcfg["arch"], {k: v for k, v in mcfg.items() if k not in MODEL_RESERVED_KEYS},
+                             PROBE_INPUTS[mcfg["modality"]], key=key, reserved=sorted(MODEL_RESERVED_KEYS))
         if "family" not in mcfg and models.default_family(mcfg["arch"]) is None:
             raise ConfigError(f"{key}.family: required for {mcfg['arch']!r} (one of cnn, rnn, transformer, other)")
         for task in mcfg.get("tasks", []):
@@ -119,6 +131,30 @@ def check(config: dict) -> None:
         if not task_models(config, task):
             modality = task_modality_of(config, task)
             raise ConfigError(f"tasks.{task}: no model in `models:` has modality {modality!r}, so nothing would run")
+
+
+def check_cached(config: dict, cache_dir: str | Path = ".snakemake/finebench") -> bool:
+    """:func:`check`, skipped when this exact config already passed it with this exact finebench code and these
+    library versions (a marker named by their hash). Checking imports torch and timm (~4 s, ~900 MB); a rerun of an
+    unchanged workflow should not pay that. Returns True when the check ran."""
+    import importlib.metadata
+
+    package = Path(__file__).resolve().parent
+    h = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode())
+    for f in sorted(package.rglob("*.py")):
+        h.update(f.read_bytes())
+    for dist in ("torch", "timm", "mlflow"):
+        try:
+            h.update(importlib.metadata.version(dist).encode())
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    marker = Path(cache_dir) / f"config-ok-{h.hexdigest()[:16]}"
+    if marker.is_file():
+        return False
+    check(config)
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text(json.dumps({"checked": True}) + "\n")
+    return True
 
 
 def task_modality_of(config: dict, task: str) -> str:

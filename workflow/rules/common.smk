@@ -13,7 +13,9 @@ from finebench.plots import PLOT_KINDS
 from finebench.report import TABLE_FILES
 
 try:
-    fbconfig.check(config)
+    # Checked against the registries once per (config, finebench code, library versions): the check imports torch
+    # and timm, which a rerun of an unchanged workflow should not pay for.
+    fbconfig.check_cached(config)
 except ConfigError as exc:
     raise WorkflowError(f"invalid finebench config — {exc}") from None
 
