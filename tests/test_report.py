@@ -86,20 +86,26 @@ def test_families_pick_best_model_per_family():
     assert fam.loc["cnn", "best_is_task_best"] and not fam.loc["rnn", "best_is_task_best"]
 
 
-def test_aggregate_writes_tables_from_metrics_files(tmp_path):
+def test_aggregate_writes_exactly_the_declared_tables_and_plots(tmp_path):
     import json
+
+    from finebench.plots import PLOT_KINDS
 
     files = []
     for _, row in runs_frame({"a": [0.8, 0.9], "b": [0.5, 0.6]}).iterrows():
-        p = tmp_path / f"{row['model']}_{row['seed']}.json"
-        p.write_text(json.dumps(row.to_dict()))
-        files.append(p)
-    report.aggregate(files, tmp_path / "tables")  # tables only: no plots folder asked for
+        run = tmp_path / "runs" / f"{row['model']}_{row['seed']}"
+        run.mkdir(parents=True)
+        (run / "metrics.json").write_text(json.dumps(row.to_dict()))
+        pd.DataFrame({"epoch": [1, 2], "val_accuracy": [0.4, row["test_accuracy"]]}).to_csv(run / "history.csv", index=False)
+        pd.DataFrame([[3, 1], [0, 4]], index=pd.Index(["x", "y"], name="true"), columns=["x", "y"]).to_csv(run / "confusion.csv")
+        files.append(run / "metrics.json")
+    report.aggregate(files, tmp_path / "tables", tmp_path / "plots")
     board = pd.read_csv(tmp_path / "tables" / "leaderboard.csv")
     assert list(board["model"]) == ["a", "b"] and list(board["n_seeds"]) == [2, 2]
-    for name in ("leaderboard.md", "leaderboard.html", "costs.md", "families.csv", "families.md", "runs.csv", "ranks.md",
-                 "model_ranks.csv", "family_ranks.csv"):
-        assert (tmp_path / "tables" / name).stat().st_size > 0
+    # the workflow's aggregate rule declares report.TABLE_FILES and plots.PLOT_KINDS: nothing more, nothing less
+    assert sorted(p.name for p in (tmp_path / "tables").iterdir()) == sorted(report.TABLE_FILES)
+    assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == sorted(f"t_{kind}.png" for kind in PLOT_KINDS)
+    assert all((tmp_path / "tables" / name).stat().st_size > 0 for name in report.TABLE_FILES)
 
 
 def test_published_references_beside_ours_with_protocol_flags(tmp_path, repo):

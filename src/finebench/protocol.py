@@ -11,8 +11,6 @@ it with a published number's protocol (config/references.yaml) and ``report.prot
 
 from __future__ import annotations
 
-from pathlib import Path
-
 PRETRAINING = ("none", "timm_hub", "file")  # the values of the "pretraining" field
 
 
@@ -25,20 +23,17 @@ def run_protocol(manifest: dict, spec: dict) -> dict:
     - ``pretraining``: one of ``PRETRAINING``; ``pretrained_file``: the checkpoint's file name for ``file``
     - ``resolution``: the input height in pixels for images (None for other inputs)
     """
-    kwargs = spec.get("model_kwargs") or {}
+    from finebench.models.registry import pretrained_weights
+
+    weights = pretrained_weights(spec.get("model_kwargs") or {})  # None, "hub" or the file's name
+    pretraining = "none" if weights is None else ("timm_hub" if weights == "hub" else "file")
     counts = manifest.get("official_counts")
     input_info = manifest["input"]
-    if kwargs.get("pretrained_file"):
-        pretraining = "file"
-    elif kwargs.get("pretrained"):
-        pretraining = "timm_hub"
-    else:
-        pretraining = "none"
     return {
         "official_split": bool(manifest.get("official_split")),
         "counts_match": bool(counts["match"]) if counts else None,
         "carved_splits": list(manifest.get("carved_splits") or {}),
         "pretraining": pretraining,
-        "pretrained_file": Path(kwargs["pretrained_file"]).name if pretraining == "file" else None,
+        "pretrained_file": weights if pretraining == "file" else None,
         "resolution": input_info.get("height") if input_info["kind"] == "image" else None,
     }

@@ -22,6 +22,9 @@ from finebench.labels import task_label
 
 ALPHA = 0.05
 ID_COLS = ["task", "modality", "model", "family", "arch"]
+# Every file :func:`aggregate` writes into the tables folder: the workflow's aggregate rule declares exactly these.
+TABLE_FILES = ("leaderboard.csv", "leaderboard.md", "leaderboard.html", "costs.md", "families.csv", "families.md",
+               "runs.csv", "model_ranks.csv", "family_ranks.csv", "ranks.md", "references.csv", "references.md")
 
 
 def load_metrics(paths) -> pd.DataFrame:
