@@ -4,6 +4,8 @@
 # All logic lives in src/finebench; the rules only call `python -m finebench ...`.
 from snakemake.utils import min_version, validate
 
+from finebench.config import SCHEMA_PATH, coerce_numbers
+
 min_version("9.0")
 
 
@@ -15,10 +17,8 @@ if not workflow.overwrite_configfiles:
 
 
 # Snakemake reads YAML 1.1 (`lr: 1e-3` becomes a string); finebench reads such numbers as numbers everywhere.
-from finebench.config import coerce_numbers
-
 coerce_numbers(config)
-validate(config, "workflow/schemas/config.schema.yaml")
+validate(config, str(SCHEMA_PATH))
 
 
 include: "workflow/rules/common.smk"

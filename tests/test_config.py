@@ -43,6 +43,13 @@ def test_misspelled_builtin_arch_lists_valid_names(smoke):
     assert msg.startswith("models.crnn.arch:") and "did you mean 'crnn'" in msg and "small_cnn" in msg
 
 
+def test_renamed_arch_names_its_new_name(smoke):
+    assert smoke["models"]["speech_gru"]["arch"] == "column_rnn"
+    smoke["models"]["speech_gru"]["arch"] = "row_lstm"
+    with pytest.raises(ConfigError, match=r"^models\.speech_gru\.arch: architecture 'row_lstm' is now called 'column_rnn'"):
+        config.check(smoke)
+
+
 def test_arch_of_wrong_modality_is_rejected(smoke):
     smoke["models"]["crnn"]["arch"] = "textcnn"
     with pytest.raises(ConfigError, match=r"models\.crnn\.arch: .*'textcnn' is for text"):

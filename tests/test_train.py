@@ -40,7 +40,7 @@ def test_fit_writes_outputs_and_logs_to_mlflow(tmp_path, tiny_data, experiment_f
     assert json.loads((out / "metrics.json").read_text()) == m
     assert m["status"] == "FINISHED" and 0 <= m["test_accuracy"] <= 1 and m["n_test"] == 24
     assert m["test_top5"] is None  # 4 classes: no top-5
-    assert m["params"] > 0 and m["train_seconds"] > 0 and m["train_samples_per_s"] > 0
+    assert m["n_params"] > 0 and m["train_seconds"] > 0 and m["train_samples_per_s"] > 0
     assert m["chance_accuracy"] == 0.25
     assert (out / "history.csv").read_text().count("\n") == 3  # header + 2 epochs
     for name in ("confusion.csv", "confusion.png", "spec.json"):
@@ -66,16 +66,17 @@ def test_same_seed_same_metrics_on_cpu(tmp_path, tiny_data, experiment_file):
     assert a["test_loss"] != c["test_loss"]
 
 
-def test_crashed_run_ends_failed_and_writes_no_metrics(tmp_path, tiny_data, experiment_file):
-    with pytest.raises(Exception):
-        fit(spec(stem=[4], hidden=2, arch="crnn", cell="not-a-cell"), tiny_data, tmp_path / "bad", experiment_file)
+def test_a_model_that_cannot_be_built_fails_before_any_run_exists(tmp_path, tiny_data, experiment_file):
+    s = spec(arch="crnn", stem=[4], hidden=2, cell="not-a-cell")
+    del s["model_kwargs"]["channels"]  # only the bad cell is wrong, so the error below is the one this test is about
+    with pytest.raises(KeyError, match="not-a-cell"):
+        fit(s, tiny_data, tmp_path / "bad", experiment_file)
     assert not (tmp_path / "bad" / "metrics.json").exists()
     from mlflow.tracking import MlflowClient
 
     info = json.loads(experiment_file.read_text())
-    runs = MlflowClient(info["tracking_uri"]).search_runs([info["experiment_id"]])
-    # model construction fails before the run starts: nothing is left RUNNING
-    assert all(r.info.status != "RUNNING" for r in runs)
+    # the model is built before the MLflow run is created: no run at all, so none left RUNNING
+    assert MlflowClient(info["tracking_uri"]).search_runs([info["experiment_id"]]) == []
 
 
 def test_failure_during_training_marks_run_failed(tmp_path, tiny_data, experiment_file, monkeypatch):

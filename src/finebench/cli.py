@@ -197,7 +197,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--dataset", required=True)
     s.add_argument("--cache", required=True)
     s.add_argument("--mirror", default="", help="base URL or local folder holding the same file names")
-    s.add_argument("--lock", default="", help="checksum lock file (default config/downloads.lock.json)")
+    s.add_argument("--lock", default="", help="checksum lock file (default: finebench/data/downloads.lock.json in the package)")
     s.add_argument("--out", required=True, help="marker JSON written when everything is verified")
     s.set_defaults(func=cmd_download)
 

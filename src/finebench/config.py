@@ -1,14 +1,14 @@
 """Configuration: load, validate (schema + registries), and resolve one run's full spec.
 
-The schema (workflow/schemas/config.schema.yaml) checks structure; :func:`check` checks names against the
-dataset and model registries and cross-references (a model's ``tasks:``), naming the key at fault.
+The schema (``config.schema.yaml`` beside this module: package data, the one file the workflow validates against too)
+checks structure; :func:`check` checks names against the dataset and model registries and cross-references (a model's
+``tasks:``), naming the key at fault.
 :func:`resolve_spec` merges training defaults <- task overrides <- model overrides into the spec that a
 training job receives (and that Snakemake uses as the job's params, so editing one model reruns only it).
 """
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
 import os
@@ -18,9 +18,9 @@ from pathlib import Path
 
 import yaml
 
-from finebench.errors import ConfigError
+from finebench.errors import ConfigError, did_you_mean
 
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+SCHEMA_PATH = Path(__file__).resolve().with_name("config.schema.yaml")  # package data: found from any install
 
 TRAINING_DEFAULTS = {
     "epochs": 8,
@@ -51,11 +51,6 @@ PROBE_INPUTS = {
     "text": {"kind": "tokens", "vocab_size": 1000, "pad_id": 0, "max_len": 64},
 }
 TASK_RESERVED_KEYS = {"dataset", "training"}
-
-
-def did_you_mean(name: str, choices) -> str:
-    close = difflib.get_close_matches(name, list(choices), n=3, cutoff=0.6)
-    return f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
 
 
 def load(path: str | Path) -> dict:

@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from finebench.labels import task_label
+
 FAMILY_COLORS = {"cnn": "tab:blue", "rnn": "tab:orange", "transformer": "tab:green", "other": "tab:gray"}
 
 
@@ -42,8 +44,6 @@ def plot_confusion(cm: np.ndarray, classes: list[str], path: Path, title: str) -
 
 
 def label(frame: pd.DataFrame, task: str) -> str:
-    from finebench.report import task_label
-
     return task_label(frame[frame.task == task].iloc[0])
 
 

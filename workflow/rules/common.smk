@@ -5,6 +5,7 @@ import sys
 from snakemake.exceptions import WorkflowError
 
 from finebench import config as fbconfig
+from finebench import data as fbdata
 from finebench.errors import ConfigError
 
 try:

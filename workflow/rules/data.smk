@@ -34,7 +34,7 @@ rule prepare_data:
         dataset=lambda w: CFG["tasks"][w.task]["dataset"],
         options=task_options_json,
         download=lambda w, input: f"--download {input.download}" if input.download else "",
-    threads: 2
+    threads: lambda w: fbdata.DATASETS[CFG["tasks"][w.task]["dataset"]].prepare_threads
     log:
         f"{RESULTS}/logs/prepare/{{task}}.log",
     shell:

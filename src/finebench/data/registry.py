@@ -44,6 +44,12 @@ class DatasetSource:
     # The release's published counts: {"classes": n, "splits": {split: n per official file}, "options": {...}} —
     # checked after every build (see ``check_official``); "options" lists the option values the counts hold for.
     official: dict | None = None
+    # A caveat about the data shown wherever its results are (table headings, plot titles, the MLflow tag data_note),
+    # e.g. "SYNTHESIZED speech (espeak-ng)"; written into the manifest as ``data_note``.
+    data_note: str = ""
+    # Cores its preparation keeps busy (the Snakemake rule's threads; capped by --cores): 1 for the embedded
+    # generators, so two of them — or one and a training job — run side by side; more for decoding pools.
+    prepare_threads: int = 1
 
     @property
     def downloadable(self) -> bool:
@@ -168,6 +174,7 @@ def _prepare(task: str, source: DatasetSource, options: dict, out_dir: Path) -> 
             "modality": source.modality,
             "description": source.description,
             "citation": source.citation,
+            "data_note": source.data_note,
             "options": options,
             **built["manifest"],
         }

@@ -223,8 +223,10 @@ REAL = [
 ]
 for name, desc, fn, remotes, archive_root, extra, cite, official in REAL:
     register(DatasetSource(name=name, modality="vision", description=desc, defaults={**VISION_DEFAULTS, **extra},
+                           prepare_threads=8,  # the JPEG decoding pool (workers: 0 = min(8, cores))
                            build=fn, citation=cite, remotes=remotes, archive_root=archive_root, official=official))
 
 register(DatasetSource(name="imagefolder", modality="vision", description="Bring your own: root/[split/]class/image",
+                       prepare_threads=8,
                        defaults={**VISION_DEFAULTS, "skip_bad_files": False, "min_per_class": None},
                        build=build_imagefolder))

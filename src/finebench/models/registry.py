@@ -25,12 +25,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from finebench.config import did_you_mean
-from finebench.errors import ConfigError, FinebenchError
+from finebench.errors import ConfigError, FinebenchError, did_you_mean
 
 TIMM_PREFIX = "timm:"
 # Keys of a model's entry consumed by finebench itself, never passed to a builder.
 LOADING_KEYS = ("pretrained_file",)
+# Architectures whose name changed: the config check names the new one instead of failing with "unknown".
+RENAMED = {"row_lstm": "column_rnn"}  # an RNN over columns/frames (LSTM or GRU), not PixelRNN's Row LSTM
 
 
 @dataclass
@@ -79,6 +80,9 @@ def known_archs(modality: str) -> list[str]:
 
 def check_arch(arch: str, modality: str, key: str = "arch") -> None:
     """Raise ConfigError naming ``key`` if ``arch`` cannot be built for ``modality``."""
+    if arch in RENAMED:
+        raise ConfigError(f"{key}: architecture {arch!r} is now called {RENAMED[arch]!r} (same model and options); "
+                          f"write `arch: {RENAMED[arch]}`")
     if arch.startswith(TIMM_PREFIX):
         import timm
 
