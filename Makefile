@@ -2,6 +2,8 @@
 #   make run    set up (.venv + Debian packages), then run the embedded suite end to end
 #   make test   set up, then run the test suite
 # Other targets: make setup | ui | smoke | benchmark | report | clean
+#   make tracking-server | tracking-server-stop   shared MLflow server on PostgreSQL (for Slurm runs)
+#   make test-slurm                               the Slurm profile on a real single-node Slurm cluster (root)
 SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV := .venv
@@ -12,7 +14,11 @@ GPUS ?= 1
 DEB_PACKAGES := fonts-urw-base35 fonts-dejavu-core wordnet-base
 STAMP := $(VENV)/.finebench-installed
 
-.PHONY: setup system-deps run smoke benchmark test ui report clean
+SERVER_DIR ?= results/tracking-server
+SERVER_HOST ?= 127.0.0.1
+PORT ?= 5000
+
+.PHONY: setup system-deps run smoke benchmark test ui report clean server-deps tracking-server tracking-server-stop test-slurm
 
 setup: system-deps $(STAMP)
 
@@ -48,6 +54,32 @@ benchmark: setup
 
 test: setup
 	$(BIN)/python -m pytest -q
+
+# A shared MLflow tracking server (PostgreSQL + mlflow server) for jobs on many nodes; prints the tracking_uri.
+# SERVER_HOST=0.0.0.0 to let compute nodes reach it. Stop it with make tracking-server-stop (before make clean).
+server-deps:
+	@if ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then \
+	  if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	    echo ">> installing Debian packages: postgresql (its default cluster is not started)"; \
+	    p=/usr/sbin/policy-rc.d; made=; [ -e $$p ] || { printf '#!/bin/sh\nexit 101\n' > $$p; chmod 755 $$p; made=1; }; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql; \
+	    rc=$$?; [ -z "$$made" ] || rm -f $$p; [ $$rc = 0 ] || exit $$rc; \
+	  else \
+	    echo "the tracking server needs PostgreSQL; run:  sudo apt-get update && sudo apt-get install -y postgresql"; \
+	    exit 1; \
+	  fi; \
+	fi
+
+tracking-server: setup server-deps
+	$(BIN)/python -m finebench tracking-server start --dir $(SERVER_DIR) --host $(SERVER_HOST) --port $(PORT)
+
+tracking-server-stop:
+	$(BIN)/python -m finebench tracking-server stop --dir $(SERVER_DIR)
+
+# The Slurm profile on a real single-node Slurm cluster (installs slurm, munge, slurmdbd, MariaDB, PostgreSQL with
+# apt-get; needs root). `make test` runs the same test where it can and says why when it skips it.
+test-slurm: setup
+	FINEBENCH_REQUIRE_SLURM=1 $(BIN)/python -m pytest -q tests/test_slurm.py
 
 ui: setup
 	$(BIN)/mlflow ui --host 127.0.0.1 --port 5000 --backend-store-uri sqlite:///results/mlflow.db
