@@ -1,4 +1,5 @@
 # MLflow store + experiment are created once, locally, before any training job; then one job per (task, model, seed).
+from finebench.cluster import cluster_executor, train_gpus
 
 localrules:
     init_tracking,
@@ -31,7 +32,9 @@ rule train:
         device=CFG["device"],
     threads: CFG["threads"]
     resources:
-        gpu=1,  # unlimited unless the command line caps it: `--resources gpu=1` runs one job per GPU
+        # GPUs per job (finebench.cluster: from device, gpus_per_job, local or cluster executor); locally
+        # `--resources gpu=N` runs at most N jobs at once, on Slurm it is `sbatch --gpus=N`
+        gpu=lambda wildcards: train_gpus(CFG, cluster=cluster_executor(workflow)),
     log:
         f"{RESULTS}/logs/train/{{task}}/{{model}}/seed{{seed}}.log",
     shell:
