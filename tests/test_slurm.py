@@ -71,6 +71,7 @@ def _planned_resources(repo, tmp_path, *args, env=None) -> dict[str, list[dict]]
     return out
 
 
+@pytest.mark.slow  # four dry runs
 def test_slurm_profile_resources(repo, tmp_path):
     profile = ["--workflow-profile", str(repo / "workflow/profiles/slurm")]
     env = {"FINEBENCH_SLURM_PARTITION": "short", "FINEBENCH_SLURM_ACCOUNT": "lab42"}
@@ -174,8 +175,20 @@ def _snakemake(repo: Path, work: Path, configfile: Path, *args: str, env: dict |
 
 
 @pytest.fixture(scope="module")
-def local_run(repo, tmp_path_factory, say):
-    work = tmp_path_factory.mktemp("local")
+def workdirs(request, say):
+    """Work folders of the runs below, kept (and named) when a test failed: the Slurm jobs' logs are in them."""
+    root = Path(tempfile.mkdtemp(prefix="finebench-slurm-runs-", dir="/tmp"))
+    failed_before = request.session.testsfailed
+    yield root
+    if request.session.testsfailed > failed_before:
+        say(f"kept the runs' folders for inspection: {root}")
+    else:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def local_run(repo, workdirs, say):
+    work = workdirs / "local"
     _, seconds = _snakemake(repo, work, _smoke_config(repo, work), "--cores", "2")
     say(f"smoke suite, local (--cores 2): {seconds:.0f} s")
     return work, seconds
@@ -186,8 +199,8 @@ def _slurm_env(slurm, **extra) -> dict:
 
 
 @pytest.fixture(scope="module")
-def slurm_run(repo, slurm, tracking_server, local_run, tmp_path_factory, say):
-    work = tmp_path_factory.mktemp("slurm")
+def slurm_run(repo, slurm, tracking_server, local_run, workdirs, say):
+    work = workdirs / "slurm"
     config = _smoke_config(repo, work, tracking_uri=tracking_server["tracking_uri"])
     out, seconds = _snakemake(repo, work, config, "--workflow-profile", str(repo / "workflow/profiles/slurm"),
                               env=_slurm_env(slurm))
@@ -272,10 +285,10 @@ def test_leaderboard_equals_the_local_run(slurm_run, local_run):
 
 
 @pytest.mark.slow
-def test_a_gpu_partition_job_asks_for_a_gpu(repo, slurm, slurm_run, tmp_path_factory):
+def test_a_gpu_partition_job_asks_for_a_gpu(repo, slurm, slurm_run, workdirs):
     """device: auto on a GPU partition (gpus_per_job: 1): the training job gets `--gpus=1` on the `gpu` partition
     (the test node's GPU is a gres placeholder, so training runs on the CPU and must give the same numbers)."""
-    work = tmp_path_factory.mktemp("gpu")
+    work = workdirs / "gpu"
     smoke = yaml.safe_load((repo / "config" / "smoke.yaml").read_text())
     config = _smoke_config(repo, work, tasks={"wordnet": smoke["tasks"]["wordnet"]},
                            models={"textcnn": smoke["models"]["textcnn"]}, seeds=[0],

@@ -1,7 +1,7 @@
 # MLflow store + experiment are created once, locally, before any training job; then one job per (task, model, seed).
 # experiment.json is bookkeeping (the experiment's id), so it is ancient(): re-creating or touching it never makes a
 # finished run stale.
-from finebench.cluster import cluster_executor, train_gpus
+
 
 localrules:
     init_tracking,
@@ -36,7 +36,7 @@ rule train:
     resources:
         # GPUs per job (finebench.cluster: from device, gpus_per_job, local or cluster executor); locally
         # `--resources gpu=N` runs at most N jobs at once, on Slurm it is `sbatch --gpus=N`
-        gpu=lambda wildcards: train_gpus(CFG, cluster=cluster_executor(workflow)),
+        gpu=gpus_per_train_job,
     params:
         spec=spec_json,
         out=lambda w, output: os.path.dirname(output.metrics),
