@@ -5,8 +5,11 @@
 
 What it starts, every daemon in the foreground as a child whose pid is recorded in DIR/pids/ (no systemd here):
 munged (as the `munge` user), mariadbd (as `mysql`; the accounting database), slurmdbd, slurmctld, slurmd.
-Everything lives in DIR: the configuration (clients find it through SLURM_CONF=DIR/etc/slurm.conf, so nothing under
-/etc is touched), the munge key and socket, the database, state, spool and logs. All ports are picked free at start.
+Everything lives in DIR: the configuration (clients find it through SLURM_CONF=DIR/etc/slurm.conf), the munge key and
+socket, the database, state, spool and logs. All ports are picked free at start. One thing outside DIR: srun inside a
+job runs without SLURM_CONF (the executor plugin's job step removes SLURM_* variables), so while the cluster runs
+/etc/slurm/slurm.conf is a symlink to DIR/etc/slurm.conf — made only where no Slurm configuration exists, removed by
+`down`.
 
 The node is this host (`hostname -s`) with the CPUs `slurmd -C` reports, one fake GPU (gres `gpu`, File=/dev/null:
 enough for Slurm to schedule `--gpus=1`, nothing a program can use) and two partitions, `cpu` (default) and `gpu`.
@@ -34,6 +37,9 @@ PROGRAMS = ["munged", "mariadbd", "mariadb-install-db", "mariadb", "slurmdbd", "
             "sacctmgr", "sinfo", "setpriv"]
 SBIN = ["/usr/sbin", "/usr/bin", "/sbin", "/bin"]
 DAEMONS = ["munged", "mariadbd", "slurmdbd", "slurmctld", "slurmd"]  # start order; stopped in reverse
+# Where Slurm's programs look when SLURM_CONF is unset. The executor plugin's job step drops SLURM_* variables before
+# it calls srun inside a job, so srun must find the cluster here: a symlink to DIR/etc/slurm.conf while it runs.
+SYSTEM_CONF = Path("/etc/slurm/slurm.conf")
 ACCOUNT = "finebench"
 
 
@@ -162,6 +168,11 @@ class LocalSlurm:
         for parent in self.root.parents:
             if parent.stat().st_mode & 0o001 == 0:
                 raise Unavailable(f"{parent}: not searchable by other users (munge, mysql); put the cluster elsewhere")
+        if SYSTEM_CONF.exists() or SYSTEM_CONF.is_symlink():
+            if not (SYSTEM_CONF.is_symlink() and not SYSTEM_CONF.exists()):  # a dangling link of ours is replaced
+                raise Unavailable(f"{SYSTEM_CONF} exists: this machine has a Slurm configuration of its own, which "
+                                  f"the test cluster will not replace")
+            SYSTEM_CONF.unlink()
         self.ports = {k: free_port() for k in ("slurmctld", "slurmd", "slurmdbd", "mariadb")}
         try:
             self._start_munge()
@@ -266,6 +277,9 @@ class LocalSlurm:
         ]) + "\n")
         conf.chmod(0o600)
         self._write_slurm_conf()  # slurmdbd finds its file beside SLURM_CONF
+        SYSTEM_CONF.parent.mkdir(parents=True, exist_ok=True)
+        SYSTEM_CONF.symlink_to(self.conf)
+        (self.pids / "system-conf").write_text(f"{SYSTEM_CONF}\n")
         self._spawn("slurmdbd", [_which("slurmdbd"), "-D"])
         self._wait("listening", lambda: self._port_open(self.ports["slurmdbd"]), 60, "slurmdbd")
 
@@ -351,6 +365,12 @@ class LocalSlurm:
             if proc is not None:
                 proc.wait(timeout=10)
             pidfile.unlink()
+        marker = self.pids / "system-conf"
+        if marker.exists():
+            if SYSTEM_CONF.is_symlink() and Path(os.readlink(SYSTEM_CONF)) == self.conf:
+                SYSTEM_CONF.unlink()
+                stopped.append(f"{SYSTEM_CONF} (symlink)")
+            marker.unlink()
         return stopped
 
 
