@@ -149,3 +149,26 @@ def test_macro_f1_and_class_average_match_sklearn():
     # mean per-class accuracy over the classes present in the test set (class 6 never is)
     assert got["mean_class_accuracy"] == pytest.approx(balanced_accuracy_score(y.numpy(), logits.argmax(1).numpy()))
     assert got["mean_class_accuracy"] != pytest.approx(got["accuracy"])  # the classes are imbalanced here
+
+
+def test_a_crash_mid_training_ends_the_run_failed_with_the_reason(tmp_path, tiny_data, experiment_file, monkeypatch):
+    import finebench.train as train_mod
+
+    real = train_mod.train_one_epoch
+
+    def crash_in_epoch_2(job, epoch, show):
+        if epoch == 2:
+            raise RuntimeError("crash in epoch 2")
+        return real(job, epoch, show)
+
+    monkeypatch.setattr(train_mod, "train_one_epoch", crash_in_epoch_2)
+    with pytest.raises(RuntimeError, match="crash in epoch 2"):
+        fit(spec(), tiny_data, tmp_path / "x", experiment_file)
+    from mlflow.tracking import MlflowClient
+
+    info = json.loads(experiment_file.read_text())
+    client = MlflowClient(info["tracking_uri"])
+    (run,) = client.search_runs([info["experiment_id"]])
+    assert run.info.status == "FAILED" and run.data.tags["error"] == "RuntimeError: crash in epoch 2"
+    assert [h.step for h in client.get_metric_history(run.info.run_id, "val_accuracy")] == [1]
+    assert not (tmp_path / "x" / "metrics.json").exists() and (tmp_path / "x" / "checkpoint.pt").is_file()
