@@ -29,6 +29,7 @@ from finebench.errors import FinebenchError
 from finebench.files import atomic_dir
 
 SPLITS = ("train", "val", "test")
+TASK_TYPES = ("classification", "superres")  # superres: data/superres.py writes its own image stores
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
@@ -45,6 +46,7 @@ class DatasetSource:
     # The release's published counts: {"classes": n, "splits": {split: n per official file}, "options": {...}} —
     # checked after every build (see ``check_official``); "options" lists the option values the counts hold for.
     official: dict | None = None
+    task_type: str = "classification"  # one of TASK_TYPES; written into the manifest
 
     @property
     def downloadable(self) -> bool:
@@ -124,6 +126,7 @@ def prepare_task(task: str, dataset: str, options: dict, out_dir: str | Path) ->
             "task": task,
             "dataset": dataset,
             "modality": source.modality,
+            "task_type": source.task_type,
             "description": source.description,
             "citation": source.citation,
             "options": options,
@@ -133,6 +136,9 @@ def prepare_task(task: str, dataset: str, options: dict, out_dir: str | Path) ->
         manifest["num_classes"] = len(classes)
         manifest["splits"] = {}
         for split in SPLITS:
+            if source.task_type != "classification":  # the source wrote its own files and counted them
+                manifest["splits"][split] = built["splits"][split]
+                continue
             x, y = built["arrays"][split]
             if isinstance(x, (str, Path)):  # the source already wrote {split}_x.npy (memory-mapped, large data)
                 x = np.load(x, mmap_mode="r")
