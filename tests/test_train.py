@@ -4,7 +4,8 @@ import pytest
 
 from finebench import config
 from finebench.data import DATASETS, prepare_task
-from finebench.train import fit, lr_factor, spec_augment
+from finebench.loader import spec_augment
+from finebench.train import fit, lr_factor
 
 TINY = {**DATASETS["typefaces"].defaults, "families": ["NimbusSans", "URWGothic"], "styles_per_family": 2,
         "vocabulary": 200, "train_per_class": 16, "val_per_class": 4, "test_per_class": 6}
@@ -135,13 +136,13 @@ def test_macro_f1_and_class_average_match_sklearn():
     import torch
     from sklearn.metrics import balanced_accuracy_score, f1_score
 
-    from finebench.train import classification_metrics
+    from finebench.metrics import classification_metrics
 
     rng = np.random.default_rng(0)
     y = torch.from_numpy(rng.integers(0, 6, 200))
     logits = torch.from_numpy(rng.normal(size=(200, 7))).float()  # class 6 never true, sometimes predicted
     logits[:120, :] += torch.nn.functional.one_hot(y[:120], 7) * 3
-    got = classification_metrics(logits, y, 7)
+    got, _ = classification_metrics(logits, y, 7)
     want = f1_score(y.numpy(), logits.argmax(1).numpy(), average="macro", labels=np.arange(7), zero_division=0)
     assert got["macro_f1"] == pytest.approx(want)
     # mean per-class accuracy over the classes present in the test set (class 6 never is)

@@ -33,6 +33,9 @@ TRAINING_DEFAULTS = {
     "grad_clip": 0.0,
     "max_train_batches": None,
     "spec_augment": None,
+    "channels_last": False,
+    "compile": False,
+    "keep_checkpoint": False,
 }
 DEFAULTS = {"tracking_uri": "sqlite:///results/mlflow.db", "device": "auto", "threads": 1, "training": {},
             "download": {"cache": "results/downloads", "mirror": None, "lock": None}}

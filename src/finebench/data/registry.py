@@ -5,10 +5,11 @@ A dataset *source* turns options into arrays. ``prepare_task`` runs it once into
 source writes (e.g. ``tokenizer.json``), and ``manifest.json`` — written into a sibling temporary folder and renamed
 into place only when complete, so a half-prepared dataset is never consumed.
 
-Input kinds (``manifest["input"]["kind"]``) tell the loader how to turn stored arrays into model inputs:
-- ``image``: uint8 ``[N, C, H, W]`` -> float in [-1, 1], or ImageNet-standardised with ``normalize: imagenet``;
-  images stored larger than ``height`` x ``width`` (``stored_size``) are centre-cropped for evaluation and, with
-  ``augment: random_resized_crop_flip``, randomly crop-resized and flipped for training
+Input kinds (``manifest["input"]["kind"]``) tell the loader (finebench.loader) how to turn stored arrays into model
+inputs; the stored form is model-agnostic:
+- ``image``: uint8 ``[N, C, H, W]`` -> float, normalised with the *model's* mean/std (a pretrained timm model's own,
+  else [-1, 1]); images stored larger than ``height`` x ``width`` (``stored_size``) are centre-cropped for evaluation
+  and, with ``augment: random_resized_crop_flip``, randomly crop-resized and flipped for training
 - ``tokens``: int32 ``[N, T]`` padded with ``pad_id`` (0) -> int64, each batch trimmed to its longest sequence
 - ``spectrogram``: float16 ``[N, 1, n_mels, frames]`` -> float, standardised with the train split's mean/std
 """
@@ -16,7 +17,6 @@ Input kinds (``manifest["input"]["kind"]``) tell the loader how to turn stored a
 from __future__ import annotations
 
 import json
-import math
 import sys
 import time
 from dataclasses import dataclass, field
@@ -30,7 +30,6 @@ from finebench.files import atomic_dir
 
 SPLITS = ("train", "val", "test")
 TASK_TYPES = ("classification", "superres")  # superres: data/superres.py writes its own image stores
-IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
 @dataclass
@@ -179,63 +178,10 @@ class Prepared:
         y = np.load(self.path / f"{split}_y.npy")
         return x, y
 
-    def to_tensor(self, x: np.ndarray, device, augment: bool = False, generator=None):
-        """Stored batch -> model input tensor, per input kind (``augment``: train-time augmentation)."""
-        import torch
+    def batches(self, split: str, batch_size: int, device="cpu", shuffle: bool = False, generator=None,
+                augment: bool = False, preprocess: dict | None = None):
+        """Yield model-ready ``(x, y)`` tensors (see finebench.loader.Loader; no prefetch thread here)."""
+        from finebench.loader import Loader
 
-        kind = self.input["kind"]
-        if kind == "image":
-            t = torch.from_numpy(np.ascontiguousarray(x)).to(device).float()
-            t = self._crop(t, augment and self.input.get("augment"), generator)
-            if self.input.get("normalize") == "imagenet":
-                mean = torch.tensor(IMAGENET_MEAN, device=t.device).view(1, 3, 1, 1)
-                std = torch.tensor(IMAGENET_STD, device=t.device).view(1, 3, 1, 1)
-                return (t / 255.0 - mean) / std
-            return t.div_(127.5).sub_(1.0)
-        if kind == "tokens":
-            t = torch.from_numpy(np.ascontiguousarray(x)).to(device).long()
-            longest = int((t != self.input.get("pad_id", 0)).sum(1).max().clamp(min=1))
-            return t[:, :longest]
-        if kind == "spectrogram":
-            t = torch.from_numpy(np.ascontiguousarray(x)).to(device).float()
-            return (t - self.input["mean"]) / self.input["std"]
-        raise FinebenchError(f"{self.path}: unknown input kind {kind!r}")
-
-    def _crop(self, t, augment, generator):
-        """Centre crop (eval) or random resized crop + horizontal flip (train) to the task's height x width."""
-        import torch
-        import torch.nn.functional as F
-
-        h, w = self.input["height"], self.input["width"]
-        H, W = t.shape[-2:]
-        if not augment:
-            if (H, W) == (h, w):
-                return t
-            top, left = (H - h) // 2, (W - w) // 2
-            return t[..., top : top + h, left : left + w]
-        out = []
-        for img in t:
-            area = H * W * (0.25 + 0.75 * torch.rand(1, generator=generator).item())
-            ratio = math.exp(math.log(3 / 4) + (math.log(4 / 3) - math.log(3 / 4)) * torch.rand(1, generator=generator).item())
-            ch, cw = min(H, round(math.sqrt(area / ratio))), min(W, round(math.sqrt(area * ratio)))
-            top = int(torch.randint(0, H - ch + 1, (1,), generator=generator))
-            left = int(torch.randint(0, W - cw + 1, (1,), generator=generator))
-            crop = F.interpolate(img[None, :, top : top + ch, left : left + cw], size=(h, w), mode="bilinear",
-                                 align_corners=False)[0]
-            if torch.rand(1, generator=generator).item() < 0.5:
-                crop = crop.flip(-1)
-            out.append(crop)
-        return torch.stack(out)
-
-    def batches(self, split: str, batch_size: int, device, shuffle: bool = False, generator=None, augment: bool = False):
-        """Yield (x, y) tensors. Shuffling and augmentation draw from ``generator`` (a seeded torch.Generator)."""
-        import torch
-
-        x, y = self.arrays(split)
-        n = len(y)
-        order = torch.randperm(n, generator=generator).numpy() if shuffle else np.arange(n)
-        for start in range(0, n, batch_size):
-            idx = order[start : start + batch_size]
-            if shuffle:
-                idx = np.sort(idx)  # sequential reads from the memory map; the batch's content is the same set
-            yield self.to_tensor(x[idx], device, augment, generator), torch.from_numpy(y[idx]).to(device)
+        yield from Loader(self, split, batch_size, device, shuffle=shuffle, generator=generator, augment=augment,
+                          preprocess=preprocess, prefetch=0)

@@ -3,7 +3,8 @@
 Every image is decoded once, its shorter side resized to ``resize`` and centre-cropped to ``resize x resize``, and
 stored as uint8 in a memory-mapped ``{split}_x.npy`` (10^5 images at 256 px = 19.7 GB on disk, never all in RAM).
 At train time the loader takes a random resized crop of ``image_size`` plus a horizontal flip; at eval time the
-centre ``image_size`` crop. Inputs are normalised with the ImageNet mean/std (what timm's pretrained weights expect).
+centre ``image_size`` crop. The stored form is model-agnostic uint8; each model's own mean/std (a pretrained timm
+model's, from its weights' config) is applied by the loader.
 
 Layouts read (``root:`` points at the folder the official archive extracts to):
 - ``cub200``: ``CUB_200_2011/`` with images.txt, image_class_labels.txt, train_test_split.txt, classes.txt, images/
@@ -88,7 +89,7 @@ def build_images(work: Path, records: dict[str, list], classes: list[str], opt: 
         "arrays": arrays,
         "manifest": {
             "input": {"kind": "image", "channels": 3, "height": opt["image_size"], "width": opt["image_size"],
-                      "stored_size": opt["resize"], "normalize": "imagenet", "augment": "random_resized_crop_flip",
+                      "stored_size": opt["resize"], "augment": "random_resized_crop_flip",
                       "cropped_bottom_px": opt["crop_bottom"]},
             "classes": classes,
             "carved_splits": carved,

@@ -22,7 +22,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from finebench.models.registry import register
 
 
 class Upsampler(nn.Sequential):
@@ -65,12 +64,12 @@ class ResBlock(nn.Module):
 
 
 class EDSR(SRModel):
-    def __init__(self, scale, channels=32, blocks=4, res_scale=1.0, residual=True):
-        super().__init__(scale, residual)
+    def __init__(self, input_info, num_classes=0, channels=32, blocks=4, res_scale=1.0, residual=True):
+        super().__init__(int(input_info["scale"]), residual)
         self.head = nn.Conv2d(3, channels, 3, padding=1)
         self.blocks = nn.Sequential(*[ResBlock(channels, res_scale) for _ in range(blocks)],
                                     nn.Conv2d(channels, channels, 3, padding=1))
-        self.up = Upsampler(channels, scale)
+        self.up = Upsampler(channels, self.scale)
         self.tail = nn.Conv2d(channels, 3, 3, padding=1)
 
     def body(self, x):
@@ -92,13 +91,13 @@ class ConvGRUCell(nn.Module):
 
 
 class ConvGRUSR(SRModel):
-    def __init__(self, scale, channels=32, steps=4, ensemble=False, residual=True):
-        super().__init__(scale, residual)
+    def __init__(self, input_info, num_classes=0, channels=32, steps=4, ensemble=False, residual=True):
+        super().__init__(int(input_info["scale"]), residual)
         self.head = nn.Sequential(nn.Conv2d(3, channels, 3, padding=1), nn.ReLU(inplace=True),
                                   nn.Conv2d(channels, channels, 3, padding=1))
         self.cell = ConvGRUCell(channels)
         self.steps, self.ensemble = steps, ensemble
-        self.up = Upsampler(channels, scale)
+        self.up = Upsampler(channels, self.scale)
         self.tail = nn.Conv2d(channels, 3, 3, padding=1)
         if ensemble:
             self.mix = nn.Parameter(torch.zeros(steps))
@@ -138,13 +137,14 @@ class ResidualSwinGroup(nn.Module):
 
 
 class SwinIRLite(SRModel):
-    def __init__(self, scale, dim=32, groups=2, depth=2, heads=2, window=8, mlp_ratio=2.0, residual=True):
-        super().__init__(scale, residual)
+    def __init__(self, input_info, num_classes=0, dim=32, groups=2, depth=2, heads=2, window=8, mlp_ratio=2.0,
+                 residual=True):
+        super().__init__(int(input_info["scale"]), residual)
         self.window = window
         self.head = nn.Conv2d(3, dim, 3, padding=1)
         self.groups = nn.Sequential(*[ResidualSwinGroup(dim, depth, heads, window, mlp_ratio) for _ in range(groups)])
         self.norm_conv = nn.Conv2d(dim, dim, 3, padding=1)
-        self.up = Upsampler(dim, scale)
+        self.up = Upsampler(dim, self.scale)
         self.tail = nn.Conv2d(dim, 3, 3, padding=1)
 
     def body(self, x):
@@ -154,28 +154,6 @@ class SwinIRLite(SRModel):
         f = self.head(xp)
         out = self.tail(self.up(f + self.norm_conv(self.groups(f))))
         return out[..., : h * self.scale, : w * self.scale]
-
-
-def _scale(input_info) -> int:
-    return int(input_info["scale"])
-
-
-@register("edsr", "cnn", ("vision",), task_type="superres")
-def edsr(input_info, num_classes=0, **kw):
-    """EDSR-style residual CNN with pixel-shuffle upsampling (super-resolution)."""
-    return EDSR(_scale(input_info), **kw)
-
-
-@register("convgru_sr", "rnn", ("vision",), task_type="superres")
-def convgru_sr(input_info, num_classes=0, **kw):
-    """Recurrent refinement: a ConvGRU cell unrolled over steps, DRCN-style (super-resolution)."""
-    return ConvGRUSR(_scale(input_info), **kw)
-
-
-@register("swinir_lite", "transformer", ("vision",), task_type="superres")
-def swinir_lite(input_info, num_classes=0, **kw):
-    """Small SwinIR-style window-attention model on timm's Swin blocks (super-resolution)."""
-    return SwinIRLite(_scale(input_info), **kw)
 
 
 __all__ = ["EDSR", "ConvGRUSR", "SwinIRLite", "Upsampler"]
