@@ -188,6 +188,8 @@ class SuperResolution:
             "test_loss": ev["loss"],
             "bicubic_psnr": bic["psnr"],
             "bicubic_ssim": bic["ssim"],
+            "bicubic_val_psnr": m["baseline"]["bicubic"]["val"]["psnr"],
+            "sr_test_set": m.get("source", {}).get("test"),
             "n_test": len(ev["per_image"]),
             "cost_lr_size": [s, s],
             "cost_output_pixels": (s * scale) ** 2,

@@ -18,10 +18,13 @@ FINEBENCH = f"{sys.executable} -m finebench"
 RESULTS = "results"
 EXPERIMENT_FILE = f"{RESULTS}/mlflow/experiment.json"
 TABLE_FILES = ["leaderboard.csv", "leaderboard.md", "leaderboard.html", "costs.md", "families.csv", "families.md", "runs.csv",
-               "model_ranks.csv", "family_ranks.csv", "ranks.md", "references.csv", "references.md"]
+               "model_ranks.csv", "family_ranks.csv", "ranks.md", "references.csv", "references.md",
+               "leaderboard_sr.csv", "families_sr.csv", "family_ranks_sr.csv"]
 REFERENCES = CFG.get("references") or workflow.source_path("../../config/references.yaml")
 PLOT_KINDS = ["learning_curves", "confusion_best", "pareto"]
 SUMMARY_FILE = f"{RESULTS}/tables/mlflow_summary.json"
+CLS_TASKS = [t for t in CFG["tasks"] if fbconfig.task_type_of(CFG, t) == "classification"]
+SR_TASKS = [t for t in CFG["tasks"] if fbconfig.task_type_of(CFG, t) == "superres"]
 
 
 wildcard_constraints:

@@ -12,7 +12,8 @@ rule aggregate:
         family_ranks=report(f"{RESULTS}/tables/family_ranks.csv", caption="../report/ranks.rst", category="1. Tables", labels={"table": "family ranks"}),
         other=[f"{RESULTS}/tables/{name}" for name in TABLE_FILES if name not in ("leaderboard.html", "families.csv", "family_ranks.csv")],
         curves=report(expand(f"{RESULTS}/plots/{{task}}_learning_curves.png", task=CFG["tasks"]), caption="../report/learning_curves.rst", category="2. Learning curves"),
-        confusion=report(expand(f"{RESULTS}/plots/{{task}}_confusion_best.png", task=CFG["tasks"]), caption="../report/confusion.rst", category="3. Confusion (best model)"),
+        confusion=report(expand(f"{RESULTS}/plots/{{task}}_confusion_best.png", task=CLS_TASKS), caption="../report/confusion.rst", category="3. Confusion (best model)"),
+        sr_examples=report(expand(f"{RESULTS}/plots/{{task}}_sr_examples.png", task=SR_TASKS), caption="../report/sr_examples.rst", category="5. Super-resolution examples"),
         pareto=report(expand(f"{RESULTS}/plots/{{task}}_pareto.png", task=CFG["tasks"]), caption="../report/pareto.rst", category="4. Accuracy vs cost"),
     log:
         f"{RESULTS}/logs/aggregate.log",

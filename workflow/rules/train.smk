@@ -24,7 +24,6 @@ rule train:
     output:
         metrics=f"{RESULTS}/runs/{{task}}/{{model}}/seed{{seed}}/metrics.json",
         history=f"{RESULTS}/runs/{{task}}/{{model}}/seed{{seed}}/history.csv",
-        confusion=f"{RESULTS}/runs/{{task}}/{{model}}/seed{{seed}}/confusion.csv",
     params:
         spec=spec_json,
         out=lambda w: run_dir(w.task, w.model, w.seed),

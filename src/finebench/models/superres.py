@@ -13,7 +13,8 @@ One per family, small enough for a 2-core CPU, written for finebench (after the 
   any size are super-resolved.
 
 All three add the input's bicubic upsampling to their output (``residual: true``, the default; VDSR-style global
-residual learning), so an untrained network starts at bicubic quality rather than at grey.
+residual learning) and start their last convolution at zero, so an untrained network outputs exactly that bicubic
+upsampling (torch's, a = -0.75 — not the MATLAB kernel of the baseline row) and training learns the residual.
 """
 
 from __future__ import annotations
@@ -46,6 +47,12 @@ class SRModel(nn.Module):
     def body(self, x):  # [B, 3, h, w] -> [B, 3, s*h, s*w]
         raise NotImplementedError
 
+    def zero_tail(self):
+        """Start the last conv at zero: with the bicubic residual an untrained model outputs bicubic exactly."""
+        if self.residual:
+            nn.init.zeros_(self.tail.weight)
+            nn.init.zeros_(self.tail.bias)
+
     def forward(self, x):
         out = self.body(x)
         if self.residual:
@@ -71,6 +78,7 @@ class EDSR(SRModel):
                                     nn.Conv2d(channels, channels, 3, padding=1))
         self.up = Upsampler(channels, self.scale)
         self.tail = nn.Conv2d(channels, 3, 3, padding=1)
+        self.zero_tail()
 
     def body(self, x):
         f = self.head(x)
@@ -101,6 +109,7 @@ class ConvGRUSR(SRModel):
         self.tail = nn.Conv2d(channels, 3, 3, padding=1)
         if ensemble:
             self.mix = nn.Parameter(torch.zeros(steps))
+        self.zero_tail()
 
     def body(self, x):
         f = self.head(x)
@@ -146,6 +155,7 @@ class SwinIRLite(SRModel):
         self.norm_conv = nn.Conv2d(dim, dim, 3, padding=1)
         self.up = Upsampler(dim, self.scale)
         self.tail = nn.Conv2d(dim, 3, 3, padding=1)
+        self.zero_tail()
 
     def body(self, x):
         h, w = x.shape[-2:]
