@@ -189,7 +189,7 @@ class SuperResolution:
             "bicubic_psnr": bic["psnr"],
             "bicubic_ssim": bic["ssim"],
             "bicubic_val_psnr": m["baseline"]["bicubic"]["val"]["psnr"],
-            "sr_test_set": m.get("source", {}).get("test"),
+            "sr_test_set": m.get("source", {}).get("test_set"),  # set5 / set14 / bsd100 / urban100 (sr_benchmark)
             "n_test": len(ev["per_image"]),
             "cost_lr_size": [s, s],
             "cost_output_pixels": (s * scale) ** 2,

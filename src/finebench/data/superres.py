@@ -439,7 +439,7 @@ def build_sr_benchmark(work: Path, opt: dict) -> dict:
         "test": [(f"{folder}/{p.stem}", _with_lr(p, lr_dir / f"{p.stem}x{scale}{p.suffix}" if opt["official_lr"] else None))
                  for p in test],
     }
-    return build_sr(work, splits, opt, {"root": str(root), "train": "DIV2K train (0001-0800)",
+    return build_sr(work, splits, opt, {"root": str(root), "test_set": key, "train": "DIV2K train (0001-0800)",
                                         "val": f"DIV2K valid, first {len(val)}", "test": folder,
                                         "test_expected": expected, "test_found": len(test)})
 
