@@ -212,9 +212,6 @@ class SRData:
                                   np.load(self.path / f"{split}_index.npy"))
         return self._cache[split]
 
-    def __len__(self):
-        return 0
-
     def count(self, split: str) -> int:
         return len(self._split(split)[2])
 
