@@ -265,7 +265,7 @@ def sr_runs(psnr: dict[str, list[float]], bicubic=30.0, task="photos"):
     return [{"task": task, "dataset": "skimage_photos", "modality": "vision", "model": m, "family": fam[m],
              "arch": f"arch_{m}", "seed": s, "task_type": "superres", "scale": 2, "test_psnr": v,
              "test_ssim": 0.9 + v / 1000, "bicubic_psnr": bicubic, "bicubic_ssim": 0.88, "bicubic_val_psnr": 31.0,
-             "n_test": 2, "params": 1000, "train_seconds": 10.0, "flops_per_sample": 4096.0 * 4 * 100,
+             "n_test": 2, "n_params": 1000, "train_seconds": 10.0, "flops_per_sample": 4096.0 * 4 * 100,
              "cost_output_pixels": 128 * 128, "latency_ms_batch1": 2.0, "peak_memory_mb": 100.0, "status": "FINISHED"}
             for m, values in psnr.items() for s, v in enumerate(values)]
 
@@ -273,7 +273,7 @@ def sr_runs(psnr: dict[str, list[float]], bicubic=30.0, task="photos"):
 def cls_runs():
     return [{"task": "fonts", "dataset": "typefaces", "modality": "vision", "model": m, "family": f, "arch": m,
              "seed": s, "test_accuracy": acc + s / 100, "test_mean_class_accuracy": acc, "test_macro_f1": acc,
-             "test_top5": 1.0, "params": 10, "train_seconds": 1.0, "train_samples_per_s": 5.0, "chance_accuracy": 0.1,
+             "test_top5": 1.0, "n_params": 10, "train_seconds": 1.0, "train_samples_per_s": 5.0, "chance_accuracy": 0.1,
              "majority_accuracy": 0.1, "flops_per_sample": 100.0, "latency_ms_batch1": 1.0, "status": "FINISHED",
              "protocol": {"pretraining": "none"}, "data_note": ""}
             for m, f, acc in (("cnn", "cnn", 0.8), ("rnn", "rnn", 0.7)) for s in range(3)]

@@ -66,16 +66,17 @@ def test_same_seed_same_metrics_on_cpu(tmp_path, tiny_data, experiment_file):
     assert a["test_loss"] != c["test_loss"]
 
 
-def test_crashed_run_ends_failed_and_writes_no_metrics(tmp_path, tiny_data, experiment_file):
-    with pytest.raises(Exception):
-        fit(spec(stem=[4], hidden=2, arch="crnn", cell="not-a-cell"), tiny_data, tmp_path / "bad", experiment_file)
+def test_a_model_that_cannot_be_built_fails_before_any_run_exists(tmp_path, tiny_data, experiment_file):
+    s = spec(arch="crnn", stem=[4], hidden=2, cell="not-a-cell")
+    del s["model_kwargs"]["channels"]  # only the bad cell is wrong, so the error below is the one this test is about
+    with pytest.raises(KeyError, match="not-a-cell"):
+        fit(s, tiny_data, tmp_path / "bad", experiment_file)
     assert not (tmp_path / "bad" / "metrics.json").exists()
     from mlflow.tracking import MlflowClient
 
     info = json.loads(experiment_file.read_text())
-    runs = MlflowClient(info["tracking_uri"]).search_runs([info["experiment_id"]])
-    # model construction fails before the run starts: nothing is left RUNNING
-    assert all(r.info.status != "RUNNING" for r in runs)
+    # the model is built before the MLflow run is created: no run at all, so none left RUNNING
+    assert MlflowClient(info["tracking_uri"]).search_runs([info["experiment_id"]]) == []
 
 
 def test_failure_during_training_marks_run_failed(tmp_path, tiny_data, experiment_file, monkeypatch):

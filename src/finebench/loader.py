@@ -69,25 +69,41 @@ def random_resized_crop_flip(t, h: int, w: int, generator, interpolation: str = 
     to ``h`` x ``w``, and a horizontal flip with probability 1/2 — for the whole batch in one ``grid_sample``.
     Parameters come from the CPU ``generator`` (seeded), so the crops are the same on any device."""
     import torch
+
+    b, _, H, W = t.shape
+    uniform = lambda: torch.rand(b, generator=generator, dtype=torch.float64)  # noqa: E731
+    area = H * W * (scale[0] + (scale[1] - scale[0]) * uniform())
+    r = torch.exp(math.log(ratio[0]) + (math.log(ratio[1]) - math.log(ratio[0])) * uniform())
+    ch = torch.sqrt(area / r).round().clamp(1, H)
+    cw = torch.sqrt(area * r).round().clamp(1, W)
+    top = (uniform() * (H - ch + 1)).floor()
+    left = (uniform() * (W - cw + 1)).floor()
+    flip = torch.rand(b, generator=generator) < 0.5
+    return crop_resize(t, torch.stack([top, left, ch, cw], 1), flip, h, w, interpolation)
+
+
+def crop_resize(t, boxes, flip, h: int, w: int, interpolation: str = "bilinear"):
+    """Crop each image of ``t`` [B, C, H, W] to its box (rows of ``top, left, height, width`` in pixels), resample it
+    to ``h`` x ``w`` (as ``F.interpolate`` of the crop, align_corners=False: samples past the crop's edge take the edge
+    pixel, never a pixel outside the box) and mirror it where ``flip``."""
+    import torch
     import torch.nn.functional as F
 
     b, _, H, W = t.shape
-    area = H * W * (scale[0] + (scale[1] - scale[0]) * torch.rand(b, generator=generator, dtype=torch.float64))
-    log_r = math.log(ratio[0]) + (math.log(ratio[1]) - math.log(ratio[0])) * torch.rand(b, generator=generator,
-                                                                                        dtype=torch.float64)
-    r = torch.exp(log_r)
-    ch = torch.sqrt(area / r).round().clamp(1, H)
-    cw = torch.sqrt(area * r).round().clamp(1, W)
-    top = (torch.rand(b, generator=generator, dtype=torch.float64) * (H - ch + 1)).floor()
-    left = (torch.rand(b, generator=generator, dtype=torch.float64) * (W - cw + 1)).floor()
-    flip = torch.rand(b, generator=generator) < 0.5
-    # Output grid [-1, 1] -> the crop box in the input's normalised coordinates (align_corners=False).
+    top, left, ch, cw = boxes.double().unbind(1)
+    # Output grid [-1, 1] -> the crop box in the input's normalised coordinates (align_corners=False). The few
+    # per-sample numbers are made here; the [B, h, w, 2] grid itself is built on the images' device.
     theta = torch.zeros(b, 2, 3, dtype=torch.float64)
-    theta[:, 0, 0] = (cw / W) * torch.where(flip, -1.0, 1.0).double()
+    theta[:, 0, 0] = (cw / W) * torch.where(flip.cpu(), -1.0, 1.0).double()
     theta[:, 0, 2] = -1 + (2 * left + cw) / W
     theta[:, 1, 1] = ch / H
     theta[:, 1, 2] = -1 + (2 * top + ch) / H
-    grid = F.affine_grid(theta.to(t.device, t.dtype), [b, t.shape[1], h, w], align_corners=False)
+    # Clamp to the centres of the box's edge pixels, as interpolating the cropped tensor would.
+    lo = torch.stack([(2 * left + 1) / W - 1, (2 * top + 1) / H - 1], 1)[:, None, None, :]
+    hi = torch.stack([(2 * (left + cw) - 1) / W - 1, (2 * (top + ch) - 1) / H - 1], 1)[:, None, None, :]
+    theta, lo, hi = (v.to(t.device, t.dtype) for v in (theta, lo, hi))
+    grid = F.affine_grid(theta, [b, t.shape[1], h, w], align_corners=False)
+    grid = torch.maximum(torch.minimum(grid, hi), lo)
     return F.grid_sample(t, grid, mode=interpolation, padding_mode="border", align_corners=False)
 
 

@@ -74,7 +74,7 @@ def leaderboard(runs: pd.DataFrame) -> pd.DataFrame:
             "test_psnr_ci95": ci, "test_psnr_min": psnr.min(), "test_psnr_max": psnr.max(),
             "test_ssim_mean": ssim.mean(), "test_ssim_ci95": ci95(ssim),
             "bicubic_psnr": bic, "gain_db_vs_bicubic": psnr.mean() - bic, "above_bicubic": bool(low > bic),
-            "params": int(g["params"].iloc[0]), "flops_per_output_pixel": flops_px,
+            "params": int(_col(g, "n_params").fillna(_col(g, "params")).iloc[0]), "flops_per_output_pixel": flops_px,
             "gflops_720p": flops_px * OUTPUT_720P / 1e9,
             "latency_ms_lr64_mean": _col(g, "latency_ms_batch1").mean(),
             "train_seconds_mean": g["train_seconds"].mean(), "peak_memory_mb_max": _col(g, "peak_memory_mb").max(),
@@ -259,12 +259,12 @@ def ranks_markdown(ranks: pd.DataFrame) -> str:
 
 
 def load_references(path) -> pd.DataFrame:
-    import yaml
+    from finebench.config import load_yaml
 
     cols = ["dataset", "scale", "model", "family", "psnr", "ssim", "source", "protocol"]
     if not path or not Path(path).is_file():
         return pd.DataFrame(columns=cols)
-    refs = [r for r in (yaml.safe_load(Path(path).read_text()) or {}).get("references") or []
+    refs = [r for r in (load_yaml(Path(path).read_text()) or {}).get("references") or []
             if r.get("task_type") == "superres"]
     for i, r in enumerate(refs):
         missing = [c for c in ("dataset", "scale", "model", "family", "psnr", "source") if c not in r]

@@ -42,6 +42,7 @@ from finebench.data import Prepared
 from finebench.errors import FinebenchError
 from finebench.files import write_json_atomic
 from finebench.metrics import classification_metrics, finite_or_none
+from finebench.protocol import run_protocol
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -217,7 +218,9 @@ class Job:
         return Loader(self.data, split, t["batch_size"] if train else t["eval_batch_size"], self.dev,
                       shuffle=train, generator=self.generator if train else None, augment=train,
                       preprocess=self.preprocess, spec_aug=t.get("spec_augment") if train else None,
-                      max_batches=self.steps_per_epoch if train else None, channels_last=t.get("channels_last", False))
+                      max_batches=self.steps_per_epoch if train else None, channels_last=t.get("channels_last", False),
+                      # a loader thread overlaps input with GPU compute; on the CPU it would only compete for cores
+                      prefetch=2 if self.dev.type == "cuda" else 0)
 
 
 def set_up(spec: dict, data_dir: str | Path, device: str = "auto", threads: int = 1) -> Job:
@@ -228,13 +231,18 @@ def set_up(spec: dict, data_dir: str | Path, device: str = "auto", threads: int 
     torch.set_num_threads(threads)
     seed_everything(spec["seed"])
     dev = pick_device(device)
+    t = spec["training"]
     if dev.type == "cpu":
-        torch.use_deterministic_algorithms(True, warn_only=True)
+        if t.get("compile"):
+            torch.use_deterministic_algorithms(True, warn_only=True)
+        else:
+            # The public call also imports torch._inductor to configure torch.compile: 0.7 s (2.5 s on a busy
+            # 2-core machine) of every job's start-up, measured, for a compiler this job does not use.
+            torch._C._set_deterministic_algorithms(True, warn_only=True)
     data = Prepared(data_dir)
     task_type = data.manifest.get("task_type", "classification")
     if task_type not in OBJECTIVES:
         raise FinebenchError(f"{data_dir}: task type {task_type!r} has no objective (known: {', '.join(OBJECTIVES)})")
-    t = spec["training"]
     module = build_model(spec["arch"], spec["model_kwargs"], data.input, data.num_classes).to(dev)
     if t.get("channels_last"):
         module = module.to(memory_format=torch.channels_last)
@@ -259,16 +267,16 @@ def set_up(spec: dict, data_dir: str | Path, device: str = "auto", threads: int 
 
 
 def train_one_epoch(job: Job, epoch: int, show_progress: bool) -> dict:
-    """One pass over the training split. Returns the epoch's training figures; raises Diverged on a non-finite loss
-    (checked on the device: no host sync per step)."""
+    """One pass over the training split. Returns the epoch's training figures; raises Diverged on a non-finite loss.
+    On CUDA the loss is summed and checked on the device (no host sync per step); on the CPU a sync is free."""
     import torch
     from tqdm import tqdm
 
-    t, model = job.t, job.model
+    t, model, on_cuda = job.t, job.model, job.dev.type == "cuda"
     model.train()
     loader = job.loader("train", train=True)
-    loss_sum = torch.zeros((), dtype=torch.float64, device=job.dev)
-    first_bad = torch.full((), -1, dtype=torch.long, device=job.dev)
+    loss_sum = torch.zeros((), dtype=torch.float64, device=job.dev) if on_cuda else 0.0
+    first_bad = torch.full((), -1, dtype=torch.long, device=job.dev) if on_cuda else -1
     seen, t0 = 0, time.perf_counter()
     bar = tqdm(loader, total=len(loader), desc=f"{job.name} epoch {epoch}/{t['epochs']}", disable=not show_progress,
                leave=False)
@@ -281,13 +289,20 @@ def train_one_epoch(job: Job, epoch: int, show_progress: bool) -> dict:
             torch.nn.utils.clip_grad_norm_(job.module.parameters(), t["grad_clip"])
         job.optimizer.step()
         job.scheduler.step()
-        detached = loss.detach()
-        first_bad = torch.where((first_bad < 0) & ~torch.isfinite(detached), step, first_bad)
-        loss_sum += detached.double() * len(y)
+        if on_cuda:
+            detached = loss.detach()
+            first_bad = torch.where((first_bad < 0) & ~torch.isfinite(detached), step, first_bad)
+            loss_sum += detached.double() * len(y)
+        else:
+            value = loss.item()
+            if not math.isfinite(value):
+                first_bad = step
+                break
+            loss_sum += value * len(y)
         seen += len(y)
         if show_progress:
-            bar.set_postfix(loss=f"{detached.item():.3f}")
-    if job.dev.type == "cuda":
+            bar.set_postfix(loss=f"{float(loss):.3f}")
+    if on_cuda:
         torch.cuda.synchronize()
     if int(first_bad) >= 0:
         raise Diverged(f"training diverged: non-finite loss at epoch {epoch}, step {int(first_bad)} of "
@@ -363,31 +378,13 @@ def load_checkpoint(job: Job, path: Path) -> bool:
 # Result
 
 
-def run_protocol(spec: dict, data: Prepared, pretrained: str | None) -> dict:
-    """How this run's numbers came about, for comparison with published ones (see report.protocol_differences)."""
-    manifest = data.manifest
-    counts = manifest.get("official_counts")
-    split = "official" if manifest.get("official_split") else "the dataset's own"
-    if counts and not counts["match"]:
-        split += " (counts differ from the release)"
-    if manifest.get("carved_splits"):
-        split += f" + {'/'.join(manifest['carved_splits'])} carved from train"
-    pretraining = "none" if not pretrained else ("timm hub weights" if pretrained == "hub" else f"file {pretrained}")
-    return {"pretraining": pretraining,
-            "resolution": data.input.get("height") if data.input["kind"] == "image" else None,
-            "split": split}
-
-
 def assemble(job: Job, test: dict, cost: dict, run_id: str, experiment_id: str) -> dict:
     """The run's result (``metrics.json``): identity, protocol, test metrics, training and cost figures."""
-    from finebench.models.registry import pretrained_weights
-
     spec, s, data = job.spec, job.state, job.data
-    note = "SYNTHESIZED speech (espeak-ng)" if data.manifest.get("synthesized") else ""
     result = {
         **{k: spec[k] for k in ("task", "dataset", "modality", "model", "family", "arch", "seed")},
-        "protocol": run_protocol(spec, data, pretrained_weights(spec["model_kwargs"])),
-        "data_note": note,
+        "protocol": run_protocol(data.manifest, spec),
+        "data_note": data.manifest.get("data_note", ""),  # the dataset source's caveat (DatasetSource.data_note)
         "status": "FINISHED",
         "mlflow_run_id": run_id,
         "mlflow_experiment_id": experiment_id,
@@ -401,7 +398,7 @@ def assemble(job: Job, test: dict, cost: dict, run_id: str, experiment_id: str) 
         **test,
         "best_epoch": s["best"][1],
         **job.objective.best_fields(s["best"][0]),
-        "params": sum(p.numel() for p in job.module.parameters()),
+        "n_params": sum(p.numel() for p in job.module.parameters()),
         "train_seconds": s["train_seconds"],
         "data_seconds": s["data_seconds"],
         "train_samples_per_s": s["samples_seen"] / s["train_seconds"] if s["train_seconds"] else None,
@@ -436,7 +433,7 @@ def fit(spec: dict, data_dir: str | Path, out_dir: str | Path, experiment_file: 
         f"{t['epochs']} epochs x {job.steps_per_epoch} steps" +
         (f" — resuming after epoch {job.state['epoch']} (checkpoint {ckpt})" if resumed else ""))
 
-    note = "SYNTHESIZED speech (espeak-ng)" if job.data.manifest.get("synthesized") else ""
+    note = job.data.manifest.get("data_note", "")
     tags = {"config_hash": spec_hash(spec), "device": job.dev.type, **({"data_note": note} if note else {})}
     with Run(experiment_file, spec, tags=tags, run_id=job.state["mlflow_run_id"] if resumed else None) as run:
         if resumed:
@@ -481,7 +478,7 @@ def fit(spec: dict, data_dir: str | Path, out_dir: str | Path, experiment_file: 
         pd.DataFrame(s["history"]).to_csv(out_dir / "history.csv", index=False)
         result = assemble(job, metrics, cost, run.run_id, run.experiment_id)
         run.log_metrics({k: v for k, v in result.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
-                         and k not in ("seed", "params", "threads", "epochs", "num_classes")})
+                         and k not in ("seed", "n_params", "threads", "epochs", "num_classes")})
         run.log_artifacts(out_dir, exclude=(CHECKPOINT,))
     write_json_atomic(out_dir / "metrics.json", result)
     if not t.get("keep_checkpoint"):

@@ -1,30 +1,39 @@
-# Helpers shared by the rules: config checks against the registries, the run list, resolved specs.
+# Helpers shared by the rules: config checks against the registries, the run list, resolved specs, and every function
+# the rules call (the rule files hold rules only).
 import json
+import os
+import re
+import shlex
 import sys
 
 from snakemake.exceptions import WorkflowError
 
 from finebench import config as fbconfig
+from finebench import data as fbdata
 from finebench.errors import ConfigError
+from finebench.plots import PLOT_KINDS, SR_PLOT_KINDS
+from finebench.report import TABLE_FILES
 
 try:
-    fbconfig.check(config)
+    # Checked against the registries once per (config, finebench code, library versions): the check imports torch
+    # and timm, which a rerun of an unchanged workflow should not pay for.
+    fbconfig.check_cached(config)
 except ConfigError as exc:
     raise WorkflowError(f"invalid finebench config — {exc}") from None
 
 CFG = fbconfig.with_defaults(config)
 RUNS = fbconfig.runs(CFG)
-FINEBENCH = f"{sys.executable} -m finebench"
 RESULTS = "results"
 EXPERIMENT_FILE = f"{RESULTS}/mlflow/experiment.json"
-TABLE_FILES = ["leaderboard.csv", "leaderboard.md", "leaderboard.html", "costs.md", "families.csv", "families.md", "runs.csv",
-               "model_ranks.csv", "family_ranks.csv", "ranks.md", "references.csv", "references.md",
-               "leaderboard_sr.csv", "families_sr.csv", "family_ranks_sr.csv"]
 REFERENCES = CFG.get("references") or workflow.source_path("../../config/references.yaml")
-PLOT_KINDS = ["learning_curves", "confusion_best", "pareto"]
 SUMMARY_FILE = f"{RESULTS}/tables/mlflow_summary.json"
-CLS_TASKS = [t for t in CFG["tasks"] if fbconfig.task_type_of(CFG, t) == "classification"]
-SR_TASKS = [t for t in CFG["tasks"] if fbconfig.task_type_of(CFG, t) == "superres"]
+# classification or superres per task: which training outputs and plots a task has
+TASK_TYPE = {task: fbconfig.task_type_of(CFG, task) for task in CFG["tasks"]}
+TASK_PLOT_KINDS = {"classification": PLOT_KINDS, "superres": SR_PLOT_KINDS}
+
+# Each rule runs `python -m finebench ...` with the interpreter that runs Snakemake (its folder first on PATH), so
+# `.venv/bin/snakemake` works without activating the venv.
+shell.prefix(f"set -euo pipefail; export PATH={shlex.quote(os.path.dirname(sys.executable))}:$PATH; ")
 
 
 wildcard_constraints:
@@ -33,8 +42,42 @@ wildcard_constraints:
     seed="[0-9]+",
 
 
-def run_dir(task, model, seed):
-    return f"{RESULTS}/runs/{task}/{model}/seed{seed}"
+def run_files(name, task_type=None):
+    """One file per run (its metrics.json, history.csv, ...; only the runs of ``task_type`` tasks if given): what the
+    aggregate step reads."""
+    return [f"{RESULTS}/runs/{task}/{model}/seed{seed}/{name}" for task, model, seed in RUNS
+            if task_type is None or TASK_TYPE[task] == task_type]
+
+
+def task_pattern(task_type):
+    """A wildcard regex matching exactly the tasks of ``task_type`` (never matching when there are none)."""
+    names = [re.escape(t) for t, kind in TASK_TYPE.items() if kind == task_type]
+    return "|".join(names) if names else "(?!x)x"
+
+
+def table_file(name):
+    if name not in TABLE_FILES:
+        raise WorkflowError(
+            f"table {name!r} is not written by finebench.report (TABLE_FILES: {', '.join(TABLE_FILES)})"
+        )
+    return f"{RESULTS}/tables/{name}"
+
+
+def tables_except(*names):
+    return [table_file(name) for name in TABLE_FILES if name not in names]
+
+
+def plot_files(kind):
+    if kind not in PLOT_KINDS + SR_PLOT_KINDS:
+        raise WorkflowError(f"plot kind {kind!r} is not drawn by finebench.plots (PLOT_KINDS: {', '.join(PLOT_KINDS)}; "
+                            f"SR_PLOT_KINDS: {', '.join(SR_PLOT_KINDS)})")
+    return [f"{RESULTS}/plots/{task}_{kind}.png" for task in CFG["tasks"] if kind in TASK_PLOT_KINDS[TASK_TYPE[task]]]
+
+
+def download_marker(wildcards):
+    if fbconfig.needs_download(CFG, wildcards.task):
+        return f"{CFG['download']['cache']}/{CFG['tasks'][wildcards.task]['dataset']}.ready.json"
+    return []
 
 
 def spec_json(wildcards):

@@ -46,6 +46,12 @@ class DatasetSource:
     # checked after every build (see ``check_official``); "options" lists the option values the counts hold for.
     official: dict | None = None
     task_type: str = "classification"  # one of TASK_TYPES; written into the manifest
+    # A caveat about the data shown wherever its results are (table headings, plot titles, the MLflow tag data_note),
+    # e.g. "SYNTHESIZED speech (espeak-ng)"; written into the manifest as ``data_note``.
+    data_note: str = ""
+    # Cores its preparation keeps busy (the Snakemake rule's threads; capped by --cores): 1 for the embedded
+    # generators, so two of them — or one and a training job — run side by side; more for decoding pools.
+    prepare_threads: int = 1
 
     @property
     def downloadable(self) -> bool:
@@ -62,14 +68,27 @@ def register(source: DatasetSource) -> DatasetSource:
     return source
 
 
-def carve_splits(records: dict[str, list], opt: dict) -> tuple[dict[str, list], dict]:
+def carve_splits(records: dict[str, list], opt: dict, classes: list[str] | None = None) -> tuple[dict[str, list], dict]:
     """Fill a missing ``val`` (and ``test``) split from ``train``: stratified by label, seeded by ``opt['seed']``.
 
     ``records[split]`` is a list of ``(item, label)``. Returns the completed splits and what was carved (for the
-    manifest).
+    manifest). Every class must keep one training example and give one to each carved split; a class with fewer
+    examples is an error naming it (``min_per_class`` drops such classes first, see :func:`drop_rare_classes`).
     """
     carved = {}
     rng = np.random.default_rng(opt.get("seed", 0))
+    to_carve = [s for s in ("test", "val") if not records.get(s)]
+    if to_carve:
+        counts = np.bincount([lab for _, lab in records["train"]], minlength=len(classes or ()))
+        need_n = 1 + len(to_carve)
+        short = [(lab, int(n)) for lab, n in enumerate(counts) if 0 < n < need_n]
+        if short:
+            names = ", ".join(f"{classes[lab] if classes else lab!r} ({n})" for lab, n in short[:10])
+            more = f" and {len(short) - 10} more" if len(short) > 10 else ""
+            raise FinebenchError(
+                f"{len(short)} class(es) have too few examples to carve {' and '.join(to_carve)} from train (each class "
+                f"needs {need_n}: one for train and one per carved split): {names}{more}. Add examples, or set "
+                f"tasks.<task>.min_per_class: {need_n} to drop such classes (they are listed in the manifest)")
     for split, fraction in (("test", opt.get("test_fraction", 0.2)), ("val", opt.get("val_fraction", 0.1))):
         if records.get(split):
             continue
@@ -86,6 +105,28 @@ def carve_splits(records: dict[str, list], opt: dict) -> tuple[dict[str, list], 
         records["train"] = [r for i, r in enumerate(train) if i not in take]
         carved[split] = {"from": "train", "fraction": fraction, "n": len(records[split]), "seed": opt.get("seed", 0)}
     return records, carved
+
+
+def drop_rare_classes(records: dict[str, list], classes: list[str], opt: dict) -> tuple[dict[str, list], list[str], dict]:
+    """``min_per_class: N`` (bring-your-own datasets): drop the classes with fewer than N examples (all splits
+    together) and renumber the rest. Returns the records, the kept classes and ``{class: count}`` of those dropped."""
+    minimum = opt.get("min_per_class")
+    if not minimum:
+        return records, classes, {}
+    counts = np.zeros(len(classes), dtype=int)
+    for rows in records.values():
+        for _, lab in rows:
+            counts[lab] += 1
+    keep = [lab for lab in range(len(classes)) if counts[lab] >= minimum]
+    dropped = {classes[lab]: int(counts[lab]) for lab in range(len(classes)) if counts[lab] < minimum}
+    if not keep:
+        raise FinebenchError(f"tasks.<task>.min_per_class: {minimum} drops every class (the largest has {counts.max()} examples)")
+    if dropped:
+        print(f"[finebench] min_per_class {minimum}: dropped {len(dropped)} class(es) with fewer examples: "
+              f"{', '.join(f'{c} ({n})' for c, n in list(dropped.items())[:10])}", file=sys.stderr, flush=True)
+    new = {old: i for i, old in enumerate(keep)}
+    records = {s: [(item, new[lab]) for item, lab in rows if lab in new] for s, rows in records.items()}
+    return records, [classes[lab] for lab in keep], dropped
 
 
 def official_split_sizes(manifest: dict) -> dict[str, int]:
@@ -118,6 +159,14 @@ def prepare_task(task: str, dataset: str, options: dict, out_dir: str | Path) ->
     """Build ``dataset`` with ``options`` into ``out_dir`` atomically; returns the manifest."""
     source = DATASETS[dataset]
     out_dir = Path(out_dir)
+    try:
+        return _prepare(task, source, options, out_dir)
+    except FinebenchError as exc:  # messages name options as tasks.<task>.key: put the real task name in
+        raise FinebenchError(str(exc).replace("tasks.<task>", f"tasks.{task}")) from exc
+
+
+def _prepare(task: str, source: DatasetSource, options: dict, out_dir: Path) -> dict:
+    dataset = source.name
     with atomic_dir(out_dir) as work:
         t0 = time.perf_counter()
         built = source.build(work, dict(options))
@@ -128,6 +177,7 @@ def prepare_task(task: str, dataset: str, options: dict, out_dir: str | Path) ->
             "task_type": source.task_type,
             "description": source.description,
             "citation": source.citation,
+            "data_note": source.data_note,
             "options": options,
             **built["manifest"],
         }
@@ -153,11 +203,33 @@ def prepare_task(task: str, dataset: str, options: dict, out_dir: str | Path) ->
                 "n": int(len(y)),
                 "class_counts": np.bincount(y, minlength=len(classes)).tolist(),
             }
+        if source.task_type == "classification":
+            check_class_coverage(source, manifest)
         manifest["official_split"] = bool(source.official)  # the release defines the splits (else the source does)
         manifest["official_counts"] = check_official(source, options, manifest)
         manifest["prepare_seconds"] = round(time.perf_counter() - t0, 2)
         (work / "manifest.json").write_text(json.dumps(manifest, indent=2))
     return manifest
+
+
+def check_class_coverage(source: DatasetSource, manifest: dict) -> None:
+    """A class with no training example can never be predicted: in a bring-your-own dataset an error naming it. A
+    class missing from a split of a release (a partial copy: the official counts flag it too), or from val or test,
+    is a warning naming it, recorded in the manifest (``classes_without_examples``)."""
+    classes, splits = manifest["classes"], manifest["splits"]
+    missing = {s: [classes[i] for i, n in enumerate(splits[s]["class_counts"]) if n == 0] for s in SPLITS}
+    missing = {s: names for s, names in missing.items() if names}
+    if missing.get("train") and not source.official:
+        untrained = missing["train"]
+        raise FinebenchError(
+            f"dataset {source.name!r}: {len(untrained)} class(es) have no training example: "
+            f"{', '.join(map(repr, untrained[:10]))}{' …' if len(untrained) > 10 else ''} — add training examples for "
+            f"them or remove them (or set tasks.<task>.min_per_class to drop rare classes)")
+    for split, names in missing.items():
+        print(f"[finebench] WARNING dataset {source.name!r}: {len(names)} class(es) have no {split} example: "
+              f"{', '.join(names[:10])}{' …' if len(names) > 10 else ''}", file=sys.stderr, flush=True)
+    if missing:
+        manifest["classes_without_examples"] = missing
 
 
 class Prepared:

@@ -11,8 +11,8 @@ declare("transformer", "transformer", ("text",), "finebench.models.text:Transfor
         "Transformer encoder trained from scratch, learned positions, masked mean (or CLS) pooling")
 declare("crnn", "rnn", ("vision", "speech"), "finebench.models.vision:CRNN",
         "Conv stem + BiLSTM over columns (time for spectrograms, left-to-right for images)")
-declare("row_lstm", "rnn", ("vision", "speech"), "finebench.models.vision:ColumnRNN",
-        "Pure BiLSTM/GRU over raw pixel columns or spectrogram frames (no conv stem)")
+declare("column_rnn", "rnn", ("vision", "speech"), "finebench.models.vision:ColumnRNN",
+        "BiLSTM (or GRU) over raw image columns / spectrogram frames, no conv stem")
 declare("small_cnn", "cnn", ("vision", "speech"), "finebench.models.vision:SmallCNN",
         "VGG-style CNN (3x3 conv blocks + global pooling); a light CNN baseline")
 # Super-resolution (task type superres): LR image -> HR image; see models/superres.py.

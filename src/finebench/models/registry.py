@@ -25,12 +25,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from finebench.config import did_you_mean
-from finebench.errors import ConfigError, FinebenchError
+from finebench.errors import ConfigError, FinebenchError, did_you_mean
 
 TIMM_PREFIX = "timm:"
 # Keys of a model's entry consumed by finebench itself, never passed to a builder.
 LOADING_KEYS = ("pretrained_file",)
+# Architectures whose name changed: the config check names the new one instead of failing with "unknown".
+RENAMED = {"row_lstm": "column_rnn"}  # an RNN over columns/frames (LSTM or GRU), not PixelRNN's Row LSTM
 
 
 @dataclass
@@ -88,6 +89,9 @@ def arch_task_type(arch: str) -> str:
 
 def check_arch(arch: str, modality: str, key: str = "arch") -> None:
     """Raise ConfigError naming ``key`` if ``arch`` cannot be built for ``modality``."""
+    if arch in RENAMED:
+        raise ConfigError(f"{key}: architecture {arch!r} is now called {RENAMED[arch]!r} (same model and options); "
+                          f"write `arch: {RENAMED[arch]}`")
     if arch.startswith(TIMM_PREFIX):
         import timm
 
@@ -136,30 +140,36 @@ def builder_parameters(arch: str, input_info: dict) -> list[str] | None:
     return [p.name for p in params if p.name not in ("self", "input_info", "num_classes")]
 
 
-def check_options(arch: str, kwargs: dict, input_info: dict, key: str) -> None:
-    """Raise ConfigError naming ``key.<option>`` for an option the builder does not take (imports torch)."""
+def check_options(arch: str, kwargs: dict, input_info: dict, key: str, reserved=()) -> None:
+    """Raise ConfigError naming ``key.<option>`` for an option the builder does not take (imports torch); the
+    suggestions include the entry's ``reserved`` keys (``famly`` -> ``family``)."""
     options = {k: v for k, v in kwargs.items() if k not in LOADING_KEYS}
     if arch.startswith(TIMM_PREFIX):
         import torch
 
-        valid = builder_parameters(arch, input_info)
         try:
-            with torch.device("meta"):
+            with torch.device("meta"):  # builds no weights
                 _create_timm(arch[len(TIMM_PREFIX) :], {**options, "pretrained": False}, input_info, 2)
             return
-        except TypeError as exc:  # the class (or timm's entry point) refused an option
-            bad = [k for k in options if k in str(exc)] or list(options)
-            raise ConfigError(f"{key}.{bad[0]}: not an option of {arch} ({exc})"
-                              f"{did_you_mean(bad[0], valid or [])}") from None
         except FinebenchError as exc:
-            raise ConfigError(f"{key}: {exc}") from None
+            cause = exc.__cause__
+        except TypeError as exc:
+            cause = exc
+        except Exception:  # shapes that only the task's real input size decides: left to the real build
+            return
+        if not isinstance(cause, TypeError):
+            return
+        valid = builder_parameters(arch, input_info) or []
+        bad = [k for k in options if f"'{k}'" in str(cause)] or list(options)
+        raise ConfigError(f"{key}.{bad[0]}: not an option of {arch} ({cause})"
+                          f"{did_you_mean(bad[0], [*valid, *reserved])}") from None
     valid = builder_parameters(arch, input_info)
     if valid is None:
         return
     for opt in options:
         if opt not in valid:
-            raise ConfigError(f"{key}.{opt}: not an option of architecture {arch!r}{did_you_mean(opt, valid)}; "
-                              f"its options: {', '.join(valid)}")
+            raise ConfigError(f"{key}.{opt}: not an option of architecture {arch!r}"
+                              f"{did_you_mean(opt, [*valid, *reserved])}; its options: {', '.join(valid)}")
 
 
 def pretrained_weights(kwargs: dict) -> str | None:

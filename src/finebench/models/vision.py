@@ -42,8 +42,8 @@ class CRNN(nn.Module):
 
 
 class ColumnRNN(CRNN):
-    """Bidirectional LSTM/GRU over raw image columns or spectrogram frames (no conv stem): the RNN baseline with no
-    convolutional help."""
+    """Bidirectional LSTM (or GRU: ``cell: gru``) over the raw input's columns — image columns left to right,
+    spectrogram frames in time — with no conv stem: the RNN baseline with no convolutional help."""
 
     def __init__(self, input_info, num_classes, hidden=128, layers=1, cell="lstm", dropout=0.1):
         super().__init__(input_info, num_classes, stem=(), hidden=hidden, layers=layers, cell=cell, dropout=dropout)
