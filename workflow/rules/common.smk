@@ -45,8 +45,11 @@ wildcard_constraints:
 def run_files(name, task_type=None):
     """One file per run (its metrics.json, history.csv, ...; only the runs of ``task_type`` tasks if given): what the
     aggregate step reads."""
-    return [f"{RESULTS}/runs/{task}/{model}/seed{seed}/{name}" for task, model, seed in RUNS
-            if task_type is None or TASK_TYPE[task] == task_type]
+    return [
+        f"{RESULTS}/runs/{task}/{model}/seed{seed}/{name}"
+        for task, model, seed in RUNS
+        if task_type is None or TASK_TYPE[task] == task_type
+    ]
 
 
 def task_pattern(task_type):
@@ -69,8 +72,10 @@ def tables_except(*names):
 
 def plot_files(kind):
     if kind not in PLOT_KINDS + SR_PLOT_KINDS:
-        raise WorkflowError(f"plot kind {kind!r} is not drawn by finebench.plots (PLOT_KINDS: {', '.join(PLOT_KINDS)}; "
-                            f"SR_PLOT_KINDS: {', '.join(SR_PLOT_KINDS)})")
+        raise WorkflowError(
+            f"plot kind {kind!r} is not drawn by finebench.plots (PLOT_KINDS: {', '.join(PLOT_KINDS)}; "
+            f"SR_PLOT_KINDS: {', '.join(SR_PLOT_KINDS)})"
+        )
     return [f"{RESULTS}/plots/{task}_{kind}.png" for task in CFG["tasks"] if kind in TASK_PLOT_KINDS[TASK_TYPE[task]]]
 
 

@@ -23,8 +23,6 @@ rule init_tracking:
 
 
 rule train:
-    wildcard_constraints:
-        task=task_pattern("classification"),
     input:
         data=f"{RESULTS}/data/{{task}}",
         experiment=ancient(EXPERIMENT_FILE),
@@ -34,6 +32,8 @@ rule train:
         confusion=f"{RESULTS}/runs/{{task}}/{{model}}/seed{{seed}}/confusion.csv",
     log:
         f"{RESULTS}/logs/train/{{task}}/{{model}}/seed{{seed}}.log",
+    wildcard_constraints:
+        task=task_pattern("classification"),
     threads: CFG["threads"]
     resources:
         gpu=1,  # unlimited unless the command line caps it: `--resources gpu=1` runs one job per GPU
@@ -49,8 +49,6 @@ rule train:
 
 # Super-resolution tasks: the same command; per_image.csv and examples.npz instead of the confusion matrix.
 rule train_sr:
-    wildcard_constraints:
-        task=task_pattern("superres"),
     input:
         data=f"{RESULTS}/data/{{task}}",
         experiment=ancient(EXPERIMENT_FILE),
@@ -61,6 +59,8 @@ rule train_sr:
         examples=f"{RESULTS}/runs/{{task}}/{{model}}/seed{{seed}}/examples.npz",
     log:
         f"{RESULTS}/logs/train/{{task}}/{{model}}/seed{{seed}}.log",
+    wildcard_constraints:
+        task=task_pattern("superres"),
     threads: CFG["threads"]
     resources:
         gpu=1,  # unlimited unless the command line caps it: `--resources gpu=1` runs one job per GPU
