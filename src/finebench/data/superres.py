@@ -4,8 +4,9 @@ Degradation: MATLAB's ``imresize(HR, 1/scale, 'bicubic')`` — the one SRCNN, VD
 with — reimplemented here (:func:`imresize`): Keys cubic kernel with a = -0.5, widened by ``scale`` when shrinking
 (antialiasing), symmetric padding at the borders, computed in float64 and rounded once to 8 bits. Pillow's
 ``Image.resize(..., BICUBIC)`` uses the same kernel and widening but renormalises the weights at the borders
-instead of mirroring and rounds to 8 bits between the horizontal and vertical passes, so its LR images differ by
-about one grey level at the borders (``degradation: pil_bicubic`` selects it; published numbers are MATLAB's).
+instead of mirroring and rounds to 8 bits between the horizontal and vertical passes: on astronaut / coffee x2,
+14-16 % of the LR pixels differ, by <= 5 grey levels inside and up to 11 at the border (``degradation: pil_bicubic``
+selects it; published numbers are MATLAB's).
 HR images are first cropped to a multiple of ``scale`` ("modcrop"), so LR x scale = HR exactly.
 
 Prepared form (``results/data/{task}/``), images of any size stored back to back in flat uint8 memory maps:
@@ -390,9 +391,12 @@ register(DatasetSource(
 # EDSR's benchmark archive holds Set5, Set14, B100 and Urban100 as benchmark/<set>/HR/*.png plus the official MATLAB
 # bicubic LR images benchmark/<set>/LR_bicubic/X<s>/<name>x<s>.png (used when present, else made here).
 TEST_SETS = {"set5": ("Set5", 5), "set14": ("Set14", 14), "bsd100": ("B100", 100), "urban100": ("Urban100", 100)}
+# ETH publishes no checksum for DIV2K; these md5s are the ones independent SR libraries pin (e.g. torchSR, which
+# downloads the same URLs) and agree on. benchmark.tar has none anywhere: its sha256 goes into the lock file on first
+# download (trust on first use, see data/download.py).
 DIV2K_REMOTES = [
-    Remote("http://data.vision.ee.ethz.ch/cvl/DIV2K/DIV2K_train_HR.zip"),
-    Remote("http://data.vision.ee.ethz.ch/cvl/DIV2K/DIV2K_valid_HR.zip"),
+    Remote("http://data.vision.ee.ethz.ch/cvl/DIV2K/DIV2K_train_HR.zip", md5="bdc2d9338d4e574fe81bf7d158758658"),
+    Remote("http://data.vision.ee.ethz.ch/cvl/DIV2K/DIV2K_valid_HR.zip", md5="9fcdda83005c5e5997799b69f955ff88"),
     Remote("https://cv.snu.ac.kr/research/EDSR/benchmark.tar"),
 ]
 
