@@ -130,9 +130,11 @@ def test_split_by_source_image_and_lr_is_matlab_bicubic(tiny_photos):
         assert np.array_equal(lr, imresize(hr, 0.5))
     lr, hr = data.pair("test", data.names("test").index("camera"))
     assert np.array_equal(hr[..., 0], hr[..., 2])  # the grey cameraman on three channels
-    full = skimage.data.camera()
-    top, left = (full.shape[0] - 64) // 2, (full.shape[1] - 64) // 2
-    assert np.array_equal(hr[..., 0], full[top : top + 64, left : left + 64])
+    assert np.array_equal(hr[..., 0], skimage.data.camera())  # test images are whole
+    lr, hr = data.pair("train", data.names("train").index("astronaut"))
+    full = skimage.data.astronaut()
+    top, left = (full.shape[0] - 64) // 2, (full.shape[1] - 64) // 2  # training images: centre crop to max_side
+    assert np.array_equal(hr, full[top : top + 64, left : left + 64])
 
 
 def test_bicubic_baseline_is_scored_on_the_test_images(tiny_photos):
@@ -353,7 +355,7 @@ def test_training_run_beats_nothing_it_should_not_and_writes_sr_artifacts(tiny_p
     assert 15 < result["test_psnr"] < 60 and 0 < result["test_ssim"] <= 1
     assert result["bicubic_psnr"] == pytest.approx(json.loads((path / "manifest.json").read_text())
                                                    ["baseline"]["bicubic"]["test"]["psnr"])
-    assert result["best_val_psnr"] > 0 and result["flops_per_sample"] > 0 and result["cost_lr_size"] == [32, 32]
+    assert result["best_val_psnr"] > 0 and result["flops_per_sample"] > 0 and result["cost_lr_size"] == [64, 64]
     hist = pd.read_csv(out / "history.csv")
     assert list(hist["epoch"]) == [1, 2] and {"val_psnr", "val_ssim", "train_loss"} <= set(hist.columns)
     per = pd.read_csv(out / "per_image.csv")

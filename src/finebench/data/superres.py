@@ -327,9 +327,9 @@ SR_DEFAULTS = {"scale": 2, "patch_size": 24, "patches_per_epoch": 1600, "degrada
 # Photographs (not drawings, text, textures or masks) that the scikit-image 0.26 wheel ships in skimage/data — no
 # download (pooch) needed. Split by source image; the stereo pair's right view is left out (same scene as the left).
 SKIMAGE_SPLITS = {
-    "train": ["astronaut", "coffee", "rocket", "immunohistochemistry", "retina", "hubble_deep_field"],
+    "train": ["astronaut", "rocket", "immunohistochemistry", "retina", "hubble_deep_field", "coins"],
     "val": ["chelsea"],
-    "test": ["motorcycle_left", "camera"],  # camera: the grey cameraman, replicated to 3 channels
+    "test": ["coffee", "motorcycle_left", "camera"],  # camera (and coins): grey, replicated to 3 channels
 }
 SKIMAGE_EXTRA = {"motorcycle_left": lambda d: d.stereo_motorcycle()[0]}
 
@@ -355,13 +355,15 @@ def build_skimage_photos(work: Path, opt: dict) -> dict:
         for n in names:
             if n not in SKIMAGE_EXTRA and not callable(getattr(skimage.data, n, None)):
                 raise FinebenchError(f"{split}_images: {n!r} is not a scikit-image sample image")
-        splits[split] = [(n, _max_side(_skimage_loader(n), opt.get("max_side"))) for n in names]
+        # training images are centre-cropped to max_side (cheap preparation); val and test images are used whole
+        side = opt.get("max_side") if split == "train" else None
+        splits[split] = [(n, _max_side(_skimage_loader(n), side)) for n in names]
     return build_sr(work, splits, opt, {"package": "scikit-image", "version": skimage.__version__,
                                         "images": {s: [n for n, _ in v] for s, v in splits.items()}})
 
 
 def _max_side(loader, max_side):
-    """Centre-crop an image to at most ``max_side`` pixels per side (keeps the embedded suite's evaluation cheap)."""
+    """Centre-crop an image to at most ``max_side`` pixels per side."""
     if not max_side:
         return loader
 
