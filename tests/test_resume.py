@@ -15,7 +15,7 @@ from finebench.data import DATASETS, prepare_task
 TINY = {**DATASETS["typefaces"].defaults, "families": ["NimbusSans", "URWGothic"], "styles_per_family": 2,
         "vocabulary": 200, "train_per_class": 24, "val_per_class": 4, "test_per_class": 6}
 STABLE = ["test_accuracy", "test_macro_f1", "test_mean_class_accuracy", "test_loss", "best_epoch", "best_val_accuracy",
-          "params", "flops_per_sample"]
+          "n_params", "flops_per_sample"]
 
 
 @pytest.fixture(scope="module")

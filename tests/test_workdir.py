@@ -168,3 +168,16 @@ def test_sigterm_is_logged_and_a_half_built_dataset_removed(tmp_path):
     text = (tmp_path / "prepare.log").read_text()
     assert "[finebench] stopping: exit status 143: killed by SIGTERM (signal 15)" in text
     assert not list(out.parent.glob(".words.partial-*")) and not out.exists()
+
+
+def test_nohup_keeps_ignoring_sighup(tmp_path):
+    """`nohup make run`: jobs inherit an ignored SIGHUP, and finebench must not turn it back into an exit."""
+    code = ("import signal, sys, time\n"
+            "from finebench import cli\n"
+            "cli.cmd_list = lambda args: (print('ready', flush=True), time.sleep(3), print('survived', flush=True)) and 0\n"
+            "sys.exit(cli.main(['list']))\n")
+    proc = subprocess.Popen(["nohup", sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            text=True, cwd=tmp_path)
+    assert proc.stdout.readline().strip() == "ready"
+    proc.send_signal(signal.SIGHUP)
+    assert proc.stdout.readline().strip() == "survived" and proc.wait(timeout=30) == 0

@@ -247,7 +247,8 @@ def parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
     for sig in (signal.SIGTERM, signal.SIGHUP):  # logged, then SystemExit: half-built folders are cleaned up
-        signal.signal(sig, _exit_on_signal)
+        if signal.getsignal(sig) is not signal.SIG_IGN:  # `nohup make run` ignores SIGHUP: keep it ignored
+            signal.signal(sig, _exit_on_signal)
     try:
         return args.func(args)
     except FinebenchError as exc:

@@ -243,8 +243,11 @@ def check_tracking_server(uri: str, timeout: float) -> None:
     try:
         with urllib.request.urlopen(url, timeout=timeout):
             return
-    except urllib.error.HTTPError:
-        return  # it answered (a proxy or an auth layer may refuse /health): the server is there
+    except urllib.error.HTTPError as exc:
+        if exc.code in (401, 403):
+            return  # there, behind authentication (MLflow sends MLFLOW_TRACKING_USERNAME/_TOKEN; urllib does not)
+        raise ConfigError(f"tracking_uri: {uri} answers, but not as an MLflow tracking server (GET {url}: HTTP "
+                          f"{exc.code}); check the host, port and path") from None
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         raise ConfigError(f"tracking_uri: the MLflow server {uri} does not answer ({reason}) within {timeout:g} s; "
