@@ -70,10 +70,19 @@ def smoke_run(repo, tmp_path_factory):
     return work, path, cfg
 
 
+def task_types(cfg) -> dict[str, list[str]]:
+    from finebench.config import task_type_of
+
+    out = {"classification": [], "superres": []}
+    for task in cfg["tasks"]:
+        out[task_type_of(cfg, task)].append(task)
+    return out
+
+
 def test_tables_cover_every_task_model_and_seed(smoke_run):
     work, _, cfg = smoke_run
     board = pd.read_csv(work / "results" / "tables" / "leaderboard.csv")
-    assert set(board["task"]) == set(cfg["tasks"])
+    assert set(board["task"]) == set(task_types(cfg)["classification"])
     assert len(board) == 9 and (board["n_seeds"] == len(cfg["seeds"])).all()
     assert set(board["family"]) == {"cnn", "rnn", "transformer"}
     assert board["test_accuracy_mean"].between(0, 1).all() and (board["params"] > 0).all()
@@ -84,14 +93,20 @@ def test_tables_cover_every_task_model_and_seed(smoke_run):
     fam = pd.read_csv(work / "results" / "tables" / "families.csv")
     assert len(fam) == 9 and set(fam["family"]) == {"cnn", "rnn", "transformer"}
     runs = pd.read_csv(work / "results" / "tables" / "runs.csv")
-    assert len(runs) == 18 and (runs["status"] == "FINISHED").all()
+    assert len(runs) == 24 and (runs["status"] == "FINISHED").all()  # 18 classification + 6 super-resolution
     assert (runs["flops_per_sample"] > 0).all() and (runs["latency_ms_batch1"] > 0).all()
+    sr = pd.read_csv(work / "results" / "tables" / "leaderboard_sr.csv")
+    assert set(sr["task"]) == set(task_types(cfg)["superres"]) == {"sr"}
+    assert set(sr["family"]) == {"cnn", "rnn", "transformer", "baseline"} and len(sr) == 4
+    assert (sr[sr.model != "bicubic"]["n_seeds"] == len(cfg["seeds"])).all() and sr["test_psnr_mean"].between(10, 60).all()
+    assert "# Super-resolution" in md and "## sr (super-resolution ×2" in md
 
 
 def test_plots_for_every_task(smoke_run):
     work, _, cfg = smoke_run
     for task in cfg["tasks"]:
-        for kind in ("learning_curves", "confusion_best", "pareto"):
+        last = "confusion_best" if task in task_types(cfg)["classification"] else "sr_examples"
+        for kind in ("learning_curves", last, "pareto"):
             png = work / "results" / "plots" / f"{task}_{kind}.png"
             assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
 
@@ -113,12 +128,13 @@ def test_mlflow_store_has_every_run_finished_named_and_tagged(smoke_run):
     names = {r.info.run_name for r in runs}
     assert "typefaces/crnn/seed1" in names and "speech/speech_kwt/seed0" in names
     runs = [r for r in runs if r.data.tags.get("finebench.summary") != "true"]
-    assert len(runs) == 18
+    assert len(runs) == 24
     for r in runs:
         assert r.info.status == "FINISHED"
         assert {"task", "dataset", "modality", "family", "model", "seed", "config_hash"} <= set(r.data.tags)
-        assert "test_accuracy" in r.data.metrics and "train_seconds" in r.data.metrics
-        assert len(client.get_metric_history(r.info.run_id, "val_accuracy")) == cfg["training"]["epochs"]
+        score = "accuracy" if r.data.tags["task"] in task_types(cfg)["classification"] else "psnr"
+        assert f"test_{score}" in r.data.metrics and "train_seconds" in r.data.metrics
+        assert len(client.get_metric_history(r.info.run_id, f"val_{score}")) == cfg["training"]["epochs"]
     # nothing filed under "Default" (id 0)
     assert client.search_runs(["0"]) == []
     # one summary run per task, holding the task's table and plots

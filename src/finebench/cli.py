@@ -154,8 +154,9 @@ def cmd_aggregate(args) -> int:
     from finebench.report import aggregate
 
     out = aggregate(args.metrics, args.out, args.plots, args.references)
-    print(f"[finebench] {len(out['runs'])} runs -> {len(out['leaderboard'])} leaderboard rows in {args.out}",
-          file=sys.stderr)
+    sr = len(out.get("leaderboard_sr", ()))
+    print(f"[finebench] {len(out['runs'])} runs -> {len(out['leaderboard'])} leaderboard rows"
+          + (f" + {sr} super-resolution rows" if sr else "") + f" in {args.out}", file=sys.stderr)
     return 0
 
 

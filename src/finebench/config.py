@@ -167,10 +167,15 @@ def check(config: dict) -> None:
                 raise ConfigError(
                     f"{key}.tasks: task {task!r} is {task_modality}, but the model's modality is {mcfg['modality']}"
                 )
+            task_type, model_type = task_type_of(config, task), models.arch_task_type(mcfg["arch"])
+            if task_type != model_type:
+                raise ConfigError(f"{key}.tasks: task {task!r} is a {task_type} task, but {mcfg['arch']!r} is a "
+                                  f"{model_type} architecture")
     for task in config["tasks"]:
         if not task_models(config, task):
             modality = task_modality_of(config, task)
-            raise ConfigError(f"tasks.{task}: no model in `models:` has modality {modality!r}, so nothing would run")
+            kind = "" if task_type_of(config, task) == "classification" else f" and a {task_type_of(config, task)} architecture"
+            raise ConfigError(f"tasks.{task}: no model in `models:` has modality {modality!r}{kind}, so nothing would run")
     check_every_time(config)
 
 
@@ -281,13 +286,23 @@ def task_modality_of(config: dict, task: str) -> str:
     return data.DATASETS[config["tasks"][task]["dataset"]].modality
 
 
+def task_type_of(config: dict, task: str) -> str:
+    """``classification`` or ``superres`` (data.registry.TASK_TYPES): declared by the task's dataset source."""
+    from finebench import data
+
+    return data.DATASETS[config["tasks"][task]["dataset"]].task_type
+
+
 def task_models(config: dict, task: str) -> list[str]:
-    """Models that run on ``task``: same modality, and ``tasks:`` (if given) lists it."""
-    modality = task_modality_of(config, task)
+    """Models that run on ``task``: same modality, an architecture for the task's type (a classifier never runs on a
+    super-resolution task, nor the reverse), and ``tasks:`` (if given) lists it."""
+    from finebench.models import arch_task_type
+
+    modality, task_type = task_modality_of(config, task), task_type_of(config, task)
     return [
         name
         for name, m in config["models"].items()
-        if m["modality"] == modality and ("tasks" not in m or task in m["tasks"])
+        if m["modality"] == modality and arch_task_type(m["arch"]) == task_type and ("tasks" not in m or task in m["tasks"])
     ]
 
 

@@ -24,7 +24,8 @@ ALPHA = 0.05
 ID_COLS = ["task", "modality", "model", "family", "arch"]
 # Every file :func:`aggregate` writes into the tables folder: the workflow's aggregate rule declares exactly these.
 TABLE_FILES = ("leaderboard.csv", "leaderboard.md", "leaderboard.html", "costs.md", "families.csv", "families.md",
-               "runs.csv", "model_ranks.csv", "family_ranks.csv", "ranks.md", "references.csv", "references.md")
+               "runs.csv", "model_ranks.csv", "family_ranks.csv", "ranks.md", "references.csv", "references.md",
+               "leaderboard_sr.csv", "families_sr.csv", "family_ranks_sr.csv")  # *_sr: report_sr (header only if no SR task)
 
 
 def load_metrics(paths) -> pd.DataFrame:
@@ -302,6 +303,7 @@ def load_references(path: str | Path | None) -> pd.DataFrame:
     if not path or not Path(path).is_file():
         return pd.DataFrame(columns=cols)
     refs = (load_yaml(Path(path).read_text()) or {}).get("references") or []
+    refs = [r for r in refs if r.get("task_type", "classification") == "classification"]  # SR: report_sr
     for i, r in enumerate(refs):
         missing = [c for c in cols if c not in r]
         if missing:
@@ -404,9 +406,18 @@ def references_markdown(table: pd.DataFrame) -> str:
 
 def aggregate(metrics_files, out_dir: str | Path, plots_dir: str | Path | None = None,
               references: str | Path | None = None) -> dict[str, pd.DataFrame]:
+    from finebench import report_sr
+
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    runs = load_metrics(metrics_files)
+    all_runs = load_metrics(metrics_files)
+    runs, sr_runs = report_sr.split_runs(all_runs)  # classification tables as always; super-resolution: report_sr
+    if runs.empty:
+        no_classification(out_dir)
+        sr = report_sr.aggregate(sr_runs, out_dir, plots_dir, references)
+        all_runs.drop(columns=["metrics_file"]).to_csv(out_dir / "runs.csv", index=False)
+        return {"runs": all_runs, "leaderboard": pd.DataFrame(), "families": pd.DataFrame(),
+                "leaderboard_sr": sr["leaderboard"], "families_sr": sr["families"]}
     board = leaderboard(runs)
     fam = families(board)
     model_ranks, family_ranks = ranks(board, fam)
@@ -425,4 +436,24 @@ def aggregate(metrics_files, out_dir: str | Path, plots_dir: str | Path | None =
     (out_dir / "costs.md").write_text(costs_markdown(board))
     fam.to_csv(out_dir / "families.csv", index=False)
     (out_dir / "families.md").write_text(families_markdown(fam))
-    return {"runs": runs, "leaderboard": board, "families": fam}
+    sr = report_sr.aggregate(sr_runs, out_dir, plots_dir, references)
+    if not sr_runs.empty:
+        all_runs.drop(columns=["metrics_file"]).to_csv(out_dir / "runs.csv", index=False)
+    return {"runs": all_runs, "leaderboard": board, "families": fam, "leaderboard_sr": sr["leaderboard"],
+            "families_sr": sr["families"]}
+
+
+def no_classification(out_dir: Path) -> None:
+    """The classification tables of a run with no classification task: headers only, and a line saying so."""
+    note = "No classification task in this run."
+    for name, cols in (("leaderboard.csv", ID_COLS), ("families.csv", ["task", "modality", "family"]),
+                       ("model_ranks.csv", ["modality", "model", "family"]),
+                       ("family_ranks.csv", ["modality", "family"]), ("references.csv", ["task", "dataset"])):
+        pd.DataFrame(columns=cols).to_csv(out_dir / name, index=False)
+    for name, title in (("leaderboard.md", "finebench leaderboard"), ("costs.md", "Cost of each model"),
+                        ("families.md", "Best model of each family per task"), ("ranks.md", "Average ranks across tasks"),
+                        ("references.md", "Published references")):
+        (out_dir / name).write_text(f"# {title}\n\n{note}\n")
+    (out_dir / "leaderboard.html").write_text(
+        "<!doctype html><meta charset='utf-8'><title>finebench leaderboard</title>"
+        f"<h1>finebench leaderboard</h1><p>{note}</p>\n")

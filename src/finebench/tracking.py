@@ -201,9 +201,11 @@ def log_summaries(experiment_file: str | Path, tables_dir: str | Path, plots_dir
     info = json.loads(Path(experiment_file).read_text())
     client = _client(info["tracking_uri"])
     tables_dir, plots_dir = Path(tables_dir), Path(plots_dir)
-    board = pd.read_csv(tables_dir / "leaderboard.csv")
+    boards = [(pd.read_csv(tables_dir / "leaderboard.csv"), "test_accuracy_mean")]
+    if (tables_dir / "leaderboard_sr.csv").is_file():  # super-resolution tasks (report_sr): PSNR
+        boards.append((pd.read_csv(tables_dir / "leaderboard_sr.csv"), "test_psnr_mean"))
     ids = {}
-    for task, g in board.groupby("task", sort=False):
+    for task, g, score in ((task, g, score) for board, score in boards for task, g in board.groupby("task", sort=False)):
         old = retry(client.search_runs, [info["experiment_id"]],
                     filter_string=f"tags.`finebench.summary` = 'true' and tags.task = '{task}'")
         for r in old:
@@ -217,7 +219,7 @@ def log_summaries(experiment_file: str | Path, tables_dir: str | Path, plots_dir
             from mlflow.entities import Metric
 
             now = int(time.time() * 1000)
-            metrics = [Metric(f"{m}.test_accuracy_mean", float(a), now, 0) for m, a in zip(g["model"], g["test_accuracy_mean"])]
+            metrics = [Metric(f"{m}.{score}", float(a), now, 0) for m, a in zip(g["model"], g[score])]
             retry(client.log_batch, rid, metrics=metrics)
             retry(client.log_text, rid, g.to_csv(index=False), "leaderboard.csv")
             for f in ("leaderboard.md", "leaderboard.html", "families.md", "ranks.md"):

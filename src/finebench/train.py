@@ -133,6 +133,12 @@ class Classification:
     def epoch_fields(self, ev: dict) -> dict:
         return {"val_loss": ev["loss"], "val_accuracy": ev["accuracy"], "val_macro_f1": ev["macro_f1"]}
 
+    def best_fields(self, key: tuple) -> dict:
+        return {"best_val_accuracy": key[0]}
+
+    def headline(self, result: dict) -> str:
+        return f"test_accuracy {result['test_accuracy']:.4f}"
+
     def final(self, ev: dict, data: Prepared, out_dir: Path, title: str) -> dict:
         import pandas as pd
 
@@ -154,7 +160,17 @@ class Classification:
         }
 
 
-OBJECTIVES = {"classification": Classification()}
+def _objectives() -> dict:
+    from finebench.train_sr import SuperResolution
+
+    return {"classification": Classification(), "superres": SuperResolution()}
+
+
+# Besides loss / evaluate / selection_key / epoch_fields / final / best_fields / headline, an objective may provide
+# ``loader(job, split, train)`` (its own input pipeline), ``train_size(data)`` (training samples per epoch) and
+# ``cost_input(job)`` (the input the cost measurements run on); without them the trainer uses finebench.loader, the
+# train split's size and the first test batch.
+OBJECTIVES = _objectives()
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -169,7 +185,7 @@ class Job:
     name: str
     dev: object
     data: Prepared
-    objective: Classification
+    objective: object  # an entry of OBJECTIVES
     module: object  # the nn.Module (state_dict, checkpoints, cost)
     model: object  # what is called: the module, or its torch.compile'd wrapper
     optimizer: object
@@ -196,6 +212,8 @@ class Job:
     def loader(self, split: str, train: bool = False):
         from finebench.loader import Loader
 
+        if hasattr(self.objective, "loader"):
+            return self.objective.loader(self, split, train)
         t = self.t
         return Loader(self.data, split, t["batch_size"] if train else t["eval_batch_size"], self.dev,
                       shuffle=train, generator=self.generator if train else None, augment=train,
@@ -229,13 +247,15 @@ def set_up(spec: dict, data_dir: str | Path, device: str = "auto", threads: int 
     if t.get("channels_last"):
         module = module.to(memory_format=torch.channels_last)
     optimizer = make_optimizer(module, t)
-    steps = math.ceil(data.manifest["splits"]["train"]["n"] / t["batch_size"])
+    objective = OBJECTIVES[task_type]
+    n_train = objective.train_size(data) if hasattr(objective, "train_size") else data.manifest["splits"]["train"]["n"]
+    steps = math.ceil(n_train / t["batch_size"])
     if t.get("max_train_batches"):
         steps = min(steps, t["max_train_batches"])
     total, warmup = steps * t["epochs"], int(round(t["warmup_epochs"] * steps))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, total, warmup, t["scheduler"]))
     return Job(spec=spec, name=f"{spec['task']}/{spec['model']}/seed{spec['seed']}", dev=dev, data=data,
-               objective=OBJECTIVES[task_type], module=module,
+               objective=objective, module=module,
                model=torch.compile(module) if t.get("compile") else module, optimizer=optimizer, scheduler=scheduler,
                generator=torch.Generator().manual_seed(spec["seed"]),
                preprocess=preprocessing(spec["arch"], spec["model_kwargs"], module), steps_per_epoch=steps,
@@ -377,7 +397,7 @@ def assemble(job: Job, test: dict, cost: dict, run_id: str, experiment_id: str) 
         "preprocess": {k: (list(v) if isinstance(v, tuple) else v) for k, v in job.preprocess.items()},
         **test,
         "best_epoch": s["best"][1],
-        "best_val_accuracy": s["best"][0][0],
+        **job.objective.best_fields(s["best"][0]),
         "n_params": sum(p.numel() for p in job.module.parameters()),
         "train_seconds": s["train_seconds"],
         "data_seconds": s["data_seconds"],
@@ -449,7 +469,10 @@ def fit(spec: dict, data_dir: str | Path, out_dir: str | Path, experiment_file: 
         job.module.load_state_dict(s["best_state"])
         test = evaluate(job, "test")
         metrics = job.objective.final(test, job.data, out_dir, job.name)
-        x_cost, _ = next(iter(job.loader("test")))
+        if hasattr(job.objective, "cost_input"):
+            x_cost = job.objective.cost_input(job)
+        else:
+            x_cost, _ = next(iter(job.loader("test")))
         cost = measure(job.module, x_cost[: min(t["eval_batch_size"], 256)], job.autocast, job.dev,
                        tokens=job.data.input["kind"] == "tokens")
         pd.DataFrame(s["history"]).to_csv(out_dir / "history.csv", index=False)
@@ -460,7 +483,7 @@ def fit(spec: dict, data_dir: str | Path, out_dir: str | Path, experiment_file: 
     write_json_atomic(out_dir / "metrics.json", result)
     if not t.get("keep_checkpoint"):
         ckpt.unlink(missing_ok=True)
-    log(f"{job.name}: test_accuracy {result.get('test_accuracy', float('nan')):.4f} "
+    log(f"{job.name}: {job.objective.headline(result)} "
         f"(best epoch {s['best'][1]}, {s['train_seconds']:.1f}s train, {s['data_seconds']:.2f}s waiting for data)")
     return result
 

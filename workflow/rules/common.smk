@@ -2,6 +2,7 @@
 # the rules call (the rule files hold rules only).
 import json
 import os
+import re
 import shlex
 import sys
 
@@ -11,7 +12,7 @@ from finebench import config as fbconfig
 from finebench import cluster as fbcluster
 from finebench import data as fbdata
 from finebench.errors import ConfigError
-from finebench.plots import PLOT_KINDS
+from finebench.plots import PLOT_KINDS, SR_PLOT_KINDS
 from finebench.report import TABLE_FILES
 
 try:
@@ -27,6 +28,9 @@ RESULTS = "results"
 EXPERIMENT_FILE = f"{RESULTS}/mlflow/experiment.json"
 REFERENCES = CFG.get("references") or workflow.source_path("../../config/references.yaml")
 SUMMARY_FILE = f"{RESULTS}/tables/mlflow_summary.json"
+# classification or superres per task: which training outputs and plots a task has
+TASK_TYPE = {task: fbconfig.task_type_of(CFG, task) for task in CFG["tasks"]}
+TASK_PLOT_KINDS = {"classification": PLOT_KINDS, "superres": SR_PLOT_KINDS}
 
 # Each rule runs `python -m finebench ...` with the interpreter that runs Snakemake (its folder first on PATH), so
 # `.venv/bin/snakemake` works without activating the venv.
@@ -44,9 +48,20 @@ wildcard_constraints:
     seed="[0-9]+",
 
 
-def run_files(name):
-    """One file per run (its metrics.json, history.csv, ...): what the aggregate step reads."""
-    return [f"{RESULTS}/runs/{task}/{model}/seed{seed}/{name}" for task, model, seed in RUNS]
+def run_files(name, task_type=None):
+    """One file per run (its metrics.json, history.csv, ...; only the runs of ``task_type`` tasks if given): what the
+    aggregate step reads."""
+    return [
+        f"{RESULTS}/runs/{task}/{model}/seed{seed}/{name}"
+        for task, model, seed in RUNS
+        if task_type is None or TASK_TYPE[task] == task_type
+    ]
+
+
+def task_pattern(task_type):
+    """A wildcard regex matching exactly the tasks of ``task_type`` (never matching when there are none)."""
+    names = [re.escape(t) for t, kind in TASK_TYPE.items() if kind == task_type]
+    return "|".join(names) if names else "(?!x)x"
 
 
 def table_file(name):
@@ -62,9 +77,12 @@ def tables_except(*names):
 
 
 def plot_files(kind):
-    if kind not in PLOT_KINDS:
-        raise WorkflowError(f"plot kind {kind!r} is not drawn by finebench.plots (PLOT_KINDS: {', '.join(PLOT_KINDS)})")
-    return [f"{RESULTS}/plots/{task}_{kind}.png" for task in CFG["tasks"]]
+    if kind not in PLOT_KINDS + SR_PLOT_KINDS:
+        raise WorkflowError(
+            f"plot kind {kind!r} is not drawn by finebench.plots (PLOT_KINDS: {', '.join(PLOT_KINDS)}; "
+            f"SR_PLOT_KINDS: {', '.join(SR_PLOT_KINDS)})"
+        )
+    return [f"{RESULTS}/plots/{task}_{kind}.png" for task in CFG["tasks"] if kind in TASK_PLOT_KINDS[TASK_TYPE[task]]]
 
 
 def download_marker(wildcards):

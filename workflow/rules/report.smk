@@ -7,7 +7,8 @@ rule aggregate:
     input:
         metrics=run_files("metrics.json"),
         history=run_files("history.csv"),  # learning curves
-        confusion=run_files("confusion.csv"),  # the best model's confusion matrix
+        confusion=run_files("confusion.csv", "classification"),  # the best model's confusion matrix
+        examples=run_files("examples.npz", "superres"),  # super-resolution: the test crop of each run
         references=REFERENCES,
     output:
         leaderboard=report(
@@ -40,6 +41,11 @@ rule aggregate:
             category="3. Confusion (best model)",
         ),
         pareto=report(plot_files("pareto"), caption="../report/pareto.rst", category="4. Accuracy vs cost"),
+        sr_examples=report(
+            plot_files("sr_examples"),
+            caption="../report/sr_examples.rst",
+            category="5. Super-resolution examples",
+        ),
     log:
         f"{RESULTS}/logs/aggregate.log",
     params:

@@ -32,6 +32,35 @@ rule train:
         confusion=f"{RESULTS}/runs/{{task}}/{{model}}/seed{{seed}}/confusion.csv",
     log:
         f"{RESULTS}/logs/train/{{task}}/{{model}}/seed{{seed}}.log",
+    wildcard_constraints:
+        task=task_pattern("classification"),
+    threads: CFG["threads"]
+    resources:
+        gpu=1,  # unlimited unless the command line caps it: `--resources gpu=1` runs one job per GPU
+    params:
+        spec=spec_json,
+        out=lambda w, output: os.path.dirname(output.metrics),
+        device=CFG["device"],
+    shell:
+        "python -m finebench train --spec {params.spec:q} --data {input.data} --experiment-file {input.experiment} "
+        "--out {params.out} --device {params.device} --threads {threads} --no-progress > {log} 2>&1 "
+        "|| python -m finebench job-failed $? {log}"
+
+
+# Super-resolution tasks: the same command; per_image.csv and examples.npz instead of the confusion matrix.
+rule train_sr:
+    input:
+        data=f"{RESULTS}/data/{{task}}",
+        experiment=ancient(EXPERIMENT_FILE),
+    output:
+        metrics=f"{RESULTS}/runs/{{task}}/{{model}}/seed{{seed}}/metrics.json",
+        history=f"{RESULTS}/runs/{{task}}/{{model}}/seed{{seed}}/history.csv",
+        per_image=f"{RESULTS}/runs/{{task}}/{{model}}/seed{{seed}}/per_image.csv",
+        examples=f"{RESULTS}/runs/{{task}}/{{model}}/seed{{seed}}/examples.npz",
+    log:
+        f"{RESULTS}/logs/train/{{task}}/{{model}}/seed{{seed}}.log",
+    wildcard_constraints:
+        task=task_pattern("superres"),
     threads: CFG["threads"]
     resources:
         # GPUs per job (finebench.cluster: from device, gpus_per_job, local or cluster executor); locally

@@ -29,6 +29,7 @@ from finebench.errors import FinebenchError
 from finebench.files import atomic_dir
 
 SPLITS = ("train", "val", "test")
+TASK_TYPES = ("classification", "superres")  # superres: data/superres.py writes its own image stores
 
 
 @dataclass
@@ -44,6 +45,7 @@ class DatasetSource:
     # The release's published counts: {"classes": n, "splits": {split: n per official file}, "options": {...}} —
     # checked after every build (see ``check_official``); "options" lists the option values the counts hold for.
     official: dict | None = None
+    task_type: str = "classification"  # one of TASK_TYPES; written into the manifest
     # A caveat about the data shown wherever its results are (table headings, plot titles, the MLflow tag data_note),
     # e.g. "SYNTHESIZED speech (espeak-ng)"; written into the manifest as ``data_note``.
     data_note: str = ""
@@ -172,6 +174,7 @@ def _prepare(task: str, source: DatasetSource, options: dict, out_dir: Path) -> 
             "task": task,
             "dataset": dataset,
             "modality": source.modality,
+            "task_type": source.task_type,
             "description": source.description,
             "citation": source.citation,
             "data_note": source.data_note,
@@ -182,6 +185,9 @@ def _prepare(task: str, source: DatasetSource, options: dict, out_dir: Path) -> 
         manifest["num_classes"] = len(classes)
         manifest["splits"] = {}
         for split in SPLITS:
+            if source.task_type != "classification":  # the source wrote its own files and counted them
+                manifest["splits"][split] = built["splits"][split]
+                continue
             x, y = built["arrays"][split]
             if isinstance(x, (str, Path)):  # the source already wrote {split}_x.npy (memory-mapped, large data)
                 x = np.load(x, mmap_mode="r")
@@ -197,7 +203,8 @@ def _prepare(task: str, source: DatasetSource, options: dict, out_dir: Path) -> 
                 "n": int(len(y)),
                 "class_counts": np.bincount(y, minlength=len(classes)).tolist(),
             }
-        check_class_coverage(source, manifest)
+        if source.task_type == "classification":
+            check_class_coverage(source, manifest)
         manifest["official_split"] = bool(source.official)  # the release defines the splits (else the source does)
         manifest["official_counts"] = check_official(source, options, manifest)
         manifest["prepare_seconds"] = round(time.perf_counter() - t0, 2)

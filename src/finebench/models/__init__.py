@@ -1,7 +1,7 @@
 """Model registry. Importing this package declares every built-in architecture (without importing torch)."""
 
-from finebench.models.registry import (ARCHS, TIMM_PREFIX, build_model, check_arch, check_options, declare,
-                                       default_family, known_archs, param_groups, preprocessing, register)
+from finebench.models.registry import (ARCHS, TIMM_PREFIX, arch_task_type, build_model, check_arch, check_options,
+                                       declare, default_family, known_archs, param_groups, preprocessing, register)
 
 declare("textcnn", "cnn", ("text",), "finebench.models.text:TextCNN",
         "TextCNN (Kim 2014): filter widths 3/4/5, max-over-time pooling")
@@ -15,6 +15,13 @@ declare("column_rnn", "rnn", ("vision", "speech"), "finebench.models.vision:Colu
         "BiLSTM (or GRU) over raw image columns / spectrogram frames, no conv stem")
 declare("small_cnn", "cnn", ("vision", "speech"), "finebench.models.vision:SmallCNN",
         "VGG-style CNN (3x3 conv blocks + global pooling); a light CNN baseline")
+# Super-resolution (task type superres): LR image -> HR image; see models/superres.py.
+declare("edsr", "cnn", ("vision",), "finebench.models.superres:EDSR",
+        "EDSR-style residual CNN, pixel-shuffle upsampling (super-resolution)", task_type="superres")
+declare("convgru_sr", "rnn", ("vision",), "finebench.models.superres:ConvGRUSR",
+        "Recurrent refinement: a ConvGRU cell unrolled over steps, DRCN-style (super-resolution)", task_type="superres")
+declare("swinir_lite", "transformer", ("vision",), "finebench.models.superres:SwinIRLite",
+        "Small SwinIR-style model on timm's window-attention Swin blocks (super-resolution)", task_type="superres")
 
-__all__ = ["ARCHS", "TIMM_PREFIX", "build_model", "check_arch", "check_options", "declare", "default_family",
+__all__ = ["ARCHS", "TIMM_PREFIX", "arch_task_type", "build_model", "check_arch", "check_options", "declare", "default_family",
            "known_archs", "param_groups", "preprocessing", "register"]

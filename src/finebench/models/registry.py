@@ -41,6 +41,7 @@ class Arch:
     modalities: tuple[str, ...]
     target: str | Callable  # "module:Class" (resolved lazily) or a builder (input_info, num_classes, **kw) -> nn.Module
     description: str = ""
+    task_type: str = "classification"  # the task type it solves (data.registry.TASK_TYPES)
 
     @property
     def builder(self) -> Callable:
@@ -53,18 +54,21 @@ class Arch:
 ARCHS: dict[str, Arch] = {}
 
 
-def declare(name: str, family: str, modalities: tuple[str, ...], target: str, description: str) -> None:
+def declare(name: str, family: str, modalities: tuple[str, ...], target: str, description: str,
+            task_type: str = "classification") -> None:
     """Add a built-in architecture by the dotted path of its class (``"finebench.models.text:TextCNN"``)."""
     if name in ARCHS:
         raise ValueError(f"architecture {name!r} registered twice")
-    ARCHS[name] = Arch(name, family, modalities, target, description)
+    ARCHS[name] = Arch(name, family, modalities, target, description, task_type)
 
 
-def register(name: str, family: str, modalities: tuple[str, ...], description: str = ""):
+def register(name: str, family: str, modalities: tuple[str, ...], description: str = "",
+             task_type: str = "classification"):
     def deco(fn):
         if name in ARCHS:
             raise ValueError(f"architecture {name!r} registered twice")
-        ARCHS[name] = Arch(name, family, modalities, fn, description or (fn.__doc__ or "").strip().split("\n")[0])
+        ARCHS[name] = Arch(name, family, modalities, fn, description or (fn.__doc__ or "").strip().split("\n")[0],
+                           task_type)
         return fn
 
     return deco
@@ -76,6 +80,11 @@ def default_family(arch: str) -> str | None:
 
 def known_archs(modality: str) -> list[str]:
     return sorted(n for n, a in ARCHS.items() if modality in a.modalities)
+
+
+def arch_task_type(arch: str) -> str:
+    """The task type an architecture solves: ``timm:`` models and unknown names are classifiers."""
+    return ARCHS[arch].task_type if arch in ARCHS else "classification"
 
 
 def check_arch(arch: str, modality: str, key: str = "arch") -> None:

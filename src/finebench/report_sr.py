@@ -1,0 +1,348 @@
+"""Super-resolution tables: the ``superres`` runs' ``metrics.json`` -> leaderboard, families, ranks, references.
+
+Called by ``report.aggregate`` (which keeps building the classification tables exactly as before). Per SR task:
+PSNR and SSIM on Y (mean ± 95 % CI over seeds, Student's t), the bicubic baseline on the same test images as a row
+of its own, each model's gain over bicubic and whether it is above it (every seed's model above bicubic's PSNR;
+bicubic is deterministic, so this is a plain count per seed), params, FLOPs per output pixel (and for a 1280x720 output), batch-1 latency on a
+64 x 64 LR input, training time. Higher PSNR ranks better (ties in PSNR broken by nothing: equal ranks); the best is
+compared with every other model by Welch's t-test, as for classification.
+
+Files: ``leaderboard_sr.csv``, ``families_sr.csv``, ``family_ranks_sr.csv`` (always written; header only when no SR
+task ran) and, when SR tasks ran, a super-resolution section appended to ``leaderboard.md`` / ``.html``,
+``costs.md``, ``families.md``, ``ranks.md`` and ``references.md``.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from finebench.report import ALPHA, ci95, human, num, welch_p
+
+OUTPUT_720P = 1280 * 720
+SR_COLUMNS = ["task", "modality", "scale", "model", "family", "arch", "n_seeds", "seeds", "test_psnr_mean",
+              "test_psnr_std", "test_psnr_ci95", "test_psnr_min", "test_psnr_max", "test_ssim_mean", "test_ssim_ci95",
+              "bicubic_psnr", "gain_db_vs_bicubic", "above_bicubic", "seeds_above_bicubic", "params", "flops_per_output_pixel",
+              "gflops_720p", "latency_ms_lr64_mean", "train_seconds_mean", "peak_memory_mb_max", "n_test", "rank",
+              "is_best", "p_vs_best", "tie_with_best", "is_baseline"]
+FAMILY_COLUMNS = ["task", "modality", "family", "n_models", "best_model", "best_test_psnr_mean", "best_test_psnr_ci95",
+                  "best_test_ssim_mean", "best_n_seeds", "family_mean_test_psnr", "best_gain_db_vs_bicubic",
+                  "best_above_bicubic", "best_is_task_best", "best_tie_with_task_best"]
+RANK_COLUMNS = ["family", "n_tasks", "mean_family_rank", "mean_best_gain_db_vs_bicubic"]
+INTRO = ("PSNR (dB) and SSIM on the Y channel (BT.601), `scale` pixels shaved at the border, 8-bit outputs — the "
+         "literature's protocol; mean ± 95 % CI half-width over seeds (Student's t). Bold: best PSNR in the task; "
+         f"≈: not significantly different from it (Welch's t-test, α = {ALPHA}). *vs bicubic*: gain over MATLAB-style "
+         "bicubic upscaling on the same test images; ✗ marks a model not above bicubic with every seed. "
+         "FLOPs per output pixel (forward, torch FlopCounterMode on a 64×64 LR input) and for a 1280×720 output; "
+         "latency: median batch-1 forward on a 64×64 LR input.")
+
+
+def split_runs(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(classification runs, super-resolution runs); runs without ``task_type`` are classification."""
+    if "task_type" not in runs:
+        return runs, runs.iloc[0:0]
+    is_sr = runs["task_type"].fillna("classification") == "superres"
+    # the columns only SR runs fill (test_psnr ...) are dropped from the classification frame, and vice versa
+    sr_only = [c for c in runs if runs.loc[~is_sr, c].isna().all() and runs.loc[is_sr, c].notna().any()]
+    cls_only = [c for c in runs if runs.loc[is_sr, c].isna().all() and runs.loc[~is_sr, c].notna().any()]
+    return (runs[~is_sr].drop(columns=sr_only + ["task_type"]).reset_index(drop=True),
+            runs[is_sr].drop(columns=cls_only).reset_index(drop=True))
+
+
+def _col(g: pd.DataFrame, name: str) -> pd.Series:
+    return g[name].astype(float) if name in g else pd.Series([np.nan] * len(g), index=g.index)
+
+
+def leaderboard(runs: pd.DataFrame) -> pd.DataFrame:
+    rows = []
+    for (task, model), g in runs.groupby(["task", "model"], sort=False):
+        psnr, ssim = g["test_psnr"].to_numpy(float), g["test_ssim"].to_numpy(float)
+        bic = float(g["bicubic_psnr"].iloc[0])
+        ci = ci95(psnr)
+        out_px = float(g["cost_output_pixels"].iloc[0]) if "cost_output_pixels" in g else float("nan")
+        flops_px = _col(g, "flops_per_sample").iloc[0] / out_px
+        rows.append({
+            "task": task, "modality": g["modality"].iloc[0], "scale": int(g["scale"].iloc[0]), "model": model,
+            "family": g["family"].iloc[0], "arch": g["arch"].iloc[0],
+            "n_seeds": len(g), "seeds": " ".join(str(s) for s in sorted(g["seed"])),
+            "test_psnr_mean": psnr.mean(), "test_psnr_std": float(np.std(psnr, ddof=1)) if len(psnr) > 1 else float("nan"),
+            "test_psnr_ci95": ci, "test_psnr_min": psnr.min(), "test_psnr_max": psnr.max(),
+            "test_ssim_mean": ssim.mean(), "test_ssim_ci95": ci95(ssim),
+            "bicubic_psnr": bic, "gain_db_vs_bicubic": psnr.mean() - bic, "above_bicubic": bool(psnr.min() > bic),
+            "seeds_above_bicubic": f"{int((psnr > bic).sum())}/{len(psnr)}",
+            "params": int(_col(g, "n_params").fillna(_col(g, "params")).iloc[0]), "flops_per_output_pixel": flops_px,
+            "gflops_720p": flops_px * OUTPUT_720P / 1e9,
+            "latency_ms_lr64_mean": _col(g, "latency_ms_batch1").mean(),
+            "train_seconds_mean": g["train_seconds"].mean(), "peak_memory_mb_max": _col(g, "peak_memory_mb").max(),
+            "n_test": int(g["n_test"].iloc[0]), "is_baseline": False,
+        })
+    board = pd.DataFrame(rows, columns=[c for c in SR_COLUMNS if c not in ("rank", "is_best", "p_vs_best", "tie_with_best")])
+    board["rank"] = board.groupby("task")["test_psnr_mean"].rank(ascending=False, method="min")
+    board["is_best"] = board["rank"] == 1
+    board["p_vs_best"] = np.nan
+    for task, g in board.groupby("task", sort=False):
+        best = g.loc[g["test_psnr_mean"].idxmax(), "model"]
+        best_v = runs[(runs.task == task) & (runs.model == best)]["test_psnr"].to_numpy(float)
+        for i, row in g.iterrows():
+            if row["model"] != best:
+                other = runs[(runs.task == task) & (runs.model == row["model"])]["test_psnr"].to_numpy(float)
+                board.loc[i, "p_vs_best"] = welch_p(best_v, other)
+    board["tie_with_best"] = board["p_vs_best"] >= ALPHA
+    baseline = []
+    for task, g in runs.groupby("task", sort=False):
+        first = g.iloc[0]
+        baseline.append({"task": task, "modality": first["modality"], "scale": int(first["scale"]),
+                         "model": "bicubic", "family": "baseline", "arch": "bicubic (MATLAB imresize)", "n_seeds": 0,
+                         "seeds": "", "test_psnr_mean": float(first["bicubic_psnr"]),
+                         "test_ssim_mean": float(first["bicubic_ssim"]), "bicubic_psnr": float(first["bicubic_psnr"]),
+                         "gain_db_vs_bicubic": 0.0, "above_bicubic": False, "params": 0,
+                         "n_test": int(first["n_test"]), "is_best": False, "tie_with_best": False, "is_baseline": True})
+    board = pd.concat([board, pd.DataFrame(baseline)], ignore_index=True)[SR_COLUMNS]
+    board = board.sort_values(["task", "is_baseline", "rank", "model"], kind="stable", na_position="last")
+    return board.reset_index(drop=True)
+
+
+def families(board: pd.DataFrame) -> pd.DataFrame:
+    rows = []
+    models = board[~board["is_baseline"].astype(bool)]
+    for (task, modality, family), g in models.groupby(["task", "modality", "family"], sort=False):
+        best = g.loc[g["test_psnr_mean"].idxmax()]
+        rows.append({"task": task, "modality": modality, "family": family, "n_models": len(g),
+                     "best_model": best["model"], "best_test_psnr_mean": best["test_psnr_mean"],
+                     "best_test_psnr_ci95": best["test_psnr_ci95"], "best_test_ssim_mean": best["test_ssim_mean"],
+                     "best_n_seeds": best["n_seeds"], "family_mean_test_psnr": g["test_psnr_mean"].mean(),
+                     "best_gain_db_vs_bicubic": best["gain_db_vs_bicubic"],
+                     "best_above_bicubic": bool(best["above_bicubic"]),
+                     "best_is_task_best": bool(best["is_best"]), "best_tie_with_task_best": bool(best["tie_with_best"])})
+    out = pd.DataFrame(rows, columns=FAMILY_COLUMNS)
+    return out.sort_values(["task", "best_test_psnr_mean"], ascending=[True, False], kind="stable").reset_index(drop=True)
+
+
+def family_ranks(fam: pd.DataFrame) -> pd.DataFrame:
+    """Average over SR tasks of each family's rank (its best model's PSNR among the families; 1 = best)."""
+    if fam.empty:
+        return pd.DataFrame(columns=RANK_COLUMNS)
+    fam = fam.copy()
+    fam["family_rank"] = fam.groupby("task")["best_test_psnr_mean"].rank(ascending=False, method="min")
+    out = (fam.groupby("family").agg(n_tasks=("task", "nunique"), mean_family_rank=("family_rank", "mean"),
+                                     mean_best_gain_db_vs_bicubic=("best_gain_db_vs_bicubic", "mean"))
+           .reset_index().sort_values(["mean_family_rank", "family"], kind="stable"))
+    return out[RANK_COLUMNS].reset_index(drop=True)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Markdown / HTML
+
+
+def db(mean: float, ci: float, n: int, digits: int = 2) -> str:
+    if n < 2 or ci is None or math.isnan(ci):
+        return f"{mean:.{digits}f}" + ("" if n == 0 else " (1 seed, no CI)")
+    return f"{mean:.{digits}f} ± {ci:.{digits}f}"
+
+
+def heading(g: pd.DataFrame) -> str:
+    first = g.iloc[0]
+    base = g[g["is_baseline"].astype(bool)].iloc[0]
+    return (f"{first['task']} (super-resolution ×{int(first['scale'])}, {int(first['n_test'])} test images; "
+            f"bicubic {base['test_psnr_mean']:.2f} dB / SSIM {base['test_ssim_mean']:.4f})")
+
+
+HEADERS = ["#", "model", "family", "arch", "seeds", "PSNR dB (Y)", "SSIM (Y)", "vs bicubic", "params", "FLOPs/px",
+           "GFLOPs @720p", "latency ms (64² LR)", "train s"]
+
+
+def rows(g: pd.DataFrame, bold) -> list[list]:
+    out = []
+    for _, r in g.iterrows():
+        if r["is_baseline"]:
+            out.append(["—", "bicubic", "baseline", r["arch"], "—", f"{r['test_psnr_mean']:.2f}",
+                        f"{r['test_ssim_mean']:.4f}", "—", "0", "—", "—", "—", "—"])
+            continue
+        psnr = db(r["test_psnr_mean"], r["test_psnr_ci95"], r["n_seeds"])
+        psnr = bold(psnr) if r["is_best"] else (f"{psnr} ≈" if r["tie_with_best"] else psnr)
+        gain = f"{r['gain_db_vs_bicubic']:+.2f} dB" + ("" if r["above_bicubic"] else f" ✗ ({r['seeds_above_bicubic']})")
+        out.append([int(r["rank"]), r["model"], r["family"], r["arch"], r["n_seeds"], psnr,
+                    db(r["test_ssim_mean"], r["test_ssim_ci95"], r["n_seeds"], 4), gain, human(r["params"]),
+                    human(r["flops_per_output_pixel"]), num(r["gflops_720p"], ".1f"),
+                    num(r["latency_ms_lr64_mean"], ".2f"), f"{r['train_seconds_mean']:.1f}"])
+    return out
+
+
+def verdict(g: pd.DataFrame) -> str:
+    """One honest sentence per task: which families beat bicubic and which do not."""
+    models = g[~g["is_baseline"].astype(bool)]
+    below = models[~models["above_bicubic"].astype(bool)]
+    if below.empty:
+        return "Every model is above the bicubic baseline with every seed."
+    names = ", ".join(f"{r['model']} ({r['family']}, mean {r['gain_db_vs_bicubic']:+.2f} dB, "
+                      f"{r['seeds_above_bicubic']} seeds above)" for _, r in below.iterrows())
+    return f"Not above the bicubic baseline with every seed: {names}."
+
+
+def leaderboard_markdown(board: pd.DataFrame) -> str:
+    from tabulate import tabulate
+
+    parts = ["", "# Super-resolution", "", INTRO.replace("Bold", "**Bold**"), ""]
+    for _, g in board.groupby("task", sort=False):
+        parts += [f"## {heading(g)}", "", tabulate(rows(g, lambda t: f"**{t}**"), headers=HEADERS, tablefmt="github",
+                                                   disable_numparse=True), "", verdict(g), ""]
+    return "\n".join(parts)
+
+
+def leaderboard_html(board: pd.DataFrame) -> str:
+    from tabulate import tabulate
+
+    parts = ["<h1>Super-resolution</h1>", f"<p>{html.escape(INTRO)}</p>"]
+    for _, g in board.groupby("task", sort=False):
+        table = [[html.escape(str(c)) for c in row] for row in rows(g, lambda t: f"<b>{t}</b>")]
+        for row, (_, r) in zip(table, g.iterrows()):
+            if r["is_best"] and not r["is_baseline"]:
+                row[5] = row[5].replace("&lt;b&gt;", "<b>").replace("&lt;/b&gt;", "</b>")
+        parts += [f"<h2>{html.escape(heading(g))}</h2>",
+                  tabulate(table, headers=HEADERS, tablefmt="unsafehtml", disable_numparse=True),
+                  f"<p>{html.escape(verdict(g))}</p>"]
+    return "\n".join(parts) + "\n"
+
+
+def costs_markdown(board: pd.DataFrame) -> str:
+    from tabulate import tabulate
+
+    parts = ["", "# Cost of each super-resolution model", "",
+             "FLOPs per output pixel and for a 1280×720 output, median batch-1 latency on a 64×64 LR input, mean "
+             "training time per run, peak memory. Sorted by FLOPs.", ""]
+    models = board[~board["is_baseline"].astype(bool)]
+    for _, g in models.groupby("task", sort=False):
+        table = [[r["model"], r["family"], human(r["params"]), human(r["flops_per_output_pixel"]),
+                  num(r["gflops_720p"], ".1f"), num(r["latency_ms_lr64_mean"], ".2f"), f"{r['train_seconds_mean']:.1f}",
+                  num(r["peak_memory_mb_max"], ".0f"), db(r["test_psnr_mean"], r["test_psnr_ci95"], r["n_seeds"])]
+                 for _, r in g.sort_values("flops_per_output_pixel", na_position="last").iterrows()]
+        parts += [f"## {g.iloc[0]['task']} (×{int(g.iloc[0]['scale'])})", "",
+                  tabulate(table, headers=["model", "family", "params", "FLOPs/px", "GFLOPs @720p",
+                                           "latency ms (64² LR)", "train s", "peak MB", "PSNR dB"],
+                           tablefmt="github", disable_numparse=True), ""]
+    return "\n".join(parts)
+
+
+def families_markdown(fam: pd.DataFrame) -> str:
+    from tabulate import tabulate
+
+    table = [[r["task"], r["family"], r["best_model"], db(r["best_test_psnr_mean"], r["best_test_psnr_ci95"],
+                                                         r["best_n_seeds"]),
+              f"{r['best_test_ssim_mean']:.4f}", f"{r['best_gain_db_vs_bicubic']:+.2f}" + ("" if r["best_above_bicubic"] else " ✗"),
+              f"{r['family_mean_test_psnr']:.2f}", r["n_models"],
+              "✓" if r["best_is_task_best"] else ("≈" if r["best_tie_with_task_best"] else "")]
+             for _, r in fam.iterrows()]
+    return "\n".join(["", "# Super-resolution: best model of each family per task", "",
+                      "PSNR dB on Y (mean ± 95 % CI); higher is better. ✗: not above bicubic with every seed. "
+                      "✓: the task's best; ≈: statistically tied with it.", "",
+                      tabulate(table, headers=["task", "family", "best model", "best PSNR dB", "SSIM",
+                                               "vs bicubic dB", "family mean dB", "models", "vs task best"],
+                               tablefmt="github", disable_numparse=True), ""])
+
+
+def ranks_markdown(ranks: pd.DataFrame) -> str:
+    from tabulate import tabulate
+
+    table = [[r["family"], r["n_tasks"], f"{r['mean_family_rank']:.2f}", f"{r['mean_best_gain_db_vs_bicubic']:+.2f}"]
+             for _, r in ranks.iterrows()]
+    return "\n".join(["", "## Super-resolution families", "",
+                      "Family rank per SR task = rank of the family's best model by PSNR (1 = best).", "",
+                      tabulate(table, headers=["family", "tasks", "mean family rank", "mean gain over bicubic dB"],
+                               tablefmt="github", disable_numparse=True), ""])
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Published references (config/references.yaml entries with task_type: superres)
+
+
+def load_references(path) -> pd.DataFrame:
+    from finebench.config import load_yaml
+
+    cols = ["dataset", "scale", "model", "family", "psnr", "ssim", "source", "protocol"]
+    if not path or not Path(path).is_file():
+        return pd.DataFrame(columns=cols)
+    refs = [r for r in (load_yaml(Path(path).read_text()) or {}).get("references") or []
+            if r.get("task_type") == "superres"]
+    for i, r in enumerate(refs):
+        missing = [c for c in ("dataset", "scale", "model", "family", "psnr", "source") if c not in r]
+        if missing:
+            raise ValueError(f"{path}: super-resolution reference {i} ({r.get('model')}) lacks {', '.join(missing)}")
+    return pd.DataFrame(refs, columns=cols)
+
+
+def references_table(runs: pd.DataFrame, board: pd.DataFrame, refs: pd.DataFrame) -> pd.DataFrame:
+    """Each published PSNR beside our best model of the same family, on every task testing on that set and scale."""
+    out = []
+    if refs.empty or "sr_test_set" not in runs:
+        return pd.DataFrame(out)
+    for task, g in runs.groupby("task", sort=False):
+        test_set, scale = str(g["sr_test_set"].iloc[0]).lower(), int(g["scale"].iloc[0])
+        for _, ref in refs[(refs["dataset"].str.lower() == test_set) & (refs["scale"] == scale)].iterrows():
+            b = board[(board.task == task)]
+            same = b[b.family == ref["family"]] if ref["family"] != "baseline" else b[b.is_baseline.astype(bool)]
+            ours = (same if len(same) else b[~b.is_baseline.astype(bool)]).sort_values("test_psnr_mean",
+                                                                                        ascending=False).iloc[0]
+            out.append({"task": task, "dataset": ref["dataset"], "scale": scale, "reference_model": ref["model"],
+                        "reference_family": ref["family"], "reference_psnr": ref["psnr"], "reference_ssim": ref["ssim"],
+                        "source": ref["source"], "our_model": ours["model"], "our_family": ours["family"],
+                        "our_test_psnr_mean": ours["test_psnr_mean"], "our_test_psnr_ci95": ours["test_psnr_ci95"],
+                        "our_n_seeds": ours["n_seeds"]})
+    return pd.DataFrame(out)
+
+
+def references_markdown(table: pd.DataFrame) -> str:
+    from tabulate import tabulate
+
+    parts = ["", "## Super-resolution", "",
+             "Published PSNR (Y, MATLAB bicubic degradation, DIV2K-trained unless noted) beside ours; our bicubic row "
+             "checks the degradation and metric (it should match the published bicubic to ~0.01 dB). Our models are "
+             "trained for minutes, the published ones for days.", ""]
+    if table.empty:
+        return "\n".join(parts + ["No super-resolution task in this run tests on a set with published references.", ""])
+    parts.append(tabulate(
+        [[r["task"], r["dataset"], f"×{r['scale']}", r["reference_model"], f"{r['reference_psnr']:.2f}",
+          f"{r['our_model']} ({r['our_family']})", db(r["our_test_psnr_mean"], r["our_test_psnr_ci95"], r["our_n_seeds"]),
+          r["source"]] for _, r in table.iterrows()],
+        headers=["task", "test set", "scale", "published model", "published dB", "ours", "ours dB", "source"],
+        tablefmt="github", disable_numparse=True))
+    return "\n".join(parts) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def _append(path: Path, text: str) -> None:
+    with open(path, "a") as f:
+        f.write(text)
+
+
+def aggregate(runs: pd.DataFrame, out_dir: Path, plots_dir: Path | None = None, references=None) -> dict:
+    """Write the SR tables (and append the SR sections to the shared Markdown/HTML files when SR runs exist)."""
+    if runs.empty:
+        board = pd.DataFrame(columns=SR_COLUMNS)
+        fam, ranks = pd.DataFrame(columns=FAMILY_COLUMNS), pd.DataFrame(columns=RANK_COLUMNS)
+    else:
+        board = leaderboard(runs)
+        fam = families(board)
+        ranks = family_ranks(fam)
+    board.to_csv(out_dir / "leaderboard_sr.csv", index=False)
+    fam.to_csv(out_dir / "families_sr.csv", index=False)
+    ranks.to_csv(out_dir / "family_ranks_sr.csv", index=False)
+    if runs.empty:
+        return {"leaderboard": board, "families": fam}
+    _append(out_dir / "leaderboard.md", leaderboard_markdown(board))
+    _append(out_dir / "costs.md", costs_markdown(board))
+    _append(out_dir / "families.md", families_markdown(fam))
+    _append(out_dir / "ranks.md", ranks_markdown(ranks))
+    _append(out_dir / "references.md", references_markdown(references_table(runs, board, load_references(references))))
+    page = (out_dir / "leaderboard.html").read_text()
+    (out_dir / "leaderboard.html").write_text(page + leaderboard_html(board))
+    if plots_dir is not None:
+        from finebench import plots
+
+        plots.sr_plots(runs, board, fam, Path(plots_dir))
+    return {"leaderboard": board, "families": fam}

@@ -1,0 +1,196 @@
+"""The super-resolution objective for the one trainer (``train.OBJECTIVES["superres"]``).
+
+- **Input**: :class:`SRLoader` — training batches of random LR/HR patch pairs (``input.patch_size`` LR pixels,
+  the 8 flips/rotations, ``input.patches_per_epoch`` patches per epoch, images drawn in proportion to their area),
+  evaluation one whole image at a time. Values are 0..1 floats (uint8 / 255). The patch positions come from a
+  numpy generator seeded from the run's torch generator at the start of each epoch, so runs are reproducible and
+  resume exactly.
+- **Loss**: L1 by default (``training.loss``: ``l1``, ``mse`` or ``charbonnier``).
+- **Evaluation**: every image super-resolved whole, quantised to 8 bits and scored with PSNR/SSIM on Y with
+  ``scale`` pixels shaved (finebench.metrics_sr); the split's score is the mean over images.
+- **Model selection**: the epoch with the best validation PSNR.
+- **Final artifacts**: ``per_image.csv`` (PSNR/SSIM of the model and of bicubic for every test image) and
+  ``examples.npz`` (the report's test crop: LR, bicubic, this model's SR, HR); metrics.json gains ``test_psnr``,
+  ``test_ssim``, the bicubic baseline on the same images, and the cost input's size (FLOPs are counted on one
+  64 x 64 LR crop: ``flops_per_output_pixel`` = FLOPs / (64 s)^2).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from finebench.errors import FinebenchError
+
+COST_LR_SIZE = 64  # FLOPs and latency are measured on one COST_LR_SIZE^2 LR crop of the first test image
+LOSSES = ("l1", "mse", "charbonnier")
+
+
+class SRLoader:
+    """Training patches or whole evaluation images of a prepared SR task, as device tensors (``x`` LR, ``y`` HR)."""
+
+    def __init__(self, data, split: str, batch_size: int, device, train: bool = False, generator=None,
+                 max_batches: int | None = None):
+        from finebench.data.superres import SRData
+
+        self.sr = data if isinstance(data, SRData) else SRData(data.path)
+        self.split, self.batch_size, self.device, self.train = split, batch_size, device, train
+        self.generator, self.max_batches = generator, max_batches
+        self.data_seconds = 0.0
+
+    def __len__(self) -> int:
+        if not self.train:
+            return self.sr.count(self.split)
+        n = -(-int(self.sr.input["patches_per_epoch"]) // self.batch_size)
+        return min(n, self.max_batches) if self.max_batches else n
+
+    def _tensor(self, a: np.ndarray):
+        import torch
+
+        return torch.from_numpy(np.ascontiguousarray(a)).to(self.device).float().div_(255.0)
+
+    def __iter__(self):
+        import torch
+
+        if not self.train:
+            for i in range(self.sr.count(self.split)):
+                t0 = time.perf_counter()
+                lr, hr = self.sr.pair(self.split, i)
+                x, y = self._tensor(lr.transpose(2, 0, 1)[None]), self._tensor(hr.transpose(2, 0, 1)[None])
+                self.data_seconds += time.perf_counter() - t0
+                yield x, y
+            return
+        seed = int(torch.randint(0, 2**31 - 1, (1,), generator=self.generator))
+        rng = np.random.default_rng(seed)
+        total = int(self.sr.input["patches_per_epoch"])
+        for b in range(len(self)):
+            t0 = time.perf_counter()
+            lr, hr = self.sr.patches(min(self.batch_size, total - b * self.batch_size), rng)
+            x, y = self._tensor(lr), self._tensor(hr)
+            self.data_seconds += time.perf_counter() - t0
+            yield x, y
+
+
+def crop_example(img: np.ndarray, ex: dict, scale: int, lr: bool = False) -> np.ndarray:
+    top, left, size = ex["top"], ex["left"], ex["size"]
+    if lr:
+        top, left, size = top // scale, left // scale, size // scale
+    return np.ascontiguousarray(img[top : top + size, left : left + size])
+
+
+class SuperResolution:
+    """L1 loss; PSNR/SSIM on Y; the best epoch maximises val PSNR (ties: val SSIM); examples for the report."""
+
+    name = "superres"
+
+    # -- optional hooks the trainer asks an objective for (train.Job.loader / set_up / fit / assemble) --
+    def loader(self, job, split: str, train: bool = False) -> SRLoader:
+        t = job.t
+        return SRLoader(job.data, split, t["batch_size"], job.dev, train=train,
+                        generator=job.generator if train else None,
+                        max_batches=job.steps_per_epoch if train else None)
+
+    def train_size(self, data) -> int:
+        return int(data.input["patches_per_epoch"])
+
+    def cost_input(self, job):
+        """One COST_LR_SIZE^2 LR crop (centre of the first test image), batch of 1."""
+        from finebench.data.superres import SRData
+
+        lr, _ = SRData(job.data.path).pair("test", 0)
+        s = min(COST_LR_SIZE, lr.shape[0], lr.shape[1])
+        top, left = (lr.shape[0] - s) // 2, (lr.shape[1] - s) // 2
+        crop = lr[top : top + s, left : left + s].transpose(2, 0, 1)[None]
+        return SRLoader(job.data, "test", 1, job.dev)._tensor(crop)
+
+    def best_fields(self, key: tuple) -> dict:
+        return {"best_val_psnr": key[0], "best_val_ssim": key[1]}
+
+    def headline(self, result: dict) -> str:
+        return (f"test PSNR {result['test_psnr']:.3f} dB SSIM {result['test_ssim']:.4f} "
+                f"(bicubic {result['bicubic_psnr']:.3f} dB)")
+
+    # -- the objective interface --
+    def loss(self, out, y, t: dict):
+        import torch
+        import torch.nn.functional as F
+
+        kind = t.get("loss") or "l1"
+        out = out.float()
+        if kind == "l1":
+            return F.l1_loss(out, y)
+        if kind == "mse":
+            return F.mse_loss(out, y)
+        if kind == "charbonnier":
+            return torch.sqrt((out - y) ** 2 + 1e-6).mean()
+        raise FinebenchError(f"training.loss: unknown {kind!r} for super-resolution; valid: {', '.join(LOSSES)}")
+
+    def evaluate(self, model, loader, autocast, num_classes: int = 0) -> dict:
+        import torch
+        import torch.nn.functional as F
+
+        from finebench.metrics_sr import sr_scores, to_uint8
+
+        model.eval()
+        scale = loader.sr.scale
+        per, loss_sum, first = [], 0.0, None
+        with torch.no_grad():
+            for x, y in loader:
+                with autocast():
+                    out = model(x)
+                out = out.float().clamp_(0, 1)
+                if out.shape != y.shape:
+                    raise FinebenchError(f"super-resolution model output {tuple(out.shape)} != HR {tuple(y.shape)}")
+                loss_sum += F.l1_loss(out, y).item()
+                sr = to_uint8(out[0].permute(1, 2, 0).mul(255.0))
+                hr = to_uint8(y[0].permute(1, 2, 0).mul(255.0))
+                per.append(sr_scores(hr, sr, scale))
+                if first is None:
+                    first = sr
+        return {"loss": loss_sum / len(per), "psnr": float(np.mean([p["psnr"] for p in per])),
+                "ssim": float(np.mean([p["ssim"] for p in per])), "per_image": per, "first_sr": first}
+
+    def selection_key(self, ev: dict) -> tuple:
+        return (ev["psnr"], ev["ssim"])
+
+    def epoch_fields(self, ev: dict) -> dict:
+        return {"val_loss": ev["loss"], "val_psnr": ev["psnr"], "val_ssim": ev["ssim"]}
+
+    def final(self, ev: dict, data, out_dir: Path, title: str) -> dict:
+        import pandas as pd
+
+        from finebench.data.superres import SRData, bicubic_upscale
+
+        sr_data = SRData(data.path)
+        m = sr_data.manifest
+        scale = sr_data.scale
+        bic = m["baseline"]["bicubic"]["test"]
+        bic_per = m["baseline"]["bicubic_per_image_test"]
+        names = sr_data.names("test")
+        pd.DataFrame({"image": names, "psnr": [p["psnr"] for p in ev["per_image"]],
+                      "ssim": [p["ssim"] for p in ev["per_image"]],
+                      "bicubic_psnr": [p["psnr"] for p in bic_per],
+                      "bicubic_ssim": [p["ssim"] for p in bic_per]}).to_csv(out_dir / "per_image.csv", index=False)
+        ex = m["example"]
+        lr, hr = sr_data.pair("test", ex["image"])
+        np.savez_compressed(out_dir / "examples.npz", lr=crop_example(lr, ex, scale, lr=True),
+                            bicubic=crop_example(bicubic_upscale(np.asarray(lr), scale), ex, scale),
+                            sr=crop_example(ev["first_sr"], ex, scale), hr=crop_example(hr, ex, scale),
+                            image=np.array(names[ex["image"]]), box=np.array([ex["top"], ex["left"], ex["size"]]))
+        s = min(COST_LR_SIZE, lr.shape[0], lr.shape[1])
+        return {
+            "task_type": "superres",
+            "scale": scale,
+            "test_psnr": ev["psnr"],
+            "test_ssim": ev["ssim"],
+            "test_loss": ev["loss"],
+            "bicubic_psnr": bic["psnr"],
+            "bicubic_ssim": bic["ssim"],
+            "bicubic_val_psnr": m["baseline"]["bicubic"]["val"]["psnr"],
+            "sr_test_set": m.get("source", {}).get("test_set"),  # set5 / set14 / bsd100 / urban100 (sr_benchmark)
+            "n_test": len(ev["per_image"]),
+            "cost_lr_size": [s, s],
+            "cost_output_pixels": (s * scale) ** 2,
+        }

@@ -1,0 +1,367 @@
+"""Super-resolution: metrics against scikit-image, the MATLAB-style bicubic, the prepared form and its split by source
+image, the real-dataset parsers on fixtures in the official layouts, the models, the tables, and a training run."""
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from finebench import config as fbconfig
+from finebench import metrics_sr
+from finebench.data import DATASETS, prepare_task
+from finebench.data.superres import SRData, bicubic_upscale, imresize, pil_bicubic
+from finebench.errors import ConfigError, FinebenchError
+
+
+def photo(seed=0, h=64, w=80) -> np.ndarray:
+    """A smooth colour image with edges (so PSNR/SSIM are in a realistic range), uint8 HWC."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w]
+    img = np.stack([128 + 100 * np.sin(xx / (5 + c) + yy / (7 + c) + seed) for c in range(3)], axis=2)
+    img[h // 3 : h // 2, w // 4 : w // 2] = (20, 200, 90)
+    return np.clip(img + rng.normal(0, 4, img.shape), 0, 255).astype(np.uint8)
+
+
+# --- metrics -----------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_psnr_and_ssim_match_scikit_image(seed):
+    from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+    hr = photo(seed)
+    sr = np.clip(hr.astype(int) + np.random.default_rng(seed + 10).integers(-12, 13, hr.shape), 0, 255).astype(np.uint8)
+    scale = 2 + seed
+    got = metrics_sr.sr_scores(hr, sr, scale)
+    y_hr = metrics_sr.rgb_to_y(hr)[scale:-scale, scale:-scale]
+    y_sr = metrics_sr.rgb_to_y(sr)[scale:-scale, scale:-scale]
+    assert got["psnr"] == pytest.approx(peak_signal_noise_ratio(y_hr, y_sr, data_range=255), abs=1e-9)
+    want = structural_similarity(y_hr, y_sr, gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
+                                 data_range=255)
+    assert got["ssim"] == pytest.approx(want, abs=1e-9)
+    assert 20 < got["psnr"] < 40 and 0.3 < got["ssim"] < 1
+
+
+def test_y_channel_is_bt601_as_rgb2ycbcr():
+    from skimage.color import rgb2ycbcr
+
+    img = photo(3)
+    assert np.allclose(metrics_sr.rgb_to_y(img), rgb2ycbcr(img / 255.0)[..., 0], atol=1e-9)
+    assert metrics_sr.rgb_to_y(np.zeros((2, 2, 3)))[0, 0] == 16 and metrics_sr.rgb_to_y(np.full((2, 2, 3), 255))[0, 0] == 235
+
+
+def test_border_of_scale_pixels_is_not_scored():
+    hr = photo(4)
+    sr = hr.copy()
+    sr[:3] = 0  # damage only the top 3 rows
+    assert math.isinf(metrics_sr.sr_scores(hr, sr, 3)["psnr"])
+    assert metrics_sr.sr_scores(hr, sr, 2)["psnr"] < 30
+
+
+def test_sr_output_is_quantised_to_8_bits():
+    hr = photo(5)
+    assert math.isinf(metrics_sr.sr_scores(hr, hr.astype(float) + 0.4, 2)["psnr"])  # rounds back to hr
+    assert metrics_sr.sr_scores(hr, hr.astype(float) + 0.6, 2)["psnr"] < 60
+
+
+# --- bicubic ------------------------------------------------------------------------------------------------------
+
+
+def test_imresize_reproduces_a_linear_ramp_and_a_constant():
+    ramp = np.tile(np.arange(40, dtype=float), (8, 1))
+    down = imresize(ramp, 0.5, as_uint8=False)
+    # output pixel i samples the input at 2i + 0.5 (0-based); a cubic kernel reproduces linear functions exactly
+    assert np.allclose(down[:, 2:-2], 2 * np.arange(20)[2:-2] + 0.5)
+    assert np.all(imresize(np.full((9, 12, 3), 77, np.uint8), 1 / 3) == 77)
+    assert imresize(photo(), 0.5).shape == (32, 40, 3) and imresize(photo(), 3).shape == (192, 240, 3)
+
+
+def test_imresize_equals_antialiased_bicubic_inside_the_border():
+    """Away from the borders, MATLAB's imresize and torch's antialiased bicubic (the same a = -0.5 kernel, stretched
+    by the scale) agree to float precision; at the borders MATLAB mirrors, torch renormalises."""
+    import torch
+    import torch.nn.functional as F
+
+    img = photo(6).astype(np.float64)
+    ours = imresize(img, 0.5, as_uint8=False)
+    t = torch.from_numpy(img).permute(2, 0, 1)[None]
+    theirs = F.interpolate(t, scale_factor=0.5, mode="bicubic", antialias=True, align_corners=False)[0].permute(1, 2, 0).numpy()
+    assert np.allclose(ours[3:-3, 3:-3], theirs[3:-3, 3:-3], atol=1e-6)
+    assert np.abs(ours - theirs).max() > 1e-3  # the borders differ
+
+
+def test_pil_bicubic_differs_slightly_from_matlab():
+    img = photo(7)
+    ours, pil = imresize(img, 0.5).astype(int), pil_bicubic(img, (32, 40)).astype(int)
+    assert np.abs(ours - pil)[3:-3, 3:-3].max() <= 2 and (ours != pil).any()
+
+
+# --- prepared form and split -------------------------------------------------------------------------------------
+
+
+def prepare(tmp_path, dataset="skimage_photos", **options):
+    opts = {**DATASETS[dataset].defaults, **options}
+    return prepare_task("sr", dataset, opts, tmp_path / "prepared"), tmp_path / "prepared"
+
+
+@pytest.fixture(scope="module")
+def tiny_photos(tmp_path_factory):
+    return prepare(tmp_path_factory.mktemp("photos"), train_images=["astronaut", "coffee", "rocket"],
+                   val_images=["chelsea"], test_images=["camera", "motorcycle_left"], max_side=64, patch_size=8,
+                   patches_per_epoch=32, example_crop=16)
+
+
+def test_split_by_source_image_and_lr_is_matlab_bicubic(tiny_photos):
+    manifest, path = tiny_photos
+    assert manifest["task_type"] == "superres" and manifest["input"]["scale"] == 2
+    names = {s: set(manifest["splits"][s]["images"]) for s in ("train", "val", "test")}
+    assert names["train"] == {"astronaut", "coffee", "rocket"} and names["test"] == {"camera", "motorcycle_left"}
+    assert not (names["train"] & names["test"]) and not (names["train"] & names["val"]) and not (names["val"] & names["test"])
+    data = SRData(path)
+    import skimage.data
+
+    for i in range(data.count("test")):
+        lr, hr = data.pair("test", i)
+        assert hr.shape[0] % 2 == 0 and lr.shape[:2] == (hr.shape[0] // 2, hr.shape[1] // 2)
+        assert np.array_equal(lr, imresize(hr, 0.5))
+    lr, hr = data.pair("test", data.names("test").index("camera"))
+    assert np.array_equal(hr[..., 0], hr[..., 2])  # the grey cameraman on three channels
+    assert np.array_equal(hr[..., 0], skimage.data.camera())  # test images are whole
+    lr, hr = data.pair("train", data.names("train").index("astronaut"))
+    full = skimage.data.astronaut()
+    top, left = (full.shape[0] - 64) // 2, (full.shape[1] - 64) // 2  # training images: centre crop to max_side
+    assert np.array_equal(hr, full[top : top + 64, left : left + 64])
+
+
+def test_bicubic_baseline_is_scored_on_the_test_images(tiny_photos):
+    manifest, path = tiny_photos
+    data = SRData(path)
+    per = [metrics_sr.sr_scores(hr, bicubic_upscale(lr, 2), 2) for lr, hr in (data.pair("test", i) for i in range(2))]
+    assert manifest["baseline"]["bicubic"]["test"]["psnr"] == pytest.approx(np.mean([p["psnr"] for p in per]))
+    assert manifest["baseline"]["bicubic"]["test"]["ssim"] == pytest.approx(np.mean([p["ssim"] for p in per]))
+
+
+def test_training_patches_are_aligned_pairs_from_training_images(tiny_photos):
+    _, path = tiny_photos
+    data = SRData(path)
+    lr, hr = data.patches(64, np.random.default_rng(0))
+    assert lr.shape == (64, 3, 8, 8) and hr.shape == (64, 3, 16, 16) and lr.dtype == np.uint8
+    # LR = MATLAB-bicubic of the whole HR image; away from the patch border it equals the bicubic of the HR patch,
+    # which holds only if the pair is aligned and shares its flip/rotation
+    for a, b in zip(lr, hr):
+        down = imresize(b.transpose(1, 2, 0), 0.5)
+        assert np.array_equal(down[2:-2, 2:-2], a.transpose(1, 2, 0)[2:-2, 2:-2])
+    shifted = imresize(np.roll(hr[0].transpose(1, 2, 0), 1, axis=0), 0.5)
+    assert not np.array_equal(shifted[2:-2, 2:-2], lr[0].transpose(1, 2, 0)[2:-2, 2:-2])
+    again = data.patches(64, np.random.default_rng(0))
+    assert np.array_equal(again[0], lr) and np.array_equal(again[1], hr)  # seeded
+
+
+def test_an_image_in_two_splits_is_refused(tmp_path):
+    with pytest.raises(FinebenchError, match="in both"):
+        prepare(tmp_path, train_images=["astronaut", "coffee"], val_images=["chelsea"], test_images=["coffee"],
+                max_side=48, patch_size=8)
+
+
+def test_unknown_sample_image_names_the_option(tmp_path):
+    with pytest.raises(FinebenchError, match="test_images: 'camera_man'"):
+        prepare(tmp_path, test_images=["camera_man"])
+
+
+# --- real datasets: fixtures in the official layouts ------------------------------------------------------------
+
+
+def write_png(path: Path, img: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(img).save(path)
+
+
+def test_sr_benchmark_reads_div2k_and_a_test_set_with_official_lr(tmp_path, capsys):
+    root = tmp_path / "root"
+    for i in range(1, 4):
+        write_png(root / "DIV2K_train_HR" / f"{i:04d}.png", photo(i, 48, 64))
+    for i in (801, 802):
+        write_png(root / "DIV2K_valid_HR" / f"{i:04d}.png", photo(i, 40, 40))
+    for name in ("baby", "bird"):
+        hr = photo(len(name), 41, 51)  # odd sizes: modcrop to 40 x 50
+        write_png(root / "benchmark" / "Set5" / "HR" / f"{name}.png", hr)
+        official = np.full((20, 25, 3), 7, np.uint8) if name == "baby" else imresize(hr[:40, :50], 0.5)
+        write_png(root / "benchmark" / "Set5" / "LR_bicubic" / "X2" / f"{name}x2.png", official)
+    manifest, path = prepare(tmp_path, "sr_benchmark", root=str(root), test_set="set5", val_images=1,
+                             patch_size=8, patches_per_epoch=16, example_crop=16)
+    assert [manifest["splits"][s]["n"] for s in ("train", "val", "test")] == [3, 1, 2]
+    assert manifest["splits"]["test"]["images"] == ["Set5/baby", "Set5/bird"]
+    assert manifest["splits"]["test"]["official_lr"] == 2
+    lr, hr = SRData(path).pair("test", 0)
+    assert hr.shape == (40, 50, 3) and (lr == 7).all()  # the official LR file is used as is
+    assert "the official Set5 has 5" in capsys.readouterr().err
+
+
+def test_sr_benchmark_names_what_is_missing(tmp_path):
+    (tmp_path / "root" / "DIV2K_train_HR").mkdir(parents=True)
+    write_png(tmp_path / "root" / "DIV2K_train_HR" / "0001.png", photo(1, 32, 32))
+    with pytest.raises(FinebenchError, match="DIV2K_valid_HR: missing"):
+        prepare(tmp_path, "sr_benchmark", root=str(tmp_path / "root"))
+    with pytest.raises(FinebenchError, match="test_set: unknown 'set6'"):
+        prepare(tmp_path, "sr_benchmark", root=str(tmp_path / "root"), test_set="set6")
+
+
+def test_hr_folder_carves_val_and_test_by_image(tmp_path):
+    for i in range(10):
+        write_png(tmp_path / "mine" / f"img{i}.png", photo(i, 36, 44))
+    manifest, _ = prepare(tmp_path, "hr_folder", root=str(tmp_path / "mine"), patch_size=8, example_crop=16)
+    sets = {s: set(manifest["splits"][s]["images"]) for s in ("train", "val", "test")}
+    assert [len(sets[s]) for s in ("train", "val", "test")] == [7, 1, 2]
+    assert set.union(*sets.values()) == {f"img{i}.png" for i in range(10)} and sum(map(len, sets.values())) == 10
+    assert manifest["carved_splits"]["test"]["n"] == 2
+
+
+# --- models and config ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("arch,kw", [("edsr", {"channels": 8, "blocks": 1}), ("convgru_sr", {"channels": 8, "steps": 2}),
+                                     ("convgru_sr", {"channels": 8, "steps": 2, "ensemble": True}),
+                                     ("swinir_lite", {"dim": 8, "groups": 1, "depth": 2, "heads": 2, "window": 4})])
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_models_upscale_any_size_and_start_at_bicubic(arch, kw, scale):
+    import torch
+    import torch.nn.functional as F
+
+    from finebench.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model(arch, kw, {"kind": "superres", "scale": scale}, 0)
+    x = torch.rand(2, 3, 13, 17)
+    out = model(x)
+    assert out.shape == (2, 3, 13 * scale, 17 * scale)
+    assert torch.allclose(out, F.interpolate(x, scale_factor=scale, mode="bicubic", align_corners=False), atol=1e-6)
+    out.mean().backward()
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+
+
+def sr_config(**models):
+    return {"experiment": "x", "seeds": [0], "tasks": {"photos": {"dataset": "skimage_photos"},
+                                                         "fonts": {"dataset": "typefaces"}},
+            "models": {"cnn": {"family": "cnn", "modality": "vision", "arch": "small_cnn"},
+                       "sr": {"modality": "vision", "arch": "edsr"}, **models}}
+
+
+def test_sr_models_run_on_sr_tasks_only():
+    cfg = sr_config()
+    fbconfig.check(cfg)
+    assert fbconfig.task_models(cfg, "photos") == ["sr"] and fbconfig.task_models(cfg, "fonts") == ["cnn"]
+    assert fbconfig.resolve_spec(cfg, "photos", "sr", 0)["family"] == "cnn"
+    with pytest.raises(ConfigError, match="models.bad.tasks: task 'photos' is a superres task, but 'small_cnn'"):
+        fbconfig.check(sr_config(bad={"family": "cnn", "modality": "vision", "arch": "small_cnn", "tasks": ["photos"]}))
+
+
+# --- tables -------------------------------------------------------------------------------------------------------
+
+
+def sr_runs(psnr: dict[str, list[float]], bicubic=30.0, task="photos"):
+    fam = {"a": "cnn", "b": "rnn", "c": "transformer"}
+    return [{"task": task, "dataset": "skimage_photos", "modality": "vision", "model": m, "family": fam[m],
+             "arch": f"arch_{m}", "seed": s, "task_type": "superres", "scale": 2, "test_psnr": v,
+             "test_ssim": 0.9 + v / 1000, "bicubic_psnr": bicubic, "bicubic_ssim": 0.88, "bicubic_val_psnr": 31.0,
+             "n_test": 2, "n_params": 1000, "train_seconds": 10.0, "flops_per_sample": 4096.0 * 4 * 100,
+             "cost_output_pixels": 128 * 128, "latency_ms_batch1": 2.0, "peak_memory_mb": 100.0, "status": "FINISHED"}
+            for m, values in psnr.items() for s, v in enumerate(values)]
+
+
+def cls_runs():
+    return [{"task": "fonts", "dataset": "typefaces", "modality": "vision", "model": m, "family": f, "arch": m,
+             "seed": s, "test_accuracy": acc + s / 100, "test_mean_class_accuracy": acc, "test_macro_f1": acc,
+             "test_top5": 1.0, "n_params": 10, "train_seconds": 1.0, "train_samples_per_s": 5.0, "chance_accuracy": 0.1,
+             "majority_accuracy": 0.1, "flops_per_sample": 100.0, "latency_ms_batch1": 1.0, "status": "FINISHED",
+             "protocol": {"pretraining": "none"}, "data_note": ""}
+            for m, f, acc in (("cnn", "cnn", 0.8), ("rnn", "rnn", 0.7)) for s in range(3)]
+
+
+def write_runs(root: Path, rows: list[dict]) -> list[Path]:
+    files = []
+    for r in rows:
+        p = root / r["task"] / r["model"] / f"seed{r['seed']}" / "metrics.json"
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(json.dumps(r))
+        files.append(p)
+    return files
+
+
+def test_sr_leaderboard_ranks_by_psnr_and_says_who_is_not_above_bicubic():
+    from finebench import report_sr
+
+    runs = pd.DataFrame(sr_runs({"a": [31.0, 31.2, 31.1], "b": [30.5, 29.0, 31.9], "c": [29.0, 29.2, 28.9]}))
+    board = report_sr.leaderboard(runs).set_index("model")
+    assert list(board.index) == ["a", "b", "c", "bicubic"]
+    assert board.loc["a", "rank"] == 1 and board.loc["a", "is_best"] and board.loc["c", "rank"] == 3
+    assert board.loc["a", "above_bicubic"] and not board.loc["b", "above_bicubic"] and not board.loc["c", "above_bicubic"]
+    assert board.loc["a", "gain_db_vs_bicubic"] == pytest.approx(1.1)
+    assert board.loc["bicubic", "test_psnr_mean"] == 30.0 and board.loc["bicubic", "is_baseline"]
+    assert board.loc["a", "flops_per_output_pixel"] == pytest.approx(100.0)
+    md = report_sr.leaderboard_markdown(report_sr.leaderboard(runs))
+    assert "Not above the bicubic baseline" in md and "b (rnn" in md and "c (transformer" in md
+    fam = report_sr.families(report_sr.leaderboard(runs))
+    ranks = report_sr.family_ranks(fam).set_index("family")
+    assert ranks.loc["cnn", "mean_family_rank"] == 1 and ranks.loc["transformer", "mean_family_rank"] == 3
+
+
+def test_classification_tables_are_unchanged_by_an_sr_task(tmp_path):
+    from finebench.report import aggregate
+
+    only = write_runs(tmp_path / "a", cls_runs())
+    aggregate(only, tmp_path / "t1")
+    both = write_runs(tmp_path / "b", cls_runs() + sr_runs({"a": [31, 31.5], "b": [30.5, 30.7], "c": [30.2, 30.9]}))
+    out = aggregate(both, tmp_path / "t2")
+    for name in ("leaderboard.csv", "families.csv", "model_ranks.csv", "family_ranks.csv"):
+        assert (tmp_path / "t1" / name).read_text() == (tmp_path / "t2" / name).read_text(), name
+    for name in ("leaderboard.md", "families.md", "ranks.md", "costs.md"):
+        first = (tmp_path / "t1" / name).read_text()
+        second = (tmp_path / "t2" / name).read_text()
+        assert second.startswith(first) and "uper-resolution" in second[len(first):], name
+    sr = pd.read_csv(tmp_path / "t2" / "leaderboard_sr.csv")
+    assert set(sr["model"]) == {"a", "b", "c", "bicubic"} and len(out["runs"]) == 12
+    assert len(pd.read_csv(tmp_path / "t2" / "runs.csv")) == 12
+    empty = pd.read_csv(tmp_path / "t1" / "leaderboard_sr.csv")
+    assert empty.empty and "test_psnr_mean" in empty.columns
+
+
+def test_sr_only_run_writes_every_table(tmp_path):
+    from finebench.report import aggregate
+
+    files = write_runs(tmp_path / "r", sr_runs({"a": [31, 31.5], "b": [30.5, 30.7], "c": [30.2, 30.9]}))
+    aggregate(files, tmp_path / "t")
+    assert "No classification task" in (tmp_path / "t" / "leaderboard.md").read_text()
+    assert "# Super-resolution" in (tmp_path / "t" / "leaderboard.md").read_text()
+    assert pd.read_csv(tmp_path / "t" / "leaderboard.csv").empty
+
+
+# --- training end to end ------------------------------------------------------------------------------------------
+
+
+def test_training_run_beats_nothing_it_should_not_and_writes_sr_artifacts(tiny_photos, tmp_path, experiment_file):
+    from finebench.train import fit
+
+    _, path = tiny_photos
+    spec = {"task": "sr", "dataset": "skimage_photos", "modality": "vision", "model": "edsr", "family": "cnn",
+            "arch": "edsr", "model_kwargs": {"channels": 8, "blocks": 1}, "seed": 0,
+            "training": {**fbconfig.TRAINING_DEFAULTS, "epochs": 2, "batch_size": 8, "weight_decay": 0.0}}
+    out = tmp_path / "run"
+    result = fit(spec, path, out, experiment_file, device="cpu")
+    assert result["task_type"] == "superres" and result["scale"] == 2 and result["n_test"] == 2
+    assert 15 < result["test_psnr"] < 60 and 0 < result["test_ssim"] <= 1
+    assert result["bicubic_psnr"] == pytest.approx(json.loads((path / "manifest.json").read_text())
+                                                   ["baseline"]["bicubic"]["test"]["psnr"])
+    assert result["best_val_psnr"] > 0 and result["flops_per_sample"] > 0 and result["cost_lr_size"] == [64, 64]
+    hist = pd.read_csv(out / "history.csv")
+    assert list(hist["epoch"]) == [1, 2] and {"val_psnr", "val_ssim", "train_loss"} <= set(hist.columns)
+    per = pd.read_csv(out / "per_image.csv")
+    assert list(per["image"]) == ["camera", "motorcycle_left"]
+    assert np.mean(per["psnr"]) == pytest.approx(result["test_psnr"])
+    ex = np.load(out / "examples.npz")
+    assert ex["hr"].shape == (16, 16, 3) and ex["lr"].shape == (8, 8, 3) and ex["sr"].shape == (16, 16, 3)
+    again = fit(spec, path, tmp_path / "run2", experiment_file, device="cpu")
+    assert again["test_psnr"] == result["test_psnr"]  # reproducible on the CPU
