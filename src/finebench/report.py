@@ -17,10 +17,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from finebench.stats import ALPHA, ci95, human, num, welch_p
+
 from finebench import plots
 from finebench.labels import task_label
 
-ALPHA = 0.05
 ID_COLS = ["task", "modality", "model", "family", "arch"]
 # Every file :func:`aggregate` writes into the tables folder: the workflow's aggregate rule declares exactly these.
 TABLE_FILES = ("leaderboard.csv", "leaderboard.md", "leaderboard.html", "costs.md", "families.csv", "families.md",
@@ -37,27 +38,6 @@ def load_metrics(paths) -> pd.DataFrame:
     if not rows:
         raise ValueError("no metrics.json files given")
     return pd.DataFrame(rows)
-
-
-def ci95(values: np.ndarray) -> float:
-    """Half-width of the 95 % t-interval of the mean; NaN for fewer than 2 values."""
-    from scipy import stats
-
-    n = len(values)
-    if n < 2:
-        return float("nan")
-    return float(stats.t.ppf(0.975, n - 1) * np.std(values, ddof=1) / math.sqrt(n))
-
-
-def welch_p(a: np.ndarray, b: np.ndarray) -> float:
-    """Two-sided Welch t-test p-value; NaN when either side has < 2 seeds. Identical constant samples -> 1."""
-    from scipy import stats
-
-    if len(a) < 2 or len(b) < 2:
-        return float("nan")
-    if np.std(a) == 0 and np.std(b) == 0:
-        return 1.0 if np.mean(a) == np.mean(b) else 0.0
-    return float(stats.ttest_ind(a, b, equal_var=False).pvalue)
 
 
 def col(g: pd.DataFrame, name: str) -> pd.Series:
@@ -170,19 +150,6 @@ def pct(mean: float, ci: float, n: int) -> str:
     if n < 2 or math.isnan(ci):
         return f"{100 * mean:.1f} (1 seed, no CI)"
     return f"{100 * mean:.1f} ± {100 * ci:.1f}"
-
-
-def human(n: float) -> str:
-    if n is None or (isinstance(n, float) and math.isnan(n)):
-        return "—"
-    for unit, div in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if n >= div:
-            return f"{n / div:.2f}{unit}"
-    return str(int(n))
-
-
-def num(x: float, fmt: str) -> str:
-    return "—" if x is None or math.isnan(x) else format(x, fmt)
 
 
 def mark(text: str, best: bool, tie: bool, bold) -> str:

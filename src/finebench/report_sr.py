@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from finebench.report import ALPHA, ci95, human, num, welch_p
+from finebench.stats import ALPHA, ci95, human, num, welch_p
 
 OUTPUT_720P = 1280 * 720
 SR_COLUMNS = ["task", "modality", "scale", "model", "family", "arch", "n_seeds", "seeds", "test_psnr_mean",
