@@ -292,8 +292,9 @@ def fit(spec: dict, data_dir: str | Path, out_dir: str | Path, experiment_file: 
         run.log_artifacts(out_dir)
         kw = spec["model_kwargs"]
         protocol = {
-            "pretraining": f"file {Path(kw['pretrained_file']).name}" if kw.get("pretrained_file")
-            else ("timm hub weights" if kw.get("pretrained") else "none"),
+            "pretraining": getattr(model, "pretraining", None)  # hf: models say where their weights came from
+            or (f"file {Path(kw['pretrained_file']).name}" if kw.get("pretrained_file")
+                else ("timm hub weights" if kw.get("pretrained") else "none")),
             "resolution": data.input.get("height") if data.input["kind"] == "image" else None,
             "split": split_protocol(data.manifest),
         }

@@ -11,6 +11,7 @@ Input kinds (``manifest["input"]["kind"]``) tell the loader how to turn stored a
   ``augment: random_resized_crop_flip``, randomly crop-resized and flipped for training
 - ``tokens``: int32 ``[N, T]`` padded with ``pad_id`` (0) -> int64, each batch trimmed to its longest sequence
 - ``spectrogram``: float16 ``[N, 1, n_mels, frames]`` -> float, standardised with the train split's mean/std
+- ``waveform``: float16 ``[N, samples]`` raw audio -> float (hf: audio models extract their own features)
 """
 
 from __future__ import annotations
@@ -193,6 +194,8 @@ class Prepared:
         if kind == "spectrogram":
             t = torch.from_numpy(np.ascontiguousarray(x)).to(device).float()
             return (t - self.input["mean"]) / self.input["std"]
+        if kind == "waveform":  # raw float16 [N, samples] clips for pretrained audio models (data/hf_tokens.py)
+            return torch.from_numpy(np.ascontiguousarray(x)).to(device).float()
         raise FinebenchError(f"{self.path}: unknown input kind {kind!r}")
 
     def _crop(self, t, augment, generator):

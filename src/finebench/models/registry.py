@@ -40,6 +40,8 @@ def register(name: str, family: str, modalities: tuple[str, ...], description: s
 
 
 def default_family(arch: str) -> str | None:
+    if arch.startswith("hf:"):  # pretrained Hugging Face Transformers (models/hf.py)
+        return "transformer"
     return ARCHS[arch].family if arch in ARCHS else None
 
 
@@ -49,6 +51,10 @@ def known_archs(modality: str) -> list[str]:
 
 def check_arch(arch: str, modality: str, key: str = "arch") -> None:
     """Raise ConfigError naming ``key`` if ``arch`` cannot be built for ``modality``."""
+    if arch.startswith("hf:"):  # pretrained Hugging Face Transformers (models/hf.py)
+        from finebench.models.hf import check_hf_arch
+
+        return check_hf_arch(arch[3:], modality, key)
     if arch.startswith(TIMM_PREFIX):
         import timm
 
@@ -72,6 +78,10 @@ def check_arch(arch: str, modality: str, key: str = "arch") -> None:
 
 def build_model(arch: str, kwargs: dict, input_info: dict, num_classes: int):
     """Build an untrained model for a task with ``input_info`` (the prepared manifest's ``input``)."""
+    if arch.startswith("hf:"):  # pretrained Hugging Face Transformers (models/hf.py)
+        from finebench.models.hf import build_hf
+
+        return build_hf(arch[3:], dict(kwargs), input_info, num_classes)
     if arch.startswith(TIMM_PREFIX):
         return _build_timm(arch[len(TIMM_PREFIX) :], dict(kwargs), input_info, num_classes)
     try:
