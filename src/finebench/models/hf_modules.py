@@ -5,10 +5,13 @@ from __future__ import annotations
 from torch import nn
 from transformers import (AutoFeatureExtractor, AutoModelForAudioClassification, AutoModelForSequenceClassification,
                           Wav2Vec2FeatureExtractor)
+from transformers.utils import logging as hf_logging
 
 from finebench.data.hf_tokens import load_tokenizer, tokenizer_sha256
 from finebench.errors import FinebenchError
 from finebench.models.hf import load_model, load_pretrained, pretraining_label
+
+hf_logging.disable_progress_bar()  # job logs are files: keep transformers' load report, drop its progress bars
 
 
 class HFTextClassifier(nn.Module):
