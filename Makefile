@@ -1,7 +1,8 @@
 # finebench — the two commands a fresh machine needs:
 #   make run    set up (.venv + Debian packages), then run the embedded suite end to end
 #   make test   set up, then run the test suite
-# Other targets: make setup | ui | smoke | benchmark | report | clean
+# Other targets: make setup | test-fast | lint | check-install | ui | smoke | benchmark | report |
+#                clean (clean-data | clean-mlflow | clean-downloads | clean-all)
 SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV := .venv
@@ -11,8 +12,14 @@ CONFIG ?= config/config.yaml
 GPUS ?= 1
 DEB_PACKAGES := fonts-urw-base35 fonts-dejavu-core wordnet-base
 STAMP := $(VENV)/.finebench-installed
+DOWNLOADS ?= results/downloads
+# Housekeeping (src/finebench/workdir.py): stdlib only, so `make clean` works before `make setup` too.
+WORKDIR = PYTHONPATH=src $(if $(wildcard $(BIN)/python),$(BIN)/python,python3) -m finebench.workdir
+# A snakemake killed with SIGKILL leaves a lock that stops the next run: removed when no snakemake runs here.
+UNLOCK_STALE = $(BIN)/python -m finebench.workdir unlock-stale
 
-.PHONY: setup system-deps run smoke benchmark test ui report clean
+.PHONY: setup system-deps run smoke benchmark test test-fast lint check-install ui report clean clean-data \
+	clean-mlflow clean-downloads clean-all
 
 setup: system-deps $(STAMP)
 
@@ -36,25 +43,62 @@ $(STAMP): requirements.txt pyproject.toml
 	@touch $@
 
 run: setup
+	@$(UNLOCK_STALE) --configfile $(CONFIG)
 	$(BIN)/snakemake --cores $(CORES) --configfile $(CONFIG)
 	@echo ">> leaderboard: results/tables/leaderboard.md   runs: make ui"
 
 smoke: setup
+	@$(UNLOCK_STALE) --configfile config/smoke.yaml
 	$(BIN)/snakemake --cores $(CORES) --configfile config/smoke.yaml
 
 # The real public datasets (downloads ~7.5 GB once unless tasks set root:); meant for a GPU machine.
 benchmark: setup
+	@$(UNLOCK_STALE) --configfile config/benchmark.yaml
 	$(BIN)/snakemake --cores $(CORES) --resources gpu=$(GPUS) --configfile config/benchmark.yaml
 
-test: setup
+# Everything, end-to-end runs of the workflow included (what CI runs); lint first.
+test: setup lint
 	$(BIN)/python -m pytest -q
+
+# Unit tests only (no test marked slow): under a minute, for every edit.
+test-fast: setup
+	$(BIN)/python -m pytest -q -m "not slow"
+
+# snakefmt and `snakemake --lint` (every finding fails but "conda or container per rule": finebench uses one venv).
+lint: setup
+	$(BIN)/snakefmt --check Snakefile workflow/
+	$(BIN)/python tests/lint_workflow.py
+
+# `pip install .` (not editable) into a throwaway venv, every dependency from pyproject.toml (pinned by
+# requirements.txt; ~6 GB with CUDA torch, minutes), then check-config from outside the repository: the schema and the
+# lock file ship as package data. tests/test_package.py checks the same quickly, borrowing .venv's dependencies.
+CHECK_VENV ?= /tmp/finebench-check-install
+check-install:
+	rm -rf $(CHECK_VENV) && $(PYTHON) -m venv $(CHECK_VENV)
+	$(CHECK_VENV)/bin/pip install -q --disable-pip-version-check -c requirements.txt .
+	cd $(CHECK_VENV) && bin/python -m finebench check-config $(CURDIR)/config/config.yaml
+	rm -rf $(CHECK_VENV)
 
 ui: setup
 	$(BIN)/mlflow ui --host 127.0.0.1 --port 5000 --backend-store-uri sqlite:///results/mlflow.db
 
 report: setup
+	@$(UNLOCK_STALE) --configfile $(CONFIG)
 	$(BIN)/snakemake --cores $(CORES) --configfile $(CONFIG) --report results/report.html
 
+# What is cheap to rebuild: tables, plots, report, runs, logs, .snakemake. Prints what it removed and what it kept.
 clean:
-	rm -rf results/* .snakemake
-	git checkout -- results/README.md
+	@$(WORKDIR) clean
+
+# The expensive parts, each by name: prepared datasets, the MLflow store (every run's history), downloaded archives.
+clean-data:
+	@$(WORKDIR) clean --only --data
+
+clean-mlflow:
+	@$(WORKDIR) clean --only --mlflow
+
+clean-downloads:
+	@$(WORKDIR) clean --only --downloads $(DOWNLOADS)
+
+clean-all:
+	@$(WORKDIR) clean --data --mlflow --downloads $(DOWNLOADS)

@@ -2,19 +2,30 @@
 #   snakemake --cores all                                  # the embedded suite (config/config.yaml)
 #   snakemake --cores all --configfile config/smoke.yaml   # tiny, every stage
 # All logic lives in src/finebench; the rules only call `python -m finebench ...`.
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
+
+from finebench.config import SCHEMA_PATH, coerce_numbers
 
 min_version("9.0")
 
 
-# The embedded suite is the default; a --configfile on the command line replaces it (Snakemake would otherwise
-# deep-merge the two, mixing both suites' tasks and models).
-if not workflow.overwrite_configfiles:
+# The embedded suite is the default; a --configfile on the command line replaces it: profiles/default (read by a bare
+# `snakemake` here, and by `make run`) sets replace-workflow-config, as Snakemake would otherwise deep-merge the two,
+# mixing both suites' tasks and models.
+configfile: "config/config.yaml"
 
-    configfile: "config/config.yaml"
+
+if "tasks" not in config:
+    raise WorkflowError(
+        "the config has no `tasks:`. With profiles/default, `--config KEY=VALUE` alone replaces the whole config too: "
+        "name the file as well, e.g. --configfile config/config.yaml --config KEY=VALUE"
+    )
 
 
-validate(config, "workflow/schemas/config.schema.yaml")
+# Snakemake reads YAML 1.1 (`lr: 1e-3` becomes a string); finebench reads such numbers as numbers everywhere.
+coerce_numbers(config)
+validate(config, str(SCHEMA_PATH))
 
 
 include: "workflow/rules/common.smk"
@@ -25,7 +36,7 @@ include: "workflow/rules/report.smk"
 
 
 rule all:
+    default_target: True
     input:
         rules.aggregate.output,
         SUMMARY_FILE,
-    default_target: True

@@ -43,6 +43,13 @@ def test_misspelled_builtin_arch_lists_valid_names(smoke):
     assert msg.startswith("models.crnn.arch:") and "did you mean 'crnn'" in msg and "small_cnn" in msg
 
 
+def test_renamed_arch_names_its_new_name(smoke):
+    assert smoke["models"]["speech_gru"]["arch"] == "column_rnn"
+    smoke["models"]["speech_gru"]["arch"] = "row_lstm"
+    with pytest.raises(ConfigError, match=r"^models\.speech_gru\.arch: architecture 'row_lstm' is now called 'column_rnn'"):
+        config.check(smoke)
+
+
 def test_arch_of_wrong_modality_is_rejected(smoke):
     smoke["models"]["crnn"]["arch"] = "textcnn"
     with pytest.raises(ConfigError, match=r"models\.crnn\.arch: .*'textcnn' is for text"):
@@ -103,3 +110,25 @@ def test_models_run_only_on_their_modality(smoke):
     cfg = config.with_defaults(smoke)
     assert config.task_models(cfg, "typefaces") == ["small_cnn", "crnn", "vit"]
     assert config.task_models(cfg, "wordnet") == ["textcnn", "bilstm", "transformer"]
+
+
+def test_typo_in_a_model_option_is_caught_before_any_job(smoke):
+    smoke["models"]["crnn"]["hiddne"] = 96
+    with pytest.raises(ConfigError, match=r"^models\.crnn\.hiddne: not an option of architecture 'crnn'.*'hidden'"):
+        config.check(smoke)
+    del smoke["models"]["crnn"]["hiddne"]
+    smoke["models"]["vit"]["famly"] = "transformer"
+    with pytest.raises(ConfigError, match=r"^models\.vit\.famly: not an option of timm:vit_tiny_patch16_224.*'family'"):
+        config.check(smoke)
+
+
+def test_config_check_is_cached_by_config_and_code(tmp_path, smoke):
+    assert config.check_cached(smoke, tmp_path) is True   # checked
+    assert config.check_cached(smoke, tmp_path) is False  # same config, same code: skipped
+    smoke["models"]["crnn"]["hidden"] = 17
+    assert config.check_cached(smoke, tmp_path) is True   # changed: checked again
+    smoke["models"]["crnn"]["hiddne"] = 1
+    with pytest.raises(ConfigError):
+        config.check_cached(smoke, tmp_path)
+    with pytest.raises(ConfigError):  # a failed check leaves no marker behind
+        config.check_cached(smoke, tmp_path)

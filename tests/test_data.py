@@ -88,7 +88,7 @@ def test_speech_split_by_speaker_determinism_and_shapes(tmp_path):
     assert {s: v["n"] for s, v in m["splits"].items()} == {s: 3 * len(spk[s]) for s in spk}
     x = np.load(tmp_path / "a" / "train_x.npy")
     assert x.shape == (3 * len(spk["train"]), 1, 40, 50) and x.dtype == np.float16 and np.isfinite(x).all()
-    assert m["synthesized"] is True and m["source"]["espeak_ng_version"]
+    assert m["data_note"] == "SYNTHESIZED speech (espeak-ng)" and m["source"]["espeak_ng_version"]
     prepare_task("sp", "speech_commands_synth", SPEECH, tmp_path / "b")
     a, b = arrays(tmp_path / "a"), arrays(tmp_path / "b")
     assert all(np.array_equal(a[k], b[k]) for k in a)

@@ -95,7 +95,6 @@ def test_text_model_masks_padding_and_trains(tmp_path, tiny, wordnet_task):
     m = tokenize_task(wordnet_task, tmp_path / "tok", "tiny-bert", {"pretrained_dir": str(tiny["bert_b"])})
     torch.manual_seed(0)
     model = build_model("hf:tiny-bert", {"pretrained_dir": str(tiny["bert_b"])}, m["input"], 3)
-    assert model.pretraining == "folder bert_b (tiny-bert)"
     data = Prepared(tmp_path / "tok")
     x, y = next(data.batches("train", 8, "cpu"))
     assert x.dtype == torch.long and x.shape[1] < 128  # trimmed to the batch's longest text
@@ -148,7 +147,7 @@ def test_speech_prepared_form_keeps_the_raw_waveform(tmp_path):
 def test_wav2vec2_features_in_torch_equal_its_feature_extractor(tiny):
     info = {"kind": "waveform", "sample_rate": 16000, "samples": 16000}
     model = build_model("hf:tiny-w2v", {"pretrained_dir": str(tiny["w2v"])}, info, 4)
-    assert model.torch_features and model.pretraining == "folder w2v (tiny-w2v)"
+    assert model.torch_features
     assert not any(p.requires_grad for p in model.net.wav2vec2.feature_extractor.parameters())  # frozen by default
     wav = torch.randn(3, 16000) * 0.2 + 0.05
     ref = model.extractor(list(wav.numpy()), sampling_rate=16000, return_tensors="pt")["input_values"]
@@ -173,13 +172,23 @@ def test_ast_takes_its_own_filterbanks(tiny):
         build_model("hf:tiny-ast", {"pretrained_dir": str(tiny["ast"])}, {**info, "sample_rate": 8000}, 5)
 
 
-def test_pretraining_is_flagged_against_from_scratch_references():
-    ours = {"pretraining": "hf hub weights distilbert-base-uncased", "split": "official"}
-    assert report.protocol_differences({"pretraining": "none"}, ours) == [
-        "pretraining: published none, ours hf hub weights distilbert-base-uncased"]
-    assert report.protocol_differences({"pretraining": "BooksCorpus + English Wikipedia (BERT)"}, ours) == []
-    folder = {"pretraining": "folder distilbert (distilbert-base-uncased)", "split": "official"}
+def test_pretraining_is_in_the_protocol_and_flagged_against_from_scratch_references():
+    from finebench.protocol import run_protocol
+
+    manifest = {"input": {"kind": "tokens"}, "official_split": True}
+    hub = run_protocol(manifest, {"arch": "hf:distilbert-base-uncased", "model_kwargs": {"max_length": 128}})
+    folder = run_protocol(manifest, {"arch": "hf:distilbert-base-uncased",
+                                     "model_kwargs": {"pretrained_dir": "/models/distilbert-local"}})
+    scratch = run_protocol(manifest, {"arch": "transformer", "model_kwargs": {}})
+    assert (hub["pretraining"], hub["pretrained_file"]) == ("hf_hub", None)
+    assert (folder["pretraining"], folder["pretrained_file"]) == ("hf_folder", "distilbert-local")
+    assert report.protocol_text(hub).endswith("pretraining: hf hub weights")
+    assert report.protocol_text(folder).endswith("pretraining: hf folder distilbert-local")
+    assert report.protocol_differences({"pretraining": "none"}, hub) == [
+        "pretraining: published none, ours hf hub weights"]
     assert report.protocol_differences({"pretraining": "none"}, folder)
+    assert report.protocol_differences({"pretraining": "BooksCorpus + English Wikipedia (BERT)"}, hub) == []
+    assert report.protocol_differences({"pretraining": "BooksCorpus + English Wikipedia (BERT)"}, scratch)
 
 
 def test_jobs_without_hf_models_never_import_transformers(repo):
@@ -249,7 +258,8 @@ def test_workflow_with_pretrained_text_and_speech_models(repo, tmp_path, tiny):
     assert set(runs) == {("wordnet", "textcnn"), ("wordnet", "bert_a"), ("wordnet", "bert_b"), ("speech", "w2v")}
     for key in (("wordnet", "bert_a"), ("wordnet", "bert_b"), ("speech", "w2v")):
         assert runs[key]["family"] == "transformer" and runs[key]["status"] == "FINISHED"
-        assert runs[key]["protocol"]["pretraining"].startswith("folder ")
+        assert runs[key]["protocol"]["pretraining"] == "hf_folder"
+        assert runs[key]["protocol"]["pretrained_file"] == tiny[key[1]].name
         assert json.loads((work / f"results/runs/{key[0]}/{key[1]}/seed0/spec.json").read_text())["training"]["lr"] == 2e-5 \
             or key[0] == "speech"
     assert runs[("wordnet", "textcnn")]["protocol"]["pretraining"] == "none"

@@ -85,3 +85,53 @@ def test_flops_count_recurrent_and_attention_layers():
     assert flops_per_sample(enc, x, trim_padding) > 2 * 10 * (4 * 16 * 16 + 4 * 16 * 16)
     padded = torch.cat([x, torch.zeros(2, 6, dtype=torch.long)], 1)
     assert flops_per_sample(enc, padded, trim_padding) == flops_per_sample(enc, x, trim_padding)
+
+
+def test_pretrained_timm_models_bring_their_own_preprocessing(tmp_path):
+    """Normalisation comes from the weights' config: ViT augreg weights expect mean = std = 0.5 and bicubic
+    resizing, a ResNet the ImageNet statistics; a model trained from scratch gets the [-1, 1] default."""
+    import timm
+
+    from finebench.models import preprocessing
+
+    rgb = {"kind": "image", "channels": 3, "height": 32, "width": 32}
+    for name, mean, std, interp in (("vit_tiny_patch16_224.augreg_in21k_ft_in1k", (0.5,) * 3, (0.5,) * 3, "bicubic"),
+                                    ("resnet18.a1_in1k", (0.485, 0.456, 0.406), (0.229, 0.224, 0.225), "bicubic")):
+        weights = tmp_path / f"{name}.pth"
+        torch.save(timm.create_model(name, num_classes=4).state_dict(), weights)  # a local file: no network
+        kw = {"pretrained_file": str(weights), **({"patch_size": 8} if "vit" in name else {})}
+        model = build_model(f"timm:{name}", kw, rgb, 4)
+        pre = preprocessing(f"timm:{name}", kw, model)
+        assert pre["mean"] == pytest.approx(mean) and pre["std"] == pytest.approx(std) and pre["interpolation"] == interp
+    scratch = build_model("timm:resnet18", {}, rgb, 4)
+    assert preprocessing("timm:resnet18", {}, scratch)["mean"] == (0.5,)
+
+
+def test_weight_decay_spares_position_embeddings_tokens_biases_and_norms():
+    from finebench.models import param_groups
+
+    for arch, kw, info, exempt in (
+        ("timm:vit_tiny_patch16_224", {"depth": 1, "embed_dim": 32, "num_heads": 2, "patch_size": 8}, IMAGE,
+         {"pos_embed", "cls_token"}),
+        ("transformer", {"dim": 16, "depth": 1, "heads": 2, "pool": "cls"}, TOKENS, {"pos", "cls"}),
+    ):
+        model = build_model(arch, kw, info, 5)
+        decay, no_decay = param_groups(model, 0.05)
+        names = {id(p): n for n, p in model.named_parameters()}
+        decayed = {names[id(p)] for p in decay["params"]}
+        assert decay["weight_decay"] == 0.05 and no_decay["weight_decay"] == 0.0
+        assert exempt <= {names[id(p)] for p in no_decay["params"]} and not exempt & decayed
+        assert all(not n.endswith(".bias") and "norm" not in n for n in decayed)
+        assert any(n.endswith("weight") for n in decayed)  # the projections are decayed
+
+
+@pytest.mark.parametrize("arch,option,hint", [("crnn", "hiddne", "hidden"), ("timm:vit_tiny_patch16_224", "embed_dims", "embed_dim"),
+                                              ("textcnn", "famly", "family")])
+def test_builder_options_are_checked_with_did_you_mean(arch, option, hint):
+    from finebench.config import PROBE_INPUTS, MODEL_RESERVED_KEYS
+    from finebench.models import ARCHS, check_options
+
+    modality = "vision" if arch.startswith("timm:") else ARCHS[arch].modalities[0]
+    with pytest.raises(ConfigError, match=rf"^models\.m\.{option}: not an option of .*did you mean '{hint}'"):
+        check_options(arch, {option: 3}, PROBE_INPUTS[modality], key="models.m", reserved=sorted(MODEL_RESERVED_KEYS))
+    check_options(arch, {}, PROBE_INPUTS[modality], key="models.m")  # no options: fine

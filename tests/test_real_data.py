@@ -134,7 +134,7 @@ def test_speech_commands_missing_listed_clip(tmp_path):
 
 
 def test_wrong_root_names_the_missing_file(tmp_path):
-    with pytest.raises(FinebenchError, match=r"images\.txt: missing .*tasks\.<task>\.root"):
+    with pytest.raises(FinebenchError, match=r"images\.txt: missing .*tasks\.cub200\.root"):
         prep(tmp_path, "cub200", tmp_path)
 
 

@@ -6,6 +6,7 @@ import pytest
 from scipy import stats
 
 from finebench import report
+from finebench.protocol import run_protocol
 
 
 def runs_frame(accs: dict[str, list[float]], task="t", modality="vision", families=None):
@@ -16,7 +17,7 @@ def runs_frame(accs: dict[str, list[float]], task="t", modality="vision", famili
                 "task": task, "modality": modality, "model": model,
                 "family": (families or {}).get(model, "cnn"), "arch": f"arch_{model}", "dataset": "d", "seed": seed,
                 "test_accuracy": acc, "test_macro_f1": acc - 0.01, "test_top5": min(1.0, acc + 0.1),
-                "params": 1000, "train_seconds": 10.0 + seed, "train_samples_per_s": 100.0,
+                "n_params": 1000, "train_seconds": 10.0 + seed, "train_samples_per_s": 100.0,
                 "chance_accuracy": 0.1, "majority_accuracy": 0.12,
                 "flops_per_sample": 2e6, "latency_ms_batch1": 1.0 + seed, "inference_samples_per_s": 500.0,
                 "peak_memory_mb": 100.0 + seed,
@@ -85,27 +86,34 @@ def test_families_pick_best_model_per_family():
     assert fam.loc["cnn", "best_is_task_best"] and not fam.loc["rnn", "best_is_task_best"]
 
 
-def test_aggregate_writes_tables_from_metrics_files(tmp_path):
+def test_aggregate_writes_exactly_the_declared_tables_and_plots(tmp_path):
     import json
+
+    from finebench.plots import PLOT_KINDS
 
     files = []
     for _, row in runs_frame({"a": [0.8, 0.9], "b": [0.5, 0.6]}).iterrows():
-        p = tmp_path / f"{row['model']}_{row['seed']}.json"
-        p.write_text(json.dumps(row.to_dict()))
-        files.append(p)
-    report.aggregate(files, tmp_path / "tables")  # tables only: no plots folder asked for
+        run = tmp_path / "runs" / f"{row['model']}_{row['seed']}"
+        run.mkdir(parents=True)
+        (run / "metrics.json").write_text(json.dumps(row.to_dict()))
+        pd.DataFrame({"epoch": [1, 2], "val_accuracy": [0.4, row["test_accuracy"]]}).to_csv(run / "history.csv", index=False)
+        pd.DataFrame([[3, 1], [0, 4]], index=pd.Index(["x", "y"], name="true"), columns=["x", "y"]).to_csv(run / "confusion.csv")
+        files.append(run / "metrics.json")
+    report.aggregate(files, tmp_path / "tables", tmp_path / "plots")
     board = pd.read_csv(tmp_path / "tables" / "leaderboard.csv")
     assert list(board["model"]) == ["a", "b"] and list(board["n_seeds"]) == [2, 2]
-    for name in ("leaderboard.md", "leaderboard.html", "costs.md", "families.csv", "families.md", "runs.csv", "ranks.md",
-                 "model_ranks.csv", "family_ranks.csv"):
-        assert (tmp_path / "tables" / name).stat().st_size > 0
+    # the workflow's aggregate rule declares report.TABLE_FILES and plots.PLOT_KINDS: nothing more, nothing less
+    assert sorted(p.name for p in (tmp_path / "tables").iterdir()) == sorted(report.TABLE_FILES)
+    assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == sorted(f"t_{kind}.png" for kind in PLOT_KINDS)
+    assert all((tmp_path / "tables" / name).stat().st_size > 0 for name in report.TABLE_FILES)
 
 
 def test_published_references_beside_ours_with_protocol_flags(tmp_path, repo):
     runs = runs_frame({"textcnn": [0.40, 0.42], "bilstm": [0.44, 0.46]}, task="sst", modality="text",
                       families={"textcnn": "cnn", "bilstm": "rnn"})
     runs["dataset"] = "sst5"
-    runs["protocol"] = [{"pretraining": "none", "resolution": None, "split": "official"}] * len(runs)
+    runs["protocol"] = [{"official_split": True, "counts_match": True, "carved_splits": [], "pretraining": "none",
+                         "pretrained_file": None, "resolution": None}] * len(runs)
     board = report.leaderboard(runs)
     refs = report.load_references(repo / "config" / "references.yaml")
     assert {"sst5", "cub200", "fgvc_aircraft"} <= set(refs["dataset"])
@@ -121,13 +129,49 @@ def test_published_references_beside_ours_with_protocol_flags(tmp_path, repo):
 
 def test_resolution_difference_is_flagged():
     ref = {"pretraining": "ImageNet", "resolution": 448}
-    assert report.protocol_differences(ref, {"pretraining": "timm hub weights", "resolution": 224}) == [
-        "resolution: published 448 px, ours 224 px"]
-    assert report.protocol_differences(ref, {"pretraining": "timm hub weights", "resolution": 448}) == []
-    ours = {"pretraining": "timm hub weights", "resolution": 448, "split": "official (counts differ from the release) + val carved from train"}
+    ours = {"official_split": True, "counts_match": True, "carved_splits": [], "pretraining": "timm_hub",
+            "pretrained_file": None, "resolution": 224}
+    assert report.protocol_differences(ref, ours) == ["resolution: published 448 px, ours 224 px"]
+    assert report.protocol_differences(ref, {**ours, "resolution": 448}) == []
+    ours = {**ours, "resolution": 448, "counts_match": False, "carved_splits": ["val"]}
     assert report.protocol_differences({**ref, "split": "official train/test"}, ours) == [
         "data: our copy's counts differ from the official release",
         "training set: ours holds out a validation split carved from the official train split"]
+    assert report.protocol_differences({"pretraining": "none"}, {**ours, "pretraining": "file", "pretrained_file": "w.pth"})[0] \
+        == "pretraining: published none, ours file"
+
+
+def test_protocol_fields_from_manifest_and_spec_rendered_only_by_the_report():
+    manifest = {"input": {"kind": "image", "height": 224, "width": 224}, "official_split": True,
+                "official_counts": {"match": False}, "carved_splits": {"val": {"from": "train", "n": 5}}}
+    spec = {"model_kwargs": {"pretrained_file": "/w/resnet50.safetensors"}}
+    fields = run_protocol(manifest, spec)
+    assert fields == {"official_split": True, "counts_match": False, "carved_splits": ["val"], "pretraining": "file",
+                      "pretrained_file": "resnet50.safetensors", "resolution": 224}
+    assert report.protocol_text(fields) == ("official split (counts differ from the release), val carved from train; "
+                                            "pretraining: file resnet50.safetensors; 224 px")
+    speech = run_protocol({"input": {"kind": "spectrogram"}}, {"model_kwargs": {}})
+    assert speech == {"official_split": False, "counts_match": None, "carved_splits": [], "pretraining": "none",
+                      "pretrained_file": None, "resolution": None}
+    assert report.protocol_text(speech) == "the dataset's own split; pretraining: none"
+
+
+def test_protocols_of_older_metrics_files_still_compare():
+    legacy = {"pretraining": "timm hub weights", "resolution": 224,
+              "split": "official (counts differ from the release) + val carved from train"}
+    assert report.protocol_fields(legacy) == {"official_split": True, "counts_match": False, "carved_splits": ["val"],
+                                              "pretraining": "timm_hub", "pretrained_file": None, "resolution": 224}
+    assert report.protocol_differences({"pretraining": "ImageNet", "resolution": 224}, legacy) == [
+        "data: our copy's counts differ from the official release",
+        "training set: ours holds out a validation split carved from the official train split"]
+
+
+def test_parameter_count_read_from_old_and_new_metrics_files():
+    runs = runs_frame({"a": [0.8, 0.82], "b": [0.7, 0.71]})
+    runs.loc[runs.model == "b", "params"] = 2000  # a metrics.json written before the metric was named n_params
+    runs.loc[runs.model == "b", "n_params"] = np.nan
+    board = report.leaderboard(runs).set_index("model")
+    assert board.loc["a", "params"] == 1000 and board.loc["b", "params"] == 2000
 
 
 def test_broken_references_file_names_the_entry(tmp_path):

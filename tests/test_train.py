@@ -4,7 +4,8 @@ import pytest
 
 from finebench import config
 from finebench.data import DATASETS, prepare_task
-from finebench.train import fit, lr_factor, spec_augment
+from finebench.loader import spec_augment
+from finebench.train import fit, lr_factor
 
 TINY = {**DATASETS["typefaces"].defaults, "families": ["NimbusSans", "URWGothic"], "styles_per_family": 2,
         "vocabulary": 200, "train_per_class": 16, "val_per_class": 4, "test_per_class": 6}
@@ -65,16 +66,17 @@ def test_same_seed_same_metrics_on_cpu(tmp_path, tiny_data, experiment_file):
     assert a["test_loss"] != c["test_loss"]
 
 
-def test_crashed_run_ends_failed_and_writes_no_metrics(tmp_path, tiny_data, experiment_file):
-    with pytest.raises(Exception):
-        fit(spec(stem=[4], hidden=2, arch="crnn", cell="not-a-cell"), tiny_data, tmp_path / "bad", experiment_file)
+def test_a_model_that_cannot_be_built_fails_before_any_run_exists(tmp_path, tiny_data, experiment_file):
+    s = spec(arch="crnn", stem=[4], hidden=2, cell="not-a-cell")
+    del s["model_kwargs"]["channels"]  # only the bad cell is wrong, so the error below is the one this test is about
+    with pytest.raises(KeyError, match="not-a-cell"):
+        fit(s, tiny_data, tmp_path / "bad", experiment_file)
     assert not (tmp_path / "bad" / "metrics.json").exists()
     from mlflow.tracking import MlflowClient
 
     info = json.loads(experiment_file.read_text())
-    runs = MlflowClient(info["tracking_uri"]).search_runs([info["experiment_id"]])
-    # model construction fails before the run starts: nothing is left RUNNING
-    assert all(r.info.status != "RUNNING" for r in runs)
+    # the model is built before the MLflow run is created: no run at all, so none left RUNNING
+    assert MlflowClient(info["tracking_uri"]).search_runs([info["experiment_id"]]) == []
 
 
 def test_failure_during_training_marks_run_failed(tmp_path, tiny_data, experiment_file, monkeypatch):
@@ -135,13 +137,13 @@ def test_macro_f1_and_class_average_match_sklearn():
     import torch
     from sklearn.metrics import balanced_accuracy_score, f1_score
 
-    from finebench.train import classification_metrics
+    from finebench.metrics import classification_metrics
 
     rng = np.random.default_rng(0)
     y = torch.from_numpy(rng.integers(0, 6, 200))
     logits = torch.from_numpy(rng.normal(size=(200, 7))).float()  # class 6 never true, sometimes predicted
     logits[:120, :] += torch.nn.functional.one_hot(y[:120], 7) * 3
-    got = classification_metrics(logits, y, 7)
+    got, _ = classification_metrics(logits, y, 7)
     want = f1_score(y.numpy(), logits.argmax(1).numpy(), average="macro", labels=np.arange(7), zero_division=0)
     assert got["macro_f1"] == pytest.approx(want)
     # mean per-class accuracy over the classes present in the test set (class 6 never is)

@@ -89,18 +89,60 @@ def cmd_prepare(args) -> int:
 
 
 def cmd_init_tracking(args) -> int:
+    from finebench.config import check_tracking_uri
     from finebench.tracking import init_experiment
 
+    check_tracking_uri(args.tracking_uri)  # seconds, naming the path or URL — not minutes of MLflow retries
     exp_id = init_experiment(args.tracking_uri, args.experiment, args.artifact_root, args.out)
     print(f"[finebench] MLflow experiment {args.experiment!r} (id {exp_id}) at {args.tracking_uri}", file=sys.stderr)
     return 0
+
+
+def _exit_on_signal(signum, frame):
+    """Say in the job's log which signal stopped it (Snakemake itself only reports a non-zero exit), then exit."""
+    print(f"[finebench] stopping: {exit_reason(128 + signum)}", file=sys.stderr, flush=True)
+    sys.exit(128 + signum)
+
+
+SIGNAL_CAUSES = {
+    "SIGKILL": "out of memory (the kernel's OOM killer: see `dmesg`), a scheduler's hard limit, or kill -9",
+    "SIGTERM": "Snakemake (Ctrl-C, or stopping after another job failed), the scheduler (time limit, preemption) or "
+               "a user",
+    "SIGINT": "Ctrl-C",
+    "SIGHUP": "the terminal or the session that started it closed",
+}
+
+
+def exit_reason(status: int) -> str:
+    """What a job's exit status means, in words (shells report death by signal N as 128 + N)."""
+    if status > 128:
+        try:
+            name = signal.Signals(status - 128).name
+        except ValueError:
+            return f"exit status {status}"
+        cause = SIGNAL_CAUSES.get(name)
+        return f"exit status {status}: killed by {name} (signal {status - 128}){f' — {cause}' if cause else ''}"
+    if status == 2:
+        return "exit status 2: finebench stopped with an error (the line above names the culprit)"
+    if status == 1:
+        return "exit status 1: an unexpected error (see the traceback above)"
+    return f"exit status {status}"
+
+
+def cmd_job_failed(args) -> int:
+    """``cmd > log 2>&1 || python -m finebench job-failed $? log``: end a failed job's log with why, keep its status."""
+    line = f"[finebench] job failed: {exit_reason(args.status)}"
+    with open(args.log, "a") as f:
+        f.write(line + "\n")
+    print(line, file=sys.stderr)
+    return args.status
 
 
 def cmd_train(args) -> int:
     from finebench.train import fit
 
     # Snakemake (and schedulers) stop jobs with SIGTERM: turn it into SystemExit so the MLflow run ends KILLED.
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    signal.signal(signal.SIGTERM, _exit_on_signal)
     fit(_json_arg(args.spec, "spec"), args.data, args.out, args.experiment_file, device=args.device,
         threads=args.threads, progress=None if not args.no_progress else False)
     return 0
@@ -155,7 +197,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--dataset", required=True)
     s.add_argument("--cache", required=True)
     s.add_argument("--mirror", default="", help="base URL or local folder holding the same file names")
-    s.add_argument("--lock", default="", help="checksum lock file (default config/downloads.lock.json)")
+    s.add_argument("--lock", default="", help="checksum lock file (default: finebench/data/downloads.lock.json in the package)")
     s.add_argument("--out", required=True, help="marker JSON written when everything is verified")
     s.set_defaults(func=cmd_download)
 
@@ -187,6 +229,11 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("data", help="prepared text task folder, e.g. results/data/wordnet")
     s.set_defaults(func=cmd_baseline)
 
+    s = sub.add_parser("job-failed", help="append why a job failed (exit status, signal) to its log; exit with it")
+    s.add_argument("status", type=int)
+    s.add_argument("log")
+    s.set_defaults(func=cmd_job_failed)
+
     s = sub.add_parser("aggregate", help="metrics.json files -> results tables")
     s.add_argument("metrics", nargs="+")
     s.add_argument("--out", required=True, help="tables folder")
@@ -198,6 +245,9 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
+    for sig in (signal.SIGTERM, signal.SIGHUP):  # logged, then SystemExit: half-built folders are cleaned up
+        if signal.getsignal(sig) is not signal.SIG_IGN:  # `nohup make run` ignores SIGHUP: keep it ignored
+            signal.signal(sig, _exit_on_signal)
     try:
         return args.func(args)
     except FinebenchError as exc:

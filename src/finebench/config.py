@@ -1,23 +1,26 @@
 """Configuration: load, validate (schema + registries), and resolve one run's full spec.
 
-The schema (workflow/schemas/config.schema.yaml) checks structure; :func:`check` checks names against the
-dataset and model registries and cross-references (a model's ``tasks:``), naming the key at fault.
+The schema (``config.schema.yaml`` beside this module: package data, the one file the workflow validates against too)
+checks structure; :func:`check` checks names against the dataset and model registries and cross-references (a model's
+``tasks:``), naming the key at fault.
 :func:`resolve_spec` merges training defaults <- task overrides <- model overrides into the spec that a
 training job receives (and that Snakemake uses as the job's params, so editing one model reruns only it).
 """
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
+import os
+import re
+import sys
 from pathlib import Path
 
 import yaml
 
-from finebench.errors import ConfigError
+from finebench.errors import ConfigError, did_you_mean
 
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+SCHEMA_PATH = Path(__file__).resolve().with_name("config.schema.yaml")  # package data: found from any install
 
 TRAINING_DEFAULTS = {
     "epochs": 8,
@@ -33,16 +36,21 @@ TRAINING_DEFAULTS = {
     "grad_clip": 0.0,
     "max_train_batches": None,
     "spec_augment": None,
+    "channels_last": False,
+    "compile": False,
+    "keep_checkpoint": False,
 }
 DEFAULTS = {"tracking_uri": "sqlite:///results/mlflow.db", "device": "auto", "threads": 1, "training": {},
             "download": {"cache": "results/downloads", "mirror": None, "lock": None}}
 MODEL_RESERVED_KEYS = {"family", "modality", "arch", "tasks", "training"}
+# Inputs of a typical task per modality, to check a model's builder options before any data exists (option names
+# only: errors about shapes are left to the real build).
+PROBE_INPUTS = {
+    "vision": {"kind": "image", "channels": 3, "height": 224, "width": 224},
+    "speech": {"kind": "spectrogram", "channels": 1, "n_mels": 40, "frames": 100},
+    "text": {"kind": "tokens", "vocab_size": 1000, "pad_id": 0, "max_len": 64},
+}
 TASK_RESERVED_KEYS = {"dataset", "training"}
-
-
-def did_you_mean(name: str, choices) -> str:
-    close = difflib.get_close_matches(name, list(choices), n=3, cutoff=0.6)
-    return f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
 
 
 def load(path: str | Path) -> dict:
@@ -51,14 +59,51 @@ def load(path: str | Path) -> dict:
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
     try:
-        config = yaml.safe_load(path.read_text())
+        config = load_yaml(path.read_text())
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
     if not isinstance(config, dict):
         raise ConfigError(f"{path}: the top level must be a mapping")
+    coerce_numbers(config)
     validate_schema(config, source=str(path))
     check(config)
     return with_defaults(config)
+
+
+# PyYAML implements YAML 1.1, whose floats need a dot and a signed exponent, so it reads `1e-3`, `5e4` or `1.0e3` as
+# strings (YAML 1.2, JSON and every other reader: numbers). This is YAML 1.2's float with an exponent; the forms
+# without one (`0.001`) PyYAML already reads as numbers.
+EXP_FLOAT_RE = re.compile(r"^[-+]?(?:\.[0-9]+|[0-9]+\.?[0-9]*)[eE][-+]?[0-9]+$")
+
+
+class YamlLoader(yaml.SafeLoader):
+    """PyYAML's safe loader with YAML 1.2 floats (``1e-3`` is a number, as every other YAML/JSON reader says)."""
+
+
+YamlLoader.add_implicit_resolver("tag:yaml.org,2002:float", EXP_FLOAT_RE, list("-+.0123456789"))
+
+
+def load_yaml(text: str):
+    """Parse YAML the way every finebench file is read (configs, references): safe, with YAML 1.2 floats."""
+    return yaml.load(text, Loader=YamlLoader)
+
+
+def coerce_numbers(obj, key: str = "") -> list[str]:
+    """Turn string values that are YAML 1.2 floats (``"1e-3"``) into floats, in place; returns the keys changed.
+
+    Snakemake reads ``--configfile`` itself with PyYAML's YAML 1.1 rules, so the Snakefile calls this before
+    validating; :func:`load` calls it too, so both paths accept the same numbers.
+    """
+    changed = []
+    items = obj.items() if isinstance(obj, dict) else enumerate(obj) if isinstance(obj, list) else ()
+    for k, v in list(items):
+        where = f"{key}.{k}" if key else str(k)
+        if isinstance(v, str) and EXP_FLOAT_RE.match(v.strip()):
+            obj[k] = float(v)
+            changed.append(where)
+        elif isinstance(v, (dict, list)):
+            changed += coerce_numbers(v, where)
+    return changed
 
 
 def validate_schema(config: dict, source: str = "config") -> None:
@@ -107,6 +152,8 @@ def check(config: dict) -> None:
     for name, mcfg in config["models"].items():
         key = f"models.{name}"
         models.check_arch(mcfg["arch"], mcfg["modality"], key=f"{key}.arch")
+        models.check_options(mcfg["arch"], {k: v for k, v in mcfg.items() if k not in MODEL_RESERVED_KEYS},
+                             PROBE_INPUTS[mcfg["modality"]], key=key, reserved=sorted(MODEL_RESERVED_KEYS))
         if "family" not in mcfg and models.default_family(mcfg["arch"]) is None:
             raise ConfigError(f"{key}.family: required for {mcfg['arch']!r} (one of cnn, rnn, transformer, other)")
         for task in mcfg.get("tasks", []):
@@ -124,6 +171,108 @@ def check(config: dict) -> None:
         if not task_models(config, task):
             modality = task_modality_of(config, task)
             raise ConfigError(f"tasks.{task}: no model in `models:` has modality {modality!r}, so nothing would run")
+    check_every_time(config)
+
+
+def check_every_time(config: dict) -> None:
+    """The cheap checks that :func:`check_cached` repeats even for a config it has seen: the tracking store may have
+    become unreachable since, and a warning should not be shown only once."""
+    config = with_defaults(config)
+    for warning in modality_warnings(config):
+        print(f"[finebench] WARNING {warning}", file=sys.stderr, flush=True)
+    check_tracking_uri(config["tracking_uri"])
+
+
+def modality_warnings(config: dict) -> list[str]:
+    """Models that would never run: no task of their modality (a model listing ``tasks:`` is checked in :func:`check`)."""
+    modalities = {task_modality_of(config, t) for t in config["tasks"]}
+    return [
+        f"models.{name}: no task in `tasks:` is {m['modality']} (tasks here are {', '.join(sorted(modalities))}), "
+        f"so this model does not run; add a {m['modality']} task or remove the model"
+        for name, m in config["models"].items()
+        if m["modality"] not in modalities
+    ]
+
+
+def check_tracking_uri(uri: str, timeout: float = 5.0) -> None:
+    """Fail in seconds, naming the path or URL, where MLflow would retry for minutes: a ``sqlite:///`` store whose
+    folder cannot be written, or an ``http(s)://`` server that does not answer within ``timeout`` seconds.
+    Other schemes (postgresql://, databricks …) are left to MLflow."""
+    from urllib.parse import urlparse
+
+    scheme = urlparse(uri).scheme.lower()
+    if scheme == "sqlite":
+        check_sqlite_store(uri)
+    elif scheme in ("http", "https"):
+        check_tracking_server(uri, timeout)
+
+
+def check_sqlite_store(uri: str) -> None:
+    prefix = "sqlite:///"
+    if not uri.startswith(prefix):
+        raise ConfigError(f"tracking_uri: {uri!r} is not a SQLite file URI; write sqlite:///relative/path.db or "
+                          f"sqlite:////absolute/path.db")
+    db = Path(uri[len(prefix):])
+    if db.is_dir():
+        raise ConfigError(f"tracking_uri: {db} is a folder; name the database file, e.g. {uri.rstrip('/')}/mlflow.db")
+    if db.exists():
+        if not os.access(db, os.R_OK | os.W_OK):
+            raise ConfigError(f"tracking_uri: the MLflow database {db} is not writable by this user; fix its "
+                              f"permissions or point tracking_uri at another file")
+        folder = db.parent
+    else:
+        folder = db.parent
+        while not folder.exists() and folder != folder.parent:  # the first existing folder: the store creates the rest
+            folder = folder.parent
+    # SQLite writes a journal beside the database, so the folder itself must be writable.
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        raise ConfigError(f"tracking_uri: cannot create or write the MLflow database {db}: the folder "
+                          f"{folder.resolve()} is not writable; choose a writable path, e.g. sqlite:///results/mlflow.db")
+
+
+def check_tracking_server(uri: str, timeout: float) -> None:
+    import urllib.error
+    import urllib.request
+
+    url = uri.rstrip("/") + "/health"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout):
+            return
+    except urllib.error.HTTPError as exc:
+        if exc.code in (401, 403):
+            return  # there, behind authentication (MLflow sends MLFLOW_TRACKING_USERNAME/_TOKEN; urllib does not)
+        raise ConfigError(f"tracking_uri: {uri} answers, but not as an MLflow tracking server (GET {url}: HTTP "
+                          f"{exc.code}); check the host, port and path") from None
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise ConfigError(f"tracking_uri: the MLflow server {uri} does not answer ({reason}) within {timeout:g} s; "
+                          f"start it (e.g. `mlflow server --backend-store-uri sqlite:///mlflow.db --host 0.0.0.0`) "
+                          f"or point tracking_uri at a reachable server") from None
+
+
+def check_cached(config: dict, cache_dir: str | Path = ".snakemake/finebench") -> bool:
+    """:func:`check`, skipped when this exact config already passed it with this exact finebench code and these
+    library versions (a marker named by their hash). Checking imports torch and timm (~4 s, ~900 MB); a rerun of an
+    unchanged workflow should not pay that. Returns True when the check ran."""
+    import importlib.metadata
+
+    package = Path(__file__).resolve().parent
+    h = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode())
+    for f in sorted(package.rglob("*.py")):
+        h.update(f.read_bytes())
+    for dist in ("torch", "timm", "mlflow"):
+        try:
+            h.update(importlib.metadata.version(dist).encode())
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    marker = Path(cache_dir) / f"config-ok-{h.hexdigest()[:16]}"
+    if marker.is_file():
+        check_every_time(config)
+        return False
+    check(config)
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text(json.dumps({"checked": True}) + "\n")
+    return True
 
 
 def task_modality_of(config: dict, task: str) -> str:

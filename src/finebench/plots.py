@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from finebench.labels import task_label
+
 FAMILY_COLORS = {"cnn": "tab:blue", "rnn": "tab:orange", "transformer": "tab:green", "other": "tab:gray"}
 
 
@@ -42,8 +44,6 @@ def plot_confusion(cm: np.ndarray, classes: list[str], path: Path, title: str) -
 
 
 def label(frame: pd.DataFrame, task: str) -> str:
-    from finebench.report import task_label
-
     return task_label(frame[frame.task == task].iloc[0])
 
 
@@ -115,14 +115,19 @@ def pareto(board: pd.DataFrame, task: str, path: Path) -> None:
     plt.close(fig)
 
 
+# The plots of each task, ``{task}_{kind}.png``: the workflow's aggregate rule declares one file per task and kind.
+PLOT_KINDS = ("learning_curves", "confusion_best", "pareto")
+
+
 def all_plots(runs: pd.DataFrame, board: pd.DataFrame, out: Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for task in board["task"].unique():
-        for name, fn in (("learning_curves", lambda p: learning_curves(runs, task, p)),
-                         ("confusion_best", lambda p: best_confusion(runs, board, task, p)),
-                         ("pareto", lambda p: pareto(board, task, p))):
-            path = out / f"{task}_{name}.png"
-            fn(path)
+        draw = {"learning_curves": lambda p: learning_curves(runs, task, p),
+                "confusion_best": lambda p: best_confusion(runs, board, task, p),
+                "pareto": lambda p: pareto(board, task, p)}
+        for kind in PLOT_KINDS:
+            path = out / f"{task}_{kind}.png"
+            draw[kind](path)
             written.append(path)
     return written

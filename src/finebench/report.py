@@ -17,8 +17,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from finebench import plots
+from finebench.labels import task_label
+
 ALPHA = 0.05
 ID_COLS = ["task", "modality", "model", "family", "arch"]
+# Every file :func:`aggregate` writes into the tables folder: the workflow's aggregate rule declares exactly these.
+TABLE_FILES = ("leaderboard.csv", "leaderboard.md", "leaderboard.html", "costs.md", "families.csv", "families.md",
+               "runs.csv", "model_ranks.csv", "family_ranks.csv", "ranks.md", "references.csv", "references.md")
 
 
 def load_metrics(paths) -> pd.DataFrame:
@@ -74,7 +80,7 @@ def leaderboard(runs: pd.DataFrame) -> pd.DataFrame:
             "test_mean_class_accuracy_mean": col(g, "test_mean_class_accuracy").mean(),
             "test_macro_f1_mean": g["test_macro_f1"].mean(),
             "test_top5_mean": g["test_top5"].mean() if "test_top5" in g and g["test_top5"].notna().any() else float("nan"),
-            "params": int(g["params"].iloc[0]),
+            "params": int(col(g, "n_params").fillna(col(g, "params")).iloc[0]),  # metrics.json before 0.2: "params"
             "flops_per_sample": col(g, "flops_per_sample").iloc[0],
             "train_seconds_mean": g["train_seconds"].mean(),
             "train_samples_per_s_mean": g["train_samples_per_s"].mean(),
@@ -194,12 +200,6 @@ LEADERBOARD_INTRO = (
 )
 
 
-def task_label(first) -> str:
-    """The task's name, with the data's caveat (e.g. synthesized speech) wherever the task is shown."""
-    note = first.get("data_note") if hasattr(first, "get") else None
-    return f"{first['task']} [{note}]" if isinstance(note, str) and note else str(first["task"])
-
-
 def task_heading(g: pd.DataFrame) -> str:
     first = g.iloc[0]
     return (f"{task_label(first)} ({first['modality']}, chance {100 * first['chance_accuracy']:.1f} %, "
@@ -296,12 +296,12 @@ def families_markdown(fam: pd.DataFrame) -> str:
 
 
 def load_references(path: str | Path | None) -> pd.DataFrame:
-    import yaml
+    from finebench.config import load_yaml
 
     cols = ["dataset", "model", "family", "accuracy", "source", "protocol"]
     if not path or not Path(path).is_file():
         return pd.DataFrame(columns=cols)
-    refs = (yaml.safe_load(Path(path).read_text()) or {}).get("references") or []
+    refs = (load_yaml(Path(path).read_text()) or {}).get("references") or []
     for i, r in enumerate(refs):
         missing = [c for c in cols if c not in r]
         if missing:
@@ -309,20 +309,57 @@ def load_references(path: str | Path | None) -> pd.DataFrame:
     return pd.DataFrame(refs, columns=cols)
 
 
+PRETRAINING_TEXT = {"none": "none", "timm_hub": "timm hub weights", "file": "file", "hf_hub": "hf hub weights",
+                    "hf_folder": "hf folder"}
+
+
+def protocol_fields(protocol: dict | None) -> dict:
+    """A run's protocol as fields (finebench.protocol.run_protocol); metrics.json files written before the fields
+    existed held ``split`` as a sentence and ``pretraining`` as words, read here once into the same fields."""
+    p = dict(protocol or {})
+    if "split" in p and "official_split" not in p:
+        split = str(p.pop("split"))
+        carved = split.split(" + ")[1].split(" carved")[0].split("/") if " carved from train" in split else []
+        p.update(official_split=split.startswith("official"), carved_splits=carved,
+                 counts_match=False if "counts differ" in split else None)
+    pre = str(p.get("pretraining") or "none")
+    if pre not in PRETRAINING_TEXT:  # legacy words: "timm hub weights", "file NAME"
+        p["pretraining"], p["pretrained_file"] = ("file", pre[5:]) if pre.startswith("file ") else ("timm_hub", None)
+    return p
+
+
+def protocol_text(protocol: dict | None) -> str:
+    """One run's protocol in words, e.g. "official split (counts differ from the release), val carved from train;
+    pretraining: timm hub weights; 224 px"."""
+    p = protocol_fields(protocol)
+    split = "official split" if p.get("official_split") else "the dataset's own split"
+    if p.get("counts_match") is False:
+        split += " (counts differ from the release)"
+    if p.get("carved_splits"):
+        split += f", {'/'.join(p['carved_splits'])} carved from train"
+    pre = PRETRAINING_TEXT[p.get("pretraining") or "none"]
+    if p.get("pretrained_file"):
+        pre += f" {p['pretrained_file']}"
+    return "; ".join([split, f"pretraining: {pre}"] + ([f"{p['resolution']} px"] if p.get("resolution") else []))
+
+
 def protocol_differences(ref: dict, ours: dict) -> list[str]:
-    """Why a published number is not directly comparable with ours (empty: comparable as far as we can tell)."""
+    """Why a published number is not directly comparable with ours (empty: comparable as far as we can tell).
+    ``ref``: a protocol from config/references.yaml (words, as the paper gives them); ``ours``: run_protocol's fields."""
     why = []
+    ours = protocol_fields(ours)
     ref_pre = str(ref.get("pretraining", "none")).lower()
-    our_pre = str((ours or {}).get("pretraining", "none")).lower()
+    our_pre = ours.get("pretraining") or "none"
     if (ref_pre == "none") != (our_pre == "none"):
-        why.append(f"pretraining: published {ref.get('pretraining')}, ours {our_pre}")
-    if ref.get("resolution") and (ours or {}).get("resolution") and int(ref["resolution"]) != int(ours["resolution"]):
+        why.append(f"pretraining: published {ref.get('pretraining')}, ours {PRETRAINING_TEXT[our_pre]}")
+    if ref.get("resolution") and ours.get("resolution") and int(ref["resolution"]) != int(ours["resolution"]):
         why.append(f"resolution: published {ref['resolution']} px, ours {ours['resolution']} px")
-    split = str((ours or {}).get("split", ""))
-    if "counts differ" in split:
+    if ours.get("counts_match") is False:
         why.append("data: our copy's counts differ from the official release")
-    if "carved" in split and "carved" not in str(ref.get("split", "")):
-        why.append("training set: ours holds out a validation split carved from the official train split")
+    carved = ours.get("carved_splits") or []
+    if carved and "carved" not in str(ref.get("split", "")):
+        held_out = " and a ".join({"val": "validation"}.get(s, s) for s in carved)
+        why.append(f"training set: ours holds out a {held_out} split carved from the official train split")
     return why
 
 
@@ -336,13 +373,14 @@ def references_table(runs: pd.DataFrame, board: pd.DataFrame, refs: pd.DataFrame
             same = g[g.family == ref["family"]]
             ours = (same if len(same) else g).sort_values("rank").iloc[0]
             protocol = runs[(runs.task == task) & (runs.model == ours["model"])]["protocol"].iloc[0] if "protocol" in runs else {}
-            why = protocol_differences(ref["protocol"] or {}, protocol if isinstance(protocol, dict) else {})
+            protocol = protocol if isinstance(protocol, dict) else {}
+            why = protocol_differences(ref["protocol"] or {}, protocol)
             rows.append({
                 "task": task, "dataset": ref["dataset"], "reference_model": ref["model"], "reference_family": ref["family"],
                 "reference_accuracy": ref["accuracy"] / 100, "source": ref["source"],
                 "our_model": ours["model"], "our_family": ours["family"], "our_test_accuracy_mean": ours["test_accuracy_mean"],
                 "our_test_accuracy_ci95": ours["test_accuracy_ci95"], "our_n_seeds": ours["n_seeds"],
-                "protocol_differs": bool(why), "protocol_notes": "; ".join(why),
+                "our_protocol": protocol_text(protocol), "protocol_differs": bool(why), "protocol_notes": "; ".join(why),
             })
     return pd.DataFrame(rows)
 
@@ -380,8 +418,6 @@ def aggregate(metrics_files, out_dir: str | Path, plots_dir: str | Path | None =
     family_ranks.to_csv(out_dir / "family_ranks.csv", index=False)
     (out_dir / "ranks.md").write_text(ranks_markdown(model_ranks, family_ranks))
     if plots_dir is not None:
-        from finebench import plots
-
         plots.all_plots(runs, board, Path(plots_dir))
     runs.drop(columns=["metrics_file"]).to_csv(out_dir / "runs.csv", index=False)
     board.to_csv(out_dir / "leaderboard.csv", index=False)

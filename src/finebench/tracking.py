@@ -6,6 +6,11 @@
   explicit ``experiment_id`` — never under "Default".
 - :class:`Run` wraps one training run: tags, params, per-epoch and final metrics, artifacts. Leaving the ``with`` block
   by an exception ends the run FAILED (KILLED for Ctrl-C / SIGTERM); it never stays RUNNING.
+- **One current run per (task, model, seed).** Every run carries ``finebench.run_key`` = its name and
+  ``finebench.superseded``. A new run of a key tags every earlier run of that key ``finebench.superseded=true`` and
+  ends any still marked RUNNING as KILLED (its process died: Snakemake runs one job per output at a time); a resumed
+  job continues its own run. So the MLflow UI filter ``tags.`finebench.superseded` = 'false'`` shows exactly the runs
+  the tables show, and :func:`end_ghost_runs` (called at the end of the pipeline) leaves no run RUNNING.
 """
 
 from __future__ import annotations
@@ -18,7 +23,8 @@ from pathlib import Path
 from finebench.errors import FinebenchError
 from finebench.files import write_json_atomic
 
-FAILED, KILLED, FINISHED = "FAILED", "KILLED", "FINISHED"
+FAILED, KILLED, FINISHED, RUNNING = "FAILED", "KILLED", "FINISHED", "RUNNING"
+RUN_KEY, SUPERSEDED = "finebench.run_key", "finebench.superseded"
 
 
 def _client(tracking_uri: str):
@@ -78,9 +84,10 @@ def flatten(d: dict, prefix: str = "") -> dict:
 
 
 class Run:
-    """One MLflow run named ``{task}/{model}/seed{seed}``; use as a context manager."""
+    """One MLflow run named ``{task}/{model}/seed{seed}``; use as a context manager. ``run_id``: continue that run
+    (a resumed job) instead of creating one."""
 
-    def __init__(self, experiment_file: str | Path, spec: dict, tags: dict | None = None):
+    def __init__(self, experiment_file: str | Path, spec: dict, tags: dict | None = None, run_id: str | None = None):
         path = Path(experiment_file)
         if not path.is_file():
             raise FinebenchError(f"{path}: missing — run the init_tracking step first (python -m finebench init-tracking)")
@@ -92,21 +99,53 @@ class Run:
         self.tags = {
             **{k: str(spec[k]) for k in ("task", "dataset", "modality", "family", "model", "arch", "seed")},
             **{k: str(v) for k, v in (tags or {}).items()},
+            RUN_KEY: self.name, SUPERSEDED: "false",
         }
         commit = git_commit()
         if commit:
             self.tags["mlflow.source.git.commit"] = commit
         self.run_id: str | None = None
+        self.resume_id = run_id
+
+    def _reopen(self, run_id: str) -> bool:
+        try:
+            run = retry(self.client.get_run, run_id)
+        except Exception:  # deleted, or another store: start a new run
+            return False
+        if run.info.experiment_id != self.experiment_id or run.info.lifecycle_stage != "active":
+            return False
+        retry(self.client.update_run, run_id, status=RUNNING)
+        return True
 
     def __enter__(self) -> "Run":
-        run = retry(self.client.create_run, self.experiment_id, run_name=self.name, tags=self.tags)
-        self.run_id = run.info.run_id
-        from mlflow.entities import Param
+        if self.resume_id and self._reopen(self.resume_id):
+            self.run_id = self.resume_id
+        else:
+            run = retry(self.client.create_run, self.experiment_id, run_name=self.name, tags=self.tags)
+            self.run_id = run.info.run_id
+            from mlflow.entities import Param
 
-        params = [Param(k, str(v)[:6000]) for k, v in flatten(self.spec).items()]
-        for i in range(0, len(params), 100):
-            retry(self.client.log_batch, self.run_id, params=params[i : i + 100])
+            params = [Param(k, str(v)[:6000]) for k, v in flatten(self.spec).items()]
+            for i in range(0, len(params), 100):
+                retry(self.client.log_batch, self.run_id, params=params[i : i + 100])
+        self.supersede_others()
         return self
+
+    def supersede_others(self) -> None:
+        """Mark every other run of this (task, model, seed) superseded; end those left RUNNING by a dead process."""
+        others = retry(self.client.search_runs, [self.experiment_id],
+                       filter_string=f"attributes.run_name = '{self.name}'", max_results=1000)
+        for r in others:
+            if r.info.run_id == self.run_id or r.data.tags.get("finebench.summary") == "true":
+                continue
+            if r.info.status == RUNNING:
+                retry(self.client.set_terminated, r.info.run_id, KILLED)
+            if r.data.tags.get(SUPERSEDED) != "true":
+                retry(self.client.set_tag, r.info.run_id, SUPERSEDED, "true")
+
+    def set_tags(self, tags: dict) -> None:
+        for k, v in tags.items():
+            retry(self.client.set_tag, self.run_id, k, str(v))
 
     def log_metrics(self, metrics: dict, step: int | None = None) -> None:
         from mlflow.entities import Metric
@@ -115,8 +154,10 @@ class Run:
         batch = [Metric(k, float(v), now, step or 0) for k, v in metrics.items() if v is not None]
         retry(self.client.log_batch, self.run_id, metrics=batch)
 
-    def log_artifacts(self, directory: str | Path) -> None:
-        retry(self.client.log_artifacts, self.run_id, str(directory))
+    def log_artifacts(self, directory: str | Path, exclude: tuple[str, ...] = ()) -> None:
+        for f in sorted(Path(directory).iterdir()):
+            if f.is_file() and f.name not in exclude and ".tmp" not in f.name:
+                retry(self.client.log_artifact, self.run_id, str(f))
 
     def __exit__(self, exc_type, exc, tb) -> bool:
         if self.run_id is None:
@@ -133,6 +174,19 @@ class Run:
                 pass
         retry(self.client.set_terminated, self.run_id, status)
         return False
+
+
+def end_ghost_runs(client, experiment_id: str, current: dict[str, str]) -> list[str]:
+    """End runs still RUNNING whose (task, model, seed) has a finished current run (``current``: run name -> the
+    run id in its metrics.json): KILLED and superseded. Returns the ids ended."""
+    ended = []
+    for r in retry(client.search_runs, [experiment_id], filter_string=f"attributes.status = '{RUNNING}'", max_results=5000):
+        name = r.info.run_name
+        if name in current and current[name] != r.info.run_id:
+            retry(client.set_terminated, r.info.run_id, KILLED)
+            retry(client.set_tag, r.info.run_id, SUPERSEDED, "true")
+            ended.append(r.info.run_id)
+    return ended
 
 
 def log_summaries(experiment_file: str | Path, tables_dir: str | Path, plots_dir: str | Path, out_file: str | Path) -> dict:
@@ -172,6 +226,9 @@ def log_summaries(experiment_file: str | Path, tables_dir: str | Path, plots_dir
             retry(client.set_terminated, rid, FAILED)
             raise
         ids[task] = rid
-    out = {"experiment_id": info["experiment_id"], "summary_runs": ids}
+    runs = pd.read_csv(tables_dir / "runs.csv")
+    current = {f"{r.task}/{r.model}/seed{r.seed}": r.mlflow_run_id for r in runs.itertuples()}
+    ghosts = end_ghost_runs(client, info["experiment_id"], current)
+    out = {"experiment_id": info["experiment_id"], "summary_runs": ids, "ghost_runs_ended": ghosts}
     write_json_atomic(out_file, out)
     return out

@@ -3,29 +3,56 @@
     python -m finebench train --spec spec.json --data results/data/typefaces \
         --experiment-file results/mlflow/experiment.json --out results/runs/typefaces/resnet18/seed0
 
-Same spec + same seed on the CPU gives identical metrics (seeded init, seeded shuffling, deterministic kernels).
-On CUDA the forward pass runs under bf16 autocast. Outputs in ``--out``: ``spec.json``, ``history.csv`` (one row per
-epoch), ``confusion.csv`` / ``confusion.png`` (test split, best epoch) and ``metrics.json`` — written last and
-atomically, so its presence means the run completed.
+Read top to bottom: :func:`set_up` builds everything a run needs (seeded model, optimizer and schedule, loaders,
+the task type's :class:`Objective`); :func:`train_one_epoch` runs one pass over the training split, timing the wait
+for input (``data_seconds``) apart from the loop; :func:`evaluate` scores a split; :func:`assemble` turns the best
+epoch's test evaluation into the result; :func:`fit` runs them, checkpointing after every epoch.
+
+- Same spec + same seed on the CPU gives identical metrics (seeded init, seeded shuffling and augmentation,
+  deterministic kernels) — also across a kill and resume. On CUDA the forward pass runs under bf16 autocast.
+- **Resume**: after every epoch the run's whole state (model, optimizer, schedule, RNG states, history, best epoch
+  so far, its MLflow run id) is written atomically to ``checkpoint.pt``; a rerun of a killed job continues after the
+  last completed epoch, in the same MLflow run. The checkpoint is deleted once ``metrics.json`` is written, unless
+  ``training.keep_checkpoint`` is true; a checkpoint of another spec is ignored (and replaced).
+- **Divergence**: a non-finite training loss fails the run (MLflow FAILED, the epoch and step in the error) instead of
+  training on at chance level; no ``metrics.json`` is written, so it never ranks.
+
+Outputs in ``--out``: ``spec.json``, ``history.csv`` (one row per epoch), ``confusion.csv`` / ``confusion.png`` (test
+split, best epoch) and ``metrics.json`` — written last and atomically (strict JSON), so its presence means the run
+completed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import math
+import os
 import random
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from finebench.config import spec_hash
-from finebench.cost import measure
 from finebench.data import Prepared
+from finebench.errors import FinebenchError
 from finebench.files import write_json_atomic
-from finebench.models import build_model
+from finebench.metrics import classification_metrics, finite_or_none
+from finebench.protocol import run_protocol
+
+CHECKPOINT = "checkpoint.pt"
+
+
+class Diverged(FinebenchError):
+    """The training loss became NaN or infinite."""
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Small pieces
 
 
 def seed_everything(seed: int) -> None:
@@ -41,8 +68,6 @@ def pick_device(requested: str):
 
     if requested == "cuda" or (requested == "auto" and torch.cuda.is_available()):
         if not torch.cuda.is_available():
-            from finebench.errors import FinebenchError
-
             raise FinebenchError("device: cuda was requested but torch.cuda.is_available() is False")
         return torch.device("cuda")
     return torch.device("cpu")
@@ -51,9 +76,9 @@ def pick_device(requested: str):
 def make_optimizer(model, t: dict):
     import torch
 
-    decay = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim > 1]
-    no_decay = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim <= 1]
-    groups = [{"params": decay, "weight_decay": t["weight_decay"]}, {"params": no_decay, "weight_decay": 0.0}]
+    from finebench.models import param_groups
+
+    groups = param_groups(model, t["weight_decay"])
     if t["optimizer"] == "sgd":
         return torch.optim.SGD(groups, lr=t["lr"], momentum=t["momentum"], nesterov=True)
     return torch.optim.AdamW(groups, lr=t["lr"])
@@ -69,252 +94,376 @@ def lr_factor(step: int, total: int, warmup: int, kind: str) -> float:
     return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
 
-def spec_augment(x, generator, freq_masks=2, freq_width=5, time_masks=2, time_width=10):
-    """SpecAugment-style masking (Park et al. 2019) of ``[B, C, F, T]`` inputs: zero random frequency bands and time
-    spans per sample (zero = the train mean after standardisation). Positions come from the seeded ``generator``."""
+# ---------------------------------------------------------------------------------------------------------------
+# The task type's objective: loss, evaluation, model selection, final artifacts
+
+
+class Classification:
+    """Cross-entropy; accuracy / mean class accuracy / macro-F1 / top-5; the best epoch maximises val accuracy
+    (ties: lower val loss); the test confusion matrix is saved."""
+
+    name = "classification"
+
+    def loss(self, out, y, t: dict):
+        import torch.nn.functional as F
+
+        return F.cross_entropy(out.float(), y, label_smoothing=t["label_smoothing"])
+
+    def evaluate(self, model, loader, autocast, num_classes: int) -> dict:
+        import torch
+        import torch.nn.functional as F
+
+        model.eval()
+        loss_sum, logits, labels = 0.0, [], []
+        with torch.no_grad():
+            for x, y in loader:
+                with autocast():
+                    out = model(x)
+                out = out.float()
+                loss_sum += F.cross_entropy(out, y, reduction="sum").item()
+                logits.append(out.cpu())
+                labels.append(y.cpu())
+        logits, labels = torch.cat(logits), torch.cat(labels)
+        metrics, cm = classification_metrics(logits, labels, num_classes)
+        return {"loss": loss_sum / len(labels), **metrics, "confusion": cm, "labels": labels}
+
+    def selection_key(self, ev: dict) -> tuple:
+        return (ev["accuracy"], -ev["loss"])
+
+    def epoch_fields(self, ev: dict) -> dict:
+        return {"val_loss": ev["loss"], "val_accuracy": ev["accuracy"], "val_macro_f1": ev["macro_f1"]}
+
+    def final(self, ev: dict, data: Prepared, out_dir: Path, title: str) -> dict:
+        import pandas as pd
+
+        from finebench.plots import plot_confusion
+
+        cm = ev["confusion"]
+        pd.DataFrame(cm, index=pd.Index(data.classes, name="true"), columns=data.classes).to_csv(out_dir / "confusion.csv")
+        plot_confusion(cm, data.classes, out_dir / "confusion.png", f"{title} — test confusion (acc {ev['accuracy']:.3f})")
+        counts = cm.sum(1)
+        return {
+            "test_accuracy": ev["accuracy"],
+            "test_mean_class_accuracy": ev["mean_class_accuracy"],
+            "test_macro_f1": ev["macro_f1"],
+            "test_top5": ev.get("top5"),
+            "test_loss": ev["loss"],
+            "chance_accuracy": 1.0 / data.num_classes,
+            "majority_accuracy": float(counts.max() / counts.sum()),
+            "n_test": int(counts.sum()),
+        }
+
+
+OBJECTIVES = {"classification": Classification()}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Set-up
+
+
+@dataclass
+class Job:
+    """Everything one run needs; ``state`` is what a checkpoint saves."""
+
+    spec: dict
+    name: str
+    dev: object
+    data: Prepared
+    objective: Classification
+    module: object  # the nn.Module (state_dict, checkpoints, cost)
+    model: object  # what is called: the module, or its torch.compile'd wrapper
+    optimizer: object
+    scheduler: object
+    generator: object
+    preprocess: dict
+    steps_per_epoch: int
+    threads: int
+    state: dict = field(default_factory=lambda: {"epoch": 0, "history": [], "best": None, "best_state": None,
+                                                 "train_seconds": 0.0, "data_seconds": 0.0, "samples_seen": 0,
+                                                 "mlflow_run_id": None})
+
+    @property
+    def t(self) -> dict:
+        return self.spec["training"]
+
+    def autocast(self):
+        import torch
+
+        if self.dev.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def loader(self, split: str, train: bool = False):
+        from finebench.loader import Loader
+
+        t = self.t
+        return Loader(self.data, split, t["batch_size"] if train else t["eval_batch_size"], self.dev,
+                      shuffle=train, generator=self.generator if train else None, augment=train,
+                      preprocess=self.preprocess, spec_aug=t.get("spec_augment") if train else None,
+                      max_batches=self.steps_per_epoch if train else None, channels_last=t.get("channels_last", False),
+                      # a loader thread overlaps input with GPU compute; on the CPU it would only compete for cores
+                      prefetch=2 if self.dev.type == "cuda" else 0)
+
+
+def set_up(spec: dict, data_dir: str | Path, device: str = "auto", threads: int = 1) -> Job:
     import torch
 
-    b, _, f, t = x.shape
-    keep = torch.ones(b, 1, f, t, dtype=torch.bool)
-    for n, width, size, dim in ((freq_masks, freq_width, f, 2), (time_masks, time_width, t, 3)):
-        for _ in range(n):
-            w = torch.randint(0, width + 1, (b,), generator=generator)
-            start = (torch.rand(b, generator=generator) * (size - w + 1)).long()
-            pos = torch.arange(size)
-            band = (pos[None] >= start[:, None]) & (pos[None] < (start + w)[:, None])  # [B, size]
-            keep &= ~(band[:, None, :, None] if dim == 2 else band[:, None, None, :])
-    return x * keep.to(x.device, x.dtype)
+    from finebench.models import build_model, preprocessing
+
+    torch.set_num_threads(threads)
+    seed_everything(spec["seed"])
+    dev = pick_device(device)
+    t = spec["training"]
+    if dev.type == "cpu":
+        if t.get("compile"):
+            torch.use_deterministic_algorithms(True, warn_only=True)
+        else:
+            # The public call also imports torch._inductor to configure torch.compile: 0.7 s (2.5 s on a busy
+            # 2-core machine) of every job's start-up, measured, for a compiler this job does not use.
+            torch._C._set_deterministic_algorithms(True, warn_only=True)
+    data = Prepared(data_dir)
+    task_type = data.manifest.get("task_type", "classification")
+    if task_type not in OBJECTIVES:
+        raise FinebenchError(f"{data_dir}: task type {task_type!r} has no objective (known: {', '.join(OBJECTIVES)})")
+    module = build_model(spec["arch"], spec["model_kwargs"], data.input, data.num_classes).to(dev)
+    if t.get("channels_last"):
+        module = module.to(memory_format=torch.channels_last)
+    optimizer = make_optimizer(module, t)
+    steps = math.ceil(data.manifest["splits"]["train"]["n"] / t["batch_size"])
+    if t.get("max_train_batches"):
+        steps = min(steps, t["max_train_batches"])
+    total, warmup = steps * t["epochs"], int(round(t["warmup_epochs"] * steps))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, total, warmup, t["scheduler"]))
+    return Job(spec=spec, name=f"{spec['task']}/{spec['model']}/seed{spec['seed']}", dev=dev, data=data,
+               objective=OBJECTIVES[task_type], module=module,
+               model=torch.compile(module) if t.get("compile") else module, optimizer=optimizer, scheduler=scheduler,
+               generator=torch.Generator().manual_seed(spec["seed"]),
+               preprocess=preprocessing(spec["arch"], spec["model_kwargs"], module), steps_per_epoch=steps,
+               threads=threads)
 
 
-def evaluate(model, data: Prepared, split: str, batch_size: int, device, autocast):
-    """Return (mean loss, logits [N, K] float32 on CPU, labels [N])."""
+# ---------------------------------------------------------------------------------------------------------------
+# One epoch, evaluation
+
+
+def train_one_epoch(job: Job, epoch: int, show_progress: bool) -> dict:
+    """One pass over the training split. Returns the epoch's training figures; raises Diverged on a non-finite loss.
+    On CUDA the loss is summed and checked on the device (no host sync per step); on the CPU a sync is free."""
     import torch
-    import torch.nn.functional as F
+    from tqdm import tqdm
 
-    model.eval()
-    losses, logits, labels = [], [], []
-    with torch.no_grad():
-        for x, y in data.batches(split, batch_size, device):
-            with autocast():
-                out = model(x)
-            out = out.float()
-            losses.append(F.cross_entropy(out, y, reduction="sum").item())
-            logits.append(out.cpu())
-            labels.append(y.cpu())
-    logits, labels = torch.cat(logits), torch.cat(labels)
-    return sum(losses) / len(labels), logits, labels
-
-
-def macro_f1(cm: np.ndarray) -> float:
-    """Unweighted mean of per-class F1 over all classes (a class never predicted nor present scores 0), as
-    sklearn's f1_score(average="macro", labels=all, zero_division=0) — computed here to keep sklearn's import off
-    every training job's start-up."""
-    tp = np.diag(cm).astype(float)
-    denom = cm.sum(0) + cm.sum(1)  # predicted + true = 2TP + FP + FN
-    return float(np.mean(np.divide(2 * tp, denom, out=np.zeros_like(tp), where=denom > 0)))
-
-
-def mean_class_accuracy(cm: np.ndarray) -> float:
-    """Mean over the classes present of each class's accuracy (recall): the average of the row-normalised confusion
-    matrix's diagonal — the official metric of FGVC-Aircraft and Flowers-102."""
-    rows = cm.sum(1)
-    present = rows > 0
-    return float(np.mean(np.diag(cm)[present] / rows[present]))
-
-
-def split_protocol(manifest: dict) -> str:
-    """How the splits came about, for comparing with published numbers (see report.protocol_differences)."""
-    counts = manifest.get("official_counts")
-    text = "official" if manifest.get("official_split") else "the dataset's own"
-    if counts and not counts["match"]:
-        text += " (counts differ from the release)"
-    if manifest.get("carved_splits"):
-        text += f" + {'/'.join(manifest['carved_splits'])} carved from train"
-    return text
+    t, model, on_cuda = job.t, job.model, job.dev.type == "cuda"
+    model.train()
+    loader = job.loader("train", train=True)
+    loss_sum = torch.zeros((), dtype=torch.float64, device=job.dev) if on_cuda else 0.0
+    first_bad = torch.full((), -1, dtype=torch.long, device=job.dev) if on_cuda else -1
+    seen, t0 = 0, time.perf_counter()
+    bar = tqdm(loader, total=len(loader), desc=f"{job.name} epoch {epoch}/{t['epochs']}", disable=not show_progress,
+               leave=False)
+    for step, (x, y) in enumerate(bar, 1):
+        with job.autocast():
+            loss = job.objective.loss(model(x), y, t)
+        job.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if t["grad_clip"]:
+            torch.nn.utils.clip_grad_norm_(job.module.parameters(), t["grad_clip"])
+        job.optimizer.step()
+        job.scheduler.step()
+        if on_cuda:
+            detached = loss.detach()
+            first_bad = torch.where((first_bad < 0) & ~torch.isfinite(detached), step, first_bad)
+            loss_sum += detached.double() * len(y)
+        else:
+            value = loss.item()
+            if not math.isfinite(value):
+                first_bad = step
+                break
+            loss_sum += value * len(y)
+        seen += len(y)
+        if show_progress:
+            bar.set_postfix(loss=f"{float(loss):.3f}")
+    if on_cuda:
+        torch.cuda.synchronize()
+    if int(first_bad) >= 0:
+        raise Diverged(f"training diverged: non-finite loss at epoch {epoch}, step {int(first_bad)} of "
+                       f"{len(loader)} (lr {t['lr']}) — lower training.lr, add training.grad_clip or warm-up")
+    seconds = time.perf_counter() - t0
+    return {"train_loss": float(loss_sum) / max(seen, 1), "train_seconds": seconds, "data_seconds": loader.data_seconds,
+            "samples": seen}
 
 
-def classification_metrics(logits, labels, num_classes: int) -> dict:
-    pred = logits.argmax(1).numpy()
-    y = labels.numpy()
-    cm = confusion(logits, labels, num_classes)
-    out = {
-        "accuracy": float((pred == y).mean()),
-        "mean_class_accuracy": mean_class_accuracy(cm),
-        "macro_f1": macro_f1(cm),
+def evaluate(job: Job, split: str) -> dict:
+    return job.objective.evaluate(job.model, job.loader(split), job.autocast, job.data.num_classes)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Checkpoints
+
+
+def rng_states() -> dict:
+    import torch
+
+    states = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def set_rng_states(states: dict) -> None:
+    import torch
+
+    random.setstate(states["python"])
+    np.random.set_state(states["numpy"])
+    torch.set_rng_state(states["torch"])
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def save_checkpoint(job: Job, path: Path) -> None:
+    """Everything needed to continue after this epoch, written to a temporary sibling and renamed into place."""
+    import torch
+
+    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
+    torch.save({"spec_hash": spec_hash(job.spec), "state": job.state, "model": job.module.state_dict(),
+                "optimizer": job.optimizer.state_dict(), "scheduler": job.scheduler.state_dict(),
+                "generator": job.generator.get_state(), "rng": rng_states()}, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(job: Job, path: Path) -> bool:
+    """Restore ``job`` from ``path`` if it holds a checkpoint of this very spec; False (and nothing changed) if not."""
+    import torch
+
+    if not path.is_file():
+        return False
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)  # our own file: RNG states are not tensors
+    except Exception as exc:  # unreadable: written by another version, or damaged — start afresh
+        print(f"[finebench] {job.name}: ignoring unreadable checkpoint {path} ({type(exc).__name__}: {exc})",
+              file=sys.stderr, flush=True)
+        return False
+    if ckpt.get("spec_hash") != spec_hash(job.spec):
+        print(f"[finebench] {job.name}: ignoring {path}: written for another spec", file=sys.stderr, flush=True)
+        return False
+    job.module.load_state_dict(ckpt["model"])
+    job.optimizer.load_state_dict(ckpt["optimizer"])
+    job.scheduler.load_state_dict(ckpt["scheduler"])
+    job.generator.set_state(ckpt["generator"])
+    set_rng_states(ckpt["rng"])
+    job.state = ckpt["state"]
+    return True
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Result
+
+
+def assemble(job: Job, test: dict, cost: dict, run_id: str, experiment_id: str) -> dict:
+    """The run's result (``metrics.json``): identity, protocol, test metrics, training and cost figures."""
+    spec, s, data = job.spec, job.state, job.data
+    result = {
+        **{k: spec[k] for k in ("task", "dataset", "modality", "model", "family", "arch", "seed")},
+        "protocol": run_protocol(data.manifest, spec),
+        "data_note": data.manifest.get("data_note", ""),  # the dataset source's caveat (DatasetSource.data_note)
+        "status": "FINISHED",
+        "mlflow_run_id": run_id,
+        "mlflow_experiment_id": experiment_id,
+        "spec_hash": spec_hash(spec),
+        "device": job.dev.type,
+        "threads": job.threads,
+        "epochs": job.t["epochs"],
+        "num_classes": data.num_classes,
+        "n_train": data.manifest["splits"]["train"]["n"],
+        "preprocess": {k: (list(v) if isinstance(v, tuple) else v) for k, v in job.preprocess.items()},
+        **test,
+        "best_epoch": s["best"][1],
+        "best_val_accuracy": s["best"][0][0],
+        "n_params": sum(p.numel() for p in job.module.parameters()),
+        "train_seconds": s["train_seconds"],
+        "data_seconds": s["data_seconds"],
+        "train_samples_per_s": s["samples_seen"] / s["train_seconds"] if s["train_seconds"] else None,
+        **cost,
     }
-    if num_classes >= 5:
-        top5 = logits.topk(5, dim=1).indices.numpy()
-        out["top5"] = float((top5 == y[:, None]).any(1).mean())
-    return out
+    return {k: finite_or_none(v) for k, v in result.items()}
 
 
-def confusion(logits, labels, num_classes: int) -> np.ndarray:
-    cm = np.zeros((num_classes, num_classes), dtype=np.int64)
-    np.add.at(cm, (labels.numpy(), logits.argmax(1).numpy()), 1)
-    return cm
-
-
-def save_confusion(cm: np.ndarray, classes: list[str], out_dir: Path, title: str) -> None:
-    import pandas as pd
-
-    from finebench.plots import plot_confusion
-
-    pd.DataFrame(cm, index=pd.Index(classes, name="true"), columns=classes).to_csv(out_dir / "confusion.csv")
-    plot_confusion(cm, classes, out_dir / "confusion.png", title)
+# ---------------------------------------------------------------------------------------------------------------
+# The run
 
 
 def fit(spec: dict, data_dir: str | Path, out_dir: str | Path, experiment_file: str | Path,
         device: str = "auto", threads: int = 1, progress: bool | None = None) -> dict:
-    """Train one (task, model, seed) run; returns the metrics dict also written to ``metrics.json``."""
-    import contextlib
-
+    """Train one (task, model, seed) run (resuming from its checkpoint if there is one); returns the metrics dict
+    also written to ``metrics.json``."""
     import pandas as pd
-    import torch
-    import torch.nn.functional as F
-    from tqdm import tqdm
 
+    from finebench.cost import measure
     from finebench.tracking import Run
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "metrics.json").unlink(missing_ok=True)
-    torch.set_num_threads(threads)
-    seed_everything(spec["seed"])
-    dev = pick_device(device)
-    if dev.type == "cpu":
-        torch.use_deterministic_algorithms(True, warn_only=True)
-
-    def autocast():
-        if dev.type == "cuda":
-            return torch.autocast("cuda", dtype=torch.bfloat16)
-        return contextlib.nullcontext()
-
-    data = Prepared(data_dir)
-    t = spec["training"]
-    model = build_model(spec["arch"], spec["model_kwargs"], data.input, data.num_classes).to(dev)
-    n_params = sum(p.numel() for p in model.parameters())
-    optimizer = make_optimizer(model, t)
-    n_train = data.manifest["splits"]["train"]["n"]
-    steps_per_epoch = math.ceil(n_train / t["batch_size"])
-    if t.get("max_train_batches"):
-        steps_per_epoch = min(steps_per_epoch, t["max_train_batches"])
-    total_steps = steps_per_epoch * t["epochs"]
-    warmup = int(round(t["warmup_epochs"] * steps_per_epoch))
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: lr_factor(s, total_steps, warmup, t["scheduler"])
-    )
-    gen = torch.Generator().manual_seed(spec["seed"])
+    job = set_up(spec, data_dir, device, threads)
+    t, ckpt = job.t, out_dir / CHECKPOINT
+    resumed = load_checkpoint(job, ckpt)
     (out_dir / "spec.json").write_text(json.dumps(spec, indent=2))
-    name = f"{spec['task']}/{spec['model']}/seed{spec['seed']}"
+    n_params = sum(p.numel() for p in job.module.parameters())
     show = sys.stderr.isatty() if progress is None else progress
-    print(f"[finebench] {name}: {spec['arch']} ({n_params:,} params) on {dev}, {threads} thread(s), "
-          f"{t['epochs']} epochs x {steps_per_epoch} steps", file=sys.stderr, flush=True)
+    log(f"{job.name}: {spec['arch']} ({n_params:,} params) on {job.dev}, {threads} thread(s), "
+        f"{t['epochs']} epochs x {job.steps_per_epoch} steps" +
+        (f" — resuming after epoch {job.state['epoch']} (checkpoint {ckpt})" if resumed else ""))
 
-    note = "SYNTHESIZED speech (espeak-ng)" if data.manifest.get("synthesized") else ""
-    tags = {"config_hash": spec_hash(spec), "device": dev.type, **({"data_note": note} if note else {})}
-    with Run(experiment_file, spec, tags=tags) as run:
-        run.log_metrics({"params": n_params})
-        history, best, best_state = [], None, None
-        train_seconds, samples_seen = 0.0, 0
-        for epoch in range(1, t["epochs"] + 1):
-            model.train()
-            t0 = time.perf_counter()
-            total_loss, seen = 0.0, 0
-            bar = tqdm(data.batches("train", t["batch_size"], dev, shuffle=True, generator=gen, augment=True),
-                       total=steps_per_epoch, desc=f"{name} epoch {epoch}/{t['epochs']}", disable=not show, leave=False)
-            for step, (x, y) in enumerate(bar):
-                if step >= steps_per_epoch:
-                    break
-                if t.get("spec_augment") and data.input["kind"] == "spectrogram":
-                    x = spec_augment(x, gen, **t["spec_augment"])
-                with autocast():
-                    loss = F.cross_entropy(model(x).float(), y, label_smoothing=t["label_smoothing"])
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if t["grad_clip"]:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), t["grad_clip"])
-                optimizer.step()
-                sched.step()
-                total_loss += loss.item() * len(y)
-                seen += len(y)
-                bar.set_postfix(loss=f"{loss.item():.3f}")
-            if dev.type == "cuda":
-                torch.cuda.synchronize()
-            epoch_train = time.perf_counter() - t0
-            train_seconds += epoch_train
-            samples_seen += seen
-            val_loss, val_logits, val_y = evaluate(model, data, "val", t["eval_batch_size"], dev, autocast)
-            val = classification_metrics(val_logits, val_y, data.num_classes)
-            row = {
-                "epoch": epoch,
-                "train_loss": total_loss / max(seen, 1),
-                "val_loss": val_loss,
-                "val_accuracy": val["accuracy"],
-                "val_macro_f1": val["macro_f1"],
-                "lr": optimizer.param_groups[0]["lr"],
-                "train_seconds": epoch_train,  # the training loop alone
-                "epoch_seconds": time.perf_counter() - t0,  # + validation
-            }
-            history.append(row)
+    note = job.data.manifest.get("data_note", "")
+    tags = {"config_hash": spec_hash(spec), "device": job.dev.type, **({"data_note": note} if note else {})}
+    with Run(experiment_file, spec, tags=tags, run_id=job.state["mlflow_run_id"] if resumed else None) as run:
+        if resumed:
+            run.set_tags({"finebench.resumed_after_epoch": job.state["epoch"]})
+        else:
+            run.log_metrics({"n_params": n_params})
+        job.state["mlflow_run_id"] = run.run_id
+        s = job.state
+        for epoch in range(s["epoch"] + 1, t["epochs"] + 1):
+            tr = train_one_epoch(job, epoch, show)
+            t_val = time.perf_counter()
+            val = evaluate(job, "val")
+            row = {"epoch": epoch, "train_loss": tr["train_loss"], **job.objective.epoch_fields(val),
+                   "lr": job.optimizer.param_groups[0]["lr"],
+                   "train_seconds": tr["train_seconds"],  # the training loop alone
+                   "data_seconds": tr["data_seconds"],  # of which waiting for input
+                   "epoch_seconds": tr["train_seconds"] + time.perf_counter() - t_val}  # + validation
+            s["history"].append(row)
+            s["train_seconds"] += tr["train_seconds"]
+            s["data_seconds"] += tr["data_seconds"]
+            s["samples_seen"] += tr["samples"]
+            key = job.objective.selection_key(val)
+            if s["best"] is None or key > s["best"][0]:
+                s["best"] = (key, epoch)
+                s["best_state"] = copy.deepcopy({k: v.detach().cpu() for k, v in job.module.state_dict().items()})
+            s["epoch"] = epoch
             run.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=epoch)
-            print(f"[finebench] {name} epoch {epoch}: train_loss {row['train_loss']:.4f} val_loss {val_loss:.4f} "
-                  f"val_acc {val['accuracy']:.4f} ({row['epoch_seconds']:.1f}s)", file=sys.stderr, flush=True)
-            key = (val["accuracy"], -val_loss)
-            if best is None or key > best[0]:
-                best = (key, epoch)
-                best_state = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
+            save_checkpoint(job, ckpt)
+            log(f"{job.name} epoch {epoch}: train_loss {row['train_loss']:.4f} "
+                + " ".join(f"{k} {v:.4f}" for k, v in job.objective.epoch_fields(val).items())
+                + f" ({row['epoch_seconds']:.1f}s, data wait {row['data_seconds']:.2f}s)")
 
-        model.load_state_dict(best_state)
-        test_loss, test_logits, test_y = evaluate(model, data, "test", t["eval_batch_size"], dev, autocast)
-        test = classification_metrics(test_logits, test_y, data.num_classes)
-        x_cost, _ = next(data.batches("test", min(t["eval_batch_size"], 256), dev))
-        cost = measure(model, x_cost, autocast, dev, tokens=data.input["kind"] == "tokens")
-        counts = np.bincount(test_y.numpy(), minlength=data.num_classes)
-        metrics = {
-            "test_accuracy": test["accuracy"],
-            "test_mean_class_accuracy": test["mean_class_accuracy"],
-            "test_macro_f1": test["macro_f1"],
-            "test_top5": test.get("top5"),
-            "test_loss": test_loss,
-            "best_epoch": best[1],
-            "best_val_accuracy": best[0][0],
-            "params": n_params,
-            "train_seconds": train_seconds,
-            "train_samples_per_s": samples_seen / train_seconds if train_seconds else None,
-            "chance_accuracy": 1.0 / data.num_classes,
-            "majority_accuracy": float(counts.max() / counts.sum()),
-            **cost,
-        }
-        pd.DataFrame(history).to_csv(out_dir / "history.csv", index=False)
-        cm = confusion(test_logits, test_y, data.num_classes)
-        save_confusion(cm, data.classes, out_dir, f"{name} — test confusion (acc {test['accuracy']:.3f})")
-        run.log_metrics({k: v for k, v in metrics.items() if isinstance(v, (int, float))})
-        run.log_artifacts(out_dir)
-        kw = spec["model_kwargs"]
-        protocol = {
-            "pretraining": getattr(model, "pretraining", None)  # hf: models say where their weights came from
-            or (f"file {Path(kw['pretrained_file']).name}" if kw.get("pretrained_file")
-                else ("timm hub weights" if kw.get("pretrained") else "none")),
-            "resolution": data.input.get("height") if data.input["kind"] == "image" else None,
-            "split": split_protocol(data.manifest),
-        }
-        result = {
-            **{k: spec[k] for k in ("task", "dataset", "modality", "model", "family", "arch", "seed")},
-            "protocol": protocol,
-            "data_note": note,
-            "status": "FINISHED",
-            "mlflow_run_id": run.run_id,
-            "mlflow_experiment_id": run.experiment_id,
-            "spec_hash": spec_hash(spec),
-            "device": dev.type,
-            "threads": threads,
-            "epochs": t["epochs"],
-            "num_classes": data.num_classes,
-            "n_train": n_train,
-            "n_test": int(len(test_y)),
-            **metrics,
-        }
+        job.module.load_state_dict(s["best_state"])
+        test = evaluate(job, "test")
+        metrics = job.objective.final(test, job.data, out_dir, job.name)
+        x_cost, _ = next(iter(job.loader("test")))
+        cost = measure(job.module, x_cost[: min(t["eval_batch_size"], 256)], job.autocast, job.dev,
+                       tokens=job.data.input["kind"] == "tokens")
+        pd.DataFrame(s["history"]).to_csv(out_dir / "history.csv", index=False)
+        result = assemble(job, metrics, cost, run.run_id, run.experiment_id)
+        run.log_metrics({k: v for k, v in result.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
+                         and k not in ("seed", "n_params", "threads", "epochs", "num_classes")})
+        run.log_artifacts(out_dir, exclude=(CHECKPOINT,))
     write_json_atomic(out_dir / "metrics.json", result)
-    print(f"[finebench] {name}: test_acc {metrics['test_accuracy']:.4f} macro_f1 {metrics['test_macro_f1']:.4f} "
-          f"(best epoch {best[1]}, {train_seconds:.1f}s train)", file=sys.stderr, flush=True)
+    if not t.get("keep_checkpoint"):
+        ckpt.unlink(missing_ok=True)
+    log(f"{job.name}: test_accuracy {result.get('test_accuracy', float('nan')):.4f} "
+        f"(best epoch {s['best'][1]}, {s['train_seconds']:.1f}s train, {s['data_seconds']:.2f}s waiting for data)")
     return result
+
+
+def log(message: str) -> None:
+    print(f"[finebench] {message}", file=sys.stderr, flush=True)

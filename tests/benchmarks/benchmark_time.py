@@ -50,7 +50,7 @@ def split_sizes(source, options: dict) -> dict[str, int]:
 def input_info(source, options: dict) -> dict:
     if source.modality == "vision":
         return {"kind": "image", "channels": 3, "height": options["image_size"], "width": options["image_size"],
-                "stored_size": options["resize"], "normalize": "imagenet", "augment": "random_resized_crop_flip"}
+                "stored_size": options["resize"], "augment": "random_resized_crop_flip"}
     if source.modality == "text":
         return {"kind": "tokens", "vocab_size": options["vocab_size"], "pad_id": 0, "max_len": options["max_len"]}
     frames = int(options["sample_rate"] * options["clip_seconds"]) // options["hop"]

@@ -1,27 +1,35 @@
-# Helpers shared by the rules: config checks against the registries, the run list, resolved specs.
+# Helpers shared by the rules: config checks against the registries, the run list, resolved specs, and every function
+# the rules call (the rule files hold rules only).
 import json
+import os
+import shlex
 import sys
 
 from snakemake.exceptions import WorkflowError
 
 from finebench import config as fbconfig
+from finebench import data as fbdata
 from finebench.errors import ConfigError
+from finebench.plots import PLOT_KINDS
+from finebench.report import TABLE_FILES
 
 try:
-    fbconfig.check(config)
+    # Checked against the registries once per (config, finebench code, library versions): the check imports torch
+    # and timm, which a rerun of an unchanged workflow should not pay for.
+    fbconfig.check_cached(config)
 except ConfigError as exc:
     raise WorkflowError(f"invalid finebench config — {exc}") from None
 
 CFG = fbconfig.with_defaults(config)
 RUNS = fbconfig.runs(CFG)
-FINEBENCH = f"{sys.executable} -m finebench"
 RESULTS = "results"
 EXPERIMENT_FILE = f"{RESULTS}/mlflow/experiment.json"
-TABLE_FILES = ["leaderboard.csv", "leaderboard.md", "leaderboard.html", "costs.md", "families.csv", "families.md", "runs.csv",
-               "model_ranks.csv", "family_ranks.csv", "ranks.md", "references.csv", "references.md"]
 REFERENCES = CFG.get("references") or workflow.source_path("../../config/references.yaml")
-PLOT_KINDS = ["learning_curves", "confusion_best", "pareto"]
 SUMMARY_FILE = f"{RESULTS}/tables/mlflow_summary.json"
+
+# Each rule runs `python -m finebench ...` with the interpreter that runs Snakemake (its folder first on PATH), so
+# `.venv/bin/snakemake` works without activating the venv.
+shell.prefix(f"set -euo pipefail; export PATH={shlex.quote(os.path.dirname(sys.executable))}:$PATH; ")
 
 
 wildcard_constraints:
@@ -30,8 +38,33 @@ wildcard_constraints:
     seed="[0-9]+",
 
 
-def run_dir(task, model, seed):
-    return f"{RESULTS}/runs/{task}/{model}/seed{seed}"
+def run_files(name):
+    """One file per run (its metrics.json, history.csv, ...): what the aggregate step reads."""
+    return [f"{RESULTS}/runs/{task}/{model}/seed{seed}/{name}" for task, model, seed in RUNS]
+
+
+def table_file(name):
+    if name not in TABLE_FILES:
+        raise WorkflowError(
+            f"table {name!r} is not written by finebench.report (TABLE_FILES: {', '.join(TABLE_FILES)})"
+        )
+    return f"{RESULTS}/tables/{name}"
+
+
+def tables_except(*names):
+    return [table_file(name) for name in TABLE_FILES if name not in names]
+
+
+def plot_files(kind):
+    if kind not in PLOT_KINDS:
+        raise WorkflowError(f"plot kind {kind!r} is not drawn by finebench.plots (PLOT_KINDS: {', '.join(PLOT_KINDS)})")
+    return [f"{RESULTS}/plots/{task}_{kind}.png" for task in CFG["tasks"]]
+
+
+def download_marker(wildcards):
+    if fbconfig.needs_download(CFG, wildcards.task):
+        return f"{CFG['download']['cache']}/{CFG['tasks'][wildcards.task]['dataset']}.ready.json"
+    return []
 
 
 def spec_json(wildcards):
@@ -42,3 +75,52 @@ def spec_json(wildcards):
 
 def task_options_json(wildcards):
     return json.dumps(fbconfig.task_options(CFG, wildcards.task), sort_keys=True)
+
+
+# Pretrained Hugging Face models (arch: hf:<id>; rules in hf.smk): their tokenisation caches and inputs.
+from finebench.data import hf_tokens as fb_hf_tokens
+from finebench.errors import FinebenchError
+from finebench.models.hf import HF_PREFIX
+from finebench.models.hf_load import source_of
+
+HF_OPTION_KEYS = ("pretrained_dir", "revision", "max_length")
+
+
+def hf_options(model):
+    m = CFG["models"][model]
+    return {k: m[k] for k in HF_OPTION_KEYS if m.get(k) is not None}
+
+
+def hf_tokenize_jobs():
+    """{(task, tokenizer slug): (model id, options)} for every hf: text model and every task it runs on. Checked at
+    parse time: a pretrained_dir without a model or a tokenizer fails before any job runs."""
+    jobs = {}
+    for name, m in CFG["models"].items():
+        if not m["arch"].startswith(HF_PREFIX):
+            continue
+        try:
+            source_of(m["arch"][len(HF_PREFIX) :], hf_options(name))
+            if m["modality"] == "text":
+                fb_hf_tokens.tokenizer_files(hf_options(name))
+        except FinebenchError as exc:
+            raise WorkflowError(f"invalid finebench config — models.{name}.{exc}") from None
+    for task, model, _ in RUNS:
+        m = CFG["models"][model]
+        if m["arch"].startswith(HF_PREFIX) and m["modality"] == "text":
+            name, opts = m["arch"][len(HF_PREFIX) :], hf_options(model)
+            jobs[(task, fb_hf_tokens.cache_slug(name, opts))] = (name, opts)
+    return jobs
+
+
+HF_TOKENIZE = hf_tokenize_jobs()
+
+
+def train_data(wildcards):
+    """The train job's --data: the prepared task, or for hf: models its tokenisation (text) or waveform view (speech)."""
+    m = CFG["models"][wildcards.model]
+    if m["arch"].startswith(HF_PREFIX):
+        if m["modality"] == "text":
+            slug = fb_hf_tokens.cache_slug(m["arch"][len(HF_PREFIX) :], hf_options(wildcards.model))
+            return f"{RESULTS}/tokens/{wildcards.task}/{slug}"
+        return f"{RESULTS}/waveform/{wildcards.task}"
+    return f"{RESULTS}/data/{wildcards.task}"

@@ -1,24 +1,54 @@
-# Aggregate every run's metrics.json (not MLflow) into tables and plots; then file a summary run per task in MLflow.
-# `snakemake --report results/report.html` (make report) collects the annotated outputs with their captions.
+# Aggregate every run's metrics.json, history.csv and confusion.csv (not MLflow) into tables and plots; then file a
+# summary run per task in MLflow. `snakemake --report results/report.html` (make report) collects the annotated
+# outputs with their captions. The table files are finebench.report.TABLE_FILES, the plots finebench.plots.PLOT_KINDS.
 
 
 rule aggregate:
     input:
-        metrics=[f"{run_dir(t, m, s)}/metrics.json" for t, m, s in RUNS],
+        metrics=run_files("metrics.json"),
+        history=run_files("history.csv"),  # learning curves
+        confusion=run_files("confusion.csv"),  # the best model's confusion matrix
         references=REFERENCES,
     output:
-        leaderboard=report(f"{RESULTS}/tables/leaderboard.html", caption="../report/leaderboard.rst", category="1. Tables", labels={"table": "leaderboard"}),
-        families=report(f"{RESULTS}/tables/families.csv", caption="../report/families.rst", category="1. Tables", labels={"table": "families"}),
-        family_ranks=report(f"{RESULTS}/tables/family_ranks.csv", caption="../report/ranks.rst", category="1. Tables", labels={"table": "family ranks"}),
-        other=[f"{RESULTS}/tables/{name}" for name in TABLE_FILES if name not in ("leaderboard.html", "families.csv", "family_ranks.csv")],
-        curves=report(expand(f"{RESULTS}/plots/{{task}}_learning_curves.png", task=CFG["tasks"]), caption="../report/learning_curves.rst", category="2. Learning curves"),
-        confusion=report(expand(f"{RESULTS}/plots/{{task}}_confusion_best.png", task=CFG["tasks"]), caption="../report/confusion.rst", category="3. Confusion (best model)"),
-        pareto=report(expand(f"{RESULTS}/plots/{{task}}_pareto.png", task=CFG["tasks"]), caption="../report/pareto.rst", category="4. Accuracy vs cost"),
+        leaderboard=report(
+            table_file("leaderboard.html"),
+            caption="../report/leaderboard.rst",
+            category="1. Tables",
+            labels={"table": "leaderboard"},
+        ),
+        families=report(
+            table_file("families.csv"),
+            caption="../report/families.rst",
+            category="1. Tables",
+            labels={"table": "families"},
+        ),
+        family_ranks=report(
+            table_file("family_ranks.csv"),
+            caption="../report/ranks.rst",
+            category="1. Tables",
+            labels={"table": "family ranks"},
+        ),
+        other=tables_except("leaderboard.html", "families.csv", "family_ranks.csv"),
+        curves=report(
+            plot_files("learning_curves"),
+            caption="../report/learning_curves.rst",
+            category="2. Learning curves",
+        ),
+        confusion=report(
+            plot_files("confusion_best"),
+            caption="../report/confusion.rst",
+            category="3. Confusion (best model)",
+        ),
+        pareto=report(plot_files("pareto"), caption="../report/pareto.rst", category="4. Accuracy vs cost"),
     log:
         f"{RESULTS}/logs/aggregate.log",
+    params:
+        tables=lambda w, output: os.path.dirname(output.leaderboard),
+        plots=lambda w, output: os.path.dirname(output.curves[0]),
     shell:
-        "{FINEBENCH} aggregate {input.metrics} --out {RESULTS}/tables --plots {RESULTS}/plots "
-        "--references {input.references} > {log} 2>&1"
+        "python -m finebench aggregate {input.metrics} --out {params.tables} --plots {params.plots} "
+        "--references {input.references} > {log} 2>&1 "
+        "|| python -m finebench job-failed $? {log}"
 
 
 localrules:
@@ -28,11 +58,17 @@ localrules:
 rule log_summary:
     input:
         rules.aggregate.output,
-        experiment=EXPERIMENT_FILE,
+        leaderboard=rules.aggregate.output.leaderboard,
+        curves=rules.aggregate.output.curves,
+        experiment=ancient(EXPERIMENT_FILE),
     output:
         SUMMARY_FILE,
     log:
         f"{RESULTS}/logs/log_summary.log",
+    params:
+        tables=lambda w, input: os.path.dirname(input.leaderboard),
+        plots=lambda w, input: os.path.dirname(input.curves[0]),
     shell:
-        "{FINEBENCH} log-summary --experiment-file {input.experiment} --tables {RESULTS}/tables "
-        "--plots {RESULTS}/plots --out {output} > {log} 2>&1"
+        "python -m finebench log-summary --experiment-file {input.experiment} --tables {params.tables} "
+        "--plots {params.plots} --out {output} > {log} 2>&1 "
+        "|| python -m finebench job-failed $? {log}"

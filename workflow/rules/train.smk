@@ -1,4 +1,7 @@
 # MLflow store + experiment are created once, locally, before any training job; then one job per (task, model, seed).
+# experiment.json is bookkeeping (the experiment's id), so it is ancient(): re-creating or touching it never makes a
+# finished run stale.
+
 
 localrules:
     init_tracking,
@@ -7,33 +10,36 @@ localrules:
 rule init_tracking:
     output:
         EXPERIMENT_FILE,
+    log:
+        f"{RESULTS}/logs/init_tracking.log",
     params:
         uri=CFG["tracking_uri"],
         experiment=CFG["experiment"],
-    log:
-        f"{RESULTS}/logs/init_tracking.log",
+        artifact_root=f"{RESULTS}/mlartifacts",
     shell:
-        "{FINEBENCH} init-tracking --tracking-uri {params.uri:q} --experiment {params.experiment:q} "
-        "--artifact-root {RESULTS}/mlartifacts --out {output} > {log} 2>&1"
+        "python -m finebench init-tracking --tracking-uri {params.uri:q} --experiment {params.experiment:q} "
+        "--artifact-root {params.artifact_root} --out {output} > {log} 2>&1 "
+        "|| python -m finebench job-failed $? {log}"
 
 
 rule train:
     input:
         data=train_data,  # the prepared task, or its hf: form (workflow/rules/hf.smk)
-        experiment=EXPERIMENT_FILE,
+        experiment=ancient(EXPERIMENT_FILE),
     output:
         metrics=f"{RESULTS}/runs/{{task}}/{{model}}/seed{{seed}}/metrics.json",
         history=f"{RESULTS}/runs/{{task}}/{{model}}/seed{{seed}}/history.csv",
         confusion=f"{RESULTS}/runs/{{task}}/{{model}}/seed{{seed}}/confusion.csv",
-    params:
-        spec=spec_json,
-        out=lambda w: run_dir(w.task, w.model, w.seed),
-        device=CFG["device"],
+    log:
+        f"{RESULTS}/logs/train/{{task}}/{{model}}/seed{{seed}}.log",
     threads: CFG["threads"]
     resources:
         gpu=1,  # unlimited unless the command line caps it: `--resources gpu=1` runs one job per GPU
-    log:
-        f"{RESULTS}/logs/train/{{task}}/{{model}}/seed{{seed}}.log",
+    params:
+        spec=spec_json,
+        out=lambda w, output: os.path.dirname(output.metrics),
+        device=CFG["device"],
     shell:
-        "{FINEBENCH} train --spec {params.spec:q} --data {input.data} --experiment-file {input.experiment} "
-        "--out {params.out} --device {params.device} --threads {threads} --no-progress > {log} 2>&1"
+        "python -m finebench train --spec {params.spec:q} --data {input.data} --experiment-file {input.experiment} "
+        "--out {params.out} --device {params.device} --threads {threads} --no-progress > {log} 2>&1 "
+        "|| python -m finebench job-failed $? {log}"

@@ -2,7 +2,7 @@
 
 - ``fetch``: HTTP(S) download into a cache with resume (``Range``) from a ``.part`` file; the finished file is
   verified against a pinned checksum (the publisher's md5/sha256 where one is published) or, when none is, against
-  the sha256 recorded in the lock file (``config/downloads.lock.json``) the first time the URL was fetched (trust on
+  the sha256 recorded in the lock file (``downloads.lock.json`` beside this module, package data) the first time the URL was fetched (trust on
   first use). A mismatch deletes the file and raises; nothing unverified is ever renamed into place.
 - ``mirror``: a base URL (``https://mirror.example.org/finebench``) or a local directory holding the same file names,
   for air-gapped sites.
@@ -28,7 +28,7 @@ from pathlib import Path, PurePosixPath
 from finebench.errors import FinebenchError
 from finebench.files import atomic_dir, write_json_atomic
 
-LOCK_FILE = Path(__file__).resolve().parents[3] / "config" / "downloads.lock.json"
+LOCK_FILE = Path(__file__).resolve().with_name("downloads.lock.json")  # package data: found from any install
 CHUNK = 1 << 20
 
 

@@ -29,7 +29,7 @@ import numpy as np
 
 from finebench.errors import FinebenchError
 from finebench.files import atomic_dir
-from finebench.models.hf import DEFAULT_MAX_LENGTH, load_pretrained
+from finebench.models.hf_load import DEFAULT_MAX_LENGTH, load_tokenizer, tokenizer_sha256  # noqa: F401 (re-exported)
 
 SPLITS = ("train", "val", "test")
 # Files that make up a saved tokenizer (whichever of them the folder holds are the tokenize rule's inputs).
@@ -65,41 +65,6 @@ def tokenizer_files(kwargs: dict) -> list[str]:
         raise FinebenchError(f"pretrained_dir: {folder} holds no tokenizer (none of {', '.join(TOKENIZER_FILES[:6])} …) — "
                              f"save the model's tokenizer there with tokenizer.save_pretrained('{folder}')")
     return files
-
-
-def load_tokenizer(name: str, kwargs: dict):
-    """The model's own tokenizer (from ``pretrained_dir`` or the hub), right-padding, with a pad token."""
-    from transformers import AutoTokenizer
-
-    tok = load_pretrained(AutoTokenizer, name, kwargs, "tokenizer")
-    if tok.pad_token is None:
-        if tok.eos_token is None:
-            raise FinebenchError(f"hf:{name}: the tokenizer has neither a pad nor an end-of-text token to pad with")
-        tok.pad_token = tok.eos_token  # GPT-2 style tokenizers
-    tok.padding_side = "right"
-    return tok
-
-
-def tokenizer_sha256(tok) -> str:
-    """A fingerprint of what the tokenizer does: its full fast-tokenizer definition (normaliser, pre-tokeniser, vocab
-    and merges, special tokens and the template that adds them), less the run-time truncation/padding settings, plus
-    the pad token; for a tokenizer without a fast backend, the files it saves."""
-    h = hashlib.sha256(type(tok).__name__.encode())
-    backend = getattr(tok, "backend_tokenizer", None)
-    if backend is not None:
-        state = json.loads(backend.to_str())
-        state.pop("truncation", None)
-        state.pop("padding", None)
-        h.update(json.dumps(state, sort_keys=True).encode())
-    else:
-        import tempfile
-
-        with tempfile.TemporaryDirectory() as tmp:
-            tok.save_pretrained(tmp)
-            for f in sorted(Path(tmp).iterdir()):
-                h.update(f.name.encode() + f.read_bytes())
-    h.update(f"pad={tok.pad_token}:{tok.pad_token_id}".encode())
-    return h.hexdigest()
 
 
 def encode(tok, texts: list[str], max_length: int, chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:

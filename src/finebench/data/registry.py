@@ -5,10 +5,11 @@ A dataset *source* turns options into arrays. ``prepare_task`` runs it once into
 source writes (e.g. ``tokenizer.json``), and ``manifest.json`` — written into a sibling temporary folder and renamed
 into place only when complete, so a half-prepared dataset is never consumed.
 
-Input kinds (``manifest["input"]["kind"]``) tell the loader how to turn stored arrays into model inputs:
-- ``image``: uint8 ``[N, C, H, W]`` -> float in [-1, 1], or ImageNet-standardised with ``normalize: imagenet``;
-  images stored larger than ``height`` x ``width`` (``stored_size``) are centre-cropped for evaluation and, with
-  ``augment: random_resized_crop_flip``, randomly crop-resized and flipped for training
+Input kinds (``manifest["input"]["kind"]``) tell the loader (finebench.loader) how to turn stored arrays into model
+inputs; the stored form is model-agnostic:
+- ``image``: uint8 ``[N, C, H, W]`` -> float, normalised with the *model's* mean/std (a pretrained timm model's own,
+  else [-1, 1]); images stored larger than ``height`` x ``width`` (``stored_size``) are centre-cropped for evaluation
+  and, with ``augment: random_resized_crop_flip``, randomly crop-resized and flipped for training
 - ``tokens``: int32 ``[N, T]`` padded with ``pad_id`` (0) -> int64, each batch trimmed to its longest sequence
 - ``spectrogram``: float16 ``[N, 1, n_mels, frames]`` -> float, standardised with the train split's mean/std
 - ``waveform``: float16 ``[N, samples]`` raw audio -> float (hf: audio models extract their own features)
@@ -17,7 +18,6 @@ Input kinds (``manifest["input"]["kind"]``) tell the loader how to turn stored a
 from __future__ import annotations
 
 import json
-import math
 import sys
 import time
 from dataclasses import dataclass, field
@@ -30,7 +30,6 @@ from finebench.errors import FinebenchError
 from finebench.files import atomic_dir
 
 SPLITS = ("train", "val", "test")
-IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
 @dataclass
@@ -46,6 +45,12 @@ class DatasetSource:
     # The release's published counts: {"classes": n, "splits": {split: n per official file}, "options": {...}} —
     # checked after every build (see ``check_official``); "options" lists the option values the counts hold for.
     official: dict | None = None
+    # A caveat about the data shown wherever its results are (table headings, plot titles, the MLflow tag data_note),
+    # e.g. "SYNTHESIZED speech (espeak-ng)"; written into the manifest as ``data_note``.
+    data_note: str = ""
+    # Cores its preparation keeps busy (the Snakemake rule's threads; capped by --cores): 1 for the embedded
+    # generators, so two of them — or one and a training job — run side by side; more for decoding pools.
+    prepare_threads: int = 1
 
     @property
     def downloadable(self) -> bool:
@@ -62,14 +67,27 @@ def register(source: DatasetSource) -> DatasetSource:
     return source
 
 
-def carve_splits(records: dict[str, list], opt: dict) -> tuple[dict[str, list], dict]:
+def carve_splits(records: dict[str, list], opt: dict, classes: list[str] | None = None) -> tuple[dict[str, list], dict]:
     """Fill a missing ``val`` (and ``test``) split from ``train``: stratified by label, seeded by ``opt['seed']``.
 
     ``records[split]`` is a list of ``(item, label)``. Returns the completed splits and what was carved (for the
-    manifest).
+    manifest). Every class must keep one training example and give one to each carved split; a class with fewer
+    examples is an error naming it (``min_per_class`` drops such classes first, see :func:`drop_rare_classes`).
     """
     carved = {}
     rng = np.random.default_rng(opt.get("seed", 0))
+    to_carve = [s for s in ("test", "val") if not records.get(s)]
+    if to_carve:
+        counts = np.bincount([lab for _, lab in records["train"]], minlength=len(classes or ()))
+        need_n = 1 + len(to_carve)
+        short = [(lab, int(n)) for lab, n in enumerate(counts) if 0 < n < need_n]
+        if short:
+            names = ", ".join(f"{classes[lab] if classes else lab!r} ({n})" for lab, n in short[:10])
+            more = f" and {len(short) - 10} more" if len(short) > 10 else ""
+            raise FinebenchError(
+                f"{len(short)} class(es) have too few examples to carve {' and '.join(to_carve)} from train (each class "
+                f"needs {need_n}: one for train and one per carved split): {names}{more}. Add examples, or set "
+                f"tasks.<task>.min_per_class: {need_n} to drop such classes (they are listed in the manifest)")
     for split, fraction in (("test", opt.get("test_fraction", 0.2)), ("val", opt.get("val_fraction", 0.1))):
         if records.get(split):
             continue
@@ -86,6 +104,28 @@ def carve_splits(records: dict[str, list], opt: dict) -> tuple[dict[str, list], 
         records["train"] = [r for i, r in enumerate(train) if i not in take]
         carved[split] = {"from": "train", "fraction": fraction, "n": len(records[split]), "seed": opt.get("seed", 0)}
     return records, carved
+
+
+def drop_rare_classes(records: dict[str, list], classes: list[str], opt: dict) -> tuple[dict[str, list], list[str], dict]:
+    """``min_per_class: N`` (bring-your-own datasets): drop the classes with fewer than N examples (all splits
+    together) and renumber the rest. Returns the records, the kept classes and ``{class: count}`` of those dropped."""
+    minimum = opt.get("min_per_class")
+    if not minimum:
+        return records, classes, {}
+    counts = np.zeros(len(classes), dtype=int)
+    for rows in records.values():
+        for _, lab in rows:
+            counts[lab] += 1
+    keep = [lab for lab in range(len(classes)) if counts[lab] >= minimum]
+    dropped = {classes[lab]: int(counts[lab]) for lab in range(len(classes)) if counts[lab] < minimum}
+    if not keep:
+        raise FinebenchError(f"tasks.<task>.min_per_class: {minimum} drops every class (the largest has {counts.max()} examples)")
+    if dropped:
+        print(f"[finebench] min_per_class {minimum}: dropped {len(dropped)} class(es) with fewer examples: "
+              f"{', '.join(f'{c} ({n})' for c, n in list(dropped.items())[:10])}", file=sys.stderr, flush=True)
+    new = {old: i for i, old in enumerate(keep)}
+    records = {s: [(item, new[lab]) for item, lab in rows if lab in new] for s, rows in records.items()}
+    return records, [classes[lab] for lab in keep], dropped
 
 
 def official_split_sizes(manifest: dict) -> dict[str, int]:
@@ -118,6 +158,14 @@ def prepare_task(task: str, dataset: str, options: dict, out_dir: str | Path) ->
     """Build ``dataset`` with ``options`` into ``out_dir`` atomically; returns the manifest."""
     source = DATASETS[dataset]
     out_dir = Path(out_dir)
+    try:
+        return _prepare(task, source, options, out_dir)
+    except FinebenchError as exc:  # messages name options as tasks.<task>.key: put the real task name in
+        raise FinebenchError(str(exc).replace("tasks.<task>", f"tasks.{task}")) from exc
+
+
+def _prepare(task: str, source: DatasetSource, options: dict, out_dir: Path) -> dict:
+    dataset = source.name
     with atomic_dir(out_dir) as work:
         t0 = time.perf_counter()
         built = source.build(work, dict(options))
@@ -127,6 +175,7 @@ def prepare_task(task: str, dataset: str, options: dict, out_dir: str | Path) ->
             "modality": source.modality,
             "description": source.description,
             "citation": source.citation,
+            "data_note": source.data_note,
             "options": options,
             **built["manifest"],
         }
@@ -149,11 +198,32 @@ def prepare_task(task: str, dataset: str, options: dict, out_dir: str | Path) ->
                 "n": int(len(y)),
                 "class_counts": np.bincount(y, minlength=len(classes)).tolist(),
             }
+        check_class_coverage(source, manifest)
         manifest["official_split"] = bool(source.official)  # the release defines the splits (else the source does)
         manifest["official_counts"] = check_official(source, options, manifest)
         manifest["prepare_seconds"] = round(time.perf_counter() - t0, 2)
         (work / "manifest.json").write_text(json.dumps(manifest, indent=2))
     return manifest
+
+
+def check_class_coverage(source: DatasetSource, manifest: dict) -> None:
+    """A class with no training example can never be predicted: in a bring-your-own dataset an error naming it. A
+    class missing from a split of a release (a partial copy: the official counts flag it too), or from val or test,
+    is a warning naming it, recorded in the manifest (``classes_without_examples``)."""
+    classes, splits = manifest["classes"], manifest["splits"]
+    missing = {s: [classes[i] for i, n in enumerate(splits[s]["class_counts"]) if n == 0] for s in SPLITS}
+    missing = {s: names for s, names in missing.items() if names}
+    if missing.get("train") and not source.official:
+        untrained = missing["train"]
+        raise FinebenchError(
+            f"dataset {source.name!r}: {len(untrained)} class(es) have no training example: "
+            f"{', '.join(map(repr, untrained[:10]))}{' …' if len(untrained) > 10 else ''} — add training examples for "
+            f"them or remove them (or set tasks.<task>.min_per_class to drop rare classes)")
+    for split, names in missing.items():
+        print(f"[finebench] WARNING dataset {source.name!r}: {len(names)} class(es) have no {split} example: "
+              f"{', '.join(names[:10])}{' …' if len(names) > 10 else ''}", file=sys.stderr, flush=True)
+    if missing:
+        manifest["classes_without_examples"] = missing
 
 
 class Prepared:
@@ -174,65 +244,10 @@ class Prepared:
         y = np.load(self.path / f"{split}_y.npy")
         return x, y
 
-    def to_tensor(self, x: np.ndarray, device, augment: bool = False, generator=None):
-        """Stored batch -> model input tensor, per input kind (``augment``: train-time augmentation)."""
-        import torch
+    def batches(self, split: str, batch_size: int, device="cpu", shuffle: bool = False, generator=None,
+                augment: bool = False, preprocess: dict | None = None):
+        """Yield model-ready ``(x, y)`` tensors (see finebench.loader.Loader; no prefetch thread here)."""
+        from finebench.loader import Loader
 
-        kind = self.input["kind"]
-        if kind == "image":
-            t = torch.from_numpy(np.ascontiguousarray(x)).to(device).float()
-            t = self._crop(t, augment and self.input.get("augment"), generator)
-            if self.input.get("normalize") == "imagenet":
-                mean = torch.tensor(IMAGENET_MEAN, device=t.device).view(1, 3, 1, 1)
-                std = torch.tensor(IMAGENET_STD, device=t.device).view(1, 3, 1, 1)
-                return (t / 255.0 - mean) / std
-            return t.div_(127.5).sub_(1.0)
-        if kind == "tokens":
-            t = torch.from_numpy(np.ascontiguousarray(x)).to(device).long()
-            longest = int((t != self.input.get("pad_id", 0)).sum(1).max().clamp(min=1))
-            return t[:, :longest]
-        if kind == "spectrogram":
-            t = torch.from_numpy(np.ascontiguousarray(x)).to(device).float()
-            return (t - self.input["mean"]) / self.input["std"]
-        if kind == "waveform":  # raw float16 [N, samples] clips for pretrained audio models (data/hf_tokens.py)
-            return torch.from_numpy(np.ascontiguousarray(x)).to(device).float()
-        raise FinebenchError(f"{self.path}: unknown input kind {kind!r}")
-
-    def _crop(self, t, augment, generator):
-        """Centre crop (eval) or random resized crop + horizontal flip (train) to the task's height x width."""
-        import torch
-        import torch.nn.functional as F
-
-        h, w = self.input["height"], self.input["width"]
-        H, W = t.shape[-2:]
-        if not augment:
-            if (H, W) == (h, w):
-                return t
-            top, left = (H - h) // 2, (W - w) // 2
-            return t[..., top : top + h, left : left + w]
-        out = []
-        for img in t:
-            area = H * W * (0.25 + 0.75 * torch.rand(1, generator=generator).item())
-            ratio = math.exp(math.log(3 / 4) + (math.log(4 / 3) - math.log(3 / 4)) * torch.rand(1, generator=generator).item())
-            ch, cw = min(H, round(math.sqrt(area / ratio))), min(W, round(math.sqrt(area * ratio)))
-            top = int(torch.randint(0, H - ch + 1, (1,), generator=generator))
-            left = int(torch.randint(0, W - cw + 1, (1,), generator=generator))
-            crop = F.interpolate(img[None, :, top : top + ch, left : left + cw], size=(h, w), mode="bilinear",
-                                 align_corners=False)[0]
-            if torch.rand(1, generator=generator).item() < 0.5:
-                crop = crop.flip(-1)
-            out.append(crop)
-        return torch.stack(out)
-
-    def batches(self, split: str, batch_size: int, device, shuffle: bool = False, generator=None, augment: bool = False):
-        """Yield (x, y) tensors. Shuffling and augmentation draw from ``generator`` (a seeded torch.Generator)."""
-        import torch
-
-        x, y = self.arrays(split)
-        n = len(y)
-        order = torch.randperm(n, generator=generator).numpy() if shuffle else np.arange(n)
-        for start in range(0, n, batch_size):
-            idx = order[start : start + batch_size]
-            if shuffle:
-                idx = np.sort(idx)  # sequential reads from the memory map; the batch's content is the same set
-            yield self.to_tensor(x[idx], device, augment, generator), torch.from_numpy(y[idx]).to(device)
+        yield from Loader(self, split, batch_size, device, shuffle=shuffle, generator=generator, augment=augment,
+                          preprocess=preprocess, prefetch=0)

@@ -7,38 +7,88 @@ in memory as waveforms.
 Layouts read (``root:``):
 - ``speech_commands``: the folder the official archive extracts to: one folder per word (35), ``_background_noise_``
   (ignored), ``validation_list.txt`` and ``testing_list.txt``; every other clip is train
-- ``audiofolder``: root/[train|val|test/]label/*.wav (any sample rate); missing splits carved from train
+- ``audiofolder``: root/[train|val|test/]label/*.wav (or any other format libsndfile reads: flac, ogg, mp3, aiff …;
+  any sample rate); missing splits carved from train. A file in another format, an unreadable or truncated file (a
+  WAV whose header promises more data than it holds) or an empty class folder is an error naming it;
+  ``skip_bad_files: true`` skips such files instead (counted in the manifest's ``skipped``), ``min_per_class: N``
+  drops classes with fewer than N clips
 """
 
 from __future__ import annotations
 
+import re
+import sys
 from pathlib import Path
 
 import numpy as np
 
 from finebench.data.audio import fit_length, log_mel, resample
 from finebench.data.download import Remote
-from finebench.data.registry import SPLITS, DatasetSource, carve_splits, register
-from finebench.data.layout import folder_records, read_lines, root_of
+from finebench.data.registry import SPLITS, DatasetSource, carve_splits, drop_rare_classes, register
+from finebench.data.layout import folder_records, read_lines, root_of, skipped_files
 from finebench.errors import FinebenchError
 
 SPEECH_DEFAULTS = {"root": None, "sample_rate": 16000, "clip_seconds": 1.0, "n_fft": 480, "hop": 160, "n_mels": 40,
                    "val_fraction": 0.1, "test_fraction": 0.2, "seed": 0, "chunk": 2048}
 
 
+# File extensions of the containers libsndfile reads, by its format name (MP3 needs libsndfile >= 1.1).
+SOUNDFILE_EXTENSIONS = {"WAV": [".wav"], "WAVEX": [".wav"], "FLAC": [".flac"], "OGG": [".ogg", ".oga", ".opus"],
+                        "MP3": [".mp3"], "AIFF": [".aif", ".aiff", ".aifc"], "AU": [".au", ".snd"], "CAF": [".caf"],
+                        "W64": [".w64"], "RF64": [".rf64"]}
+# libsndfile's header log names a data chunk longer than the file holds: "data : 32000 (should be 15978)".
+SHORT_CHUNK = re.compile(r"^(?:data|SSND)\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
+
+
+def audio_extensions() -> set[str]:
+    import soundfile as sf
+
+    return {ext for fmt in sf.available_formats() for ext in SOUNDFILE_EXTENSIONS.get(fmt, [])}
+
+
+def header_problem(f) -> str | None:
+    """Why an open soundfile.SoundFile cannot be trusted, from its header alone (None when it looks whole)."""
+    short = SHORT_CHUNK.search(f.extra_info or "")
+    if short and int(short.group(2)) < int(short.group(1)):
+        return (f"truncated: the header promises {int(short.group(1)):,} bytes of audio, the file holds "
+                f"{int(short.group(2)):,} (a partial copy or an interrupted download?)")
+    if f.frames == 0:
+        return "holds no audio frames"
+    return None
+
+
+def audio_problem(path: Path) -> str | None:
+    """Open the header only: None when the file looks readable and whole, else the reason."""
+    import soundfile as sf
+
+    try:
+        with sf.SoundFile(str(path)) as f:
+            return header_problem(f)
+    except (RuntimeError, sf.SoundFileError) as exc:
+        return f"cannot read audio ({exc})"
+
+
 def read_clip(path: Path, sr: int, n: int) -> np.ndarray:
     import soundfile as sf
 
     try:
-        wav, file_sr = sf.read(str(path), dtype="float32", always_2d=True)
-    except RuntimeError as exc:
+        with sf.SoundFile(str(path)) as f:
+            problem = header_problem(f)
+            if problem is None:
+                wav, file_sr = f.read(dtype="float32", always_2d=True), f.samplerate
+                if f.frames > 0 and len(wav) < f.frames:
+                    problem = f"truncated: the header promises {f.frames:,} frames, the file holds {len(wav):,}"
+    except (RuntimeError, sf.SoundFileError) as exc:
         raise FinebenchError(f"{path}: cannot read audio ({exc})") from exc
+    if problem:
+        raise FinebenchError(f"{path}: {problem}; replace the file, or (audiofolder) set tasks.<task>.skip_bad_files: "
+                             f"true to skip such files")
     wav = resample(wav.mean(1), file_sr, sr)
     return fit_length(wav, n, (n - len(wav)) // 2)  # centred: pad both sides, or crop the middle
 
 
 def build_features(work: Path, records: dict[str, list], classes: list[str], opt: dict, source: dict) -> dict:
-    records, carved = carve_splits(records, opt)
+    records, carved = carve_splits(records, opt, classes)
     sr, n = opt["sample_rate"], int(opt["sample_rate"] * opt["clip_seconds"])
     frames = n // opt["hop"]
     arrays, total, total_sq, count = {}, 0.0, 0.0, 0
@@ -95,8 +145,28 @@ def build_speech_commands(work: Path, opt: dict) -> dict:
 
 def build_audiofolder(work: Path, opt: dict) -> dict:
     root = root_of(opt, "audiofolder")
-    records, classes = folder_records(root, lambda p: p.suffix.lower() in {".wav", ".flac", ".ogg"})
-    return build_features(work, records, classes, opt, {"layout": "audiofolder", "root": str(root)})
+    skip = bool(opt.get("skip_bad_files"))
+    records, classes, unsupported = folder_records(root, audio_extensions(), "audio files", skip)
+    bad = [(p, "unsupported format") for p in unsupported]
+    unreadable = [(p, why) for rows in records.values() for p, _ in rows if (why := audio_problem(p))]
+    if unreadable and not skip:
+        raise FinebenchError(
+            f"{len(unreadable)} audio file(s) are unreadable or truncated: "
+            f"{'; '.join(f'{p}: {why}' for p, why in unreadable[:5])}{' …' if len(unreadable) > 5 else ''}. Replace "
+            f"them, or set tasks.<task>.skip_bad_files: true to skip them (counted in the manifest)")
+    if unreadable:
+        gone = {p for p, _ in unreadable}
+        records = {s: [(p, lab) for p, lab in rows if p not in gone] for s, rows in records.items()}
+        bad += unreadable
+    if bad:
+        print(f"[finebench] skip_bad_files: skipped {len(bad)} file(s), e.g. {bad[0][0]} ({bad[0][1]})",
+              file=sys.stderr, flush=True)
+    records, classes, rare = drop_rare_classes(records, classes, opt)
+    out = build_features(work, records, classes, opt, {"layout": "audiofolder", "root": str(root)})
+    out["manifest"]["skipped"] = {**({"bad_files": skipped_files(bad)} if bad else {}),
+                                  **({"rare_classes": {"min_per_class": opt["min_per_class"], "classes": rare,
+                                                       "n": sum(rare.values())}} if rare else {})}
+    return out
 
 
 register(DatasetSource(
@@ -108,4 +178,4 @@ register(DatasetSource(
     official={"classes": 35, "splits": {"train": 84843, "val": 9981, "test": 11005}}))
 register(DatasetSource(
     name="audiofolder", modality="speech", description="Bring your own: root/[split/]label/*.wav (any sample rate)",
-    defaults=SPEECH_DEFAULTS, build=build_audiofolder))
+    defaults={**SPEECH_DEFAULTS, "skip_bad_files": False, "min_per_class": None}, build=build_audiofolder))

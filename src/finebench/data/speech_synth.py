@@ -170,7 +170,6 @@ def build(work: Path, opt: dict) -> dict:
                       "mean": float(train.mean()), "std": float(train.std())},
             "waveform": {"file": "{split}_wav.npy", "sample_rate": sr, "samples": n_samples, "dtype": "float16"},
             "classes": list(words),
-            "synthesized": True,
             "source": {"library": "espeak-ng (via PyPI espeakng-loader, ctypes, synchronous mode)",
                        "espeak_ng_version": version, "synth_sample_rate": synth_rate},
             "speakers": {s: sorted(k for k, v in split_of.items() if v == s) for s in ("train", "val", "test")},
@@ -187,6 +186,7 @@ register(
         description="SYNTHESIZED speech (espeak-ng): the 35 Speech Commands v2 words x synthetic speakers "
         "(accent x voice variant x pitch x rate), noise + time shift, 1 s at 16 kHz; split by speaker",
         citation="Word list: Warden (2018), Speech Commands v2, arXiv:1804.03209. Audio: espeak-ng synthesis",
+        data_note="SYNTHESIZED speech (espeak-ng)",
         defaults={
             "words": WORDS,
             "speakers": 120,

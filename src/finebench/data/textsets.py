@@ -7,8 +7,11 @@ Layouts read (``root:``):
   labels are the 50 fine classes (``granularity: coarse`` for the 6 coarse ones); val carved from train
 - ``goemotions``: the folder with ``train.tsv`` / ``dev.tsv`` / ``test.tsv`` (text, comma-separated label ids, id) and
   ``emotions.txt``; only single-label examples are kept (multi-label ones are dropped and counted in the manifest)
-- ``text_table``: one csv / tsv / jsonl file (``path``) with ``text_column`` and ``label_column`` (and optionally
-  ``split_column`` with train/val/test); missing splits are carved from train
+- ``text_table``: one csv / tsv / jsonl file (``path``, ``encoding`` utf-8) with ``text_column`` and ``label_column``
+  (and optionally ``split_column`` with train/val/test); missing splits are carved from train. An empty label cell, an
+  empty text cell (unless ``drop_empty_text: true``) or a class too small for the splits (unless ``min_per_class: N``
+  drops classes with fewer than N rows) is an error naming the file and rows; what was dropped is in the manifest's
+  ``skipped``
 """
 
 from __future__ import annotations
@@ -16,10 +19,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-
-
 from finebench.data.download import Remote
-from finebench.data.registry import SPLITS, DatasetSource, carve_splits, register
+from finebench.data.registry import SPLITS, DatasetSource, carve_splits, drop_rare_classes, register
 from finebench.data.text import encode_splits
 from finebench.data.layout import need, read_lines, root_of
 from finebench.errors import FinebenchError
@@ -31,7 +32,7 @@ PTB_ESCAPES = {"-LRB-": "(", "-RRB-": ")", "-LSB-": "[", "-RSB-": "]", "-LCB-": 
 
 
 def finish(work: Path, records: dict[str, list], classes: list[str], opt: dict, source: dict) -> dict:
-    records, carved = carve_splits(records, opt)
+    records, carved = carve_splits(records, opt, classes)
     texts = {s: [t for t, _ in records[s]] for s in SPLITS}
     labels = {s: [lab for _, lab in records[s]] for s in SPLITS}
     arrays, info, stats = encode_splits(work, texts, labels, opt)
@@ -96,30 +97,90 @@ def build_goemotions(work: Path, opt: dict) -> dict:
                                                 "dropped_reason": "multi-label examples"})
 
 
-def build_text_table(work: Path, opt: dict) -> dict:
+def read_table(path: Path, encoding: str):
+    """The table as a DataFrame of strings (empty cells are ""; "NA", "null" … stay text), or an error naming the file
+    and line of the first undecodable byte."""
     import pandas as pd
 
+    raw = path.read_bytes()
+    try:
+        raw.decode(encoding)
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise FinebenchError(
+            f"{path}:{line}: not valid {encoding} (byte 0x{raw[exc.start]:02x} at column {column}); save the file as "
+            f"UTF-8, or set tasks.<task>.encoding to its encoding (e.g. latin-1, cp1252)") from None
+    if path.suffix == ".jsonl":
+        import json
+
+        rows, lines = [], []
+        for i, line in enumerate(raw.decode(encoding).splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise FinebenchError(f"{path}:{i}: not a JSON object ({exc.msg})") from None
+            if not isinstance(row, dict):
+                raise FinebenchError(f"{path}:{i}: not a JSON object")
+            rows.append({k: "" if v is None else str(v) for k, v in row.items()})
+            lines.append(i)
+        return pd.DataFrame(rows, index=lines).fillna(""), "line"
+    try:
+        df = pd.read_csv(path, sep="\t" if path.suffix == ".tsv" else ",", dtype=str, keep_default_na=False,
+                         encoding=encoding)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise FinebenchError(f"{path}: not a readable {path.suffix[1:]} table ({exc})") from None
+    df.index = range(2, len(df) + 2)  # as a spreadsheet numbers them: the header is row 1
+    return df, "row"
+
+
+def build_text_table(work: Path, opt: dict) -> dict:
     if not opt.get("path"):
         raise FinebenchError("text_table: set tasks.<task>.path to a csv, tsv or jsonl file")
     path = Path(opt["path"])
     need(path, "a csv / tsv / jsonl file")
-    readers = {".csv": lambda: pd.read_csv(path), ".tsv": lambda: pd.read_csv(path, sep="\t"),
-               ".jsonl": lambda: pd.read_json(path, lines=True)}
-    if path.suffix not in readers:
+    if path.suffix not in (".csv", ".tsv", ".jsonl"):
         raise FinebenchError(f"{path}: unsupported table format {path.suffix!r}; use .csv, .tsv or .jsonl")
-    df = readers[path.suffix]()
+    df, row_word = read_table(path, opt.get("encoding") or "utf-8")
     for key in ("text_column", "label_column") + (("split_column",) if opt.get("split_column") else ()):
         if opt[key] not in df.columns:
             raise FinebenchError(f"tasks.<task>.{key}: column {opt[key]!r} not in {path} (columns: {', '.join(map(str, df.columns))})")
-    classes = sorted(df[opt["label_column"]].astype(str).unique())
+
+    def rows_named(mask) -> str:
+        rows = [str(i) for i in df.index[mask]]
+        header = " (the header is row 1)" if row_word == "row" else ""
+        return f"{row_word}{'s' if len(rows) > 1 else ''} {', '.join(rows[:10])}{' …' if len(rows) > 10 else ''}{header}"
+
+    text, label = df[opt["text_column"]].str.strip(), df[opt["label_column"]].str.strip()
+    no_label = (label == "").to_numpy()
+    if no_label.any():
+        raise FinebenchError(f"{path}: {no_label.sum()} row(s) have an empty {opt['label_column']!r} (label) cell, "
+                             f"{rows_named(no_label)}; fill them in or remove those rows")
+    no_text = (text == "").to_numpy()
+    skipped = {}
+    if no_text.any():
+        if not opt.get("drop_empty_text"):
+            raise FinebenchError(f"{path}: {no_text.sum()} row(s) have an empty {opt['text_column']!r} (text) cell, "
+                                 f"{rows_named(no_text)}; fill them in, remove them, or set "
+                                 f"tasks.<task>.drop_empty_text: true to drop such rows (counted in the manifest)")
+        skipped["empty_text"] = {"n": int(no_text.sum()), "rows": [int(i) for i in df.index[no_text][:100]]}
+        df, text, label = df[~no_text], text[~no_text], label[~no_text]
+    classes = sorted(label.unique())
     index = {c: i for i, c in enumerate(classes)}
-    split = df[opt["split_column"]].astype(str) if opt.get("split_column") else pd.Series(["train"] * len(df))
+    split = df[opt["split_column"]].str.strip() if opt.get("split_column") else ["train"] * len(df)
     bad = sorted(set(split) - set(SPLITS))
     if bad:
         raise FinebenchError(f"{path}: column {opt['split_column']!r} has values {bad}; expected train/val/test")
-    records = {s: [(str(t), index[str(lab)]) for t, lab, sp in zip(df[opt["text_column"]], df[opt["label_column"]], split) if sp == s]
-               for s in SPLITS}
-    return finish(work, records, classes, opt, {"layout": "text_table", "path": str(path)})
+    records = {s: [(t, index[lab]) for t, lab, sp in zip(text, label, split) if sp == s] for s in SPLITS}
+    records, classes, rare = drop_rare_classes(records, classes, opt)
+    if rare:
+        skipped["rare_classes"] = {"min_per_class": opt["min_per_class"], "classes": rare,
+                                   "n": sum(rare.values())}
+    out = finish(work, records, classes, opt, {"layout": "text_table", "path": str(path)})
+    out["manifest"]["skipped"] = skipped
+    return out
 
 
 register(DatasetSource(
@@ -144,6 +205,7 @@ register(DatasetSource(
     official={"classes": 28, "splits": {"train": 43410, "val": 5426, "test": 5427}}))  # rows, before the single-label filter
 register(DatasetSource(
     name="text_table", modality="text", description="Bring your own: csv / tsv / jsonl with text and label columns",
-    defaults={**TEXT_DEFAULTS, "path": None, "text_column": "text", "label_column": "label", "split_column": None},
+    defaults={**TEXT_DEFAULTS, "path": None, "text_column": "text", "label_column": "label", "split_column": None,
+              "encoding": "utf-8", "drop_empty_text": False, "min_per_class": None},
     build=build_text_table))
 

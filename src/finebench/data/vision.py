@@ -3,7 +3,8 @@
 Every image is decoded once, its shorter side resized to ``resize`` and centre-cropped to ``resize x resize``, and
 stored as uint8 in a memory-mapped ``{split}_x.npy`` (10^5 images at 256 px = 19.7 GB on disk, never all in RAM).
 At train time the loader takes a random resized crop of ``image_size`` plus a horizontal flip; at eval time the
-centre ``image_size`` crop. Inputs are normalised with the ImageNet mean/std (what timm's pretrained weights expect).
+centre ``image_size`` crop. The stored form is model-agnostic uint8; each model's own mean/std (a pretrained timm
+model's, from its weights' config) is applied by the loader.
 
 Layouts read (``root:`` points at the folder the official archive extracts to):
 - ``cub200``: ``CUB_200_2011/`` with images.txt, image_class_labels.txt, train_test_split.txt, classes.txt, images/
@@ -12,25 +13,37 @@ Layouts read (``root:`` points at the folder the official archive extracts to):
   asks
 - ``flowers102``: a folder with jpg/, imagelabels.mat, setid.mat
 - ``oxford_pets``: a folder with images/ and annotations/{trainval,test}.txt
-- ``imagefolder``: root/[train|val|test/]class/image — missing splits are carved from train
+- ``imagefolder``: root/[train|val|test/]class/image — missing splits are carved from train. A file that is not an
+  image, an unreadable image or an empty class folder is an error naming it; ``skip_bad_files: true`` skips such files
+  instead (counted in the manifest's ``skipped``), ``min_per_class: N`` drops classes with fewer than N images
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
 
 from finebench.data.download import Remote
-from finebench.data.layout import folder_records, need, read_lines, root_of
-from finebench.data.registry import SPLITS, DatasetSource, carve_splits, register
+from finebench.data.layout import folder_records, need, read_lines, root_of, skipped_files
+from finebench.data.registry import SPLITS, DatasetSource, carve_splits, drop_rare_classes, register
 from finebench.errors import FinebenchError
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 VISION_DEFAULTS = {"root": None, "image_size": 224, "resize": 256, "val_fraction": 0.1, "test_fraction": 0.2,
                    "seed": 0, "workers": 0, "crop_bottom": 0}
+
+
+def load_image_or_reason(args) -> np.ndarray | str:
+    """Like :func:`load_image`, but an unreadable image gives the error message instead of raising
+    (``skip_bad_files``)."""
+    try:
+        return load_image(args)
+    except FinebenchError as exc:
+        return str(exc)
 
 
 def load_image(args) -> np.ndarray:
@@ -59,40 +72,70 @@ def load_image(args) -> np.ndarray:
         raise FinebenchError(f"{path}: cannot read image ({exc})") from exc
 
 
-def cache_images(work: Path, split: str, paths: list[Path], size: int, workers: int, crop_bottom: int = 0) -> Path:
-    """Decode + resize every image once into a memory-mapped uint8 [N, 3, size, size] array."""
+def cache_images(work: Path, split: str, paths: list[Path], size: int, workers: int, crop_bottom: int = 0,
+                 skip_bad: bool = False) -> tuple[Path, list[tuple[Path, str]]]:
+    """Decode + resize every image once into a memory-mapped uint8 [N, 3, size, size] array. An unreadable image is
+    an error naming it, or with ``skip_bad`` left out (the array compacted); returns the array and those skipped."""
     out = work / f"{split}_x.npy"
     arr = np.lib.format.open_memmap(out, mode="w+", dtype=np.uint8, shape=(len(paths), 3, size, size))
     jobs = [(p, size, crop_bottom) for p in paths]
+    load = load_image_or_reason if skip_bad else load_image
     workers = workers or min(8, os.cpu_count() or 1)
+    bad = {}  # index -> reason
+
+    def store(i, img):
+        if isinstance(img, str):
+            bad[i] = img.removeprefix(f"{paths[i]}: ")
+        else:
+            arr[i] = img
+
     if workers > 1 and len(jobs) > 64:
         with get_context("spawn").Pool(workers) as pool:
-            for i, img in enumerate(pool.imap(load_image, jobs, chunksize=32)):
-                arr[i] = img
+            for i, img in enumerate(pool.imap(load, jobs, chunksize=32)):
+                store(i, img)
     else:
         for i, job in enumerate(jobs):
-            arr[i] = load_image(job)
+            store(i, load(job))
+    if bad:  # compact: move the good rows up, in order, then cut the file to the new length
+        keep = [i for i in range(len(paths)) if i not in bad]
+        compact = np.lib.format.open_memmap(work / f".{split}_x.compact.npy", mode="w+", dtype=np.uint8,
+                                            shape=(len(keep), 3, size, size))
+        for start in range(0, len(keep), 1024):
+            compact[start : start + 1024] = arr[keep[start : start + 1024]]
+        compact.flush()
+        del compact
     arr.flush()
     del arr
-    return out
+    if bad:
+        os.replace(work / f".{split}_x.compact.npy", out)
+    return out, [(paths[i], why) for i, why in bad.items()]
 
 
-def build_images(work: Path, records: dict[str, list], classes: list[str], opt: dict, source: dict) -> dict:
-    records, carved = carve_splits(records, opt)
+def build_images(work: Path, records: dict[str, list], classes: list[str], opt: dict, source: dict,
+                 skipped: list | None = None) -> dict:
+    records, carved = carve_splits(records, opt, classes)
+    skip_bad = bool(opt.get("skip_bad_files"))
+    skipped = list(skipped or [])
     arrays = {}
     for split in SPLITS:
         paths = [p for p, _ in records[split]]
-        arrays[split] = (cache_images(work, split, paths, opt["resize"], opt["workers"], opt["crop_bottom"]),
-                         np.array([lab for _, lab in records[split]], dtype=np.int64))
+        x, bad = cache_images(work, split, paths, opt["resize"], opt["workers"], opt["crop_bottom"], skip_bad)
+        gone = {p for p, _ in bad}
+        arrays[split] = (x, np.array([lab for p, lab in records[split] if p not in gone], dtype=np.int64))
+        skipped += bad
+    if skipped:
+        print(f"[finebench] skip_bad_files: skipped {len(skipped)} file(s), e.g. {skipped[0][0]} ({skipped[0][1]})",
+              file=sys.stderr, flush=True)
     return {
         "arrays": arrays,
         "manifest": {
             "input": {"kind": "image", "channels": 3, "height": opt["image_size"], "width": opt["image_size"],
-                      "stored_size": opt["resize"], "normalize": "imagenet", "augment": "random_resized_crop_flip",
+                      "stored_size": opt["resize"], "augment": "random_resized_crop_flip",
                       "cropped_bottom_px": opt["crop_bottom"]},
             "classes": classes,
             "carved_splits": carved,
             "source": source,
+            "skipped": {"bad_files": skipped_files(skipped)} if skipped else {},
         },
     }
 
@@ -146,8 +189,14 @@ def build_pets(work: Path, opt: dict) -> dict:
 
 def build_imagefolder(work: Path, opt: dict) -> dict:
     root = root_of(opt, "imagefolder")
-    records, classes = folder_records(root, lambda p: p.suffix.lower() in IMAGE_EXTENSIONS)
-    return build_images(work, records, classes, opt, {"layout": "imagefolder", "root": str(root)})
+    records, classes, unsupported = folder_records(root, IMAGE_EXTENSIONS, "images", bool(opt.get("skip_bad_files")))
+    records, classes, rare = drop_rare_classes(records, classes, opt)
+    out = build_images(work, records, classes, opt, {"layout": "imagefolder", "root": str(root)},
+                       skipped=[(p, "unsupported format") for p in unsupported])
+    if rare:
+        out["manifest"]["skipped"]["rare_classes"] = {
+            "min_per_class": opt["min_per_class"], "classes": rare, "n": sum(rare.values())}
+    return out
 
 
 REAL = [
@@ -174,7 +223,10 @@ REAL = [
 ]
 for name, desc, fn, remotes, archive_root, extra, cite, official in REAL:
     register(DatasetSource(name=name, modality="vision", description=desc, defaults={**VISION_DEFAULTS, **extra},
+                           prepare_threads=8,  # the JPEG decoding pool (workers: 0 = min(8, cores))
                            build=fn, citation=cite, remotes=remotes, archive_root=archive_root, official=official))
 
 register(DatasetSource(name="imagefolder", modality="vision", description="Bring your own: root/[split/]class/image",
-                       defaults=VISION_DEFAULTS, build=build_imagefolder))
+                       prepare_threads=8,
+                       defaults={**VISION_DEFAULTS, "skip_bad_files": False, "min_per_class": None},
+                       build=build_imagefolder))

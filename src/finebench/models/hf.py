@@ -30,7 +30,9 @@ Model options (the model's config entry): ``pretrained_dir``, ``revision`` (a hu
 waveform encoder stays as pretrained, the usual fine-tuning recipe); any other key overrides an attribute of the
 model's config (e.g. ``hidden_dropout_prob: 0.2``, ``use_weighted_layer_sum: true``).
 
-``transformers`` is imported only when an hf: model is built or tokenised, never by jobs of other models.
+``transformers`` is imported only when an hf: model is built or tokenised, never by jobs of other models. Modules:
+this one (config checks, defaults, protocol fields, ``build_hf``), ``hf_load`` (loading from a folder or the hub, the
+tokenizer fingerprint), ``hf_modules`` (the nn.Modules; imports torch and transformers).
 """
 
 from __future__ import annotations
@@ -42,9 +44,6 @@ from finebench.errors import ConfigError, FinebenchError
 
 HF_PREFIX = "hf:"
 HF_MODALITIES = ("text", "speech")
-DEFAULT_MAX_LENGTH = 128
-# Keys of a model entry that are ours, not attributes of the checkpoint's config.
-OWN_KEYS = {"pretrained_dir", "revision", "max_length", "freeze_feature_encoder"}
 # Fine-tuning defaults per modality (in place of the from-scratch `training:` values; a model's own `training:` wins):
 # text as in the BERT/RoBERTa GLUE recipes (lr 2e-5, weight decay 0.01, linear warm-up over ~10 % of a few epochs,
 # gradient clipping at 1); speech as in the usual wav2vec2 / AST keyword-spotting fine-tuning (lr 3e-5).
@@ -79,43 +78,11 @@ def training_defaults(arch: str, modality: str) -> dict:
     return dict(TRAINING_DEFAULTS.get(modality, {})) if is_hf(arch) else {}
 
 
-def pretraining_label(name: str, kwargs: dict) -> str:
-    """What the metrics' ``protocol.pretraining`` says for this model (and the tables flag)."""
+def pretraining_fields(kwargs: dict) -> tuple[str, str | None]:
+    """The run protocol's ``pretraining`` and ``pretrained_file`` for an hf: model (finebench.protocol): weights from
+    the hub (the id is the run's arch) or from the folder ``pretrained_dir`` (its name)."""
     folder = kwargs.get("pretrained_dir")
-    return f"folder {Path(folder).name} ({name})" if folder else f"hf hub weights {name}"
-
-
-def source_of(name: str, kwargs: dict) -> str:
-    """Where weights, tokenizer and feature extractor come from: the local folder if given, else the hub id."""
-    folder = kwargs.get("pretrained_dir")
-    if folder:
-        folder = Path(folder).expanduser()
-        if not (folder / "config.json").is_file():
-            raise FinebenchError(
-                f"pretrained_dir: {folder} holds no config.json — save the model there with "
-                f"model.save_pretrained('{folder}') (and its tokenizer / feature extractor the same way)")
-        return str(folder)
-    return name
-
-
-def offline_hint(name: str, what: str) -> str:
-    return (f"Offline? Download it where there is network — e.g. `{what}.from_pretrained('{name}').save_pretrained(DIR)` "
-            f"for the model and for its tokenizer or feature extractor — and set `pretrained_dir: DIR` in the model's entry")
-
-
-def load_pretrained(auto_cls, name: str, kwargs: dict, what: str, **extra):
-    """``auto_cls.from_pretrained`` from the folder or the hub, with an error that names the fix."""
-    src = source_of(name, kwargs)
-    revision = kwargs.get("revision")
-    try:
-        return auto_cls.from_pretrained(src, **({"revision": revision} if revision and src == name else {}), **extra)
-    except (OSError, ValueError, ImportError) as exc:
-        if src != name:
-            raise FinebenchError(f"hf:{name}: could not load the {what} from pretrained_dir {src} "
-                                 f"({type(exc).__name__}: {exc})") from exc
-        raise FinebenchError(f"hf:{name}: could not load the {what} from the Hugging Face hub and found no local copy "
-                             f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}). "
-                             f"{offline_hint(name, auto_cls.__name__)}") from exc
+    return ("hf_folder", Path(folder).name) if folder else ("hf_hub", None)
 
 
 def build_hf(name: str, kwargs: dict, input_info: dict, num_classes: int):
@@ -132,14 +99,3 @@ def build_hf(name: str, kwargs: dict, input_info: dict, num_classes: int):
                              f"log-mel form — run it through the workflow (its data is results/waveform/<task>), or pass "
                              f"that folder as --data")
     raise FinebenchError(f"hf:{name}: input kind {kind!r} is not supported (hf: models take text or speech)")
-
-
-def load_model(auto_cls, name: str, kwargs: dict, num_classes: int):
-    """The pretrained encoder with a new ``num_classes`` head; other keys of the entry override config attributes."""
-    overrides = {k: v for k, v in kwargs.items() if k not in OWN_KEYS}
-    try:
-        return load_pretrained(auto_cls, name, kwargs, "model", num_labels=num_classes, ignore_mismatched_sizes=True,
-                               **overrides)
-    except TypeError as exc:
-        raise FinebenchError(f"hf:{name}: bad option in the model's config entry ({exc}); options are "
-                             f"{', '.join(sorted(OWN_KEYS))} or attributes of the checkpoint's config") from exc

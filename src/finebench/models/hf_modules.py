@@ -7,9 +7,8 @@ from transformers import (AutoFeatureExtractor, AutoModelForAudioClassification,
                           Wav2Vec2FeatureExtractor)
 from transformers.utils import logging as hf_logging
 
-from finebench.data.hf_tokens import load_tokenizer, tokenizer_sha256
 from finebench.errors import FinebenchError
-from finebench.models.hf import load_model, load_pretrained, pretraining_label
+from finebench.models.hf_load import load_model, load_pretrained, load_tokenizer, tokenizer_sha256
 
 hf_logging.disable_progress_bar()  # job logs are files: keep transformers' load report, drop its progress bars
 
@@ -36,7 +35,6 @@ class HFTextClassifier(nn.Module):
         self.net = load_model(AutoModelForSequenceClassification, name, kwargs, num_classes)
         if self.net.config.pad_token_id is None:  # GPT-2-style models find each text's last token with it
             self.net.config.pad_token_id = self.pad_id
-        self.pretraining = pretraining_label(name, kwargs)
 
     def forward(self, x):
         mask = (x != self.pad_id).long()
@@ -63,7 +61,6 @@ class HFAudioClassifier(nn.Module):
         self.net = load_model(AutoModelForAudioClassification, name, kwargs, num_classes)
         if kwargs.get("freeze_feature_encoder", True) and hasattr(self.net, "freeze_feature_encoder"):
             self.net.freeze_feature_encoder()
-        self.pretraining = pretraining_label(name, kwargs)
 
     def features(self, wav) -> dict:
         if self.torch_features:

@@ -1,20 +1,37 @@
-"""Model registry: ``arch`` name -> builder, with a family tag and the modalities it accepts.
+"""Model registry: ``arch`` name -> builder, with a family tag, the modalities it accepts and its preprocessing.
 
 ``build_model(arch, kwargs, input_info, num_classes)`` is the one entry point (like ``timm.create_model``).
 ``arch: timm:<name>`` builds any timm model with the task's classes and input channels (and, for models that take
 one, the task's image size), so vision and speech (a 1-channel spectrogram image) get all of timm for free.
+
+Importing this module (and finebench.models) imports neither torch nor timm: built-in architectures are *declared*
+with the dotted path of their class (``declare``), resolved on first build, so a config check and Snakemake's DAG
+stay light. ``register`` (a decorator) still adds an eager builder function.
+
+The registry also holds each model's facts that consumers ask for instead of hard-coding them:
+- :func:`preprocessing` — the mean/std/interpolation a model's inputs need: a pretrained timm model's own (its
+  weights' ``pretrained_cfg`` via ``timm.data.resolve_model_data_config``), else the finebench default ([-1, 1]);
+- :func:`param_groups` — weight-decay groups that honour a model's ``no_weight_decay()`` (as timm's optimizer
+  factory does), besides biases and norm weights;
+- :func:`check_options` — a config entry's builder options against the builder's signature, with did-you-mean.
 """
 
 from __future__ import annotations
 
+import fnmatch
+import importlib
+import inspect
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from finebench.config import did_you_mean
-from finebench.errors import ConfigError, FinebenchError
+from finebench.errors import ConfigError, FinebenchError, did_you_mean
 
 TIMM_PREFIX = "timm:"
+# Keys of a model's entry consumed by finebench itself, never passed to a builder.
+LOADING_KEYS = ("pretrained_file",)
+# Architectures whose name changed: the config check names the new one instead of failing with "unknown".
+RENAMED = {"row_lstm": "column_rnn"}  # an RNN over columns/frames (LSTM or GRU), not PixelRNN's Row LSTM
 
 
 @dataclass
@@ -22,11 +39,25 @@ class Arch:
     name: str
     family: str
     modalities: tuple[str, ...]
-    builder: Callable  # (input_info: dict, num_classes: int, **kwargs) -> nn.Module
+    target: str | Callable  # "module:Class" (resolved lazily) or a builder (input_info, num_classes, **kw) -> nn.Module
     description: str = ""
+
+    @property
+    def builder(self) -> Callable:
+        if isinstance(self.target, str):
+            module, _, attr = self.target.partition(":")
+            self.target = getattr(importlib.import_module(module), attr)
+        return self.target
 
 
 ARCHS: dict[str, Arch] = {}
+
+
+def declare(name: str, family: str, modalities: tuple[str, ...], target: str, description: str) -> None:
+    """Add a built-in architecture by the dotted path of its class (``"finebench.models.text:TextCNN"``)."""
+    if name in ARCHS:
+        raise ValueError(f"architecture {name!r} registered twice")
+    ARCHS[name] = Arch(name, family, modalities, target, description)
 
 
 def register(name: str, family: str, modalities: tuple[str, ...], description: str = ""):
@@ -55,6 +86,9 @@ def check_arch(arch: str, modality: str, key: str = "arch") -> None:
         from finebench.models.hf import check_hf_arch
 
         return check_hf_arch(arch[3:], modality, key)
+    if arch in RENAMED:
+        raise ConfigError(f"{key}: architecture {arch!r} is now called {RENAMED[arch]!r} (same model and options); "
+                          f"write `arch: {RENAMED[arch]}`")
     if arch.startswith(TIMM_PREFIX):
         import timm
 
@@ -88,6 +122,93 @@ def build_model(arch: str, kwargs: dict, input_info: dict, num_classes: int):
         return ARCHS[arch].builder(input_info, num_classes, **kwargs)
     except TypeError as exc:
         raise FinebenchError(f"architecture {arch!r}: bad option in the model's config entry: {exc}") from exc
+
+
+def builder_parameters(arch: str, input_info: dict) -> list[str] | None:
+    """The option names the builder of ``arch`` accepts (None: it takes any keyword)."""
+    if arch.startswith(TIMM_PREFIX):
+        import torch
+
+        with torch.device("meta"):  # no memory, no weights: just the class
+            cls = type(_create_timm(arch[len(TIMM_PREFIX) :], {}, input_info, 2))
+        fn = cls.__init__
+    else:
+        fn = ARCHS[arch].builder
+        fn = fn.__init__ if inspect.isclass(fn) else fn
+    params = inspect.signature(fn).parameters.values()
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return None
+    return [p.name for p in params if p.name not in ("self", "input_info", "num_classes")]
+
+
+def check_options(arch: str, kwargs: dict, input_info: dict, key: str, reserved=()) -> None:
+    """Raise ConfigError naming ``key.<option>`` for an option the builder does not take (imports torch); the
+    suggestions include the entry's ``reserved`` keys (``famly`` -> ``family``)."""
+    if arch.startswith("hf:"):  # options of hf: models are checked against the checkpoint's config when it loads
+        return
+    options = {k: v for k, v in kwargs.items() if k not in LOADING_KEYS}
+    if arch.startswith(TIMM_PREFIX):
+        import torch
+
+        try:
+            with torch.device("meta"):  # builds no weights
+                _create_timm(arch[len(TIMM_PREFIX) :], {**options, "pretrained": False}, input_info, 2)
+            return
+        except FinebenchError as exc:
+            cause = exc.__cause__
+        except TypeError as exc:
+            cause = exc
+        except Exception:  # shapes that only the task's real input size decides: left to the real build
+            return
+        if not isinstance(cause, TypeError):
+            return
+        valid = builder_parameters(arch, input_info) or []
+        bad = [k for k in options if f"'{k}'" in str(cause)] or list(options)
+        raise ConfigError(f"{key}.{bad[0]}: not an option of {arch} ({cause})"
+                          f"{did_you_mean(bad[0], [*valid, *reserved])}") from None
+    valid = builder_parameters(arch, input_info)
+    if valid is None:
+        return
+    for opt in options:
+        if opt not in valid:
+            raise ConfigError(f"{key}.{opt}: not an option of architecture {arch!r}"
+                              f"{did_you_mean(opt, [*valid, *reserved])}; its options: {', '.join(valid)}")
+
+
+def pretrained_weights(kwargs: dict) -> str | None:
+    """What a model starts from: None (from scratch), "hub" or the local file's name."""
+    if kwargs.get("pretrained_file"):
+        return Path(kwargs["pretrained_file"]).name
+    return "hub" if kwargs.get("pretrained") else None
+
+
+def preprocessing(arch: str, kwargs: dict, model) -> dict:
+    """Mean / std / interpolation for image inputs: a pretrained timm model's own, else the finebench default."""
+    from finebench.loader import DEFAULT_PREPROCESS
+
+    if arch.startswith(TIMM_PREFIX) and pretrained_weights(kwargs):
+        from timm.data import resolve_model_data_config
+
+        cfg = resolve_model_data_config(model)
+        return {"mean": tuple(cfg["mean"]), "std": tuple(cfg["std"]), "interpolation": cfg["interpolation"],
+                "source": f"timm pretrained_cfg ({getattr(model, 'pretrained_cfg', {}).get('tag') or 'default'})"}
+    return {**DEFAULT_PREPROCESS, "source": "finebench default (trained from scratch)"}
+
+
+def param_groups(model, weight_decay: float) -> list[dict]:
+    """Two groups: decayed weights, and the rest — biases, norm weights (any tensor with ndim <= 1) and the
+    parameters the model exempts through ``no_weight_decay()`` (timm's convention: position embeddings, class
+    tokens; names or fnmatch patterns, a module name covering its parameters)."""
+    exempt = set(model.no_weight_decay()) if hasattr(model, "no_weight_decay") else set()
+
+    def exempted(name: str) -> bool:
+        return any(name == p or name.startswith(p + ".") or fnmatch.fnmatch(name, p) for p in exempt)
+
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            (no_decay if p.ndim <= 1 or name.endswith(".bias") or exempted(name) else decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
 def _build_timm(name: str, kwargs: dict, input_info: dict, num_classes: int):

@@ -9,7 +9,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from finebench.models.registry import register
 
 
 def padding_mask(x: torch.Tensor, pad_id: int = 0) -> torch.Tensor:
@@ -86,6 +85,10 @@ class TransformerEncoderClassifier(nn.Module):
         self.norm = nn.LayerNorm(dim)
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(dim, num_classes))
 
+    def no_weight_decay(self) -> set[str]:
+        """Exempt from weight decay (timm's convention): the position table and the CLS token."""
+        return {"pos", "cls"}
+
     def forward(self, x):
         mask = padding_mask(x)
         h = self.embed(x)
@@ -95,21 +98,3 @@ class TransformerEncoderClassifier(nn.Module):
         h = h + self.pos[:, : h.shape[1]]
         h = self.norm(self.encoder(h, src_key_padding_mask=~mask))
         return self.head(h[:, 0] if self.cls is not None else masked_mean(h, mask))
-
-
-@register("textcnn", "cnn", ("text",))
-def textcnn(input_info, num_classes, **kw):
-    """TextCNN (Kim 2014): filter widths 3/4/5, max-over-time pooling."""
-    return TextCNN(input_info, num_classes, **kw)
-
-
-@register("birnn", "rnn", ("text",))
-def birnn(input_info, num_classes, **kw):
-    """Bidirectional LSTM (cell: gru for a GRU) over packed sequences, masked mean pooling."""
-    return BiRNN(input_info, num_classes, **kw)
-
-
-@register("transformer", "transformer", ("text",))
-def transformer(input_info, num_classes, **kw):
-    """Transformer encoder trained from scratch, learned positions, masked mean (or CLS) pooling."""
-    return TransformerEncoderClassifier(input_info, num_classes, **kw)

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-
 from torch import nn
 
-from finebench.models.registry import image_hw, register
+from finebench.models.registry import image_hw
 
 
 def conv_stem(in_ch: int, channels: list[int]) -> nn.Sequential:
@@ -41,17 +40,14 @@ class CRNN(nn.Module):
         return self.head(out.mean(1))
 
 
-@register("crnn", "rnn", ("vision", "speech"))
-def crnn(input_info, num_classes, **kw):
-    """Conv stem + BiLSTM over columns (time for spectrograms, left-to-right for images)."""
-    return CRNN(input_info, num_classes, **kw)
 
+class ColumnRNN(CRNN):
+    """Bidirectional LSTM (or GRU: ``cell: gru``) over the raw input's columns — image columns left to right,
+    spectrogram frames in time — with no conv stem: the RNN baseline with no convolutional help."""
 
-@register("row_lstm", "rnn", ("vision", "speech"))
-def row_lstm(input_info, num_classes, **kw):
-    """Pure BiLSTM over raw pixel columns (no conv stem): the RNN baseline with no convolutional help."""
-    kw.setdefault("stem", ())
-    return CRNN(input_info, num_classes, **kw)
+    def __init__(self, input_info, num_classes, hidden=128, layers=1, cell="lstm", dropout=0.1):
+        super().__init__(input_info, num_classes, stem=(), hidden=hidden, layers=layers, cell=cell, dropout=dropout)
+
 
 
 class SmallCNN(nn.Module):
@@ -65,11 +61,4 @@ class SmallCNN(nn.Module):
     def forward(self, x):
         return self.head(self.features(x))
 
-
-@register("small_cnn", "cnn", ("vision", "speech"))
-def small_cnn(input_info, num_classes, **kw):
-    """VGG-style CNN (3x3 conv blocks + global pooling); a light CNN baseline."""
-    return SmallCNN(input_info, num_classes, **kw)
-
-
-__all__ = ["CRNN", "SmallCNN", "conv_stem"]
+__all__ = ["CRNN", "ColumnRNN", "SmallCNN", "conv_stem"]

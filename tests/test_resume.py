@@ -1,0 +1,155 @@
+"""Killed jobs resume where they stopped; one current MLflow run per (task, model, seed); divergence fails loudly."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from finebench import config
+from finebench.data import DATASETS, prepare_task
+
+TINY = {**DATASETS["typefaces"].defaults, "families": ["NimbusSans", "URWGothic"], "styles_per_family": 2,
+        "vocabulary": 200, "train_per_class": 24, "val_per_class": 4, "test_per_class": 6}
+STABLE = ["test_accuracy", "test_macro_f1", "test_mean_class_accuracy", "test_loss", "best_epoch", "best_val_accuracy",
+          "n_params", "flops_per_sample"]
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    out = tmp_path_factory.mktemp("data") / "tf"
+    prepare_task("tf", "typefaces", TINY, out)
+    return out
+
+
+def spec(epochs=5, lr=0.003, **training):
+    cfg = config.with_defaults({
+        "experiment": "t", "seeds": [0], "tasks": {"tf": {"dataset": "typefaces"}},
+        "training": {"epochs": epochs, "batch_size": 8, "lr": lr, **training},
+        "models": {"crnn": {"family": "rnn", "modality": "vision", "arch": "crnn", "stem": [8], "hidden": 16}},
+    })
+    return config.resolve_spec(cfg, "tf", "crnn", 0)
+
+
+def train_cmd(s, data, exp, out):
+    return [sys.executable, "-m", "finebench", "train", "--spec", json.dumps(s), "--data", str(data),
+            "--experiment-file", str(exp), "--out", str(out), "--device", "cpu", "--no-progress"]
+
+
+def runs_of(experiment_file, name="tf/crnn/seed0"):
+    from mlflow.tracking import MlflowClient
+
+    info = json.loads(experiment_file.read_text())
+    client = MlflowClient(info["tracking_uri"])
+    return client, client.search_runs([info["experiment_id"]], filter_string=f"attributes.run_name = '{name}'")
+
+
+def wait_for(path, text, proc, timeout=600):
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        if path.is_file() and text in path.read_text():
+            return
+        if proc.poll() is not None:
+            raise AssertionError(f"job ended early:\n{path.read_text()}")
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {text!r}")
+
+
+@pytest.mark.slow
+def test_kill_9_mid_run_resumes_and_equals_an_uninterrupted_run(tmp_path, tiny_data, experiment_file):
+    s = spec()
+    ref = tmp_path / "ref"
+    subprocess.run(train_cmd(s, tiny_data, experiment_file, ref), check=True, capture_output=True)
+    want = json.loads((ref / "metrics.json").read_text())
+
+    out, log = tmp_path / "killed", tmp_path / "killed.log"
+    with open(log, "w") as f:
+        proc = subprocess.Popen(train_cmd(s, tiny_data, experiment_file, out), stderr=f, stdout=f)
+    wait_for(log, "tf/crnn/seed0 epoch 3:", proc)  # the checkpoint after epoch 3 is on disk before this line
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (out / "metrics.json").exists() and (out / "checkpoint.pt").is_file()
+    client, runs = runs_of(experiment_file)
+    killed_id = [r.info.run_id for r in runs if r.info.status == "RUNNING"]
+    assert len(killed_id) == 1  # the dead process's run, still RUNNING until its job is rerun
+
+    done = subprocess.run(train_cmd(s, tiny_data, experiment_file, out), check=True, capture_output=True, text=True)
+    assert "resuming after epoch 3" in done.stderr
+    got = json.loads((out / "metrics.json").read_text())
+    assert {k: got[k] for k in STABLE} == {k: want[k] for k in STABLE}
+    assert (out / "history.csv").read_text().splitlines()[-1].split(",")[:5] == \
+        (ref / "history.csv").read_text().splitlines()[-1].split(",")[:5]
+    assert not (out / "checkpoint.pt").exists()  # removed once metrics.json is written
+    # the resumed job continued its own MLflow run; the uninterrupted run's is now superseded
+    assert got["mlflow_run_id"] == killed_id[0]
+    client, runs = runs_of(experiment_file)
+    status = {r.info.run_id: (r.info.status, r.data.tags["finebench.superseded"]) for r in runs}
+    assert status == {killed_id[0]: ("FINISHED", "false"), want["mlflow_run_id"]: ("FINISHED", "true")}
+    steps = [m.step for m in client.get_metric_history(killed_id[0], "val_accuracy")]
+    assert sorted(set(steps)) == [1, 2, 3, 4, 5]
+    assert client.get_run(killed_id[0]).data.tags["finebench.resumed_after_epoch"] == "3"
+
+
+@pytest.mark.slow
+def test_sigterm_ends_the_run_killed_and_the_rerun_finishes_it(tmp_path, tiny_data, experiment_file):
+    s, out, log = spec(epochs=3), tmp_path / "run", tmp_path / "run.log"
+    with open(log, "w") as f:
+        proc = subprocess.Popen(train_cmd(s, tiny_data, experiment_file, out), stderr=f, stdout=f)
+    wait_for(log, "epoch 1:", proc)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait() != 0
+    _, runs = runs_of(experiment_file)
+    assert [r.info.status for r in runs] == ["KILLED"]
+    subprocess.run(train_cmd(s, tiny_data, experiment_file, out), check=True, capture_output=True)
+    _, runs = runs_of(experiment_file)
+    assert [(r.info.status, r.data.tags["finebench.superseded"]) for r in runs] == [("FINISHED", "false")]
+
+
+def test_checkpoint_of_another_spec_is_ignored(tmp_path, tiny_data, experiment_file):
+    from finebench.train import fit
+
+    out = tmp_path / "run"
+    fit(spec(epochs=2, keep_checkpoint=True), tiny_data, out, experiment_file, device="cpu")
+    assert (out / "checkpoint.pt").is_file()
+    m = fit(spec(epochs=2, lr=0.001), tiny_data, out, experiment_file, device="cpu")  # hyperparameter changed
+    assert m["status"] == "FINISHED" and not (out / "checkpoint.pt").exists()
+    _, runs = runs_of(experiment_file)
+    current = [r for r in runs if r.data.tags["finebench.superseded"] == "false"]
+    assert [r.info.run_id for r in current] == [m["mlflow_run_id"]] and len(runs) == 2
+
+
+def test_divergence_fails_the_run_with_epoch_and_step(tmp_path, tiny_data, experiment_file):
+    from finebench.train import Diverged, fit
+
+    with pytest.raises(Diverged, match=r"non-finite loss at epoch \d+, step \d+"):
+        fit(spec(epochs=3, lr=1e6), tiny_data, tmp_path / "nan", experiment_file, device="cpu")
+    assert not (tmp_path / "nan" / "metrics.json").exists()
+    _, runs = runs_of(experiment_file)
+    assert [r.info.status for r in runs] == ["FAILED"] and "non-finite loss" in runs[0].data.tags["error"]
+
+
+def test_ghost_runs_are_ended_at_the_end_of_the_pipeline(tmp_path, experiment_file):
+    from mlflow.tracking import MlflowClient
+
+    from finebench.tracking import end_ghost_runs
+
+    info = json.loads(experiment_file.read_text())
+    client = MlflowClient(info["tracking_uri"])
+    ghost = client.create_run(info["experiment_id"], run_name="tf/crnn/seed0").info.run_id
+    live = client.create_run(info["experiment_id"], run_name="tf/crnn/seed0").info.run_id
+    other = client.create_run(info["experiment_id"], run_name="other/model/seed0").info.run_id
+    assert end_ghost_runs(client, info["experiment_id"], {"tf/crnn/seed0": live}) == [ghost]
+    assert client.get_run(ghost).info.status == "KILLED"
+    assert client.get_run(other).info.status == "RUNNING"  # not this pipeline's: left alone
+
+
+def test_metrics_json_is_strict_json(tmp_path, tiny_data, experiment_file):
+    from finebench.train import fit
+
+    fit(spec(epochs=1), tiny_data, tmp_path / "r", experiment_file, device="cpu")
+    text = (tmp_path / "r" / "metrics.json").read_text()
+    json.loads(text, parse_constant=lambda c: pytest.fail(f"non-standard JSON constant {c}"))
+    assert os.path.getsize(tmp_path / "r" / "metrics.json") > 100
