@@ -110,6 +110,24 @@ def test_text_model_masks_padding_and_trains(tmp_path, tiny, wordnet_task):
     assert model.net.bert.embeddings.word_embeddings.weight.grad.abs().sum() > 0
 
 
+def test_layer_wise_lr_decay_reaches_the_optimizer(tmp_path, tiny, wordnet_task):
+    from finebench.train import make_optimizer
+
+    m = tokenize_task(wordnet_task, tmp_path / "tok", "tiny-bert", {"pretrained_dir": str(tiny["bert_a"])})
+    t = {"lr": 1e-3, "weight_decay": 0.01, "optimizer": "adamw"}
+    model = build_model("hf:tiny-bert", {"pretrained_dir": str(tiny["bert_a"]), "layer_decay": 0.5}, m["input"], 3)
+    lr_of = {id(p): g["lr"] for g in make_optimizer(model, t).param_groups for p in g["params"]}
+    bert = model.net.bert  # one encoder layer: head x1, layer 0 x0.5, embeddings x0.25
+    assert lr_of[id(model.net.classifier.weight)] == lr_of[id(bert.pooler.dense.weight)] == 1e-3
+    assert lr_of[id(bert.encoder.layer[0].attention.self.query.weight)] == 5e-4
+    assert lr_of[id(bert.embeddings.word_embeddings.weight)] == 2.5e-4
+    opt = make_optimizer(model, t)
+    assert opt.param_groups[0]["lr"] == 1e-3  # the full-lr group first (the trainer logs the first group's lr)
+    assert {g["weight_decay"] for g in opt.param_groups} == {0.0, 0.01}
+    plain = build_model("hf:tiny-bert", {"pretrained_dir": str(tiny["bert_a"])}, m["input"], 3)
+    assert {g["lr"] for g in make_optimizer(plain, t).param_groups} == {1e-3}  # off by default
+
+
 def test_offline_without_a_folder_says_what_failed_and_how_to_fix_it(tmp_path, wordnet_task):
     with pytest.raises(FinebenchError) as err:
         tokenize_task(wordnet_task, tmp_path / "tok", "finebench-tests/no-such-model", {})

@@ -27,8 +27,9 @@
 
 Model options (the model's config entry): ``pretrained_dir``, ``revision`` (a hub revision to pin), ``max_length``
 (text, default 128), ``freeze_feature_encoder`` (wav2vec2-style speech models, default true: the convolutional
-waveform encoder stays as pretrained, the usual fine-tuning recipe); any other key overrides an attribute of the
-model's config (e.g. ``hidden_dropout_prob: 0.2``, ``use_weighted_layer_sum: true``).
+waveform encoder stays as pretrained, the usual fine-tuning recipe), ``layer_decay`` (layer-wise learning-rate decay,
+e.g. 0.9; off by default — ``hf_modules.LayerDecay``); any other key overrides an attribute of the model's config
+(e.g. ``hidden_dropout_prob: 0.2``, ``use_weighted_layer_sum: true``).
 
 ``transformers`` is imported only when an hf: model is built or tokenised, never by jobs of other models. Modules:
 this one (config checks, defaults, protocol fields, ``build_hf``), ``hf_load`` (loading from a folder or the hub, the

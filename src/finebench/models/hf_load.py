@@ -12,7 +12,7 @@ from finebench.errors import FinebenchError
 
 DEFAULT_MAX_LENGTH = 128
 # Keys of a model entry that are ours, not attributes of the checkpoint's config.
-OWN_KEYS = {"pretrained_dir", "revision", "max_length", "freeze_feature_encoder"}
+OWN_KEYS = {"pretrained_dir", "revision", "max_length", "freeze_feature_encoder", "layer_decay"}
 
 def source_of(name: str, kwargs: dict) -> str:
     """Where weights, tokenizer and feature extractor come from: the local folder if given, else the hub id."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from torch import nn
 from transformers import (AutoFeatureExtractor, AutoModelForAudioClassification, AutoModelForSequenceClassification,
                           Wav2Vec2FeatureExtractor)
@@ -13,7 +15,31 @@ from finebench.models.hf_load import load_model, load_pretrained, load_tokenizer
 hf_logging.disable_progress_bar()  # job logs are files: keep transformers' load report, drop its progress bars
 
 
-class HFTextClassifier(nn.Module):
+LAYER = re.compile(r"\.layers?\.(\d+)\.")  # encoder.layer.3. (BERT, DistilBERT, RoBERTa, AST), encoder.layers.3. (wav2vec2)
+HEAD_PARTS = {"classifier", "pre_classifier", "pooler", "projector", "score"}
+
+
+class LayerDecay:
+    """Layer-wise learning-rate decay (``layer_decay: d`` in the model's entry; off by default): the new head learns
+    at the trainer's lr, the top encoder layer at d x lr, each layer below at d times the one above, embeddings (and
+    a wav2vec2 feature encoder) at d^(L+1) x lr — the pretrained lower layers move least (ELECTRA, BEiT)."""
+
+    layer_decay: float | None = None
+
+    def lr_scales(self) -> dict:
+        d = self.layer_decay
+        if not d or d == 1:
+            return {}
+        n = int(self.net.config.num_hidden_layers)
+        scales = {}
+        for name, p in self.net.named_parameters():
+            layer = LAYER.search(name)
+            depth = n + 1 if HEAD_PARTS & set(name.split(".")) else (int(layer[1]) + 1 if layer else 0)
+            scales[p] = float(d) ** (n + 1 - depth)
+        return scales
+
+
+class HFTextClassifier(LayerDecay, nn.Module):
     """``AutoModelForSequenceClassification`` over right-padded ids ``[B, T]`` made by the model's own tokenizer; the
     attention mask is ``ids != pad_id``."""
 
@@ -32,6 +58,7 @@ class HFTextClassifier(nn.Module):
                 f"{want[:12]}…) than the model's own ({have[:12]}…) — delete that tokens folder and rerun, so the texts "
                 f"are tokenised again with the model's tokenizer")
         self.pad_id = int(input_info["pad_id"])
+        self.layer_decay = kwargs.get("layer_decay")
         self.net = load_model(AutoModelForSequenceClassification, name, kwargs, num_classes)
         if self.net.config.pad_token_id is None:  # GPT-2-style models find each text's last token with it
             self.net.config.pad_token_id = self.pad_id
@@ -42,7 +69,7 @@ class HFTextClassifier(nn.Module):
         return self.net(input_ids=x, attention_mask=mask).logits
 
 
-class HFAudioClassifier(nn.Module):
+class HFAudioClassifier(LayerDecay, nn.Module):
     """``AutoModelForAudioClassification`` over raw waveforms ``[B, samples]``, through the model's own feature
     extractor: wav2vec2-style ones (per-clip normalisation) as torch ops on the batch's device, any other (AST's
     Kaldi filterbanks …) by calling the extractor on the CPU."""
@@ -56,6 +83,7 @@ class HFAudioClassifier(nn.Module):
             raise FinebenchError(f"hf:{name}: the model's feature extractor expects {want_sr} Hz audio, but the task is "
                                  f"prepared at {sr} Hz — set the task's sample_rate: {want_sr}")
         self.sample_rate = sr
+        self.layer_decay = kwargs.get("layer_decay")
         self.torch_features = isinstance(self.extractor, Wav2Vec2FeatureExtractor)
         self.normalize = bool(getattr(self.extractor, "do_normalize", False))
         self.net = load_model(AutoModelForAudioClassification, name, kwargs, num_classes)

@@ -208,7 +208,21 @@ def param_groups(model, weight_decay: float) -> list[dict]:
     for name, p in model.named_parameters():
         if p.requires_grad:
             (no_decay if p.ndim <= 1 or name.endswith(".bias") or exempted(name) else decay).append(p)
+    if hasattr(model, "lr_scales"):  # per-parameter lr multipliers, e.g. layer-wise decay of hf: models (models/hf.py)
+        return lr_scaled_groups(model.lr_scales(), decay, no_decay, weight_decay)
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def lr_scaled_groups(scales: dict, decay: list, no_decay: list, weight_decay: float) -> list[dict]:
+    """The decay / no-decay split further split by lr multiplier (``lr_scale``: the trainer's lr times it)."""
+    by_id = {id(p): s for p, s in scales.items()}
+    groups = {}
+    for params, wd in ((decay, weight_decay), (no_decay, 0.0)):
+        for p in params:
+            groups.setdefault((wd, by_id.get(id(p), 1.0)), []).append(p)
+    # full-lr groups first: the trainer logs the first group's lr
+    return [{"params": ps, "weight_decay": wd, "lr_scale": s}
+            for (wd, s), ps in sorted(groups.items(), key=lambda kv: (-kv[0][1], -kv[0][0]))]
 
 
 def _build_timm(name: str, kwargs: dict, input_info: dict, num_classes: int):
