@@ -246,6 +246,24 @@ def planned(proc) -> dict[str, int]:
     return {m[0]: int(m[1]) for m in re.findall(r"^(\w+)\s+(\d+)$", block, re.M) if m[0] != "total"}
 
 
+def test_workflow_refuses_a_pretrained_dir_without_model_or_tokenizer_before_any_job(repo, tmp_path, tiny):
+    cfg = yaml.safe_load((repo / "config" / "smoke.yaml").read_text())
+    cfg["tasks"] = {"wordnet": cfg["tasks"]["wordnet"]}
+    cfg["models"] = {"bert": {"modality": "text", "arch": "hf:tiny-bert", "pretrained_dir": str(tmp_path / "empty")}}
+    (tmp_path / "empty").mkdir()
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(repo / "Snakefile"), "--directory", str(tmp_path / "run"),
+           "--cores", "1", "--configfile", str(path), "-n"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert proc.returncode != 0
+    assert f"models.bert.pretrained_dir: {tmp_path / 'empty'} holds no config.json" in proc.stdout + proc.stderr
+    (tmp_path / "empty" / "config.json").write_text((tiny["bert_a"] / "config.json").read_text())  # a model, no tokenizer
+    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert proc.returncode != 0 and "holds no tokenizer" in proc.stdout + proc.stderr
+    assert not (tmp_path / "run" / "results").exists()
+
+
 @pytest.mark.slow
 def test_workflow_with_pretrained_text_and_speech_models(repo, tmp_path, tiny):
     """A real Snakemake pass (smoke data): two hf: text models with different tokenizers, one hf: speech model and a
