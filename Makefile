@@ -3,6 +3,8 @@
 #   make test   set up, then run the test suite
 # Other targets: make setup | test-fast | lint | check-install | ui | smoke | benchmark | report |
 #                clean (clean-data | clean-mlflow | clean-downloads | clean-all)
+#   make tracking-server | tracking-server-stop   shared MLflow server on PostgreSQL (for Slurm runs)
+#   make test-slurm                               the Slurm profile on a real single-node Slurm cluster (root)
 SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV := .venv
@@ -18,8 +20,12 @@ WORKDIR = PYTHONPATH=src $(if $(wildcard $(BIN)/python),$(BIN)/python,python3) -
 # A snakemake killed with SIGKILL leaves a lock that stops the next run: removed when no snakemake runs here.
 UNLOCK_STALE = $(BIN)/python -m finebench.workdir unlock-stale
 
+SERVER_DIR ?= results/tracking-server
+SERVER_HOST ?= 127.0.0.1
+PORT ?= 5000
+
 .PHONY: setup system-deps run smoke benchmark test test-fast lint check-install ui report clean clean-data \
-	clean-mlflow clean-downloads clean-all
+	clean-mlflow clean-downloads clean-all server-deps tracking-server tracking-server-stop test-slurm
 
 setup: system-deps $(STAMP)
 
@@ -78,6 +84,32 @@ check-install:
 	$(CHECK_VENV)/bin/pip install -q --disable-pip-version-check -c requirements.txt .
 	cd $(CHECK_VENV) && bin/python -m finebench check-config $(CURDIR)/config/config.yaml
 	rm -rf $(CHECK_VENV)
+
+# A shared MLflow tracking server (PostgreSQL + mlflow server) for jobs on many nodes; prints the tracking_uri.
+# SERVER_HOST=0.0.0.0 to let compute nodes reach it. Stop it with make tracking-server-stop (before make clean).
+server-deps:
+	@if ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then \
+	  if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	    echo ">> installing Debian packages: postgresql (its default cluster is not started)"; \
+	    p=/usr/sbin/policy-rc.d; made=; [ -e $$p ] || { printf '#!/bin/sh\nexit 101\n' > $$p; chmod 755 $$p; made=1; }; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql; \
+	    rc=$$?; [ -z "$$made" ] || rm -f $$p; [ $$rc = 0 ] || exit $$rc; \
+	  else \
+	    echo "the tracking server needs PostgreSQL; run:  sudo apt-get update && sudo apt-get install -y postgresql"; \
+	    exit 1; \
+	  fi; \
+	fi
+
+tracking-server: setup server-deps
+	$(BIN)/python -m finebench tracking-server start --dir $(SERVER_DIR) --host $(SERVER_HOST) --port $(PORT)
+
+tracking-server-stop:
+	$(BIN)/python -m finebench tracking-server stop --dir $(SERVER_DIR)
+
+# The Slurm profile on a real single-node Slurm cluster (installs slurm, munge, slurmdbd, MariaDB, PostgreSQL with
+# apt-get; needs root). `make test` runs the same test where it can and says why when it skips it.
+test-slurm: setup
+	FINEBENCH_REQUIRE_SLURM=1 $(BIN)/python -m pytest -q tests/test_slurm.py
 
 ui: setup
 	$(BIN)/mlflow ui --host 127.0.0.1 --port 5000 --backend-store-uri sqlite:///results/mlflow.db

@@ -40,7 +40,7 @@ def test_fit_writes_outputs_and_logs_to_mlflow(tmp_path, tiny_data, experiment_f
     assert json.loads((out / "metrics.json").read_text()) == m
     assert m["status"] == "FINISHED" and 0 <= m["test_accuracy"] <= 1 and m["n_test"] == 24
     assert m["test_top5"] is None  # 4 classes: no top-5
-    assert m["params"] > 0 and m["train_seconds"] > 0 and m["train_samples_per_s"] > 0
+    assert m["n_params"] > 0 and m["train_seconds"] > 0 and m["train_samples_per_s"] > 0
     assert m["chance_accuracy"] == 0.25
     assert (out / "history.csv").read_text().count("\n") == 3  # header + 2 epochs
     for name in ("confusion.csv", "confusion.png", "spec.json"):

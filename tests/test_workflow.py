@@ -1,9 +1,18 @@
-"""End to end: the Snakemake workflow on config/smoke.yaml in a temporary directory (every stage, every modality)."""
+"""End to end: the Snakemake workflow on config/smoke.yaml in a temporary directory (every stage, every modality).
 
+The smoke run is shared by the tests of this module and never changed by them: a test that edits the config or the
+results works on its own copy (``workdir_copy``), so every test passes alone and in any order.
+"""
+
+import copy
 import json
+import os
 import re
+import shutil
+import signal
 import subprocess
 import sys
+import time
 
 import pandas as pd
 import pytest
@@ -12,10 +21,19 @@ import yaml
 pytestmark = pytest.mark.slow
 
 
+def read_default_profile(proc) -> bool:
+    """Snakemake's own line saying it read profiles/default (relative to the working directory, or absolute)."""
+    return re.search(r"Using workflow specific profile \S*profiles/default for setting default", proc.stderr) is not None
+
+
+def snakemake_cmd(repo, workdir, configfile, *args):
+    # args before --configfile, which takes every word up to the next option (a target would be read as a config)
+    return [sys.executable, "-m", "snakemake", "-s", str(repo / "Snakefile"), "--directory", str(workdir),
+            "--cores", "2", *args, "--configfile", str(configfile)]
+
+
 def snakemake(repo, workdir, configfile, *args, check=True):
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(repo / "Snakefile"), "--directory", str(workdir),
-           "--cores", "2", "--configfile", str(configfile), *args]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    proc = subprocess.run(snakemake_cmd(repo, workdir, configfile, *args), capture_output=True, text=True)
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
     return proc
@@ -33,6 +51,13 @@ def planned_jobs(proc) -> dict[str, int]:
 def planned_training(proc) -> list[str]:
     """The metrics.json outputs of the train jobs a dry run plans."""
     return sorted(re.findall(r"rule train:\n(?:.*\n)*?\s+output: ([^,\n]+)", proc.stdout + proc.stderr))
+
+
+def workdir_copy(smoke_run, dest):
+    """A copy of the smoke run (results, Snakemake's records, the config) that a test may change."""
+    work, path, cfg = smoke_run
+    shutil.copytree(work, dest, symlinks=True)  # keeps modification times: nothing looks newer than it is
+    return dest, dest / path.name, copy.deepcopy(cfg)
 
 
 @pytest.fixture(scope="module")
@@ -113,8 +138,8 @@ def test_noop_rerun_does_nothing(repo, smoke_run):
     assert planned_jobs(snakemake(repo, work, path, "-n")) == {}
 
 
-def test_add_a_model_trains_only_that_model(repo, smoke_run):
-    work, path, cfg = smoke_run
+def test_add_a_model_trains_only_that_model(repo, smoke_run, tmp_path):
+    work, path, cfg = workdir_copy(smoke_run, tmp_path / "work")
     cfg["models"]["mobilenet"] = {"family": "cnn", "modality": "vision", "arch": "timm:mobilenetv3_small_050"}
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     proc = snakemake(repo, work, path, "-n")
@@ -153,3 +178,82 @@ def test_schema_violation_fails_before_any_job(repo, tmp_path):
     proc = snakemake(repo, tmp_path, path, check=False)
     assert proc.returncode != 0 and "optimiser" in proc.stderr + proc.stdout
     assert not (tmp_path / "results").exists()
+
+
+def test_bookkeeping_never_makes_finished_runs_stale(repo, smoke_run, tmp_path):
+    work, path, _ = workdir_copy(smoke_run, tmp_path / "work")
+    # re-creating the MLflow experiment record reruns that step only
+    assert planned_jobs(snakemake(repo, work, path, "-n", "--forcerun", "init_tracking")) == {"init_tracking": 1}
+    experiment = work / "results" / "mlflow" / "experiment.json"
+    experiment.write_text(json.dumps(json.loads(experiment.read_text())))  # rewritten: newer, other bytes
+    assert planned_jobs(snakemake(repo, work, path, "-n")) == {}
+
+
+def test_aggregate_declares_every_file_it_reads(repo, smoke_run, tmp_path):
+    work, path, _ = workdir_copy(smoke_run, tmp_path / "work")
+    run = work / "results" / "runs" / "wordnet" / "textcnn" / "seed0"
+    for name in ("history.csv", "confusion.csv"):  # read for the learning curves and the best model's confusion plot
+        with open(run / name, "a") as f:  # a changed file (Snakemake ignores a mere touch of an unchanged one)
+            f.write("\n")
+        assert planned_jobs(snakemake(repo, work, path, "-n")) == {"aggregate": 1, "log_summary": 1, "all": 1}, name
+        snakemake(repo, work, path, "--touch")  # back to up to date
+
+
+def test_bare_snakemake_in_the_repository_reads_the_default_profile(repo, tmp_path):
+    """`make run` and a bare `snakemake` run in the repository root with no -s: Snakemake finds the Snakefile and,
+    beside it, profiles/default (and says so)."""
+    cmd = [sys.executable, "-m", "snakemake", "-n", "--directory", str(tmp_path),
+           "--configfile", str(repo / "config" / "smoke.yaml")]
+    proc = subprocess.run(cmd, cwd=repo, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert read_default_profile(proc)
+    assert planned_jobs(proc)["train"] == 18  # the --configfile replaced the embedded suite (replace-workflow-config)
+
+
+def test_profile_reruns_a_job_killed_mid_way(repo, tmp_path):
+    """rerun-incomplete is in force: Snakemake is killed while a job runs; the job still writes its output, which
+    Snakemake's records mark incomplete. Without the profile the next run refuses (IncompleteFilesException); with it,
+    the job is planned again."""
+    path = tmp_path / "smoke.yaml"
+    shutil.copy(repo / "config" / "smoke.yaml", path)
+    target = "results/mlflow/experiment.json"
+    proc = subprocess.Popen(snakemake_cmd(repo, tmp_path, path, target), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    log = tmp_path / "results" / "logs" / "init_tracking.log"
+    deadline = time.monotonic() + 180
+    while not log.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert log.exists() and proc.poll() is None, "the init_tracking job did not start"
+    os.kill(proc.pid, signal.SIGKILL)  # Snakemake only: its job runs on and writes the output
+    proc.wait()
+    while not (tmp_path / target).exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert (tmp_path / target).exists(), "the orphaned init_tracking job did not finish"
+
+    without = snakemake(repo, tmp_path, path, "-n", target, "--workflow-profile", "none", check=False)
+    assert without.returncode != 0 and "IncompleteFilesException" in without.stdout + without.stderr
+    with_profile = snakemake(repo, tmp_path, path, "-n", target)
+    assert read_default_profile(with_profile)
+    assert planned_jobs(with_profile) == {"init_tracking": 1}
+
+
+def test_profile_keeps_going_after_a_failed_job(repo, tmp_path):
+    """keep-going is in force: one task's preparation fails; the other task is still prepared and trained."""
+    pd.DataFrame({"text": ["a b", "c d"] * 10, "category": ["x", "y"] * 10}).to_csv(tmp_path / "bad.csv", index=False)
+    pd.DataFrame({"text": [f"good {i}" for i in range(10)] + [f"bad {i}" for i in range(10)],
+                  "label": ["pos"] * 10 + ["neg"] * 10}).to_csv(tmp_path / "good.csv", index=False)
+    cfg = {"experiment": "keep-going", "seeds": [0],
+           "tasks": {"broken": {"dataset": "text_table", "path": str(tmp_path / "bad.csv")},
+                     "fine": {"dataset": "text_table", "path": str(tmp_path / "good.csv")}},
+           "training": {"epochs": 1, "batch_size": 8},
+           "models": {"textcnn": {"family": "cnn", "modality": "text", "arch": "textcnn", "embed_dim": 8, "filters": 4}}}
+    path = tmp_path / "keep_going.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    proc = snakemake(repo, tmp_path, path, check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and read_default_profile(proc)
+    assert "label" in (tmp_path / "results" / "logs" / "prepare" / "broken.log").read_text()  # why it failed
+    metrics = json.loads((tmp_path / "results" / "runs" / "fine" / "textcnn" / "seed0" / "metrics.json").read_text())
+    assert metrics["status"] == "FINISHED"
+    assert not (tmp_path / "results" / "tables" / "leaderboard.csv").exists()  # needs both tasks
+    assert "Error in rule prepare_data" in out

@@ -9,12 +9,14 @@
         --experiment-file results/mlflow/experiment.json --out results/runs/typefaces/resnet18/seed0
     python -m finebench aggregate results/runs/*/*/seed*/metrics.json --out results/tables
     python -m finebench baseline results/data/wordnet   # TF-IDF + logistic regression reference for a text task
+    python -m finebench tracking-server start|status|stop  # shared MLflow server on PostgreSQL (clusters)
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 from pathlib import Path
@@ -174,6 +176,25 @@ def cmd_baseline(args) -> int:
     return 0
 
 
+def cmd_tracking_server(args) -> int:
+    from finebench.server import TrackingServer
+
+    server = TrackingServer(args.dir)
+    if args.action == "start":
+        state = server.start(host=args.host, port=args.port, pg_port=args.pg_port, allowed_hosts=args.allowed_hosts)
+        print(f"[finebench] tracking server up in {state['start_seconds']} s — put this in your config:",
+              file=sys.stderr)
+        print(f"tracking_uri: {state['tracking_uri']}")
+    elif args.action == "stop":
+        server.stop()
+    else:
+        running, state = server.running(), server.state()
+        up = running["mlflow"] and running["postgres"]
+        print(json.dumps({"running": bool(up), **running, "tracking_uri": state.get("tracking_uri")}, indent=2))
+        return 0 if up else 1
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="finebench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
@@ -240,10 +261,23 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--plots", help="plots folder (omit for tables only)")
     s.add_argument("--references", help="YAML of published accuracies (config/references.yaml)")
     s.set_defaults(func=cmd_aggregate)
+
+    s = sub.add_parser("tracking-server", help="start/stop a shared MLflow tracking server on PostgreSQL (clusters)")
+    s.add_argument("action", nargs="?", default="start", choices=["start", "status", "stop"])
+    s.add_argument("--dir", default="results/tracking-server", help="its database, artifacts, logs and pid files")
+    s.add_argument("--host", default="127.0.0.1", help="interface to bind; 0.0.0.0 for jobs on other nodes")
+    s.add_argument("--port", type=int, default=5000, help="HTTP port of the MLflow server")
+    s.add_argument("--pg-port", type=int, default=5433, help="PostgreSQL port (its Unix socket; no TCP listener)")
+    s.add_argument("--allowed-hosts", help="MLflow --allowed-hosts (default: this machine's names, localhost, "
+                   "private IPs)")
+    s.set_defaults(func=cmd_tracking_server)
     return p
 
 
 def main(argv=None) -> int:
+    # MLflow telemetry calls an outside host; offline its failure once crashed a client. Off unless the user opts in
+    # (MLFLOW_DISABLE_TELEMETRY=false).
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     args = parser().parse_args(argv)
     for sig in (signal.SIGTERM, signal.SIGHUP):  # logged, then SystemExit: half-built folders are cleaned up
         if signal.getsignal(sig) is not signal.SIG_IGN:  # `nohup make run` ignores SIGHUP: keep it ignored

@@ -49,7 +49,11 @@ def retry(fn, *args, attempts: int = 8, **kwargs):
 def init_experiment(tracking_uri: str, experiment: str, artifact_root: str | Path, out_file: str | Path) -> str:
     client = _client(tracking_uri)
     exp = client.get_experiment_by_name(experiment)
-    if exp is None:
+    if exp is None and tracking_uri.startswith(("http://", "https://")):
+        # a tracking server stores the artifacts itself (mlflow server --artifacts-destination): jobs upload them over
+        # HTTP, so nodes without the submit host's file system can log them
+        exp_id = client.create_experiment(experiment)
+    elif exp is None:
         location = Path(artifact_root).resolve()
         location.mkdir(parents=True, exist_ok=True)
         exp_id = client.create_experiment(experiment, artifact_location=location.as_uri())

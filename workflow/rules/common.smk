@@ -8,6 +8,7 @@ import sys
 from snakemake.exceptions import WorkflowError
 
 from finebench import config as fbconfig
+from finebench import cluster as fbcluster
 from finebench import data as fbdata
 from finebench.errors import ConfigError
 from finebench.plots import PLOT_KINDS
@@ -30,6 +31,11 @@ SUMMARY_FILE = f"{RESULTS}/tables/mlflow_summary.json"
 # Each rule runs `python -m finebench ...` with the interpreter that runs Snakemake (its folder first on PATH), so
 # `.venv/bin/snakemake` works without activating the venv.
 shell.prefix(f"set -euo pipefail; export PATH={shlex.quote(os.path.dirname(sys.executable))}:$PATH; ")
+
+
+def gpus_per_train_job(wildcards):
+    """The train rule's `gpu` resource: from device / gpus_per_job, local or cluster executor (finebench.cluster)."""
+    return fbcluster.train_gpus(CFG, cluster=fbcluster.cluster_executor(workflow))
 
 
 wildcard_constraints:
