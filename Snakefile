@@ -30,6 +30,7 @@ validate(config, str(SCHEMA_PATH))
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
+include: "workflow/rules/hf.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/report.smk"
 

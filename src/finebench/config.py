@@ -332,9 +332,12 @@ def resolve_spec(config: dict, task: str, model: str, seed: int) -> dict:
     """The complete, self-contained description of one training run."""
     from finebench import models
 
+    from finebench.models.hf import training_defaults  # fine-tuning defaults of pretrained hf: models (else {})
+
     config = with_defaults(config)
     tcfg, mcfg = config["tasks"][task], config["models"][model]
-    training = {**config["training"], **(tcfg.get("training") or {}), **(mcfg.get("training") or {})}
+    training = {**config["training"], **(tcfg.get("training") or {}),
+                **training_defaults(mcfg["arch"], mcfg["modality"]), **(mcfg.get("training") or {})}
     return {
         "task": task,
         "dataset": tcfg["dataset"],

@@ -146,6 +146,8 @@ def to_model_input(x, info: dict, *, augment: bool = False, generator=None, prep
         if augment and spec_aug:
             t = spec_augment(t, generator, **spec_aug)
         return t
+    if kind == "waveform":  # raw float16 [B, samples] clips: hf: audio models extract their own features
+        return x.float()
     raise FinebenchError(f"unknown input kind {kind!r} in the prepared manifest")
 
 

@@ -11,7 +11,7 @@ it with a published number's protocol (config/references.yaml) and ``report.prot
 
 from __future__ import annotations
 
-PRETRAINING = ("none", "timm_hub", "file")  # the values of the "pretraining" field
+PRETRAINING = ("none", "timm_hub", "file", "hf_hub", "hf_folder")  # the values of the "pretraining" field
 
 
 def run_protocol(manifest: dict, spec: dict) -> dict:
@@ -27,6 +27,10 @@ def run_protocol(manifest: dict, spec: dict) -> dict:
 
     weights = pretrained_weights(spec.get("model_kwargs") or {})  # None, "hub" or the file's name
     pretraining = "none" if weights is None else ("timm_hub" if weights == "hub" else "file")
+    if str(spec.get("arch", "")).startswith("hf:"):  # pretrained Hugging Face models (models/hf.py)
+        from finebench.models.hf import pretraining_fields
+
+        pretraining, weights = pretraining_fields(spec.get("model_kwargs") or {})
     counts = manifest.get("official_counts")
     input_info = manifest["input"]
     return {
@@ -34,6 +38,6 @@ def run_protocol(manifest: dict, spec: dict) -> dict:
         "counts_match": bool(counts["match"]) if counts else None,
         "carved_splits": list(manifest.get("carved_splits") or {}),
         "pretraining": pretraining,
-        "pretrained_file": weights if pretraining == "file" else None,
+        "pretrained_file": weights if pretraining in ("file", "hf_folder") else None,
         "resolution": input_info.get("height") if input_info["kind"] == "image" else None,
     }

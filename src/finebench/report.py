@@ -278,7 +278,8 @@ def load_references(path: str | Path | None) -> pd.DataFrame:
     return pd.DataFrame(refs, columns=cols)
 
 
-PRETRAINING_TEXT = {"none": "none", "timm_hub": "timm hub weights", "file": "file"}
+PRETRAINING_TEXT = {"none": "none", "timm_hub": "timm hub weights", "file": "file", "hf_hub": "hf hub weights",
+                    "hf_folder": "hf folder"}
 
 
 def protocol_fields(protocol: dict | None) -> dict:

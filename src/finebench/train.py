@@ -79,6 +79,8 @@ def make_optimizer(model, t: dict):
     from finebench.models import param_groups
 
     groups = param_groups(model, t["weight_decay"])
+    for g in groups:  # a group may scale the lr (layer-wise decay of hf: models)
+        g["lr"] = t["lr"] * g.pop("lr_scale", 1.0)
     if t["optimizer"] == "sgd":
         return torch.optim.SGD(groups, lr=t["lr"], momentum=t["momentum"], nesterov=True)
     return torch.optim.AdamW(groups, lr=t["lr"])

@@ -99,3 +99,52 @@ def spec_json(wildcards):
 
 def task_options_json(wildcards):
     return json.dumps(fbconfig.task_options(CFG, wildcards.task), sort_keys=True)
+
+
+# Pretrained Hugging Face models (arch: hf:<id>; rules in hf.smk): their tokenisation caches and inputs.
+from finebench.data import hf_tokens as fb_hf_tokens
+from finebench.errors import FinebenchError
+from finebench.models.hf import HF_PREFIX
+from finebench.models.hf_load import source_of
+
+HF_OPTION_KEYS = ("pretrained_dir", "revision", "max_length")
+
+
+def hf_options(model):
+    m = CFG["models"][model]
+    return {k: m[k] for k in HF_OPTION_KEYS if m.get(k) is not None}
+
+
+def hf_tokenize_jobs():
+    """{(task, tokenizer slug): (model id, options)} for every hf: text model and every task it runs on. Checked at
+    parse time: a pretrained_dir without a model or a tokenizer fails before any job runs."""
+    jobs = {}
+    for name, m in CFG["models"].items():
+        if not m["arch"].startswith(HF_PREFIX):
+            continue
+        try:
+            source_of(m["arch"][len(HF_PREFIX) :], hf_options(name))
+            if m["modality"] == "text":
+                fb_hf_tokens.tokenizer_files(hf_options(name))
+        except FinebenchError as exc:
+            raise WorkflowError(f"invalid finebench config — models.{name}.{exc}") from None
+    for task, model, _ in RUNS:
+        m = CFG["models"][model]
+        if m["arch"].startswith(HF_PREFIX) and m["modality"] == "text":
+            name, opts = m["arch"][len(HF_PREFIX) :], hf_options(model)
+            jobs[(task, fb_hf_tokens.cache_slug(name, opts))] = (name, opts)
+    return jobs
+
+
+HF_TOKENIZE = hf_tokenize_jobs()
+
+
+def train_data(wildcards):
+    """The train job's --data: the prepared task, or for hf: models its tokenisation (text) or waveform view (speech)."""
+    m = CFG["models"][wildcards.model]
+    if m["arch"].startswith(HF_PREFIX):
+        if m["modality"] == "text":
+            slug = fb_hf_tokens.cache_slug(m["arch"][len(HF_PREFIX) :], hf_options(wildcards.model))
+            return f"{RESULTS}/tokens/{wildcards.task}/{slug}"
+        return f"{RESULTS}/waveform/{wildcards.task}"
+    return f"{RESULTS}/data/{wildcards.task}"

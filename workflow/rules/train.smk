@@ -24,7 +24,7 @@ rule init_tracking:
 
 rule train:
     input:
-        data=f"{RESULTS}/data/{{task}}",
+        data=train_data,  # the prepared task, or its hf: form (workflow/rules/hf.smk)
         experiment=ancient(EXPERIMENT_FILE),
     output:
         metrics=f"{RESULTS}/runs/{{task}}/{{model}}/seed{{seed}}/metrics.json",

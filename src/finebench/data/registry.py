@@ -12,6 +12,7 @@ inputs; the stored form is model-agnostic:
   and, with ``augment: random_resized_crop_flip``, randomly crop-resized and flipped for training
 - ``tokens``: int32 ``[N, T]`` padded with ``pad_id`` (0) -> int64, each batch trimmed to its longest sequence
 - ``spectrogram``: float16 ``[N, 1, n_mels, frames]`` -> float, standardised with the train split's mean/std
+- ``waveform``: float16 ``[N, samples]`` raw audio -> float (hf: audio models extract their own features)
 """
 
 from __future__ import annotations

@@ -96,15 +96,19 @@ def build_features(work: Path, records: dict[str, list], classes: list[str], opt
         paths = [p for p, _ in records[split]]
         out = work / f"{split}_x.npy"
         arr = np.lib.format.open_memmap(out, mode="w+", dtype=np.float16, shape=(len(paths), 1, opt["n_mels"], frames))
+        # The raw clips too (float16 [N, samples], memory-mapped): pretrained audio models (hf:) take waveforms.
+        wav = np.lib.format.open_memmap(work / f"{split}_wav.npy", mode="w+", dtype=np.float16, shape=(len(paths), n))
         for start in range(0, len(paths), opt["chunk"]):
             clips = np.stack([read_clip(p, sr, n) for p in paths[start : start + opt["chunk"]]])
+            wav[start : start + len(clips)] = clips
             feats = log_mel(clips, sr, opt["n_fft"], opt["hop"], opt["n_mels"])
             arr[start : start + len(feats)] = feats
             if split == "train":
                 f64 = feats.astype(np.float64)
                 total, total_sq, count = total + f64.sum(), total_sq + (f64**2).sum(), count + f64.size
         arr.flush()
-        del arr
+        wav.flush()
+        del arr, wav
         arrays[split] = (out, np.array([lab for _, lab in records[split]], dtype=np.int64))
     mean = total / count
     return {
@@ -113,6 +117,7 @@ def build_features(work: Path, records: dict[str, list], classes: list[str], opt
             "input": {"kind": "spectrogram", "channels": 1, "n_mels": opt["n_mels"], "frames": frames, "sample_rate": sr,
                       "n_fft": opt["n_fft"], "hop": opt["hop"], "mean": float(mean),
                       "std": float(np.sqrt(max(total_sq / count - mean**2, 1e-12)))},
+            "waveform": {"file": "{split}_wav.npy", "sample_rate": sr, "samples": n, "dtype": "float16"},
             "classes": classes,
             "carved_splits": carved,
             "source": source,

@@ -156,6 +156,8 @@ def build(work: Path, opt: dict) -> dict:
                     sf.write(examples / f"{spk['id']}_{word}.wav", clip, sr)
     arrays, frames = {}, None
     for split in clips:
+        # The raw clips too (float16 [N, samples]): pretrained audio models (hf:) take waveforms.
+        np.save(work / f"{split}_wav.npy", np.stack(clips[split]).astype(np.float16))
         feats = log_mel(np.stack(clips[split]), sr, opt["n_fft"], opt["hop"], opt["n_mels"])
         arrays[split] = (feats, np.array(labels[split]))
         frames = feats.shape[-1]
@@ -166,6 +168,7 @@ def build(work: Path, opt: dict) -> dict:
             "input": {"kind": "spectrogram", "channels": 1, "n_mels": opt["n_mels"], "frames": frames,
                       "sample_rate": sr, "n_fft": opt["n_fft"], "hop": opt["hop"],
                       "mean": float(train.mean()), "std": float(train.std())},
+            "waveform": {"file": "{split}_wav.npy", "sample_rate": sr, "samples": n_samples, "dtype": "float16"},
             "classes": list(words),
             "source": {"library": "espeak-ng (via PyPI espeakng-loader, ctypes, synchronous mode)",
                        "espeak_ng_version": version, "synth_sample_rate": synth_rate},

@@ -75,6 +75,8 @@ def register(name: str, family: str, modalities: tuple[str, ...], description: s
 
 
 def default_family(arch: str) -> str | None:
+    if arch.startswith("hf:"):  # pretrained Hugging Face Transformers (models/hf.py)
+        return "transformer"
     return ARCHS[arch].family if arch in ARCHS else None
 
 
@@ -89,6 +91,10 @@ def arch_task_type(arch: str) -> str:
 
 def check_arch(arch: str, modality: str, key: str = "arch") -> None:
     """Raise ConfigError naming ``key`` if ``arch`` cannot be built for ``modality``."""
+    if arch.startswith("hf:"):  # pretrained Hugging Face Transformers (models/hf.py)
+        from finebench.models.hf import check_hf_arch
+
+        return check_hf_arch(arch[3:], modality, key)
     if arch in RENAMED:
         raise ConfigError(f"{key}: architecture {arch!r} is now called {RENAMED[arch]!r} (same model and options); "
                           f"write `arch: {RENAMED[arch]}`")
@@ -115,6 +121,10 @@ def check_arch(arch: str, modality: str, key: str = "arch") -> None:
 
 def build_model(arch: str, kwargs: dict, input_info: dict, num_classes: int):
     """Build an untrained model for a task with ``input_info`` (the prepared manifest's ``input``)."""
+    if arch.startswith("hf:"):  # pretrained Hugging Face Transformers (models/hf.py)
+        from finebench.models.hf import build_hf
+
+        return build_hf(arch[3:], dict(kwargs), input_info, num_classes)
     if arch.startswith(TIMM_PREFIX):
         return _build_timm(arch[len(TIMM_PREFIX) :], dict(kwargs), input_info, num_classes)
     try:
@@ -143,6 +153,8 @@ def builder_parameters(arch: str, input_info: dict) -> list[str] | None:
 def check_options(arch: str, kwargs: dict, input_info: dict, key: str, reserved=()) -> None:
     """Raise ConfigError naming ``key.<option>`` for an option the builder does not take (imports torch); the
     suggestions include the entry's ``reserved`` keys (``famly`` -> ``family``)."""
+    if arch.startswith("hf:"):  # options of hf: models are checked against the checkpoint's config when it loads
+        return
     options = {k: v for k, v in kwargs.items() if k not in LOADING_KEYS}
     if arch.startswith(TIMM_PREFIX):
         import torch
@@ -205,7 +217,21 @@ def param_groups(model, weight_decay: float) -> list[dict]:
     for name, p in model.named_parameters():
         if p.requires_grad:
             (no_decay if p.ndim <= 1 or name.endswith(".bias") or exempted(name) else decay).append(p)
+    if hasattr(model, "lr_scales"):  # per-parameter lr multipliers, e.g. layer-wise decay of hf: models (models/hf.py)
+        return lr_scaled_groups(model.lr_scales(), decay, no_decay, weight_decay)
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def lr_scaled_groups(scales: dict, decay: list, no_decay: list, weight_decay: float) -> list[dict]:
+    """The decay / no-decay split further split by lr multiplier (``lr_scale``: the trainer's lr times it)."""
+    by_id = {id(p): s for p, s in scales.items()}
+    groups = {}
+    for params, wd in ((decay, weight_decay), (no_decay, 0.0)):
+        for p in params:
+            groups.setdefault((wd, by_id.get(id(p), 1.0)), []).append(p)
+    # full-lr groups first: the trainer logs the first group's lr
+    return [{"params": ps, "weight_decay": wd, "lr_scale": s}
+            for (wd, s), ps in sorted(groups.items(), key=lambda kv: (-kv[0][1], -kv[0][0]))]
 
 
 def _build_timm(name: str, kwargs: dict, input_info: dict, num_classes: int):
