@@ -22,6 +22,8 @@ import pandas as pd
 import pytest
 import yaml
 
+from finebench import config as fbconfig
+
 from cluster.local_slurm import ACCOUNT, LocalSlurm, Unavailable, free_port, pid_alive, unavailable_reason
 
 # Columns of leaderboard.csv that are measurements of this machine's speed, not results.
@@ -71,27 +73,34 @@ def _planned_resources(repo, tmp_path, *args, env=None) -> dict[str, list[dict]]
     return out
 
 
+def _training_plan(plan: dict) -> dict:
+    """Classification (train) and super-resolution (train_sr) runs are both training jobs."""
+    return {**plan, "train": plan.get("train", []) + plan.pop("train_sr", [])}
+
+
 @pytest.mark.slow  # four dry runs
 def test_slurm_profile_resources(repo, tmp_path):
     profile = ["--workflow-profile", str(repo / "workflow/profiles/slurm")]
     env = {"FINEBENCH_SLURM_PARTITION": "short", "FINEBENCH_SLURM_ACCOUNT": "lab42"}
-    plan = _planned_resources(repo, tmp_path, *profile, env=env)
-    assert len(plan["train"]) == 18 and len(plan["prepare_data"]) == 3
+    plan = _training_plan(_planned_resources(repo, tmp_path, *profile, env=env))
+    smoke = yaml.safe_load((repo / "config" / "smoke.yaml").read_text())
+    assert len(plan["train"]) == len(fbconfig.runs(fbconfig.with_defaults(smoke)))  # classification + superres runs
+    assert len(plan["prepare_data"]) == len(smoke["tasks"])
     for job in plan["train"]:  # device: auto on a CPU partition: no GPU asked for
         assert job["gpu"] == "0" and job["slurm_partition"] == "short" and job["slurm_account"] == "lab42"
         assert job["runtime"] == "720" and job["mem_mb"] == "16000"
     for job in plan["prepare_data"]:
         assert job["slurm_partition"] == "short" and job["runtime"] == "120" and "gpu" not in job
     # a GPU partition for training only, and gpus_per_job: 1 (device: auto)
-    plan = _planned_resources(repo, tmp_path, *profile, "--config", "gpus_per_job=1",
-                              env={**env, "FINEBENCH_SLURM_TRAIN_PARTITION": "gpu"})
+    plan = _training_plan(_planned_resources(repo, tmp_path, *profile, "--config", "gpus_per_job=1",
+                                             env={**env, "FINEBENCH_SLURM_TRAIN_PARTITION": "gpu"}))
     assert {(j["gpu"], j["slurm_partition"]) for j in plan["train"]} == {("1", "gpu")}
     assert {j["slurm_partition"] for j in plan["prepare_data"]} == {"short"}
     # device: cuda asks for a GPU without gpus_per_job; without the variables no partition/account is forced
-    plan = _planned_resources(repo, tmp_path, *profile, "--config", "device=cuda")
+    plan = _training_plan(_planned_resources(repo, tmp_path, *profile, "--config", "device=cuda"))
     assert {j["gpu"] for j in plan["train"]} == {"1"} and not any("slurm_partition" in j for j in plan["train"])
     # locally, device: auto still takes one GPU slot per training job (`--resources gpu=N`)
-    plan = _planned_resources(repo, tmp_path, "--cores", "2")
+    plan = _training_plan(_planned_resources(repo, tmp_path, "--cores", "2"))
     assert {j["gpu"] for j in plan["train"]} == {"1"}
 
 
@@ -230,11 +239,12 @@ def test_every_training_and_preparation_job_ran_as_a_slurm_job(slurm_run, local_
     cfg = yaml.safe_load((work / "smoke.yaml").read_text())
     rules = [j["Comment"].split("_wildcards_")[0] for j in jobs]
     n_runs = len(_train_outputs(local_run[0]))
-    assert n_runs == 18
-    # one Slurm job per training run and per task's preparation; download, init_tracking and log_summary are local
-    # rules (aggregate may be either: it needs neither MLflow nor the internet)
-    assert rules.count("rule_train") == n_runs and rules.count("rule_prepare_data") == len(cfg["tasks"]), rules
-    assert set(rules) <= {"rule_train", "rule_prepare_data", "rule_aggregate"}, rules
+    assert n_runs == len(fbconfig.runs(fbconfig.with_defaults(cfg)))
+    # one Slurm job per training run (train; train_sr for super-resolution) and per task's preparation; download,
+    # init_tracking and log_summary are local rules (aggregate may be either: it needs neither MLflow nor the internet)
+    assert rules.count("rule_train") + rules.count("rule_train_sr") == n_runs, rules
+    assert rules.count("rule_prepare_data") == len(cfg["tasks"]), rules
+    assert set(rules) <= {"rule_train", "rule_train_sr", "rule_prepare_data", "rule_aggregate"}, rules
     for j in jobs:
         assert j["State"] == "COMPLETED" and j["ExitCode"] == "0:0", j
         assert j["Partition"] == "cpu" and j["Account"] == ACCOUNT, j
@@ -265,7 +275,7 @@ def test_every_run_in_the_server_store_is_finished_in_the_experiment(slurm_run, 
                   f"all FINISHED in experiment {cfg['experiment']!r}")
     # artifacts went over HTTP into the server's --artifacts-destination, not into the job's working directory
     client = MlflowClient(tracking_server["tracking_uri"])
-    run = training[0]
+    run = next(r for r in training if r.info.run_name == "wordnet/textcnn/seed0")  # a classification run
     assert run.info.artifact_uri.startswith("mlflow-artifacts:/")
     assert {"history.csv", "spec.json", "confusion.csv"} <= {a.path for a in client.list_artifacts(run.info.run_id)}
     stored = Path(tracking_server["artifacts_destination"]) / exp.experiment_id / run.info.run_id / "artifacts"

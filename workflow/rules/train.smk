@@ -36,7 +36,9 @@ rule train:
         task=task_pattern("classification"),
     threads: CFG["threads"]
     resources:
-        gpu=1,  # unlimited unless the command line caps it: `--resources gpu=1` runs one job per GPU
+        # GPUs per job (finebench.cluster: from device, gpus_per_job, local or cluster executor); locally
+        # `--resources gpu=N` runs at most N jobs at once, on Slurm it is `sbatch --gpus=N`
+        gpu=gpus_per_train_job,
     params:
         spec=spec_json,
         out=lambda w, output: os.path.dirname(output.metrics),
