@@ -21,13 +21,17 @@ def write_json_atomic(path: str | Path, obj) -> None:
 
 
 def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs on this host (a zombie — exited, not yet reaped — counts as gone)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:  # it exists, under another user
         return True
-    return True
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1][0] != "Z"
+    except (OSError, IndexError):  # no /proc (macOS) or it just exited
+        return True
 
 
 def remove_stale_partials(target: str | Path) -> list[Path]:

@@ -37,6 +37,7 @@ import urllib.request
 from pathlib import Path
 
 from finebench.errors import FinebenchError
+from finebench.files import pid_alive
 
 DEFAULT_DIR = "results/tracking-server"
 DATABASE = "mlflow"
@@ -92,19 +93,6 @@ def _run(cmd: list[str], what: str, timeout: float = 120) -> subprocess.Complete
     return proc
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie is gone
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1][0] != "Z"
-    except (OSError, IndexError):
-        return True
-
-
 def _cmdline(pid: int) -> str:
     try:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
@@ -144,7 +132,7 @@ class TrackingServer:
         if not pid_file.is_file():
             return None
         pid = int(pid_file.read_text().split()[0])
-        return pid if _pid_alive(pid) and marker in _cmdline(pid) else None
+        return pid if pid_alive(pid) and marker in _cmdline(pid) else None
 
     def running(self) -> dict:
         return {"mlflow": self._pid(self.mlflow_pid_file, "mlflow"), "postgres": self._pid(self.pg_pid_file, "postgres")}
@@ -280,7 +268,7 @@ class TrackingServer:
             self.mlflow_pid_file.unlink()
         if self.pg_pid_file.is_file():
             pid = int(self.pg_pid_file.read_text().split()[0])
-            if _pid_alive(pid) and "postgres" in _cmdline(pid):
+            if pid_alive(pid) and "postgres" in _cmdline(pid):
                 _run(_as_pg_user([str(postgres_bindir() / "pg_ctl"), "-D", str(self.pg_data), "-m", "fast", "-w",
                                   "stop"]), "PostgreSQL stop")
                 stopped.append(f"PostgreSQL (pid {pid})")

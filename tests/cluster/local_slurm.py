@@ -31,6 +31,8 @@ import sys
 import time
 from pathlib import Path
 
+from finebench.files import pid_alive
+
 # Debian 12: Slurm 22.05, munge 0.5; slurmdbd + MariaDB for accounting (sacct); PostgreSQL for the tracking server.
 PACKAGES = ["slurmctld", "slurmd", "slurm-client", "slurmdbd", "munge", "mariadb-server", "postgresql"]
 PROGRAMS = ["munged", "mariadbd", "mariadb-install-db", "mariadb", "slurmdbd", "slurmctld", "slurmd", "sbatch", "sacct",
@@ -110,20 +112,6 @@ def free_port() -> int:
 
 def _chown(path: Path, user: str) -> None:
     shutil.chown(path, user, user)
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # a zombie child of ours counts as gone
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
-    except (OSError, IndexError):
-        return False
 
 
 class LocalSlurm:
