@@ -120,18 +120,24 @@ PLOT_KINDS = ("learning_curves", "confusion_best", "pareto")
 SR_PLOT_KINDS = ("learning_curves", "sr_examples", "pareto")  # super-resolution tasks (sr_plots below)
 
 
-def all_plots(runs: pd.DataFrame, board: pd.DataFrame, out: Path) -> list[Path]:
+def draw_per_task(tasks, kinds, drawers, out: Path) -> list[Path]:
+    """``{task}_{kind}.png`` for every task and kind: ``drawers(task)`` maps each kind to a function of the path."""
     out.mkdir(parents=True, exist_ok=True)
     written = []
-    for task in board["task"].unique():
-        draw = {"learning_curves": lambda p: learning_curves(runs, task, p),
-                "confusion_best": lambda p: best_confusion(runs, board, task, p),
-                "pareto": lambda p: pareto(board, task, p)}
-        for kind in PLOT_KINDS:
+    for task in tasks:
+        draw = drawers(task)
+        for kind in kinds:
             path = out / f"{task}_{kind}.png"
             draw[kind](path)
             written.append(path)
     return written
+
+
+def all_plots(runs: pd.DataFrame, board: pd.DataFrame, out: Path) -> list[Path]:
+    return draw_per_task(board["task"].unique(), PLOT_KINDS, lambda task: {
+        "learning_curves": lambda p: learning_curves(runs, task, p),
+        "confusion_best": lambda p: best_confusion(runs, board, task, p),
+        "pareto": lambda p: pareto(board, task, p)}, out)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -225,14 +231,7 @@ def sr_examples(runs: pd.DataFrame, fam: pd.DataFrame, task: str, path: Path) ->
 
 
 def sr_plots(runs: pd.DataFrame, board: pd.DataFrame, fam: pd.DataFrame, out: Path) -> list[Path]:
-    out.mkdir(parents=True, exist_ok=True)
-    written = []
-    for task in runs["task"].unique():
-        draw = {"learning_curves": lambda p: sr_learning_curves(runs, task, p),
-                "sr_examples": lambda p: sr_examples(runs, fam, task, p),
-                "pareto": lambda p: sr_pareto(board, task, p)}
-        for kind in SR_PLOT_KINDS:
-            path = out / f"{task}_{kind}.png"
-            draw[kind](path)
-            written.append(path)
-    return written
+    return draw_per_task(runs["task"].unique(), SR_PLOT_KINDS, lambda task: {
+        "learning_curves": lambda p: sr_learning_curves(runs, task, p),
+        "sr_examples": lambda p: sr_examples(runs, fam, task, p),
+        "pareto": lambda p: sr_pareto(board, task, p)}, out)
