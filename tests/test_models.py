@@ -80,12 +80,25 @@ def test_flops_count_recurrent_and_attention_layers():
     x = torch.randint(1, 50, (2, 10))
     lstm = build_model("birnn", {"embed_dim": 16, "hidden": 8}, TOKENS, 5)
     # 2 directions x 10 steps x 2 FLOPs x (4*8*16 + 4*8*8) weights, plus the 16->5 head
-    assert flops_per_sample(lstm, x, trim_padding) == 2 * 10 * 2 * (4 * 8 * 16 + 4 * 8 * 8) + 2 * 16 * 5
+    assert flops_per_sample(lstm, x, trim_padding()) == 2 * 10 * 2 * (4 * 8 * 16 + 4 * 8 * 8) + 2 * 16 * 5
     enc = build_model("transformer", {"dim": 16, "depth": 1, "heads": 2, "mlp_ratio": 2.0}, TOKENS, 5)
     # per token: qkv + out projections (4 d^2) and the MLP (2 * 2 d^2), 2 FLOPs each; attention on top
-    assert flops_per_sample(enc, x, trim_padding) > 2 * 10 * (4 * 16 * 16 + 4 * 16 * 16)
+    assert flops_per_sample(enc, x, trim_padding()) > 2 * 10 * (4 * 16 * 16 + 4 * 16 * 16)
     padded = torch.cat([x, torch.zeros(2, 6, dtype=torch.long)], 1)
-    assert flops_per_sample(enc, padded, trim_padding) == flops_per_sample(enc, x, trim_padding)
+    assert flops_per_sample(enc, padded, trim_padding()) == flops_per_sample(enc, x, trim_padding())
+    # a tokenizer that pads with id 1 (RoBERTa) and a text holding that id inside: counted at its own 10 tokens
+    inner = x.clone()
+    inner[:, 3] = 1
+    padded1 = torch.cat([inner, torch.ones(2, 6, dtype=torch.long)], 1)
+    assert flops_per_sample(enc, padded1, trim_padding(1)) == flops_per_sample(enc, inner, trim_padding(1))
+
+
+def test_token_batches_keep_texts_that_contain_the_pad_id():
+    from finebench.loader import to_model_input
+
+    x = torch.tensor([[5, 0, 7, 0, 0], [3, 0, 0, 0, 0]])  # GPT-2 style: the pad id (0) also inside the first text
+    assert to_model_input(x, {"kind": "tokens", "pad_id": 0}).tolist() == [[5, 0, 7], [3, 0, 0]]
+    assert to_model_input(torch.ones(2, 4, dtype=torch.long), {"kind": "tokens", "pad_id": 1}).shape == (2, 1)
 
 
 def test_pretrained_timm_models_bring_their_own_preprocessing(tmp_path):

@@ -64,14 +64,17 @@ def timed_forward(model, x, reps: int, autocast, device) -> list[float]:
     return times
 
 
-def trim_padding(x1):
-    """A single token sequence without its trailing padding (id 0)."""
-    n = int((x1[0] != 0).sum().clamp(min=1))
-    return x1[:, :n]
+def trim_padding(pad_id: int = 0):
+    """A function that cuts a single right-padded token sequence ``[1, T]`` to its own length."""
+    from finebench.loader import token_lengths
+
+    return lambda x1: x1[:, : int(token_lengths(x1, pad_id)[0])]
 
 
-def measure(model, x_batch, autocast, device, reps_single: int = 20, reps_batch: int = 3, tokens: bool = False) -> dict:
-    """Cost metrics for ``model`` on inputs like ``x_batch`` (a batch of real test inputs)."""
+def measure(model, x_batch, autocast, device, reps_single: int = 20, reps_batch: int = 3,
+            pad_id: int | None = None) -> dict:
+    """Cost metrics for ``model`` on inputs like ``x_batch`` (a batch of real test inputs; token sequences give
+    ``pad_id``, so that each sample's FLOPs are counted at its own length)."""
     import torch
 
     model.eval()
@@ -83,7 +86,7 @@ def measure(model, x_batch, autocast, device, reps_single: int = 20, reps_batch:
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
         peak = rss / (2**20 if sys.platform == "darwin" else 2**10)
     return {
-        "flops_per_sample": flops_per_sample(model, x_batch, trim_padding if tokens else None),
+        "flops_per_sample": flops_per_sample(model, x_batch, None if pad_id is None else trim_padding(pad_id)),
         "latency_ms_batch1": 1000 * float(np.median(single)),
         "inference_samples_per_s": len(x_batch) / float(np.median(batched)),
         "inference_batch_size": int(len(x_batch)),

@@ -124,6 +124,15 @@ def spec_augment(x, generator, freq_masks=2, freq_width=5, time_masks=2, time_wi
     return x * keep.to(x.device, x.dtype)
 
 
+def token_lengths(t, pad_id: int = 0):
+    """Each right-padded row's length: one past its last non-pad token (at least 1). A pad id that also occurs inside
+    a text (GPT-2 pads with its end-of-text token; its id 0 is "!") does not cut the text short."""
+    import torch
+
+    positions = torch.arange(1, t.shape[1] + 1, device=t.device)
+    return ((t != pad_id) * positions).amax(1).clamp(min=1)
+
+
 def to_model_input(x, info: dict, *, augment: bool = False, generator=None, preprocess: dict | None = None,
                    spec_aug: dict | None = None):
     """A stored batch already on its device -> the model's input tensor, per input kind (``info`` = the manifest's
@@ -139,8 +148,7 @@ def to_model_input(x, info: dict, *, augment: bool = False, generator=None, prep
         return normalize_images(t, preprocess or DEFAULT_PREPROCESS)
     if kind == "tokens":
         t = x.long()
-        longest = int((t != info.get("pad_id", 0)).sum(1).max().clamp(min=1))
-        return t[:, :longest]
+        return t[:, : int(token_lengths(t, info.get("pad_id", 0)).max())]
     if kind == "spectrogram":
         t = (x.float() - info["mean"]) / info["std"]
         if augment and spec_aug:

@@ -476,7 +476,7 @@ def fit(spec: dict, data_dir: str | Path, out_dir: str | Path, experiment_file: 
         else:
             x_cost, _ = next(iter(job.loader("test")))
         cost = measure(job.module, x_cost[: min(t["eval_batch_size"], 256)], job.autocast, job.dev,
-                       tokens=job.data.input["kind"] == "tokens")
+                       pad_id=job.data.input.get("pad_id", 0) if job.data.input["kind"] == "tokens" else None)
         pd.DataFrame(s["history"]).to_csv(out_dir / "history.csv", index=False)
         result = assemble(job, metrics, cost, run.run_id, run.experiment_id)
         run.log_metrics({k: v for k, v in result.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
