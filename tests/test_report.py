@@ -186,3 +186,22 @@ def test_data_caveat_is_shown_with_the_task():
     runs["data_note"] = "SYNTHESIZED speech (espeak-ng)"
     board = report.leaderboard(runs)
     assert "## cmds [SYNTHESIZED speech (espeak-ng)] (speech, chance" in report.leaderboard_markdown(board)
+
+
+def test_run_confusion_svg_shows_every_cell_with_its_count(tmp_path):
+    """The training job's confusion artifact: a well-formed SVG, one cell per (true, predicted) pair, shaded by the
+    row-normalised fraction, each naming its count; class names are escaped."""
+    import xml.etree.ElementTree as ET
+
+    from finebench.plots import confusion_svg
+
+    cm = np.array([[8, 2, 0], [0, 5, 5], [0, 0, 0]])
+    confusion_svg(cm, ["a<b", "c&d", "e"], tmp_path / "c.svg", "t/m/seed0 — test confusion")
+    root = ET.parse(tmp_path / "c.svg").getroot()
+    ns = "{http://www.w3.org/2000/svg}"
+    cells = [r for r in root.iter(f"{ns}rect") if r.find(f"{ns}title") is not None]
+    assert len(cells) == 9
+    titles = [c.find(f"{ns}title").text for c in cells]
+    assert titles[0] == "true a<b, predicted a<b: 8 (80.0% of the class)"
+    assert titles[5] == "true c&d, predicted e: 5 (50.0% of the class)"
+    assert cells[0].get("fill") == "rgb(56,89,137)" and cells[8].get("fill") == "rgb(247,251,255)"  # empty class: blank

@@ -43,7 +43,7 @@ def test_fit_writes_outputs_and_logs_to_mlflow(tmp_path, tiny_data, experiment_f
     assert m["n_params"] > 0 and m["train_seconds"] > 0 and m["train_samples_per_s"] > 0
     assert m["chance_accuracy"] == 0.25
     assert (out / "history.csv").read_text().count("\n") == 3  # header + 2 epochs
-    for name in ("confusion.csv", "confusion.png", "spec.json"):
+    for name in ("confusion.csv", "confusion.svg", "spec.json"):
         assert (out / name).stat().st_size > 0
     client, run = mlflow_run(experiment_file, m["mlflow_run_id"])
     assert run.info.status == "FINISHED" and run.info.run_name == "tf/cnn/seed0"
@@ -52,7 +52,28 @@ def test_fit_writes_outputs_and_logs_to_mlflow(tmp_path, tiny_data, experiment_f
     assert run.data.params["training.lr"] == "0.003"
     assert [h.step for h in client.get_metric_history(run.info.run_id, "val_accuracy")] == [1, 2]
     assert run.data.metrics["test_accuracy"] == pytest.approx(m["test_accuracy"])
-    assert {a.path for a in client.list_artifacts(run.info.run_id)} >= {"history.csv", "confusion.png", "spec.json"}
+    assert {a.path for a in client.list_artifacts(run.info.run_id)} >= {"history.csv", "confusion.svg", "spec.json"}
+
+
+def test_a_training_job_imports_no_plotting_compiler_or_unused_model_library(tmp_path, tiny_data, experiment_file):
+    """Every job pays its imports (benchmark: tests/benchmarks/startup.py): the job that the train rule runs must not
+    pull in matplotlib (its confusion matrix is an SVG), torch's compiler (torch.compile not asked for; torch.optim
+    itself imports torch._dynamo), or timm / torchvision / transformers for a built-in architecture."""
+    import subprocess
+    import sys
+
+    code = ("import json, sys\n"
+            "from finebench.cli import main\n"
+            "main(sys.argv[1:])\n"
+            "heavy = ('matplotlib', 'torch._inductor.compile_fx', 'timm', 'transformers', 'torchvision')\n"
+            "print(json.dumps(sorted(m for m in heavy if m in sys.modules)))\n")
+    out = tmp_path / "run"
+    proc = subprocess.run([sys.executable, "-c", code, "train", "--spec", json.dumps(spec()), "--data", str(tiny_data),
+                           "--experiment-file", str(experiment_file), "--out", str(out), "--device", "cpu",
+                           "--no-progress"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert (out / "metrics.json").is_file()
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == []
 
 
 def test_same_seed_same_metrics_on_cpu(tmp_path, tiny_data, experiment_file):

@@ -43,6 +43,48 @@ def plot_confusion(cm: np.ndarray, classes: list[str], path: Path, title: str) -
     plt.close(fig)
 
 
+def confusion_svg(cm: np.ndarray, classes: list[str], path: Path, title: str) -> None:
+    """The run's row-normalised confusion matrix as a small SVG (a training job's artifact, shown by the MLflow UI;
+    hovering a cell shows its count). Written as text: importing matplotlib would cost every training job ~1 s."""
+    from html import escape
+
+    k = len(classes)
+    cell = max(6, min(28, 640 // max(k, 1)))
+    font = max(6, min(11, cell - 3))
+    left = 24 + int(0.62 * font * max(len(c) for c in classes))
+    top, grid = 34, cell * k
+    width, height = max(left + grid + 80, int(7.5 * len(title)) + 20), top + grid + left - 8
+    norm = cm / np.maximum(cm.sum(1, keepdims=True), 1)
+    light, dark = np.array([247, 251, 255]), np.array([8, 48, 107])  # white to dark blue, like matplotlib's Blues
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="DejaVu Sans, '
+           f'sans-serif" font-size="{font}"><rect width="100%" height="100%" fill="white"/>',
+           f'<text x="{width / 2:.0f}" y="16" text-anchor="middle" font-size="13">{escape(title)}</text>']
+    for i in range(k):
+        y = top + i * cell
+        out.append(f'<text x="{left - 4}" y="{y + cell / 2:.1f}" text-anchor="end" dominant-baseline="middle">'
+                   f'{escape(classes[i])}</text>')
+        for j in range(k):
+            r, g, b = (light + (dark - light) * norm[i, j]).round().astype(int)
+            out.append(f'<rect x="{left + j * cell}" y="{y}" width="{cell}" height="{cell}" fill="rgb({r},{g},{b})">'
+                       f'<title>true {escape(classes[i])}, predicted {escape(classes[j])}: {int(cm[i, j])} '
+                       f'({norm[i, j]:.1%} of the class)</title></rect>')
+    for j in range(k):
+        x = left + j * cell + cell / 2
+        out.append(f'<text transform="translate({x:.1f},{top + grid + 4}) rotate(90)" dominant-baseline="middle">'
+                   f'{escape(classes[j])}</text>')
+    bar = left + grid + 16
+    out += [f'<defs><linearGradient id="blues" x1="0" y1="1" x2="0" y2="0"><stop offset="0" stop-color="rgb(247,251,255)"/>'
+            f'<stop offset="1" stop-color="rgb(8,48,107)"/></linearGradient></defs>',
+            f'<rect x="{bar}" y="{top}" width="12" height="{grid}" fill="url(#blues)" stroke="#888"/>',
+            f'<text x="{bar + 16}" y="{top + 4}">1</text><text x="{bar + 16}" y="{top + grid}">0</text>',
+            f'<text transform="translate({bar + 40},{top + grid / 2:.0f}) rotate(90)" text-anchor="middle">'
+            f'fraction of true class</text>',
+            f'<text x="{left + grid / 2:.0f}" y="{height - 4}" text-anchor="middle">predicted class</text>',
+            f'<text transform="translate(12,{top + grid / 2:.0f}) rotate(-90)" text-anchor="middle">true class</text>',
+            "</svg>"]
+    path.write_text("\n".join(out) + "\n")
+
+
 def label(frame: pd.DataFrame, task: str) -> str:
     return task_label(frame[frame.task == task].iloc[0])
 

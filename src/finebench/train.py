@@ -17,7 +17,7 @@ epoch's test evaluation into the result; :func:`fit` runs them, checkpointing af
 - **Divergence**: a non-finite training loss fails the run (MLflow FAILED, the epoch and step in the error) instead of
   training on at chance level; no ``metrics.json`` is written, so it never ranks.
 
-Outputs in ``--out``: ``spec.json``, ``history.csv`` (one row per epoch), ``confusion.csv`` / ``confusion.png`` (test
+Outputs in ``--out``: ``spec.json``, ``history.csv`` (one row per epoch), ``confusion.csv`` / ``confusion.svg`` (test
 split, best epoch) and ``metrics.json`` — written last and atomically (strict JSON), so its presence means the run
 completed.
 """
@@ -144,11 +144,11 @@ class Classification:
     def final(self, ev: dict, data: Prepared, out_dir: Path, title: str) -> dict:
         import pandas as pd
 
-        from finebench.plots import plot_confusion
+        from finebench.plots import confusion_svg
 
         cm = ev["confusion"]
         pd.DataFrame(cm, index=pd.Index(data.classes, name="true"), columns=data.classes).to_csv(out_dir / "confusion.csv")
-        plot_confusion(cm, data.classes, out_dir / "confusion.png", f"{title} — test confusion (acc {ev['accuracy']:.3f})")
+        confusion_svg(cm, data.classes, out_dir / "confusion.svg", f"{title} — test confusion (acc {ev['accuracy']:.3f})")
         counts = cm.sum(1)
         return {
             "test_accuracy": ev["accuracy"],

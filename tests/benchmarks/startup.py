@@ -10,7 +10,8 @@
 2. **per-job fixed cost**: ``python -m finebench train`` — exactly what the Snakemake rule runs — for one
    architecture of each kind (a built-in CNN, a built-in RNN, a timm model) on a tiny prepared task with one epoch of
    one batch: wall time minus the epoch's measured seconds = start-up (imports, MLflow run, set-up) + test
-   evaluation + cost measurement + artifacts (target: ≤ 3 s). Measures and prints; asserts nothing.
+   evaluation + cost measurement + artifacts (target: ≤ 3 s); median of ``--reps`` runs. Measures and prints;
+   asserts nothing.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import argparse
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -56,7 +58,7 @@ def one(cmd: list[str]) -> None:
     print(f"{wall:.2f} s, peak {peak:.0f} MB, exit {proc.returncode}{', nothing to be done' if nothing else ''}")
 
 
-def job_costs(tmp: Path) -> None:
+def job_costs(tmp: Path, reps: int = 3) -> None:
     sys.path.insert(0, str(REPO / "src"))
     from finebench import config as fbconfig
     from finebench.data import DATASETS, prepare_task
@@ -77,26 +79,53 @@ def job_costs(tmp: Path) -> None:
     cfg = fbconfig.with_defaults({"experiment": "startup", "seeds": [0], "tasks": {"tf": {"dataset": "typefaces"}},
                                   "training": {"epochs": 1, "batch_size": 16, "max_train_batches": 1},
                                   "models": models})
-    print("per-job fixed cost (python -m finebench train, 1 epoch of 1 batch):")
+    print(f"per-job fixed cost (python -m finebench train, 1 epoch of 1 batch; median of {reps} runs, min in brackets):")
     for name in models:
         spec = fbconfig.resolve_spec(cfg, "tf", name, 0)
-        out = tmp / "runs" / name
-        cmd = [PY, "-m", "finebench", "train", "--spec", json.dumps(spec), "--data", str(data), "--experiment-file",
-               str(exp), "--out", str(out), "--device", "cpu", "--no-progress"]
-        wall, peak, proc = timed(cmd)
-        if proc.returncode:
-            print(proc.stderr[-2000:])
+        fixed, walls = [], []
+        for i in range(reps):
+            out = tmp / "runs" / name / str(i)
+            cmd = [PY, "-m", "finebench", "train", "--spec", json.dumps(spec), "--data", str(data), "--experiment-file",
+                   str(exp), "--out", str(out), "--device", "cpu", "--no-progress"]
+            wall, _, proc = timed(cmd)
+            if proc.returncode:
+                print(proc.stderr[-2000:])
+                break
+            epoch = sum(float(line.split(",")[-1]) for line in (out / "history.csv").read_text().splitlines()[1:])
+            walls.append(wall)
+            fixed.append(wall - epoch)
+        else:
+            m = json.loads((out / "metrics.json").read_text())
+            print(f"  {name:14s} wall {statistics.median(walls):5.2f} s  -> fixed {statistics.median(fixed):5.2f} s "
+                  f"[{min(fixed):5.2f}]  ({m['n_params']:,} params)")
+            print("      imports: " + import_breakdown(cmd[:1] + ["-X", "importtime"] + cmd[1:], out.parent / "imports"))
+
+
+def import_breakdown(cmd: list[str], out: Path) -> str:
+    """Seconds of the job spent importing, by top-level package (``python -X importtime``; its own overhead inflates
+    the figures by ~10 %). torch._dynamo is counted apart from torch: torch.optim's ``step`` imports it."""
+    cmd = [*cmd[: cmd.index("--out") + 1], str(out), *cmd[cmd.index("--out") + 2 :]]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    seconds: dict[str, float] = {}
+    for line in proc.stderr.splitlines():
+        if not line.startswith("import time:") or "|" not in line:
             continue
-        m = json.loads((out / "metrics.json").read_text())
-        epoch = sum(float(line.split(",")[-1]) for line in (out / "history.csv").read_text().splitlines()[1:])
-        print(f"  {name:14s} wall {wall:5.2f} s  epoch (train + val) {epoch:5.2f} s  -> fixed {wall - epoch:5.2f} s"
-              f"  ({m['n_params']:,} params)")
+        _, cumulative, name = line.split("|")
+        if name.startswith("  ") or not cumulative.strip().isdigit():  # nested: already in its parent's figure
+            continue
+        name = name.strip()
+        group = "torch._dynamo" if name.startswith("torch._dynamo") else name.split(".")[0]
+        seconds[group] = seconds.get(group, 0.0) + int(cumulative) / 1e6
+    top = sorted(seconds.items(), key=lambda kv: -kv[1])
+    shown = ", ".join(f"{k} {v:.2f}" for k, v in top[:6])
+    return f"{sum(seconds.values()):.2f} s in all ({shown}, other {sum(v for _, v in top[6:]):.2f})"
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--workdir", default=".", help="where to time the no-op (default: here)")
     ap.add_argument("--skip-jobs", action="store_true")
+    ap.add_argument("--reps", type=int, default=3, help="runs of each job (the machine's noise is ~±1 s)")
     ap.add_argument("--_one", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args._one:
@@ -106,7 +135,7 @@ def main() -> int:
     noop(Path(args.workdir).resolve())
     if not args.skip_jobs:
         with tempfile.TemporaryDirectory() as tmp:
-            job_costs(Path(tmp))
+            job_costs(Path(tmp), args.reps)
     return 0
 
 
