@@ -313,28 +313,3 @@ def test_a_gpu_partition_job_asks_for_a_gpu(repo, slurm, slurm_run, workdirs):
     got = json.loads((work / "results/runs/wordnet/textcnn/seed0/metrics.json").read_text())
     want = json.loads((slurm_run[0] / "results/runs/wordnet/textcnn/seed0/metrics.json").read_text())
     assert got["device"] == "cpu" and got["test_accuracy"] == want["test_accuracy"]
-
-
-
-@pytest.mark.slow
-def test_a_training_job_past_its_time_limit_is_resubmitted_and_resumes(repo, slurm, workdirs, say):
-    """Slurm kills a training job at its time limit (TIMEOUT); the profile's `retries` resubmits it and training
-    continues after its last finished epoch (checkpoint.pt) instead of starting again, until the run is done."""
-    work = workdirs / "timeout"
-    cfg = yaml.safe_load((repo / "config" / "smoke.yaml").read_text())
-    typefaces = {**cfg["tasks"]["typefaces"], "train_per_class": 120}
-    config = _smoke_config(repo, work, seeds=[0], tasks={"typefaces": typefaces}, models={"crnn": cfg["models"]["crnn"]},
-                           training={**cfg["training"], "epochs": 250})
-    out, seconds = _snakemake(repo, work, config, "--workflow-profile", str(repo / "workflow/profiles/slurm"),
-                              "--set-resources", "train:runtime=1", env=_slurm_env(slurm))
-    run = work / "results" / "runs" / "typefaces" / "crnn" / "seed0"
-    log = (work / "results" / "logs" / "train" / "typefaces" / "crnn" / "seed0.log").read_text()
-    resumed = re.findall(r"resuming after epoch (\d+)", log)
-    assert resumed, log[-3000:]
-    assert json.loads((run / "metrics.json").read_text())["status"] == "FINISHED"
-    assert len(pd.read_csv(run / "history.csv")) == 250
-    states = [j["State"].split()[0] for j in _sacct(slurm, re.search(r"SLURM run ID: (\S+)", out).group(1))
-              if j["Comment"].startswith("rule_train")]
-    assert states[-1] == "COMPLETED" and set(states[:-1]) == {"TIMEOUT"}, states
-    say(f"time limit 1 min, 250 epochs: Slurm states {states}, the last attempt resumed after epoch {resumed[-1]} "
-        f"({seconds:.0f} s in all)")
