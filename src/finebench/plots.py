@@ -90,21 +90,32 @@ def label(frame: pd.DataFrame, task: str) -> str:
 
 
 def learning_curves(runs: pd.DataFrame, task: str, path: Path) -> None:
+    per_epoch_curves(runs, task, path, "val_accuracy", 100, "validation accuracy (%)",
+                     f"{label(runs, task)}: validation accuracy per epoch (mean ± 1 std over seeds)")
+
+
+def per_epoch_curves(runs: pd.DataFrame, task: str, path: Path, column: str, scale: float, ylabel: str, title: str,
+                     family_colors: bool = False, baseline: tuple[float, str] | None = None) -> None:
+    """One line per model: ``column`` of its runs' history.csv (x ``scale``), mean over seeds with a ±1 std band;
+    ``baseline``: (value, label) drawn as a dashed line."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for (model, family), g in runs[runs.task == task].groupby(["model", "family"], sort=False):
         hist = [pd.read_csv(Path(f).parent / "history.csv") for f in g["metrics_file"]]
         epochs = min(len(h) for h in hist)
-        acc = np.stack([h["val_accuracy"].to_numpy()[:epochs] for h in hist]) * 100
+        values = np.stack([h[column].to_numpy()[:epochs] for h in hist]) * scale
         x = np.arange(1, epochs + 1)
-        mean = acc.mean(0)
-        line, = ax.plot(x, mean, marker="o", ms=3, label=f"{model} ({family}, {len(hist)} seeds)")
+        mean = values.mean(0)
+        line, = ax.plot(x, mean, marker="o", ms=3, label=f"{model} ({family}, {len(hist)} seeds)",
+                        **({"color": FAMILY_COLORS.get(family)} if family_colors else {}))
         if len(hist) > 1:
-            std = acc.std(0, ddof=1)
+            std = values.std(0, ddof=1)
             ax.fill_between(x, mean - std, mean + std, alpha=0.2, color=line.get_color())
+    if baseline is not None:
+        ax.axhline(baseline[0], color="black", ls="--", lw=1, label=baseline[1])
     ax.set_xlabel("epoch")
-    ax.set_ylabel("validation accuracy (%)")
-    ax.set_title(f"{label(runs, task)}: validation accuracy per epoch (mean ± 1 std over seeds)")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -188,29 +199,10 @@ def all_plots(runs: pd.DataFrame, board: pd.DataFrame, out: Path) -> list[Path]:
 
 
 def sr_learning_curves(runs: pd.DataFrame, task: str, path: Path) -> None:
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(7, 4.5))
     g_task = runs[runs.task == task]
-    for (model, family), g in g_task.groupby(["model", "family"], sort=False):
-        hist = [pd.read_csv(Path(f).parent / "history.csv") for f in g["metrics_file"]]
-        epochs = min(len(h) for h in hist)
-        psnr = np.stack([h["val_psnr"].to_numpy()[:epochs] for h in hist])
-        x = np.arange(1, epochs + 1)
-        line, = ax.plot(x, psnr.mean(0), marker="o", ms=3, color=FAMILY_COLORS.get(family),
-                        label=f"{model} ({family}, {len(hist)} seeds)")
-        if len(hist) > 1:
-            std = psnr.std(0, ddof=1)
-            ax.fill_between(x, psnr.mean(0) - std, psnr.mean(0) + std, alpha=0.2, color=line.get_color())
-    if "bicubic_val_psnr" in g_task:
-        ax.axhline(float(g_task["bicubic_val_psnr"].iloc[0]), color="black", ls="--", lw=1, label="bicubic")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("validation PSNR on Y (dB)")
-    ax.set_title(f"{task}: validation PSNR per epoch (mean ± 1 std over seeds)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    bicubic = (float(g_task["bicubic_val_psnr"].iloc[0]), "bicubic") if "bicubic_val_psnr" in g_task else None
+    per_epoch_curves(runs, task, path, "val_psnr", 1, "validation PSNR on Y (dB)",
+                     f"{task}: validation PSNR per epoch (mean ± 1 std over seeds)", family_colors=True, baseline=bicubic)
 
 
 def sr_pareto(board: pd.DataFrame, task: str, path: Path) -> None:
