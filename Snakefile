@@ -6,6 +6,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
 
 from finebench.config import SCHEMA_PATH, coerce_numbers
+from finebench.workdir import discard_finished
 
 min_version("9.0")
 
@@ -40,3 +41,9 @@ rule all:
     input:
         rules.aggregate.output,
         SUMMARY_FILE,
+
+
+# Once Snakemake has accepted every job's outputs, the runs' finished.pt (kept so that a job marked failed after it
+# trained reruns as a re-evaluation, e.g. on Slurm at its time limit) are no longer needed.
+onsuccess:
+    discard_finished(f"{RESULTS}/runs")

@@ -82,7 +82,7 @@ def test_kill_9_mid_run_resumes_and_equals_an_uninterrupted_run(tmp_path, tiny_d
     assert {k: got[k] for k in STABLE} == {k: want[k] for k in STABLE}
     assert (out / "history.csv").read_text().splitlines()[-1].split(",")[:5] == \
         (ref / "history.csv").read_text().splitlines()[-1].split(",")[:5]
-    assert not (out / "checkpoint.pt").exists()  # removed once metrics.json is written
+    assert not (out / "checkpoint.pt").exists() and (out / "finished.pt").is_file()  # replaced after the last epoch
     # the resumed job continued its own MLflow run; the uninterrupted run's is now superseded
     assert got["mlflow_run_id"] == killed_id[0]
     client, runs = runs_of(experiment_file)
@@ -108,14 +108,46 @@ def test_sigterm_ends_the_run_killed_and_the_rerun_finishes_it(tmp_path, tiny_da
     assert [(r.info.status, r.data.tags["finebench.superseded"]) for r in runs] == [("FINISHED", "false")]
 
 
+@pytest.mark.slow
+def test_a_finished_run_whose_outputs_were_deleted_reruns_as_a_re_evaluation(tmp_path, tiny_data, experiment_file):
+    """On Slurm a job can finish training and still be marked failed (its time limit hit while Snakemake wraps up);
+    Snakemake then deletes its outputs. The rerun evaluates the kept best weights (finished.pt) instead of training
+    again, with the same metrics, in the same MLflow run."""
+    from finebench.workdir import discard_finished
+
+    s, out = spec(epochs=3), tmp_path / "runs" / "tf" / "crnn" / "seed0"
+    first = subprocess.run(train_cmd(s, tiny_data, experiment_file, out), check=True, capture_output=True, text=True)
+    want = json.loads((out / "metrics.json").read_text())
+    history = (out / "history.csv").read_text()
+    assert not (out / "checkpoint.pt").exists() and (out / "finished.pt").is_file()
+    for name in ("metrics.json", "history.csv", "confusion.csv"):  # what Snakemake removes from a failed job
+        (out / name).unlink()
+
+    again = subprocess.run(train_cmd(s, tiny_data, experiment_file, out), check=True, capture_output=True, text=True)
+    assert "epoch 1:" in first.stderr and "epoch 1:" not in again.stderr, again.stderr  # no training
+    assert "trained earlier" in again.stderr and "evaluating its best epoch" in again.stderr
+    got = json.loads((out / "metrics.json").read_text())
+    assert {k: got[k] for k in STABLE} == {k: want[k] for k in STABLE}
+    assert got["train_seconds"] == want["train_seconds"] and got["mlflow_run_id"] == want["mlflow_run_id"]
+    assert (out / "history.csv").read_text() == history and (out / "confusion.csv").is_file()
+    _, runs = runs_of(experiment_file)
+    assert [(r.info.status, r.data.tags["finebench.resumed_after_epoch"]) for r in runs] == [("FINISHED", "3")]
+
+    assert discard_finished(tmp_path / "runs") == [out / "finished.pt"] and not (out / "finished.pt").exists()
+    (out / "metrics.json").unlink()  # without finished.pt (or with metrics.json missing) nothing is discarded
+    assert discard_finished(tmp_path / "runs") == []
+
+
 def test_checkpoint_of_another_spec_is_ignored(tmp_path, tiny_data, experiment_file):
     from finebench.train import fit
 
     out = tmp_path / "run"
     fit(spec(epochs=2, keep_checkpoint=True), tiny_data, out, experiment_file, device="cpu")
-    assert (out / "checkpoint.pt").is_file()
+    full = (out / "checkpoint.pt").stat().st_size
     m = fit(spec(epochs=2, lr=0.001), tiny_data, out, experiment_file, device="cpu")  # hyperparameter changed
-    assert m["status"] == "FINISHED" and not (out / "checkpoint.pt").exists()
+    assert m["status"] == "FINISHED" and m["best_epoch"] and not (out / "checkpoint.pt").exists()
+    # what a finished run keeps: the best weights and the state, not the optimizer's moments (AdamW: 2 x weights)
+    assert (out / "finished.pt").stat().st_size < 0.6 * full
     _, runs = runs_of(experiment_file)
     current = [r for r in runs if r.data.tags["finebench.superseded"] == "false"]
     assert [r.info.run_id for r in current] == [m["mlflow_run_id"]] and len(runs) == 2

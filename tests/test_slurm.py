@@ -313,3 +313,42 @@ def test_a_gpu_partition_job_asks_for_a_gpu(repo, slurm, slurm_run, workdirs):
     got = json.loads((work / "results/runs/wordnet/textcnn/seed0/metrics.json").read_text())
     want = json.loads((slurm_run[0] / "results/runs/wordnet/textcnn/seed0/metrics.json").read_text())
     assert got["device"] == "cpu" and got["test_accuracy"] == want["test_accuracy"]
+
+
+@pytest.mark.slow
+def test_a_training_job_past_its_time_limit_is_resubmitted_and_resumes(repo, slurm, workdirs, say):
+    """Slurm kills a training job at its time limit (TIMEOUT); the profile's `retries` resubmits it and training
+    continues after its last finished epoch (checkpoint.pt) — or, when an attempt finished training but was still
+    marked TIMEOUT, only re-evaluates (finished.pt) — until the run is done, all in one MLflow run."""
+    profile = yaml.safe_load((repo / "workflow/profiles/slurm/config.yaml").read_text())
+    assert profile["retries"] >= 1
+    work = workdirs / "timeout"
+    cfg = yaml.safe_load((repo / "config" / "smoke.yaml").read_text())
+    typefaces = {**cfg["tasks"]["typefaces"], "train_per_class": 120}
+    config = _smoke_config(repo, work, seeds=[0], tasks={"typefaces": typefaces}, models={"crnn": cfg["models"]["crnn"]},
+                           training={**cfg["training"], "epochs": 250})
+    # ~90 s of training under a 1-minute limit; more attempts than the profile's 2 retries, so that a machine slowed
+    # down by other tests still gets there (each attempt trains ~40-60 s)
+    out, seconds = _snakemake(repo, work, config, "--workflow-profile", str(repo / "workflow/profiles/slurm"),
+                              "--set-resources", "train:runtime=1", "--retries", "6", env=_slurm_env(slurm))
+    run = work / "results" / "runs" / "typefaces" / "crnn" / "seed0"
+    log = (work / "results" / "logs" / "train" / "typefaces" / "crnn" / "seed0.log").read_text()
+    last = re.search(r"resuming after epoch (\d+)|trained earlier", log)  # the last attempt's log
+    assert last, log[-3000:]
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["status"] == "FINISHED" and len(pd.read_csv(run / "history.csv")) == 250
+    assert not list(run.glob("*.pt"))  # checkpoints removed once the workflow succeeded
+    states = [j["State"].split()[0] for j in _sacct(slurm, re.search(r"SLURM run ID: (\S+)", out).group(1))
+              if j["Comment"].startswith("rule_train")]
+    assert states[-1] == "COMPLETED" and len(states) >= 2 and set(states[:-1]) == {"TIMEOUT"}, states
+
+    from mlflow.tracking import MlflowClient
+
+    info = json.loads((work / "results" / "mlflow" / "experiment.json").read_text())
+    assert info["tracking_uri"] == "sqlite:///results/mlflow.db"  # relative to the work folder
+    client = MlflowClient(f"sqlite:///{work / 'results' / 'mlflow.db'}")
+    runs = client.search_runs([info["experiment_id"]], filter_string="attributes.run_name = 'typefaces/crnn/seed0'")
+    assert [r.info.run_id for r in runs] == [metrics["mlflow_run_id"]] and runs[0].info.status == "FINISHED"
+    steps = {m.step for m in client.get_metric_history(runs[0].info.run_id, "val_accuracy")}
+    assert steps == set(range(1, 251))  # every epoch logged once into the one run, across the attempts
+    say(f"time limit 1 min, 250 epochs: Slurm states {states}, the last attempt: {last.group(0)} ({seconds:.0f} s)")

@@ -102,6 +102,13 @@ def test_tables_cover_every_task_model_and_seed(smoke_run):
     assert "# Super-resolution" in md and "## sr (super-resolution ×2" in md
 
 
+def test_no_checkpoint_is_left_once_the_workflow_succeeds(smoke_run):
+    work, _, cfg = smoke_run
+    runs = work / "results" / "runs"
+    assert len(list(runs.glob("*/*/seed*/metrics.json"))) == 24
+    assert list(runs.glob("*/*/seed*/*.pt")) == []  # checkpoint.pt / finished.pt: removed (onsuccess)
+
+
 def test_plots_for_every_task(smoke_run):
     work, _, cfg = smoke_run
     for task in cfg["tasks"]:
@@ -272,4 +279,6 @@ def test_profile_keeps_going_after_a_failed_job(repo, tmp_path):
     metrics = json.loads((tmp_path / "results" / "runs" / "fine" / "textcnn" / "seed0" / "metrics.json").read_text())
     assert metrics["status"] == "FINISHED"
     assert not (tmp_path / "results" / "tables" / "leaderboard.csv").exists()  # needs both tasks
+    # the finished run keeps its small finished.pt (a rerun re-evaluates) until a whole run of the workflow succeeds
+    assert (tmp_path / "results" / "runs" / "fine" / "textcnn" / "seed0" / "finished.pt").is_file()
     assert "Error in rule prepare_data" in out

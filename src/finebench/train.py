@@ -12,8 +12,11 @@ epoch's test evaluation into the result; :func:`fit` runs them, checkpointing af
   deterministic kernels) — also across a kill and resume. On CUDA the forward pass runs under bf16 autocast.
 - **Resume**: after every epoch the run's whole state (model, optimizer, schedule, RNG states, history, best epoch
   so far, its MLflow run id) is written atomically to ``checkpoint.pt``; a rerun of a killed job continues after the
-  last completed epoch, in the same MLflow run. The checkpoint is deleted once ``metrics.json`` is written, unless
-  ``training.keep_checkpoint`` is true; a checkpoint of another spec is ignored (and replaced).
+  last completed epoch, in the same MLflow run. After the last epoch it is replaced by the small ``finished.pt`` (the
+  best epoch's weights and the run's state, no optimizer), which the workflow removes once Snakemake has accepted
+  the run's outputs (``finebench.workdir.discard_finished``): a job that Slurm marks failed *after* training (its time
+  limit hit while Snakemake wraps up) is rerun as a re-evaluation, not from epoch 1. ``training.keep_checkpoint: true``
+  keeps the whole last ``checkpoint.pt`` instead. A checkpoint of another spec is ignored (and replaced).
 - **Divergence**: a non-finite training loss fails the run (MLflow FAILED, the epoch and step in the error) instead of
   training on at chance level; no ``metrics.json`` is written, so it never ranks.
 
@@ -43,6 +46,7 @@ from finebench.errors import FinebenchError
 from finebench.files import write_json_atomic
 from finebench.metrics import classification_metrics, finite_or_none
 from finebench.protocol import run_protocol
+from finebench.workdir import FINISHED_CHECKPOINT as FINISHED
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -341,14 +345,17 @@ def set_rng_states(states: dict) -> None:
         torch.cuda.set_rng_state_all(states["cuda"])
 
 
-def save_checkpoint(job: Job, path: Path) -> None:
-    """Everything needed to continue after this epoch, written to a temporary sibling and renamed into place."""
+def save_checkpoint(job: Job, path: Path, finished: bool = False) -> None:
+    """Everything needed to continue after this epoch, written to a temporary sibling and renamed into place.
+    ``finished``: training is over — only the state (history, best epoch and its weights, MLflow run id) is needed."""
     import torch
 
     tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
-    torch.save({"spec_hash": spec_hash(job.spec), "state": job.state, "model": job.module.state_dict(),
-                "optimizer": job.optimizer.state_dict(), "scheduler": job.scheduler.state_dict(),
-                "generator": job.generator.get_state(), "rng": rng_states()}, tmp)
+    ckpt = {"spec_hash": spec_hash(job.spec), "state": job.state, "finished": finished}
+    if not finished:
+        ckpt.update(model=job.module.state_dict(), optimizer=job.optimizer.state_dict(),
+                    scheduler=job.scheduler.state_dict(), generator=job.generator.get_state(), rng=rng_states())
+    torch.save(ckpt, tmp)
     os.replace(tmp, path)
 
 
@@ -367,12 +374,14 @@ def load_checkpoint(job: Job, path: Path) -> bool:
     if ckpt.get("spec_hash") != spec_hash(job.spec):
         print(f"[finebench] {job.name}: ignoring {path}: written for another spec", file=sys.stderr, flush=True)
         return False
+    job.state = ckpt["state"]
+    if ckpt.get("finished"):  # no epochs left: fit evaluates the best epoch's weights (in the state)
+        return True
     job.module.load_state_dict(ckpt["model"])
     job.optimizer.load_state_dict(ckpt["optimizer"])
     job.scheduler.load_state_dict(ckpt["scheduler"])
     job.generator.set_state(ckpt["generator"])
     set_rng_states(ckpt["rng"])
-    job.state = ckpt["state"]
     return True
 
 
@@ -426,14 +435,15 @@ def fit(spec: dict, data_dir: str | Path, out_dir: str | Path, experiment_file: 
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "metrics.json").unlink(missing_ok=True)
     job = set_up(spec, data_dir, device, threads)
-    t, ckpt = job.t, out_dir / CHECKPOINT
-    resumed = load_checkpoint(job, ckpt)
+    t, ckpt, finished = job.t, out_dir / CHECKPOINT, out_dir / FINISHED
+    resumed = next((path for path in (finished, ckpt) if load_checkpoint(job, path)), None)  # the file it came from
     (out_dir / "spec.json").write_text(json.dumps(spec, indent=2))
     n_params = sum(p.numel() for p in job.module.parameters())
     show = sys.stderr.isatty() if progress is None else progress
     log(f"{job.name}: {spec['arch']} ({n_params:,} params) on {job.dev}, {threads} thread(s), "
         f"{t['epochs']} epochs x {job.steps_per_epoch} steps" +
-        (f" — resuming after epoch {job.state['epoch']} (checkpoint {ckpt})" if resumed else ""))
+        ("" if not resumed else f" — resuming after epoch {job.state['epoch']} (checkpoint {resumed})"
+         if job.state["epoch"] < t["epochs"] else f" — trained earlier ({resumed}): evaluating its best epoch"))
 
     note = job.data.manifest.get("data_note", "")
     tags = {"config_hash": spec_hash(spec), "device": job.dev.type, **({"data_note": note} if note else {})}
@@ -468,6 +478,9 @@ def fit(spec: dict, data_dir: str | Path, out_dir: str | Path, experiment_file: 
                 + " ".join(f"{k} {v:.4f}" for k, v in job.objective.epoch_fields(val).items())
                 + f" ({row['epoch_seconds']:.1f}s, data wait {row['data_seconds']:.2f}s)")
 
+        if not t.get("keep_checkpoint"):  # the per-epoch checkpoint gives way to the small finished one
+            save_checkpoint(job, finished, finished=True)
+            ckpt.unlink(missing_ok=True)
         job.module.load_state_dict(s["best_state"])
         test = evaluate(job, "test")
         metrics = job.objective.final(test, job.data, out_dir, job.name)
@@ -481,10 +494,8 @@ def fit(spec: dict, data_dir: str | Path, out_dir: str | Path, experiment_file: 
         result = assemble(job, metrics, cost, run.run_id, run.experiment_id)
         run.log_metrics({k: v for k, v in result.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
                          and k not in ("seed", "n_params", "threads", "epochs", "num_classes")})
-        run.log_artifacts(out_dir, exclude=(CHECKPOINT,))
+        run.log_artifacts(out_dir, exclude=(CHECKPOINT, FINISHED))
     write_json_atomic(out_dir / "metrics.json", result)
-    if not t.get("keep_checkpoint"):
-        ckpt.unlink(missing_ok=True)
     log(f"{job.name}: {job.objective.headline(result)} "
         f"(best epoch {s['best'][1]}, {s['train_seconds']:.1f}s train, {s['data_seconds']:.2f}s waiting for data)")
     return result

@@ -10,6 +10,9 @@ store (the history of every run) and the download cache (gigabytes); each of tho
 A Snakemake killed with SIGKILL (or by a power cut) leaves its lock in .snakemake/locks and the next run refuses to
 start. `unlock-stale` removes that lock with `snakemake --unlock` only when no snakemake process of this machine
 works in this folder; while one does, it says which and stops (two snakemakes must never share a folder).
+A run's trainer leaves a small ``finished.pt`` beside its outputs (finebench.train): a job Snakemake marks failed after
+it trained (on Slurm: the time limit hit while Snakemake wrapped up) is then rerun as a re-evaluation. The workflow
+calls :func:`discard_finished` once Snakemake has accepted every job's outputs (its `onsuccess` hook).
 Only stdlib here (plus psutil, a Snakemake dependency, for the process check), so `make clean` works without the venv.
 """
 
@@ -25,6 +28,7 @@ from pathlib import Path
 CHEAP = ["results/tables", "results/plots", "results/report.html", "results/runs", "results/logs", ".snakemake"]
 DATA = ["results/data"]
 MLFLOW = ["results/mlflow.db", "results/mlartifacts", "results/mlflow"]
+FINISHED_CHECKPOINT = "finished.pt"  # written by finebench.train after a run's last epoch
 KEPT_BY_DEFAULT = {"data": (DATA, "prepared datasets", "make clean-data"),
                    "mlflow": (MLFLOW, "the MLflow store: every run's history", "make clean-mlflow"),
                    "downloads": (["results/downloads"], "downloaded archives", "make clean-downloads")}
@@ -115,6 +119,16 @@ def clean(folder: Path, data: bool = False, mlflow: bool = False, downloads: str
             continue
         total = sum(size_of(folder / p)[1] for p in present)
         print(f"  kept    {', '.join(present)} ({what}, {human(total)}) — remove with `{target}`")
+    return removed
+
+
+def discard_finished(runs: str | Path) -> list[Path]:
+    """Remove the ``finished.pt`` of every run under ``runs`` whose ``metrics.json`` is there; the removed paths."""
+    removed = []
+    for ckpt in sorted(Path(runs).glob(f"*/*/seed*/{FINISHED_CHECKPOINT}")):
+        if (ckpt.parent / "metrics.json").is_file():
+            ckpt.unlink(missing_ok=True)
+            removed.append(ckpt)
     return removed
 
 
