@@ -3,6 +3,7 @@ image, the real-dataset parsers on fixtures in the official layouts, the models,
 
 import json
 import math
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -208,6 +209,93 @@ def test_sr_benchmark_names_what_is_missing(tmp_path):
         prepare(tmp_path, "sr_benchmark", root=str(tmp_path / "root"))
     with pytest.raises(FinebenchError, match="test_set: unknown 'set6'"):
         prepare(tmp_path, "sr_benchmark", root=str(tmp_path / "root"), test_set="set6")
+
+
+def benchmark_root(root: Path, sets=("Set5", "Set14")) -> Path:
+    """DIV2K train/valid and the given benchmark sets (two images each, official x2 LR) in EDSR's layout."""
+    for i in range(1, 4):
+        write_png(root / "DIV2K_train_HR" / f"{i:04d}.png", photo(i, 48, 64))
+    for i in (801, 802):
+        write_png(root / "DIV2K_valid_HR" / f"{i:04d}.png", photo(i, 40, 40))
+    for k, folder in enumerate(sets):
+        for j, name in enumerate(("a", "b")):
+            hr = photo(10 * k + j, 36 + 4 * k, 44)
+            write_png(root / "benchmark" / folder / "HR" / f"{folder.lower()}_{name}.png", hr)
+            write_png(root / "benchmark" / folder / "LR_bicubic" / "X2" / f"{folder.lower()}_{name}x2.png",
+                      imresize(hr, 0.5))
+    return root
+
+
+def test_one_training_is_scored_on_several_test_sets(tmp_path, experiment_file):
+    """test_set: [set14, set5] — one DIV2K training, both sets scored (Set14 is the test split; Set5 a further
+    one), each with its own bicubic baseline, per-image rows, MLflow metrics and leaderboard."""
+    from mlflow.tracking import MlflowClient
+
+    from finebench.report import aggregate
+    from finebench.train import fit
+
+    root = benchmark_root(tmp_path / "root")
+    manifest, path = prepare(tmp_path, "sr_benchmark", root=str(root), test_set=["set14", "set5"], val_images=1,
+                             patch_size=8, patches_per_epoch=16, example_crop=16)
+    assert manifest["more_tests"] == {"set5": "test_set5"} and manifest["source"]["test_sets"] == ["set14", "set5"]
+    assert manifest["splits"]["test"]["images"] == ["Set14/set14_a", "Set14/set14_b"]
+    assert manifest["superres"]["splits"]["test_set5"]["images"] == ["Set5/set5_a", "Set5/set5_b"]
+    assert manifest["superres"]["splits"]["test_set5"]["official_lr"] == 2
+    data = SRData(path)
+    per = [metrics_sr.sr_scores(hr, bicubic_upscale(lr, 2), 2) for lr, hr in (data.pair("test_set5", i) for i in range(2))]
+    assert manifest["baseline"]["bicubic"]["test_set5"]["psnr"] == pytest.approx(np.mean([p["psnr"] for p in per]))
+    assert manifest["baseline"]["bicubic"]["test"]["psnr"] != manifest["baseline"]["bicubic"]["test_set5"]["psnr"]
+
+    spec = {"task": "div2k", "dataset": "sr_benchmark", "modality": "vision", "model": "edsr", "family": "cnn",
+            "arch": "edsr", "model_kwargs": {"channels": 8, "blocks": 1}, "seed": 0,
+            "training": {**fbconfig.TRAINING_DEFAULTS, "epochs": 1, "batch_size": 8, "weight_decay": 0.0}}
+    out = tmp_path / "runs" / "div2k" / "edsr" / "seed0"
+    result = fit(spec, path, out, experiment_file, device="cpu")
+    five = result["more_tests"]["set5"]
+    assert result["sr_test_set"] == "set14" and result["n_test"] == 2 and five["n_test"] == 2
+    assert five["bicubic_psnr"] == pytest.approx(manifest["baseline"]["bicubic"]["test_set5"]["psnr"])
+    assert 15 < five["test_psnr"] < 60 and five["test_psnr"] != result["test_psnr"]
+    rows = pd.read_csv(out / "per_image.csv")
+    assert list(rows["test_set"]) == ["set14", "set14", "set5", "set5"]
+    assert rows[rows.test_set == "set5"]["psnr"].mean() == pytest.approx(five["test_psnr"])
+    assert rows[rows.test_set == "set14"]["psnr"].mean() == pytest.approx(result["test_psnr"])
+    logged = MlflowClient(json.loads(experiment_file.read_text())["tracking_uri"]).get_run(result["mlflow_run_id"])
+    assert logged.data.metrics["set5.test_psnr"] == pytest.approx(five["test_psnr"])
+
+    refs = tmp_path / "refs.yaml"
+    refs.write_text("references:\n  - {task_type: superres, dataset: Set5, scale: 2, model: EDSR, family: cnn, "
+                    "psnr: 38.11, ssim: 0.9601, source: Lim et al. 2017}\n")
+    second = {**result, "seed": 1, "test_psnr": result["test_psnr"] + 0.1,
+              "more_tests": {"set5": {**five, "test_psnr": five["test_psnr"] + 0.2}}}
+    shutil.copytree(out, out.parent / "seed1")
+    (out.parent / "seed1" / "metrics.json").write_text(json.dumps(second))
+    aggregate(sorted((tmp_path / "runs").glob("*/*/seed*/metrics.json")), tmp_path / "tables", tmp_path / "plots",
+              references=refs)
+    # plots stay one set per task (its first: Set14), under the task's own name, as the workflow declares them
+    assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == \
+        ["div2k_learning_curves.png", "div2k_pareto.png", "div2k_sr_examples.png"]
+    board = pd.read_csv(tmp_path / "tables" / "leaderboard_sr.csv").set_index(["task", "model"])
+    assert sorted(set(board.index.get_level_values(0))) == ["div2k@set14", "div2k@set5"]
+    assert board.loc[("div2k@set5", "edsr"), "test_psnr_mean"] == pytest.approx(five["test_psnr"] + 0.1)
+    assert board.loc[("div2k@set14", "edsr"), "test_psnr_mean"] == pytest.approx(result["test_psnr"] + 0.05)
+    assert board.loc[("div2k@set5", "bicubic"), "test_psnr_mean"] == pytest.approx(five["bicubic_psnr"])
+    assert board.loc[("div2k@set5", "edsr"), "n_seeds"] == 2
+    md = (tmp_path / "tables" / "references.md").read_text()
+    cells = [[c.strip() for c in line.split("|")[1:6]] for line in md.splitlines() if line.startswith("| div2k")]
+    assert cells == [["div2k@set5", "Set5", "×2", "EDSR", "38.11"]]  # the published Set5 figure, on the Set5 rows only
+    assert "## div2k@set5 (super-resolution ×2, 2 test images" in (tmp_path / "tables" / "leaderboard.md").read_text()
+
+
+def test_an_unknown_or_repeated_test_set_fails_the_config_check():
+    cfg = {"experiment": "x", "seeds": [0], "models": {"sr": {"modality": "vision", "arch": "edsr"}},
+           "tasks": {"div2k": {"dataset": "sr_benchmark", "root": "/nowhere", "test_set": ["set5", "set6"]}}}
+    with pytest.raises(ConfigError, match=r"tasks.div2k.test_set: unknown 'set6'; valid: set5, set14, bsd100, urban100"):
+        fbconfig.check(cfg)
+    cfg["tasks"]["div2k"]["test_set"] = ["Set5", "set5"]
+    with pytest.raises(ConfigError, match=r"tasks.div2k.test_set: .* give one or more different test sets"):
+        fbconfig.check(cfg)
+    cfg["tasks"]["div2k"]["test_set"] = ["Set14", "urban100"]
+    fbconfig.check(cfg)
 
 
 def test_hr_folder_carves_val_and_test_by_image(tmp_path):

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import yaml
 
-from finebench.errors import ConfigError, did_you_mean
+from finebench.errors import ConfigError, FinebenchError, did_you_mean
 
 SCHEMA_PATH = Path(__file__).resolve().with_name("config.schema.yaml")  # package data: found from any install
 
@@ -149,6 +149,11 @@ def check(config: dict) -> None:
                     f"{key}.{opt}: unknown option for dataset {ds!r}{did_you_mean(opt, source.defaults)}; "
                     f"valid options: {', '.join(sorted(source.defaults)) or '(none)'}"
                 )
+        if source.check is not None:
+            try:
+                source.check(task_options(config, task))
+            except FinebenchError as exc:  # "option: what is wrong" -> "tasks.<task>.option: what is wrong"
+                raise ConfigError(f"{key}.{exc}") from exc
     for name, mcfg in config["models"].items():
         key = f"models.{name}"
         models.check_arch(mcfg["arch"], mcfg["modality"], key=f"{key}.arch")

@@ -54,4 +54,6 @@ def finite_or_none(value):
     """JSON has no NaN/Infinity: non-finite floats become null (and are shown as such, never as a number)."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
+    if isinstance(value, dict):
+        return {k: finite_or_none(v) for k, v in value.items()}
     return value

@@ -53,6 +53,29 @@ def split_runs(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
             runs[is_sr].drop(columns=cls_only).reset_index(drop=True))
 
 
+def per_test_set(runs: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, str]]:
+    """One row per (run, test set). The runs of a task scored on several test sets (``sr_benchmark`` with
+    ``test_set: [set5, set14, …]``, metrics.json ``more_tests``) become one task per set, named ``task@set`` (task
+    names never hold "@"), so every table ranks each set on its own; other tasks are unchanged. Also returns {``task@set``: task} for the first set
+    of each such task (the plots, drawn per task, show that one)."""
+    if "more_tests" not in runs:
+        return runs, {}
+    more = runs["more_tests"].map(lambda m: m if isinstance(m, dict) else {})
+    several = set(runs.loc[more.map(bool), "task"])
+    rows, first = [], {}
+    for (_, r), extra in zip(runs.iterrows(), more):
+        if r["task"] not in several:
+            rows.append(r)
+            continue
+        first[f"{r['task']}@{r['sr_test_set']}"] = r["task"]
+        for test_set, scores in [(r["sr_test_set"], {}), *extra.items()]:
+            row = r.copy()
+            for k, v in {**scores, "task": f"{r['task']}@{test_set}", "sr_test_set": test_set}.items():
+                row[k] = v
+            rows.append(row)
+    return pd.DataFrame(rows).drop(columns=["more_tests"]).reset_index(drop=True), first
+
+
 def _col(g: pd.DataFrame, name: str) -> pd.Series:
     return g[name].astype(float) if name in g else pd.Series([np.nan] * len(g), index=g.index)
 
@@ -325,8 +348,10 @@ def aggregate(runs: pd.DataFrame, out_dir: Path, plots_dir: Path | None = None, 
     if runs.empty:
         board = pd.DataFrame(columns=SR_COLUMNS)
         fam, ranks = pd.DataFrame(columns=FAMILY_COLUMNS), pd.DataFrame(columns=RANK_COLUMNS)
+        scored, first = runs, {}
     else:
-        board = leaderboard(runs)
+        scored, first = per_test_set(runs)
+        board = leaderboard(scored)
         fam = families(board)
         ranks = family_ranks(fam)
     board.to_csv(out_dir / "leaderboard_sr.csv", index=False)
@@ -338,11 +363,15 @@ def aggregate(runs: pd.DataFrame, out_dir: Path, plots_dir: Path | None = None, 
     _append(out_dir / "costs.md", costs_markdown(board))
     _append(out_dir / "families.md", families_markdown(fam))
     _append(out_dir / "ranks.md", ranks_markdown(ranks))
-    _append(out_dir / "references.md", references_markdown(references_table(runs, board, load_references(references))))
+    _append(out_dir / "references.md", references_markdown(references_table(scored, board, load_references(references))))
     page = (out_dir / "leaderboard.html").read_text()
     (out_dir / "leaderboard.html").write_text(page + leaderboard_html(board))
     if plots_dir is not None:
         from finebench import plots
 
-        plots.sr_plots(runs, board, fam, Path(plots_dir))
+        def first_set(table):  # plots are drawn per task: a task scored on several test sets shows its first
+            keep = table["task"].isin(first) | ~table["task"].str.contains("@", regex=False)  # no "@" in task names
+            return table[keep].replace({"task": first})
+
+        plots.sr_plots(runs, first_set(board), first_set(fam), Path(plots_dir))
     return {"leaderboard": board, "families": fam}

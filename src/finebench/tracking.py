@@ -156,7 +156,8 @@ class Run:
 
         now = int(time.time() * 1000)
         batch = [Metric(k, float(v), now, step or 0) for k, v in metrics.items() if v is not None]
-        retry(self.client.log_batch, self.run_id, metrics=batch)
+        if batch:
+            retry(self.client.log_batch, self.run_id, metrics=batch)
 
     def log_artifacts(self, directory: str | Path, exclude: tuple[str, ...] = ()) -> None:
         for f in sorted(Path(directory).iterdir()):

@@ -145,10 +145,13 @@ class Classification:
     def headline(self, result: dict) -> str:
         return f"test_accuracy {result['test_accuracy']:.4f}"
 
-    def final(self, ev: dict, data: Prepared, out_dir: Path, title: str) -> dict:
+    def final(self, ev: dict, data: Prepared, out_dir: Path, title: str, more: dict) -> dict:
         import pandas as pd
 
         from finebench.plots import confusion_svg
+
+        if more:
+            raise FinebenchError(f"{title}: more test sets ({', '.join(more)}) are not supported for classification")
 
         cm = ev["confusion"]
         pd.DataFrame(cm, index=pd.Index(data.classes, name="true"), columns=data.classes).to_csv(out_dir / "confusion.csv")
@@ -483,7 +486,9 @@ def fit(spec: dict, data_dir: str | Path, out_dir: str | Path, experiment_file: 
             ckpt.unlink(missing_ok=True)
         job.module.load_state_dict(s["best_state"])
         test = evaluate(job, "test")
-        metrics = job.objective.final(test, job.data, out_dir, job.name)
+        # a source may prepare more test sets (manifest "more_tests": {name: split}), each scored like test
+        more = {name: evaluate(job, split) for name, split in job.data.manifest.get("more_tests", {}).items()}
+        metrics = job.objective.final(test, job.data, out_dir, job.name, more)
         if hasattr(job.objective, "cost_input"):
             x_cost = job.objective.cost_input(job)
         else:
@@ -494,6 +499,8 @@ def fit(spec: dict, data_dir: str | Path, out_dir: str | Path, experiment_file: 
         result = assemble(job, metrics, cost, run.run_id, run.experiment_id)
         run.log_metrics({k: v for k, v in result.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
                          and k not in ("seed", "n_params", "threads", "epochs", "num_classes")})
+        run.log_metrics({f"{name}.{k}": v for name, m in (result.get("more_tests") or {}).items()  # set14.test_psnr
+                         for k, v in m.items() if isinstance(v, (int, float)) and not isinstance(v, bool)})
         run.log_artifacts(out_dir, exclude=(CHECKPOINT, FINISHED))
     write_json_atomic(out_dir / "metrics.json", result)
     log(f"{job.name}: {job.objective.headline(result)} "

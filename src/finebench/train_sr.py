@@ -9,9 +9,10 @@
 - **Evaluation**: every image super-resolved whole, quantised to 8 bits and scored with PSNR/SSIM on Y with
   ``scale`` pixels shaved (finebench.metrics_sr); the split's score is the mean over images.
 - **Model selection**: the epoch with the best validation PSNR.
-- **Final artifacts**: ``per_image.csv`` (PSNR/SSIM of the model and of bicubic for every test image) and
+- **Final artifacts**: ``per_image.csv`` (PSNR/SSIM of the model and of bicubic for every image of every test set) and
   ``examples.npz`` (the report's test crop: LR, bicubic, this model's SR, HR); metrics.json gains ``test_psnr``,
-  ``test_ssim``, the bicubic baseline on the same images, and the cost input's size (FLOPs are counted on one
+  ``test_ssim``, the bicubic baseline on the same images (``more_tests``: the same per further test set, e.g.
+  ``{"set14": {"test_psnr": …}}``), and the cost input's size (FLOPs are counted on one
   64 x 64 LR crop: ``flops_per_output_pixel`` = FLOPs / (64 s)^2).
 """
 
@@ -158,7 +159,7 @@ class SuperResolution:
     def epoch_fields(self, ev: dict) -> dict:
         return {"val_loss": ev["loss"], "val_psnr": ev["psnr"], "val_ssim": ev["ssim"]}
 
-    def final(self, ev: dict, data, out_dir: Path, title: str) -> dict:
+    def final(self, ev: dict, data, out_dir: Path, title: str, more: dict) -> dict:
         import pandas as pd
 
         from finebench.data.superres import SRData, bicubic_upscale
@@ -166,31 +167,33 @@ class SuperResolution:
         sr_data = SRData(data.path)
         m = sr_data.manifest
         scale = sr_data.scale
-        bic = m["baseline"]["bicubic"]["test"]
-        bic_per = m["baseline"]["bicubic_per_image_test"]
-        names = sr_data.names("test")
-        pd.DataFrame({"image": names, "psnr": [p["psnr"] for p in ev["per_image"]],
-                      "ssim": [p["ssim"] for p in ev["per_image"]],
-                      "bicubic_psnr": [p["psnr"] for p in bic_per],
-                      "bicubic_ssim": [p["ssim"] for p in bic_per]}).to_csv(out_dir / "per_image.csv", index=False)
+        first = m.get("source", {}).get("test_set")  # set5 / set14 / bsd100 / urban100 (sr_benchmark)
+        splits = {first or "test": ("test", ev), **{name: (m["more_tests"][name], e) for name, e in more.items()}}
+        per_image, scores = [], {}
+        for name, (split, e) in splits.items():
+            bic, bic_per = m["baseline"]["bicubic"][split], m["baseline"][f"bicubic_per_image_{split}"]
+            per_image.append(pd.DataFrame({
+                "test_set": name, "image": sr_data.names(split), "psnr": [p["psnr"] for p in e["per_image"]],
+                "ssim": [p["ssim"] for p in e["per_image"]], "bicubic_psnr": [p["psnr"] for p in bic_per],
+                "bicubic_ssim": [p["ssim"] for p in bic_per]}))
+            scores[name] = {"test_psnr": e["psnr"], "test_ssim": e["ssim"], "test_loss": e["loss"],
+                            "bicubic_psnr": bic["psnr"], "bicubic_ssim": bic["ssim"], "n_test": len(e["per_image"])}
+        pd.concat(per_image, ignore_index=True).to_csv(out_dir / "per_image.csv", index=False)
         ex = m["example"]
         lr, hr = sr_data.pair("test", ex["image"])
         np.savez_compressed(out_dir / "examples.npz", lr=crop_example(lr, ex, scale, lr=True),
                             bicubic=crop_example(bicubic_upscale(np.asarray(lr), scale), ex, scale),
                             sr=crop_example(ev["first_sr"], ex, scale), hr=crop_example(hr, ex, scale),
-                            image=np.array(names[ex["image"]]), box=np.array([ex["top"], ex["left"], ex["size"]]))
+                            image=np.array(sr_data.names("test")[ex["image"]]),
+                            box=np.array([ex["top"], ex["left"], ex["size"]]))
         s = min(COST_LR_SIZE, lr.shape[0], lr.shape[1])
         return {
             "task_type": "superres",
             "scale": scale,
-            "test_psnr": ev["psnr"],
-            "test_ssim": ev["ssim"],
-            "test_loss": ev["loss"],
-            "bicubic_psnr": bic["psnr"],
-            "bicubic_ssim": bic["ssim"],
+            **scores[first or "test"],
             "bicubic_val_psnr": m["baseline"]["bicubic"]["val"]["psnr"],
-            "sr_test_set": m.get("source", {}).get("test_set"),  # set5 / set14 / bsd100 / urban100 (sr_benchmark)
-            "n_test": len(ev["per_image"]),
+            "sr_test_set": first,
+            "more_tests": {name: scores[name] for name in more},  # the same fields for each further test set
             "cost_lr_size": [s, s],
             "cost_output_pixels": (s * scale) ** 2,
         }

@@ -17,8 +17,12 @@ epoch), per-split image names, the bicubic baseline's PSNR/SSIM on val and test 
 evaluation.
 
 Sources: ``skimage_photos`` (embedded, offline: the photographs bundled in the scikit-image wheel, split by source
-image), ``sr_benchmark`` (DIV2K train + one of Set5 / Set14 / BSD100 / Urban100 for test, by download or ``root:``)
+image), ``sr_benchmark`` (DIV2K train + Set5 / Set14 / BSD100 / Urban100 for test, by download or ``root:``)
 and ``hr_folder`` (bring your own: a folder of HR images).
+
+More test sets: ``sr_benchmark``'s ``test_set`` may list several (``[set5, set14, bsd100, urban100]``): one training,
+every set scored. The first is the ``test`` split (the report's example crop, the cost input); each other is stored
+as split ``test_{name}`` and listed in ``manifest["more_tests"]`` ({name: split}), with its own bicubic baseline.
 """
 
 from __future__ import annotations
@@ -217,7 +221,7 @@ class SRData:
         return len(self._split(split)[2])
 
     def names(self, split: str) -> list[str]:
-        return self.manifest["splits"][split]["images"]
+        return self.manifest["superres"]["splits"][split]["images"]
 
     def pair(self, split: str, i: int) -> tuple[np.ndarray, np.ndarray]:
         """(LR, HR) uint8 HWC views of image ``i``."""
@@ -291,16 +295,19 @@ def example_crop(work: Path, scale: int, size: int) -> dict:
     return {"image": 0, "top": where[0], "left": where[1], "size": size}
 
 
-def build_sr(work: Path, splits: dict[str, list], opt: dict, source: dict) -> dict:
-    """Shared tail of every SR source: write the stores, score bicubic, pick the report crop, return the manifest."""
+def build_sr(work: Path, splits: dict[str, list], opt: dict, source: dict, more_tests: dict | None = None) -> dict:
+    """Shared tail of every SR source: write the stores, score bicubic, pick the report crop, return the manifest.
+    ``more_tests``: {test set name: items} scored besides ``test`` (stored as split ``test_{name}``)."""
     scale = int(opt["scale"])
     if scale not in SCALES:
         raise FinebenchError(f"scale: {scale} not supported; valid: {', '.join(map(str, SCALES))}")
-    written = {split: write_split(work, split, splits[split], scale, opt["degradation"]) for split in SPLITS}
-    baseline = {split: bicubic_scores(work, split, scale) for split in ("val", "test")}
-    for split in SPLITS:
+    more = {name: f"test_{name}" for name in (more_tests or {})}
+    splits = {**splits, **{more[name]: items for name, items in (more_tests or {}).items()}}
+    written = {split: write_split(work, split, splits[split], scale, opt["degradation"]) for split in splits}
+    baseline = {split: bicubic_scores(work, split, scale) for split in splits if split != "train"}
+    for split in written:
         for name in written[split]["images"]:
-            others = [s for s in SPLITS if s != split and name in written[s]["images"]]
+            others = [s for s in written if s != split and name in written[s]["images"]]
             if others:
                 raise FinebenchError(f"image {name!r} is in both {split} and {others[0]} — splits must not share images")
     manifest = {
@@ -310,8 +317,9 @@ def build_sr(work: Path, splits: dict[str, list], opt: dict, source: dict) -> di
                   "patches_per_epoch": int(opt["patches_per_epoch"]), "degradation": opt["degradation"],
                   "range": "0..1 floats (uint8 / 255)"},
         "superres": {"splits": written, "split_by": "source image"},
+        "more_tests": more,  # {test set: split} scored besides test (finebench.train)
         "baseline": {"bicubic": {s: {"psnr": b["psnr"], "ssim": b["ssim"]} for s, b in baseline.items()},
-                     "bicubic_per_image_test": baseline["test"]["per_image"]},
+                     **{f"bicubic_per_image_{s}": b["per_image"] for s, b in baseline.items() if s != "val"}},
         "example": example_crop(work, scale, int(opt.get("example_crop", 48))),
     }
     return {"arrays": None, "splits": written, "manifest": manifest}
@@ -424,27 +432,42 @@ def build_sr_benchmark(work: Path, opt: dict) -> dict:
     if not opt.get("root"):
         raise FinebenchError("sr_benchmark: no root — set tasks.<task>.root (or let the download rule fetch it)")
     root, scale = Path(opt["root"]), int(opt["scale"])
-    key = str(opt["test_set"]).lower()
-    if key not in TEST_SETS:
-        raise FinebenchError(f"test_set: unknown {opt['test_set']!r}; valid: {', '.join(TEST_SETS)}")
-    folder, expected = TEST_SETS[key]
+    keys = test_set_names(opt["test_set"])
     train = _images_in(root / "DIV2K_train_HR")[: opt.get("train_images") or None]
     val = _images_in(root / "DIV2K_valid_HR")[: int(opt["val_images"])]
+    tests = {key: _benchmark_set(root, key, scale, opt["official_lr"]) for key in keys}
+    splits = {"train": [(p.stem, _with_lr(p, None)) for p in train], "val": [(p.stem, _with_lr(p, None)) for p in val],
+              "test": tests[keys[0]]}
+    found = {key: len(items) for key, items in tests.items()}
+    return build_sr(work, splits, opt, {"root": str(root), "test_set": keys[0], "test_sets": keys,
+                                        "train": "DIV2K train (0001-0800)", "val": f"DIV2K valid, first {len(val)}",
+                                        "test": TEST_SETS[keys[0]][0], "test_expected": TEST_SETS[keys[0]][1],
+                                        "test_found": found[keys[0]], "found": found},
+                    more_tests={key: tests[key] for key in keys[1:]})
+
+
+def test_set_names(value) -> list[str]:
+    """``test_set``: one name or a list of names of :data:`TEST_SETS` (lower-cased, in order, no repeats)."""
+    keys = [str(v).lower() for v in (value if isinstance(value, (list, tuple)) else [value])]
+    for key in keys:
+        if key not in TEST_SETS:
+            raise FinebenchError(f"test_set: unknown {key!r}; valid: {', '.join(TEST_SETS)}")
+    if not keys or len(set(keys)) != len(keys):
+        raise FinebenchError(f"test_set: {value!r} — give one or more different test sets ({', '.join(TEST_SETS)})")
+    return keys
+
+
+def _benchmark_set(root: Path, key: str, scale: int, official_lr: bool) -> list:
+    """One standard test set of EDSR's benchmark archive: (name, loader of HR and official LR) items."""
+    folder, expected = TEST_SETS[key]
     test_dir = root / "benchmark" / folder
     test = _images_in(test_dir / "HR")
     lr_dir = test_dir / "LR_bicubic" / f"X{scale}"
     if len(test) != expected:
         print(f"[finebench] WARNING sr_benchmark: {test_dir / 'HR'} holds {len(test)} images, the official {folder} "
               f"has {expected}", file=sys.stderr, flush=True)
-    splits = {
-        "train": [(p.stem, _with_lr(p, None)) for p in train],
-        "val": [(p.stem, _with_lr(p, None)) for p in val],
-        "test": [(f"{folder}/{p.stem}", _with_lr(p, lr_dir / f"{p.stem}x{scale}{p.suffix}" if opt["official_lr"] else None))
-                 for p in test],
-    }
-    return build_sr(work, splits, opt, {"root": str(root), "test_set": key, "train": "DIV2K train (0001-0800)",
-                                        "val": f"DIV2K valid, first {len(val)}", "test": folder,
-                                        "test_expected": expected, "test_found": len(test)})
+    return [(f"{folder}/{p.stem}", _with_lr(p, lr_dir / f"{p.stem}x{scale}{p.suffix}" if official_lr else None))
+            for p in test]
 
 
 def build_hr_folder(work: Path, opt: dict) -> dict:
@@ -481,10 +504,12 @@ register(DatasetSource(
     name="sr_benchmark",
     modality="vision",
     task_type="superres",
-    description="Super-resolution: DIV2K train (val: first DIV2K valid images), test on Set5/Set14/BSD100/Urban100",
+    description="Super-resolution: DIV2K train (val: first DIV2K valid images), test on Set5/Set14/BSD100/Urban100 "
+                "(one or several: test_set: [set5, set14])",
     defaults={**SR_DEFAULTS, "patch_size": 48, "patches_per_epoch": 16000, "root": None, "test_set": "set5",
               "train_images": None, "val_images": 10, "official_lr": True},
     build=build_sr_benchmark,
+    check=lambda opt: test_set_names(opt["test_set"]),
     citation="Agustsson & Timofte (2017), NTIRE 2017 Challenge on Single Image Super-Resolution: Dataset and Study, "
              "CVPRW (DIV2K); Bevilacqua et al. 2012 (Set5); Zeyde et al. 2010 (Set14); Martin et al. 2001 (BSD100); "
              "Huang et al. 2015 (Urban100)",
