@@ -13,8 +13,12 @@ the dataset registry (a carved validation split taken out of train), it projects
 
     epochs x (n_train / train samples/s + n_val / inference samples/s) + n_test / inference samples/s + overhead
 
-and sums over models and seeds, one job at a time (`--resources gpu=1`). Not included: downloads and the one-off
-data preparation per task, and ``hf:`` models (their inputs need the model's own tokenizer). A job that fails is
+and sums over models and seeds, one job at a time (`--resources gpu=1`). Super-resolution tasks: the synthetic data
+are random 480 x 480 HR images (``hr_folder``, the task's scale, patch size and patches per epoch); a run is projected
+as epochs x (steps x seconds per step + validation pixels / pixels per second) + test pixels / pixels per second +
+overhead, with the evaluation sets' pixel counts from :data:`SR_EVAL_MEGAPIXELS` (approximate; training dominates).
+Not included: downloads and the one-off data preparation per task, and ``hf:`` models (their inputs need the
+model's own tokenizer). A job that fails is
 reported and left out; the others still run. Pretrained weights are switched off (same architecture, same speed,
 no hub access needed). Text batches are trimmed to their longest sequence, so token lengths are drawn uniformly from
 [max_len/4, max_len]: real short texts (SST ~20 tokens) train faster than this estimate. Measures and prints;
@@ -84,6 +88,38 @@ def write_prepared(out: Path, info: dict, classes: int, n: dict[str, int], seed:
     (out / "manifest.json").write_text(json.dumps(manifest))
 
 
+# HR megapixels scored per evaluation, for the super-resolution projection: Set5 (512², 288², 256², 280², 228x344) and
+# BSD100 (100 x 481x321) are exact; DIV2K valid images are 2040 px on the long side (~1,350-1,400 on the other: 2.8 MP
+# assumed), Set14 is summed from its 14 image sizes as commonly distributed, Urban100 (~1024 px on the long side) is a
+# rough estimate.
+SR_EVAL_MEGAPIXELS = {"div2k_valid_image": 2.8, "set5": 0.57, "set14": 3.2, "bsd100": 15.4, "urban100": 80.0}
+SR_SYNTHETIC_SIDE = 480  # divisible by 2, 3 and 4
+
+
+def write_sr_prepared(out: Path, task: str, options: dict, work: Path) -> None:
+    """A prepared super-resolution task (the real ``hr_folder`` path) from random images of SR_SYNTHETIC_SIDE²."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    folder = work / "sr-images" / task
+    for split, n in (("train", 4), ("val", 1), ("test", 1)):
+        (folder / split).mkdir(parents=True, exist_ok=True)
+        for i in range(n):
+            img = rng.integers(0, 256, (SR_SYNTHETIC_SIDE, SR_SYNTHETIC_SIDE, 3), dtype=np.uint8)
+            Image.fromarray(img).save(folder / split / f"{i}.png")
+    opts = {**fbdata.DATASETS["hr_folder"].defaults, "root": str(folder), "example_crop": 48,
+            **{k: options[k] for k in ("scale", "patch_size", "patches_per_epoch", "degradation")}}
+    fbdata.prepare_task(task, "hr_folder", opts, out)
+
+
+def sr_eval_megapixels(options: dict) -> tuple[float, float]:
+    """(HR megapixels of one validation pass, of the final test on every test set) of an ``sr_benchmark`` task."""
+    from finebench.data.superres import test_set_names
+
+    val = int(options.get("val_images") or 10) * SR_EVAL_MEGAPIXELS["div2k_valid_image"]
+    return val, sum(SR_EVAL_MEGAPIXELS[k] for k in test_set_names(options.get("test_set") or "set5"))
+
+
 def run_job(spec: dict, data_dir: Path, exp_file: Path, out: Path, device: str, threads: int) -> float:
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "finebench", "train", "--spec", json.dumps(spec), "--data",
@@ -123,6 +159,15 @@ def main() -> int:
     for task in args.tasks or list(cfg["tasks"]):
         dataset = cfg["tasks"][task]["dataset"]
         source = fbdata.DATASETS[dataset]
+        if source.task_type == "superres":
+            if dataset != "sr_benchmark":
+                print(f"skip {task}: {dataset} has no known evaluation sizes (only sr_benchmark is projected)",
+                      file=sys.stderr)
+                continue
+            for model in fbconfig.task_models(cfg, task):
+                if not args.models or model in args.models:
+                    project_sr(cfg, task, model, args, work, exp_file, threads, rows, failed)
+            continue
         if not source.official:
             print(f"skip {task}: {dataset} has no official split sizes to project with", file=sys.stderr)
             continue
@@ -180,6 +225,46 @@ def main() -> int:
     if args.out:
         table.to_csv(args.out, index=False)
     return 0
+
+
+def project_sr(cfg, task, model, args, work, exp_file, threads, rows, failed) -> None:
+    """One super-resolution (task, model): measure 2 epochs of --steps batches on synthetic data, project the run."""
+    options = fbconfig.task_options(cfg, task)
+    spec = fbconfig.resolve_spec(cfg, task, model, 0)
+    t = spec["training"]
+    spec["training"] = {**t, "epochs": 2, "max_train_batches": args.steps, "warmup_epochs": 0.0}
+    data_dir = work / "data" / task
+    manifest = data_dir / "manifest.json"
+    if not manifest.is_file() or json.loads(manifest.read_text())["input"]["scale"] != options["scale"]:
+        write_sr_prepared(data_dir, task, options, work)
+    out = work / "runs" / task / model
+    try:
+        wall = run_job(spec, data_dir, exp_file, out, args.device, threads)
+    except JobFailed as exc:
+        failed.append(f"{task}/{model}: {exc}")
+        print(f"{task:16s} {model:16s} FAILED: {exc}", flush=True)
+        return
+    hist = pd.read_csv(out / "history.csv")
+    m = json.loads((out / "metrics.json").read_text())
+    last = hist.iloc[-1]
+    steps = min(args.steps, math.ceil(options["patches_per_epoch"] / t["batch_size"]))
+    step_s = last["train_seconds"] / steps
+    mpx_s = SR_SYNTHETIC_SIDE**2 / 1e6 / max(1e-9, last["epoch_seconds"] - last["train_seconds"])  # one val image
+    overhead = max(0.0, wall - hist["epoch_seconds"].sum())
+    val_mpx, test_mpx = sr_eval_megapixels(options)
+    steps_per_epoch = math.ceil(options["patches_per_epoch"] / t["batch_size"])
+    per_run = t["epochs"] * (steps_per_epoch * step_s + val_mpx / mpx_s) + test_mpx / mpx_s + overhead
+    seeds = len(cfg["seeds"])
+    rows.append({"task": task, "model": model, "device": m["device"], "batch_size": t["batch_size"],
+                 "epochs": t["epochs"], "n_train": options["patches_per_epoch"],
+                 "train_samples_per_s": round(t["batch_size"] / step_s, 1),
+                 "inference_samples_per_s": None, "infer_megapixels_per_s": round(mpx_s, 2),
+                 "overhead_s": round(overhead, 1), "peak_memory_mb": m.get("peak_memory_mb"),
+                 "minutes_per_run": round(per_run / 60, 2), "seeds": seeds,
+                 "minutes_all_seeds": round(seeds * per_run / 60, 1)})
+    r = rows[-1]
+    print(f"{task:16s} {model:16s} train {r['train_samples_per_s']:8.1f} patches/s  infer {mpx_s:8.2f} MP/s"
+          f"  overhead {r['overhead_s']:5.1f}s  -> {r['minutes_per_run']:7.2f} min/run x {seeds}", flush=True)
 
 
 if __name__ == "__main__":
