@@ -138,6 +138,50 @@ def test_a_finished_run_whose_outputs_were_deleted_reruns_as_a_re_evaluation(tmp
     assert discard_finished(tmp_path / "runs") == []
 
 
+def test_a_checkpoint_of_other_data_or_weights_that_do_not_fit_is_ignored(tmp_path, tiny_data, experiment_file, capsys):
+    """Same spec, but the task's data were prepared again with other options since (or the saved weights no longer
+    fit the model): the run trains again instead of re-evaluating stale weights, or failing on every rerun."""
+    import torch
+
+    from finebench.train import fit
+
+    out = tmp_path / "run"
+    first = fit(spec(epochs=2), tiny_data, out, experiment_file, device="cpu")
+    other = tmp_path / "tf_other"
+    prepare_task("tf", "typefaces", {**TINY, "train_per_class": 16}, other)
+    (out / "metrics.json").unlink()
+    capsys.readouterr()
+    again = fit(spec(epochs=2), other, out, experiment_file, device="cpu")
+    err = capsys.readouterr().err
+    assert "ignoring" in err and "trained on other prepared data" in err and "epoch 1:" in err
+    assert again["n_train"] < first["n_train"] and again["mlflow_run_id"] != first["mlflow_run_id"]
+
+    ckpt = torch.load(out / "finished.pt", weights_only=False)
+    ckpt["state"]["best_state"] = {f"old.{k}": v for k, v in ckpt["state"]["best_state"].items()}  # renamed layers
+    torch.save(ckpt, out / "finished.pt")
+    (out / "metrics.json").unlink()
+    third = fit(spec(epochs=2), other, out, experiment_file, device="cpu")
+    err = capsys.readouterr().err
+    assert "ignoring" in err and "missing: " in err and "epoch 1:" in err
+    assert third["test_accuracy"] == again["test_accuracy"]  # trained afresh: the same numbers
+
+
+def test_a_re_evaluation_whose_mlflow_run_was_deleted_logs_everything_into_a_new_run(tmp_path, tiny_data,
+                                                                                      experiment_file):
+    from finebench.train import fit
+
+    out = tmp_path / "run"
+    first = fit(spec(epochs=2), tiny_data, out, experiment_file, device="cpu")
+    client, _ = runs_of(experiment_file)
+    client.delete_run(first["mlflow_run_id"])
+    (out / "metrics.json").unlink()
+    again = fit(spec(epochs=2), tiny_data, out, experiment_file, device="cpu")  # re-evaluates finished.pt
+    assert again["train_seconds"] == first["train_seconds"] and again["mlflow_run_id"] != first["mlflow_run_id"]
+    run = client.get_run(again["mlflow_run_id"])
+    assert "finebench.resumed_after_epoch" not in run.data.tags and run.data.metrics["n_params"] == first["n_params"]
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "val_accuracy")] == [1, 2]
+
+
 def test_checkpoint_of_another_spec_is_ignored(tmp_path, tiny_data, experiment_file):
     from finebench.train import fit
 

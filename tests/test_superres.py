@@ -285,6 +285,14 @@ def test_one_training_is_scored_on_several_test_sets(tmp_path, experiment_file):
     assert cells == [["div2k@set5", "Set5", "×2", "EDSR", "38.11"]]  # the published Set5 figure, on the Set5 rows only
     assert "## div2k@set5 (super-resolution ×2, 2 test images" in (tmp_path / "tables" / "leaderboard.md").read_text()
 
+    from finebench.tracking import log_summaries
+
+    ids = log_summaries(experiment_file, tmp_path / "tables", tmp_path / "plots", tmp_path / "summary.json")["summary_runs"]
+    client = MlflowClient(json.loads(experiment_file.read_text())["tracking_uri"])
+    plotted = {task: sorted(f.path for f in client.list_artifacts(rid, "plots")) for task, rid in ids.items()}
+    assert plotted == {"div2k@set14": ["plots/div2k_learning_curves.png", "plots/div2k_pareto.png",
+                                       "plots/div2k_sr_examples.png"], "div2k@set5": []}  # drawn for the first set
+
 
 def test_an_unknown_or_repeated_test_set_fails_the_config_check():
     cfg = {"experiment": "x", "seeds": [0], "models": {"sr": {"modality": "vision", "arch": "edsr"}},
@@ -294,8 +302,16 @@ def test_an_unknown_or_repeated_test_set_fails_the_config_check():
     cfg["tasks"]["div2k"]["test_set"] = ["Set5", "set5"]
     with pytest.raises(ConfigError, match=r"tasks.div2k.test_set: .* give one or more different test sets"):
         fbconfig.check(cfg)
+    cfg["tasks"]["div2k"]["test_set"] = None
+    with pytest.raises(ConfigError, match=r"tasks.div2k.test_set: None — give a test set's name or a list of names"):
+        fbconfig.check(cfg)
     cfg["tasks"]["div2k"]["test_set"] = ["Set14", "urban100"]
     fbconfig.check(cfg)
+    # one canonical form, so that equivalent spellings never prepare DIV2K again (the options are the prepare params)
+    assert fbconfig.task_options(cfg, "div2k")["test_set"] == ["set14", "urban100"]
+    for same in ("Set5", "set5", ["SET5"]):
+        cfg["tasks"]["div2k"]["test_set"] = same
+        assert fbconfig.task_options(cfg, "div2k")["test_set"] == "set5"
 
 
 def test_hr_folder_carves_val_and_test_by_image(tmp_path):

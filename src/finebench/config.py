@@ -149,11 +149,10 @@ def check(config: dict) -> None:
                     f"{key}.{opt}: unknown option for dataset {ds!r}{did_you_mean(opt, source.defaults)}; "
                     f"valid options: {', '.join(sorted(source.defaults)) or '(none)'}"
                 )
-        if source.check is not None:
-            try:
-                source.check(task_options(config, task))
-            except FinebenchError as exc:  # "option: what is wrong" -> "tasks.<task>.option: what is wrong"
-                raise ConfigError(f"{key}.{exc}") from exc
+        try:
+            task_options(config, task)  # the source's own checks (DatasetSource.normalize)
+        except FinebenchError as exc:  # "option: what is wrong" -> "tasks.<task>.option: what is wrong"
+            raise ConfigError(f"{key}.{exc}") from exc
     for name, mcfg in config["models"].items():
         key = f"models.{name}"
         models.check_arch(mcfg["arch"], mcfg["modality"], key=f"{key}.arch")
@@ -325,12 +324,14 @@ def needs_download(config: dict, task: str) -> bool:
 
 
 def task_options(config: dict, task: str) -> dict:
-    """The dataset's options for ``task``: registry defaults overridden by the task entry."""
+    """The dataset's options for ``task``: registry defaults overridden by the task entry, in the source's canonical
+    form (``DatasetSource.normalize``)."""
     from finebench import data
 
     tcfg = config["tasks"][task]
     source = data.DATASETS[tcfg["dataset"]]
-    return {**source.defaults, **{k: v for k, v in tcfg.items() if k not in TASK_RESERVED_KEYS}}
+    options = {**source.defaults, **{k: v for k, v in tcfg.items() if k not in TASK_RESERVED_KEYS}}
+    return source.normalize(options) if source.normalize else options
 
 
 def resolve_spec(config: dict, task: str, model: str, seed: int) -> dict:

@@ -205,6 +205,10 @@ def log_summaries(experiment_file: str | Path, tables_dir: str | Path, plots_dir
     boards = [(pd.read_csv(tables_dir / "leaderboard.csv"), "test_accuracy_mean")]
     if (tables_dir / "leaderboard_sr.csv").is_file():  # super-resolution tasks (report_sr): PSNR
         boards.append((pd.read_csv(tables_dir / "leaderboard_sr.csv"), "test_psnr_mean"))
+    runs = pd.read_csv(tables_dir / "runs.csv")
+    # a task scored on several test sets has one table per set (task@set) and one set of plots, drawn for its first
+    # set (finebench.report_sr): they go into that set's summary
+    first_sets = {f"{r.task}@{r.sr_test_set}" for r in runs.itertuples() if isinstance(getattr(r, "sr_test_set", None), str)}
     ids = {}
     for task, g, score in ((task, g, score) for board, score in boards for task, g in board.groupby("task", sort=False)):
         old = retry(client.search_runs, [info["experiment_id"]],
@@ -226,14 +230,14 @@ def log_summaries(experiment_file: str | Path, tables_dir: str | Path, plots_dir
             for f in ("leaderboard.md", "leaderboard.html", "families.md", "ranks.md"):
                 if (tables_dir / f).is_file():
                     retry(client.log_artifact, rid, str(tables_dir / f), "all_tasks")
-            for png in sorted(plots_dir.glob(f"{task}_*.png")):
+            plotted = task if "@" not in task else task.split("@")[0] if task in first_sets else None
+            for png in sorted(plots_dir.glob(f"{plotted}_*.png")) if plotted else []:
                 retry(client.log_artifact, rid, str(png), "plots")
             retry(client.set_terminated, rid, FINISHED)
         except BaseException:
             retry(client.set_terminated, rid, FAILED)
             raise
         ids[task] = rid
-    runs = pd.read_csv(tables_dir / "runs.csv")
     current = {f"{r.task}/{r.model}/seed{r.seed}": r.mlflow_run_id for r in runs.itertuples()}
     ghosts = end_ghost_runs(client, info["experiment_id"], current)
     out = {"experiment_id": info["experiment_id"], "summary_runs": ids, "ghost_runs_ended": ghosts}

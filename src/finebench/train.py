@@ -16,7 +16,8 @@ epoch's test evaluation into the result; :func:`fit` runs them, checkpointing af
   best epoch's weights and the run's state, no optimizer), which the workflow removes once Snakemake has accepted
   the run's outputs (``finebench.workdir.discard_finished``): a job that Slurm marks failed *after* training (its time
   limit hit while Snakemake wraps up) is rerun as a re-evaluation, not from epoch 1. ``training.keep_checkpoint: true``
-  keeps the whole last ``checkpoint.pt`` instead. A checkpoint of another spec is ignored (and replaced).
+  keeps the whole last ``checkpoint.pt`` instead. A checkpoint of another spec, of other prepared data (its
+  manifest differs, timing aside) or with weights that do not fit the model is ignored (and replaced).
 - **Divergence**: a non-finite training loss fails the run (MLflow FAILED, the epoch and step in the error) instead of
   training on at chance level; no ``metrics.json`` is written, so it never ranks.
 
@@ -354,7 +355,8 @@ def save_checkpoint(job: Job, path: Path, finished: bool = False) -> None:
     import torch
 
     tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
-    ckpt = {"spec_hash": spec_hash(job.spec), "state": job.state, "finished": finished}
+    ckpt = {"spec_hash": spec_hash(job.spec), "data_hash": data_hash(job.data.manifest), "state": job.state,
+            "finished": finished}
     if not finished:
         ckpt.update(model=job.module.state_dict(), optimizer=job.optimizer.state_dict(),
                     scheduler=job.scheduler.state_dict(), generator=job.generator.get_state(), rng=rng_states())
@@ -362,8 +364,25 @@ def save_checkpoint(job: Job, path: Path, finished: bool = False) -> None:
     os.replace(tmp, path)
 
 
+def data_hash(manifest: dict) -> str:
+    """The prepared data a checkpoint belongs to: its manifest (options, source, counts, classes), timing aside."""
+    return spec_hash({k: v for k, v in manifest.items() if k != "prepare_seconds"})
+
+
+def mismatch(module, weights: dict) -> str | None:
+    """Why ``weights`` cannot be loaded into ``module`` (missing / unexpected keys, other shapes), or None."""
+    own = module.state_dict()
+    missing, unexpected = sorted(set(own) - set(weights)), sorted(set(weights) - set(own))
+    shapes = [k for k in own if k in weights and tuple(own[k].shape) != tuple(weights[k].shape)]
+    for what, keys in (("missing", missing), ("unexpected", unexpected), ("other shape", shapes)):
+        if keys:
+            return f"{what}: {', '.join(keys[:3])}{' …' if len(keys) > 3 else ''}"
+    return None
+
+
 def load_checkpoint(job: Job, path: Path) -> bool:
-    """Restore ``job`` from ``path`` if it holds a checkpoint of this very spec; False (and nothing changed) if not."""
+    """Restore ``job`` from ``path`` if it holds a checkpoint of this very spec, trained on this very prepared data,
+    whose weights fit the model; False (and nothing changed) if not."""
     import torch
 
     if not path.is_file():
@@ -374,8 +393,12 @@ def load_checkpoint(job: Job, path: Path) -> bool:
         print(f"[finebench] {job.name}: ignoring unreadable checkpoint {path} ({type(exc).__name__}: {exc})",
               file=sys.stderr, flush=True)
         return False
-    if ckpt.get("spec_hash") != spec_hash(job.spec):
-        print(f"[finebench] {job.name}: ignoring {path}: written for another spec", file=sys.stderr, flush=True)
+    why = ("written for another spec" if ckpt.get("spec_hash") != spec_hash(job.spec) else
+           "trained on other prepared data (the task's data were prepared again since)"
+           if ckpt.get("data_hash") != data_hash(job.data.manifest) else
+           mismatch(job.module, ckpt["state"]["best_state"] if ckpt.get("finished") else ckpt["model"]))
+    if why:
+        print(f"[finebench] {job.name}: ignoring {path}: {why} — training from epoch 1", file=sys.stderr, flush=True)
         return False
     job.state = ckpt["state"]
     if ckpt.get("finished"):  # no epochs left: fit evaluates the best epoch's weights (in the state)
@@ -451,10 +474,12 @@ def fit(spec: dict, data_dir: str | Path, out_dir: str | Path, experiment_file: 
     note = job.data.manifest.get("data_note", "")
     tags = {"config_hash": spec_hash(spec), "device": job.dev.type, **({"data_note": note} if note else {})}
     with Run(experiment_file, spec, tags=tags, run_id=job.state["mlflow_run_id"] if resumed else None) as run:
-        if resumed:
+        if resumed and run.run_id == job.state["mlflow_run_id"]:  # continuing its own MLflow run
             run.set_tags({"finebench.resumed_after_epoch": job.state["epoch"]})
-        else:
+        else:  # a new run (also when the checkpoint's run was deleted): everything so far goes into it
             run.log_metrics({"n_params": n_params})
+            for row in job.state["history"]:
+                run.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=row["epoch"])
         job.state["mlflow_run_id"] = run.run_id
         s = job.state
         for epoch in range(s["epoch"] + 1, t["epochs"] + 1):

@@ -53,8 +53,9 @@ class DatasetSource:
     # Cores its preparation keeps busy (the Snakemake rule's threads; capped by --cores): 1 for the embedded
     # generators, so two of them — or one and a training job — run side by side; more for decoding pools.
     prepare_threads: int = 1
-    # Checks the task's options before any job runs (config.check): raises FinebenchError("option: what is wrong")
-    check: Callable[[dict], None] | None = None
+    # The task's options checked and in one canonical form (config.check before any job, config.task_options), so that
+    # equivalent spellings never prepare the data again; raises FinebenchError("option: what is wrong")
+    normalize: Callable[[dict], dict] | None = None
 
     @property
     def downloadable(self) -> bool:

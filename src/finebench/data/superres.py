@@ -448,13 +448,22 @@ def build_sr_benchmark(work: Path, opt: dict) -> dict:
 
 def test_set_names(value) -> list[str]:
     """``test_set``: one name or a list of names of :data:`TEST_SETS` (lower-cased, in order, no repeats)."""
-    keys = [str(v).lower() for v in (value if isinstance(value, (list, tuple)) else [value])]
+    values = value if isinstance(value, (list, tuple)) else [value]
+    if not all(isinstance(v, str) for v in values):
+        raise FinebenchError(f"test_set: {value!r} — give a test set's name or a list of names ({', '.join(TEST_SETS)})")
+    keys = [v.lower() for v in values]
     for key in keys:
         if key not in TEST_SETS:
             raise FinebenchError(f"test_set: unknown {key!r}; valid: {', '.join(TEST_SETS)}")
     if not keys or len(set(keys)) != len(keys):
         raise FinebenchError(f"test_set: {value!r} — give one or more different test sets ({', '.join(TEST_SETS)})")
     return keys
+
+
+def canonical_test_set(value) -> str | list[str]:
+    """``Set5``, ``set5`` and ``[set5]`` -> ``set5``; several sets -> their lower-case names in order."""
+    keys = test_set_names(value)
+    return keys[0] if len(keys) == 1 else keys
 
 
 def _benchmark_set(root: Path, key: str, scale: int, official_lr: bool) -> list:
@@ -509,7 +518,7 @@ register(DatasetSource(
     defaults={**SR_DEFAULTS, "patch_size": 48, "patches_per_epoch": 16000, "root": None, "test_set": "set5",
               "train_images": None, "val_images": 10, "official_lr": True},
     build=build_sr_benchmark,
-    check=lambda opt: test_set_names(opt["test_set"]),
+    normalize=lambda opt: {**opt, "test_set": canonical_test_set(opt["test_set"])},
     citation="Agustsson & Timofte (2017), NTIRE 2017 Challenge on Single Image Super-Resolution: Dataset and Study, "
              "CVPRW (DIV2K); Bevilacqua et al. 2012 (Set5); Zeyde et al. 2010 (Set14); Martin et al. 2001 (BSD100); "
              "Huang et al. 2015 (Urban100)",
