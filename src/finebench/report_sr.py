@@ -56,8 +56,8 @@ def split_runs(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
 def per_test_set(runs: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, str]]:
     """One row per (run, test set). The runs of a task scored on several test sets (``sr_benchmark`` with
     ``test_set: [set5, set14, …]``, metrics.json ``more_tests``) become one task per set, named ``task@set`` (task
-    names never hold "@"), so every table ranks each set on its own; other tasks are unchanged. Also returns {``task@set``: task} for the first set
-    of each such task (the plots, drawn per task, show that one)."""
+    names never hold "@"), so every table ranks each set on its own; other tasks are unchanged. Also returns
+    {``task@set``: task} for the first set of each such task (the plots, drawn per task, show that one)."""
     if "more_tests" not in runs:
         return runs, {}
     more = runs["more_tests"].map(lambda m: m if isinstance(m, dict) else {})
