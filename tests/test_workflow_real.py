@@ -62,3 +62,38 @@ def test_pipeline_on_roots_download_and_byo(repo, tmp_path):
     assert notes["RNTN"] == "data: our copy's counts differ from the official release"  # tiny fixture, not the release
     manifest = json.loads((tmp_path / "results" / "data" / "trec" / "manifest.json").read_text())
     assert manifest["splits"]["test"]["n"] == 3
+
+
+def test_sr_benchmark_scored_on_two_test_sets_end_to_end(repo, tmp_path):
+    """DIV2K + Set14 + Set5 in EDSR's layout (root:): one training per model and seed, both sets scored; the
+    tables, the MLflow summaries and the report come out, one leaderboard per set, the plots once per task."""
+    from mlflow.tracking import MlflowClient
+
+    from test_superres import benchmark_root
+
+    root = benchmark_root(tmp_path / "sr")
+    cfg = {"experiment": "sr-sets", "seeds": [0],
+           "tasks": {"div2k": {"dataset": "sr_benchmark", "root": str(root), "scale": 2, "test_set": ["Set14", "set5"],
+                               "val_images": 1, "patch_size": 8, "patches_per_epoch": 16, "example_crop": 16}},
+           "training": {"epochs": 1, "batch_size": 8, "weight_decay": 0.0},
+           "models": {"edsr": {"modality": "vision", "arch": "edsr", "channels": 8, "blocks": 1}}}
+    path = tmp_path / "sr.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    snakemake(repo, tmp_path, path)
+    results = tmp_path / "results"
+    assert json.loads((results / "data" / "div2k" / "manifest.json").read_text())["options"]["test_set"] == \
+        ["set14", "set5"]  # one canonical form
+    metrics = json.loads((results / "runs" / "div2k" / "edsr" / "seed0" / "metrics.json").read_text())
+    assert metrics["sr_test_set"] == "set14" and set(metrics["more_tests"]) == {"set5"}
+    board = pd.read_csv(results / "tables" / "leaderboard_sr.csv")
+    assert sorted(set(board["task"])) == ["div2k@set14", "div2k@set5"] and len(board) == 4  # edsr + bicubic each
+    assert sorted(p.name for p in (results / "plots").glob("div2k*")) == \
+        ["div2k_learning_curves.png", "div2k_pareto.png", "div2k_sr_examples.png"]
+    assert not list((results / "runs").rglob("*.pt"))
+    client = MlflowClient(f"sqlite:///{results / 'mlflow.db'}")
+    info = json.loads((results / "mlflow" / "experiment.json").read_text())
+    names = sorted(r.info.run_name for r in client.search_runs([info["experiment_id"]]))
+    assert names == ["div2k/edsr/seed0", "div2k@set14/summary", "div2k@set5/summary"]
+    snakemake(repo, tmp_path, path, "--report", "results/report.html")
+    assert "div2k@set5" in (results / "tables" / "leaderboard.html").read_text()
+    assert (results / "report.html").stat().st_size > 10_000
