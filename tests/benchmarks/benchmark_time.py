@@ -135,6 +135,18 @@ class JobFailed(Exception):
     """A training job of the benchmark failed (its last stderr line): reported, and the other models still run."""
 
 
+def measure(spec: dict, data_dir: Path, exp_file: Path, out: Path, device: str, threads: int, failed: list):
+    """Run one job: (wall seconds, history.csv, metrics.json), or None when it failed (printed, added to ``failed``)."""
+    name = f"{spec['task']}/{spec['model']}"
+    try:
+        wall = run_job(spec, data_dir, exp_file, out, device, threads)
+    except JobFailed as exc:
+        failed.append(f"{name}: {exc}")
+        print(f"{spec['task']:16s} {spec['model']:16s} FAILED: {exc}", flush=True)
+        return None
+    return wall, pd.read_csv(out / "history.csv"), json.loads((out / "metrics.json").read_text())
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--config", default="config/benchmark.yaml")
@@ -189,15 +201,10 @@ def main() -> int:
             if not (data_dir / "manifest.json").is_file() or \
                     json.loads((data_dir / "manifest.json").read_text())["splits"]["train"]["n"] != n_syn["train"]:
                 write_prepared(data_dir, info, source.official["classes"], n_syn)
-            out = work / "runs" / task / model
-            try:
-                wall = run_job(spec, data_dir, exp_file, out, args.device, threads)
-            except JobFailed as exc:
-                failed.append(f"{task}/{model}: {exc}")
-                print(f"{task:16s} {model:16s} FAILED: {exc}", flush=True)
+            measured = measure(spec, data_dir, exp_file, work / "runs" / task / model, args.device, threads, failed)
+            if measured is None:
                 continue
-            hist = pd.read_csv(out / "history.csv")
-            m = json.loads((out / "metrics.json").read_text())
+            wall, hist, m = measured
             train_sps = n_syn["train"] / hist["train_seconds"].iloc[-1]
             infer_sps = m["inference_samples_per_s"]
             overhead = max(0.0, wall - hist["epoch_seconds"].sum())
@@ -237,15 +244,10 @@ def project_sr(cfg, task, model, args, work, exp_file, threads, rows, failed) ->
     manifest = data_dir / "manifest.json"
     if not manifest.is_file() or json.loads(manifest.read_text())["input"]["scale"] != options["scale"]:
         write_sr_prepared(data_dir, task, options, work)
-    out = work / "runs" / task / model
-    try:
-        wall = run_job(spec, data_dir, exp_file, out, args.device, threads)
-    except JobFailed as exc:
-        failed.append(f"{task}/{model}: {exc}")
-        print(f"{task:16s} {model:16s} FAILED: {exc}", flush=True)
+    measured = measure(spec, data_dir, exp_file, work / "runs" / task / model, args.device, threads, failed)
+    if measured is None:
         return
-    hist = pd.read_csv(out / "history.csv")
-    m = json.loads((out / "metrics.json").read_text())
+    wall, hist, m = measured
     last = hist.iloc[-1]
     steps = min(args.steps, math.ceil(options["patches_per_epoch"] / t["batch_size"]))
     step_s = last["train_seconds"] / steps
