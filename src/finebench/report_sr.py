@@ -1,6 +1,8 @@
 """Super-resolution tables: the ``superres`` runs' ``metrics.json`` -> leaderboard, families, ranks, references.
 
-Called by ``report.aggregate`` (which keeps building the classification tables exactly as before). Per SR task:
+Called by ``report.aggregate`` (which keeps building the classification tables exactly as before). A task scored on
+several test sets (metrics.json ``more_tests``) is ranked per set, as task ``task@set`` (:func:`per_test_set`); its
+plots show the first set. Per SR task:
 PSNR and SSIM on Y (mean ± 95 % CI over seeds, Student's t), the bicubic baseline on the same test images as a row
 of its own, each model's gain over bicubic and whether it is above it (every seed's model above bicubic's PSNR;
 bicubic is deterministic, so this is a plain count per seed), params, FLOPs per output pixel (and for a 1280x720 output), batch-1 latency on a

@@ -1,4 +1,5 @@
-"""The one trainer: fit on train, select the best epoch on val, evaluate test once, write metrics.
+"""The one trainer: fit on train, select the best epoch on val, evaluate test (and any further test sets) once,
+write metrics.
 
     python -m finebench train --spec spec.json --data results/data/typefaces \
         --experiment-file results/mlflow/experiment.json --out results/runs/typefaces/resnet18/seed0
@@ -13,8 +14,8 @@ epoch's test evaluation into the result; :func:`fit` runs them, checkpointing af
 - **Resume**: after every epoch the run's whole state (model, optimizer, schedule, RNG states, history, best epoch
   so far, its MLflow run id) is written atomically to ``checkpoint.pt``; a rerun of a killed job continues after the
   last completed epoch, in the same MLflow run. After the last epoch it is replaced by the small ``finished.pt`` (the
-  best epoch's weights and the run's state, no optimizer), which the workflow removes once Snakemake has accepted
-  the run's outputs (``finebench.workdir.discard_finished``): a job that Slurm marks failed *after* training (its time
+  best epoch's weights and the run's state, no optimizer), which the Snakefile's ``onsuccess`` hook removes
+  (``finebench.workdir.discard_finished``) once a whole workflow run has succeeded: a job that Slurm marks failed *after* training (its time
   limit hit while Snakemake wraps up) is rerun as a re-evaluation, not from epoch 1. ``training.keep_checkpoint: true``
   keeps the whole last ``checkpoint.pt`` instead. A checkpoint of another spec, of other prepared data (its
   manifest differs, timing aside) or with weights that do not fit the model is ignored (and replaced).
@@ -22,8 +23,8 @@ epoch's test evaluation into the result; :func:`fit` runs them, checkpointing af
   training on at chance level; no ``metrics.json`` is written, so it never ranks.
 
 Outputs in ``--out``: ``spec.json``, ``history.csv`` (one row per epoch), ``confusion.csv`` / ``confusion.svg`` (test
-split, best epoch) and ``metrics.json`` — written last and atomically (strict JSON), so its presence means the run
-completed.
+split, best epoch; super-resolution: ``per_image.csv``, ``examples.npz``), ``finished.pt`` (see Resume) and
+``metrics.json`` — written last and atomically (strict JSON), so its presence means the run completed.
 """
 
 from __future__ import annotations
@@ -394,11 +395,11 @@ def load_checkpoint(job: Job, path: Path) -> bool:
               file=sys.stderr, flush=True)
         return False
     why = ("written for another spec" if ckpt.get("spec_hash") != spec_hash(job.spec) else
-           "trained on other prepared data (the task's data were prepared again since)"
+           "trained on other prepared data (its manifest differs: the task's data changed since)"
            if ckpt.get("data_hash") != data_hash(job.data.manifest) else
            mismatch(job.module, ckpt["state"]["best_state"] if ckpt.get("finished") else ckpt["model"]))
     if why:
-        print(f"[finebench] {job.name}: ignoring {path}: {why} — training from epoch 1", file=sys.stderr, flush=True)
+        print(f"[finebench] {job.name}: ignoring {path}: {why}", file=sys.stderr, flush=True)
         return False
     job.state = ckpt["state"]
     if ckpt.get("finished"):  # no epochs left: fit evaluates the best epoch's weights (in the state)

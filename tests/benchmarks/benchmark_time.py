@@ -150,7 +150,7 @@ def measure(spec: dict, data_dir: Path, exp_file: Path, out: Path, device: str, 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--config", default="config/benchmark.yaml")
-    ap.add_argument("--tasks", nargs="*", help="only these tasks (default: all with official counts)")
+    ap.add_argument("--tasks", nargs="*", help="only these tasks (default: all with official counts, and sr_benchmark tasks)")
     ap.add_argument("--models", nargs="*", help="only these models")
     ap.add_argument("--steps", type=int, default=30, help="training batches per measured epoch")
     ap.add_argument("--device", default="auto")
