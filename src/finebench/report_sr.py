@@ -55,6 +55,19 @@ def split_runs(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
             runs[is_sr].drop(columns=cls_only).reset_index(drop=True))
 
 
+def set_task(task: str, test_set: str) -> str:
+    """The table name of ``task`` scored on ``test_set``, e.g. ``div2k_x2@set14`` (task names never hold "@")."""
+    return f"{task}@{test_set}"
+
+
+def plot_task(name: str, first_sets) -> str | None:
+    """The task whose plots show table task ``name``: ``name`` itself for a plain task; for a task scored on several
+    sets, the task for its first set (``first_sets``: those ``task@set`` names) and None for the others."""
+    if "@" not in name:
+        return name
+    return name.split("@")[0] if name in first_sets else None
+
+
 def per_test_set(runs: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, str]]:
     """One row per (run, test set). The runs of a task scored on several test sets (``sr_benchmark`` with
     ``test_set: [set5, set14, …]``, metrics.json ``more_tests``) become one task per set, named ``task@set`` (task
@@ -69,10 +82,10 @@ def per_test_set(runs: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, str]]:
         if r["task"] not in several:
             rows.append(r)
             continue
-        first[f"{r['task']}@{r['sr_test_set']}"] = r["task"]
+        first[set_task(r["task"], r["sr_test_set"])] = r["task"]
         for test_set, scores in [(r["sr_test_set"], {}), *extra.items()]:
             row = r.copy()
-            for k, v in {**scores, "task": f"{r['task']}@{test_set}", "sr_test_set": test_set}.items():
+            for k, v in {**scores, "task": set_task(r["task"], test_set), "sr_test_set": test_set}.items():
                 row[k] = v
             rows.append(row)
     return pd.DataFrame(rows).drop(columns=["more_tests"]).reset_index(drop=True), first
@@ -372,8 +385,8 @@ def aggregate(runs: pd.DataFrame, out_dir: Path, plots_dir: Path | None = None, 
         from finebench import plots
 
         def first_set(table):  # plots are drawn per task: a task scored on several test sets shows its first
-            keep = table["task"].isin(first) | ~table["task"].str.contains("@", regex=False)  # no "@" in task names
-            return table[keep].replace({"task": first})
+            names = table["task"].map(lambda name: plot_task(name, first))
+            return table[names.notna()].assign(task=names[names.notna()])
 
         plots.sr_plots(runs, first_set(board), first_set(fam), Path(plots_dir))
     return {"leaderboard": board, "families": fam}

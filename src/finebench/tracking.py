@@ -208,7 +208,10 @@ def log_summaries(experiment_file: str | Path, tables_dir: str | Path, plots_dir
     runs = pd.read_csv(tables_dir / "runs.csv")
     # a task scored on several test sets has one table per set (task@set) and one set of plots, drawn for its first
     # set (finebench.report_sr): they go into that set's summary
-    first_sets = {f"{r.task}@{r.sr_test_set}" for r in runs.itertuples() if isinstance(getattr(r, "sr_test_set", None), str)}
+    from finebench.report_sr import plot_task, set_task
+
+    first_sets = {set_task(r.task, r.sr_test_set) for r in runs.itertuples()
+                  if isinstance(getattr(r, "sr_test_set", None), str)}
     ids = {}
     for task, g, score in ((task, g, score) for board, score in boards for task, g in board.groupby("task", sort=False)):
         old = retry(client.search_runs, [info["experiment_id"]],
@@ -230,7 +233,7 @@ def log_summaries(experiment_file: str | Path, tables_dir: str | Path, plots_dir
             for f in ("leaderboard.md", "leaderboard.html", "families.md", "ranks.md"):
                 if (tables_dir / f).is_file():
                     retry(client.log_artifact, rid, str(tables_dir / f), "all_tasks")
-            plotted = task if "@" not in task else task.split("@")[0] if task in first_sets else None
+            plotted = plot_task(task, first_sets)
             for png in sorted(plots_dir.glob(f"{plotted}_*.png")) if plotted else []:
                 retry(client.log_artifact, rid, str(png), "plots")
             retry(client.set_terminated, rid, FINISHED)
