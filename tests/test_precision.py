@@ -61,6 +61,7 @@ CASES = {  # modality -> (arch, builder options)
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("modality", list(CASES))
 def test_bf16_autocast_runs_the_whole_trainer(modality, prepared, tiny_wordnet, tmp_path, experiment_file):
     """``training.precision: bf16`` on the CPU takes the GPU's default path: every metric finite, the precision
@@ -106,3 +107,51 @@ def test_an_unknown_precision_names_the_key():
            "models": {"m": {"family": "cnn", "modality": "vision", "arch": "small_cnn"}}}
     with pytest.raises(ConfigError, match=r"training\.precision.*fp16"):
         config.validate_schema(cfg)
+
+
+@pytest.mark.slow
+def test_compiled_training_counts_its_compile_apart_and_checkpoints_plain_weights(prepared, tmp_path,
+                                                                                   experiment_file, capfd):
+    """``training.compile`` (with ``channels_last``): the first epoch pays the compile; ``compile_seconds`` is that
+    epoch minus the others' pace, throughput leaves it out, ``train_seconds`` keeps it. The checkpoints hold the
+    plain module's weights (no ``_orig_mod.`` prefix of the compiled wrapper), so a rerun re-evaluates from them."""
+    import pandas as pd
+    import torch
+
+    if not any(shutil.which(c) for c in ("g++", "clang++", "c++")):
+        pytest.skip("no C++ compiler on PATH: torch.compile cannot build CPU kernels on this machine")
+    dataset, path = prepared("vision")
+    s = spec("vision", dataset, "vision", "small_cnn", {"compile": True, "channels_last": True, "epochs": 3},
+             channels=[8, 16])
+    out = tmp_path / "run"
+    r = fit(s, path, out, experiment_file, device="cpu")
+    hist = pd.read_csv(out / "history.csv")
+    pace = hist["train_seconds"][1:].mean()
+    assert hist["train_seconds"][0] > 2 * hist["train_seconds"][1:].max()  # compiling is slow, even for a tiny model
+    assert r["compile_seconds"] == pytest.approx(hist["train_seconds"][0] - pace)
+    assert r["train_seconds"] == pytest.approx(hist["train_seconds"].sum())
+    assert r["train_samples_per_s"] == pytest.approx(3 * r["n_train"] / (r["train_seconds"] - r["compile_seconds"]))
+    assert "s compiling" in capfd.readouterr().err
+
+    weights = torch.load(out / "finished.pt", weights_only=False)["state"]["best_state"]
+    assert weights and not any(k.startswith("_orig_mod.") for k in weights)
+    (out / "metrics.json").unlink()
+    again = fit(s, path, out, experiment_file, device="cpu")  # from finished.pt: evaluation only
+    assert "trained earlier" in capfd.readouterr().err
+    assert (again["test_accuracy"], again["compile_seconds"]) == (r["test_accuracy"], r["compile_seconds"])
+
+
+def test_compile_without_a_compiler_fails_before_any_run_exists(prepared, tmp_path, experiment_file, monkeypatch):
+    from mlflow.tracking import MlflowClient
+
+    from finebench.errors import FinebenchError
+
+    dataset, path = prepared("vision")
+    s = spec("vision", dataset, "vision", "small_cnn", {"compile": True}, channels=[8, 16])
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    monkeypatch.delenv("CXX", raising=False)
+    with pytest.raises(FinebenchError, match=r"training\.compile: torch\.compile needs a C\+\+ compiler.*g\+\+"):
+        fit(s, path, tmp_path / "run", experiment_file, device="cpu")
+    info = json.loads(experiment_file.read_text())
+    assert MlflowClient(info["tracking_uri"]).search_runs([info["experiment_id"]]) == []
+    assert not (tmp_path / "run" / "metrics.json").exists()

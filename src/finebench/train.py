@@ -245,6 +245,8 @@ def set_up(spec: dict, data_dir: str | Path, device: str = "auto", threads: int 
     seed_everything(spec["seed"])
     dev = pick_device(device)
     t = spec["training"]
+    if t.get("compile"):
+        check_compiler(dev)
     if dev.type == "cpu":
         if t.get("compile"):
             torch.use_deterministic_algorithms(True, warn_only=True)
@@ -273,6 +275,20 @@ def set_up(spec: dict, data_dir: str | Path, device: str = "auto", threads: int 
                generator=torch.Generator().manual_seed(spec["seed"]),
                preprocess=preprocessing(spec["arch"], spec["model_kwargs"], module), steps_per_epoch=steps,
                threads=threads, precision=resolve_precision(t.get("precision"), dev))
+
+
+def check_compiler(dev) -> None:
+    """torch.compile builds its kernels with the system's compiler: a C++ compiler for the CPU (Inductor), a C
+    compiler for CUDA (Triton's launchers). Without one the run would fail in its first step with a long traceback."""
+    import shutil
+
+    cpu = dev.type == "cpu"
+    env, names, kind = ("CXX", ("g++", "clang++", "c++"), "C++") if cpu else ("CC", ("gcc", "clang", "cc"), "C")
+    if os.environ.get(env) or any(shutil.which(name) for name in names):
+        return
+    raise FinebenchError(f"training.compile: torch.compile needs a {kind} compiler on {dev.type} ({', '.join(names)} "
+                         f"or ${env}); none is on PATH — install one (Debian: apt-get install "
+                         f"{'g++' if kind == 'C++' else 'gcc'}) or set training.compile: false")
 
 
 def resolve_precision(asked: str | None, dev) -> str:
@@ -453,10 +469,31 @@ def assemble(job: Job, test: dict, cost: dict, run_id: str, experiment_id: str) 
         "n_params": sum(p.numel() for p in job.module.parameters()),
         "train_seconds": s["train_seconds"],
         "data_seconds": s["data_seconds"],
-        "train_samples_per_s": s["samples_seen"] / s["train_seconds"] if s["train_seconds"] else None,
+        **compile_figures(job),
         **cost,
     }
     return {k: finite_or_none(v) for k, v in result.items()}
+
+
+def compile_figures(job: Job) -> dict:
+    """``train_samples_per_s``, and with ``training.compile`` the seconds spent compiling, estimated: the epochs that
+    compiled (the first of each process) minus what they would have taken at the other epochs' pace. Throughput
+    leaves them out, so a compiled model is not ranked slower for its one-off compile; ``train_seconds`` keeps them
+    (what the run cost). With no epoch that did not compile (one epoch per process) nothing can be separated:
+    ``compile_seconds`` is None and the throughput includes the compile."""
+    s = job.state
+    if not s["train_seconds"]:
+        return {"train_samples_per_s": None}
+    if not job.t.get("compile"):
+        return {"train_samples_per_s": s["samples_seen"] / s["train_seconds"]}
+    per_epoch = s["samples_seen"] / len(s["history"])  # the same every epoch (steps per epoch x batch)
+    compiled = set(s.get("compile_epochs", []))
+    steady = [r["train_seconds"] for r in s["history"] if r["epoch"] not in compiled]
+    if not steady or len(steady) == len(s["history"]):
+        return {"train_samples_per_s": s["samples_seen"] / s["train_seconds"], "compile_seconds": None}
+    pace = sum(steady) / len(steady)  # seconds per epoch without compiling
+    extra = sum(max(0.0, r["train_seconds"] - pace) for r in s["history"] if r["epoch"] in compiled)
+    return {"train_samples_per_s": s["samples_seen"] / (s["train_seconds"] - extra), "compile_seconds": extra}
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -498,7 +535,11 @@ def fit(spec: dict, data_dir: str | Path, out_dir: str | Path, experiment_file: 
                 run.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=row["epoch"])
         job.state["mlflow_run_id"] = run.run_id
         s = job.state
-        for epoch in range(s["epoch"] + 1, t["epochs"] + 1):
+        s.setdefault("compile_epochs", [])  # checkpoints of older versions lack it
+        first = s["epoch"] + 1
+        for epoch in range(first, t["epochs"] + 1):
+            if t.get("compile") and epoch == first:
+                s["compile_epochs"].append(epoch)  # the first epoch of each process compiles the model
             tr = train_one_epoch(job, epoch, show)
             t_val = time.perf_counter()
             val = evaluate(job, "val")
@@ -544,8 +585,9 @@ def fit(spec: dict, data_dir: str | Path, out_dir: str | Path, experiment_file: 
                          for k, v in m.items() if isinstance(v, (int, float)) and not isinstance(v, bool)})
         run.log_artifacts(out_dir, exclude=(CHECKPOINT, FINISHED))
     write_json_atomic(out_dir / "metrics.json", result)
-    log(f"{job.name}: {job.objective.headline(result)} "
-        f"(best epoch {s['best'][1]}, {s['train_seconds']:.1f}s train, {s['data_seconds']:.2f}s waiting for data)")
+    compiling = f", of which ~{result['compile_seconds']:.1f}s compiling" if result.get("compile_seconds") else ""
+    log(f"{job.name}: {job.objective.headline(result)} (best epoch {s['best'][1]}, {s['train_seconds']:.1f}s train"
+        f"{compiling}, {s['data_seconds']:.2f}s waiting for data)")
     return result
 
 
