@@ -3,6 +3,7 @@
     .venv/bin/python tests/benchmarks/loop_efficiency.py                          # the embedded suite, CPU
     .venv/bin/python tests/benchmarks/loop_efficiency.py --config config/benchmark.yaml --modality vision \
         --device cuda --steps 50                                                  # the real vision models, one GPU
+    ... --training precision=fp32 channels_last=true compile=true   # the same with other training keys
 
 For every (task, model) of the config, in this process:
 1. **trainer**: ``train_one_epoch`` of the real trainer (finebench.train: the loader thread, device-side transforms,
@@ -26,6 +27,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import yaml
 
 from finebench import config as fbconfig
 from finebench import data as fbdata
@@ -83,7 +85,7 @@ def measure_pair(spec: dict, data_dir: Path, device: str, threads: int, steps: i
     if job.dev.type == "cuda":
         torch.cuda.synchronize()
     model_sps = sum(len(y) for _, y in batches) / (time.perf_counter() - t0)
-    return {"device": job.dev.type, "batch": t["batch_size"], "steps": len(batches),
+    return {"device": job.dev.type, "precision": job.precision, "batch": t["batch_size"], "steps": len(batches),
             "trainer_samples_per_s": round(trainer_sps, 1), "model_only_samples_per_s": round(model_sps, 1),
             "ratio": round(trainer_sps / model_sps, 3),
             "data_wait_share": round(tr["data_seconds"] / tr["train_seconds"], 4)}
@@ -101,9 +103,24 @@ def main() -> int:
     ap.add_argument("--prepared", default="results/data", help="prepared task folders to use when present")
     ap.add_argument("--work", default="/tmp/finebench-loop-efficiency")
     ap.add_argument("--out", help="also write the table as CSV here")
+    ap.add_argument("--training", nargs="*", default=[], metavar="KEY=VALUE",
+                    help="training keys to override for every run, e.g. precision=fp32 channels_last=true compile=true")
     args = ap.parse_args()
+    overrides = {}
+    for item in args.training:
+        key, sep, value = item.partition("=")
+        if not sep:
+            ap.error(f"--training {item!r}: expected KEY=VALUE")
+        overrides[key] = yaml.safe_load(value)
 
     cfg = fbconfig.load(args.config)
+    if overrides:  # checked against the schema of a config's training: section
+        import jsonschema
+
+        schema = yaml.safe_load(fbconfig.SCHEMA_PATH.read_text())
+        validator = jsonschema.Draft202012Validator({**schema["$defs"]["training"], "$defs": schema["$defs"]})
+        for error in validator.iter_errors(overrides):
+            ap.error(f"--training {'.'.join(map(str, error.path)) or ''}: {error.message}")
     rows = []
     for task in args.tasks or list(cfg["tasks"]):
         if args.modality and fbconfig.task_modality_of(cfg, task) != args.modality:
@@ -112,9 +129,11 @@ def main() -> int:
             if args.models and model not in args.models:
                 continue
             spec = fbconfig.resolve_spec(cfg, task, model, 0)
+            spec["training"].update(overrides)  # over the task's and the model's own training keys too
             spec["model_kwargs"] = {k: v for k, v in spec["model_kwargs"].items() if k not in ("pretrained", "pretrained_file")}
             data_dir = data_dir_for(cfg, task, Path(args.prepared), Path(args.work), spec["training"]["batch_size"], args.steps)
-            r = {"task": task, "model": model, **measure_pair(spec, data_dir, args.device, args.threads or cfg["threads"],
+            r = {"task": task, "model": model, **({"training": " ".join(args.training)} if overrides else {}),
+                 **measure_pair(spec, data_dir, args.device, args.threads or cfg["threads"],
                                                               args.steps)}
             rows.append(r)
             print(f"{task:22s} {model:16s} trainer {r['trainer_samples_per_s']:9.1f}/s  model-only "
