@@ -469,3 +469,24 @@ def test_training_run_beats_nothing_it_should_not_and_writes_sr_artifacts(tiny_p
     assert ex["hr"].shape == (16, 16, 3) and ex["lr"].shape == (8, 8, 3) and ex["sr"].shape == (16, 16, 3)
     again = fit(spec, path, tmp_path / "run2", experiment_file, device="cpu")
     assert again["test_psnr"] == result["test_psnr"]  # reproducible on the CPU
+
+
+def test_out_of_memory_in_sr_evaluation_says_images_are_scored_whole(tiny_photos, tmp_path, experiment_file,
+                                                                     monkeypatch):
+    import torch
+
+    import finebench.train as train_mod
+    from finebench.errors import FinebenchError
+
+    def oom(*a, **k):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 9.00 GiB")
+
+    monkeypatch.setattr(train_mod, "evaluate", oom)
+    _, path = tiny_photos
+    spec = {"task": "sr", "dataset": "skimage_photos", "modality": "vision", "model": "edsr", "family": "cnn",
+            "arch": "edsr", "model_kwargs": {"channels": 8, "blocks": 1}, "seed": 0,
+            "training": {**fbconfig.TRAINING_DEFAULTS, "epochs": 1, "batch_size": 8, "weight_decay": 0.0}}
+    with pytest.raises(FinebenchError, match=r"sr/edsr/seed0: out of cpu memory while evaluating \(CUDA out of memory"
+                                             r"\. Tried to allocate 9\.00 GiB\) — super-resolution scores every "
+                                             r"validation and test image whole"):
+        train_mod.fit(spec, path, tmp_path / "run", experiment_file, device="cpu")

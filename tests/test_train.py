@@ -133,6 +133,34 @@ def test_interrupt_marks_run_killed(tmp_path, tiny_data, experiment_file, monkey
     assert [r.info.status for r in MlflowClient(info["tracking_uri"]).search_runs([info["experiment_id"]])] == ["KILLED"]
 
 
+@pytest.mark.parametrize("phase,key", [("train_one_epoch", "batch_size"), ("evaluate", "eval_batch_size")])
+def test_out_of_memory_names_the_batch_size_to_lower(phase, key, tmp_path, tiny_data, experiment_file, monkeypatch):
+    """An accelerator's out-of-memory error (raised here without one) becomes an error that names the key to lower
+    and where to set it; the MLflow run ends FAILED with that message."""
+    import torch
+    from mlflow.tracking import MlflowClient
+
+    import finebench.train as train_mod
+    from finebench.errors import FinebenchError
+
+    def oom(*a, **k):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (GPU 0; 23.65 GiB total)\nmore")
+
+    monkeypatch.setattr(train_mod, phase, oom)
+    with pytest.raises(FinebenchError) as err:
+        fit(spec(), tiny_data, tmp_path / "x", experiment_file)
+    doing = "training" if key == "batch_size" else "evaluating"
+    value = 16 if key == "batch_size" else 512
+    assert str(err.value).startswith(f"tf/cnn/seed0: out of cpu memory while {doing} (CUDA out of memory. Tried to "
+                                     f"allocate 2.00 GiB (GPU 0; 23.65 GiB total)) — lower training.{key} (now "
+                                     f"{value}) for this model (models.cnn.training.{key}) or this task "
+                                     f"(tasks.tf.training.{key})")
+    info = json.loads(experiment_file.read_text())
+    (run,) = MlflowClient(info["tracking_uri"]).search_runs([info["experiment_id"]])
+    assert run.info.status == "FAILED" and f"lower training.{key}" in run.data.tags["error"]
+    assert not (tmp_path / "x" / "metrics.json").exists()
+
+
 def test_cosine_schedule_with_warmup():
     assert lr_factor(0, 100, 10, "cosine") == pytest.approx(0.1)
     assert lr_factor(10, 100, 10, "cosine") == pytest.approx(1.0)

@@ -179,9 +179,10 @@ def _objectives() -> dict:
 
 
 # Besides loss / evaluate / selection_key / epoch_fields / final / best_fields / headline, an objective may provide
-# ``loader(job, split, train)`` (its own input pipeline), ``train_size(data)`` (training samples per epoch) and
-# ``cost_input(job)`` (the input the cost measurements run on); without them the trainer uses finebench.loader, the
-# train split's size and the first test batch.
+# ``loader(job, split, train)`` (its own input pipeline), ``train_size(data)`` (training samples per epoch),
+# ``cost_input(job)`` (the input the cost measurements run on) and ``eval_memory_advice`` (what to do when evaluation
+# runs out of memory); without them the trainer uses finebench.loader, the train split's size, the first test batch
+# and the advice to lower training.eval_batch_size.
 OBJECTIVES = _objectives()
 
 
@@ -354,6 +355,24 @@ def train_one_epoch(job: Job, epoch: int, show_progress: bool) -> dict:
 
 def evaluate(job: Job, split: str) -> dict:
     return job.objective.evaluate(job.model, job.loader(split), job.autocast, job.data.num_classes)
+
+
+@contextlib.contextmanager
+def memory_hint(job: Job, training: bool):
+    """Turn the accelerator's out-of-memory error into one that says which key to lower, and where."""
+    import torch
+
+    try:
+        yield
+    except torch.OutOfMemoryError as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        doing = "training" if training else "evaluating"
+        key = "batch_size" if training else "eval_batch_size"
+        advice = (None if training else getattr(job.objective, "eval_memory_advice", None)) or (
+            f"lower training.{key} (now {job.t[key]}) for this model (models.{job.spec['model']}.training.{key}) or "
+            f"this task (tasks.{job.spec['task']}.training.{key}); a changed batch size is another spec: it starts "
+            f"from epoch 1")
+        raise FinebenchError(f"{job.name}: out of {job.dev.type} memory while {doing} ({first}) — {advice}") from exc
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -540,9 +559,11 @@ def fit(spec: dict, data_dir: str | Path, out_dir: str | Path, experiment_file: 
         for epoch in range(first, t["epochs"] + 1):
             if t.get("compile") and epoch == first:
                 s["compile_epochs"].append(epoch)  # the first epoch of each process compiles the model
-            tr = train_one_epoch(job, epoch, show)
+            with memory_hint(job, training=True):
+                tr = train_one_epoch(job, epoch, show)
             t_val = time.perf_counter()
-            val = evaluate(job, "val")
+            with memory_hint(job, training=False):
+                val = evaluate(job, "val")
             row = {"epoch": epoch, "train_loss": tr["train_loss"], **job.objective.epoch_fields(val),
                    "lr": job.optimizer.param_groups[0]["lr"],
                    "train_seconds": tr["train_seconds"],  # the training loop alone
@@ -567,16 +588,18 @@ def fit(spec: dict, data_dir: str | Path, out_dir: str | Path, experiment_file: 
             save_checkpoint(job, finished, finished=True)
             ckpt.unlink(missing_ok=True)
         job.module.load_state_dict(s["best_state"])
-        test = evaluate(job, "test")
-        # a source may prepare more test sets (manifest "more_tests": {name: split}), each scored like test
-        more = {name: evaluate(job, split) for name, split in job.data.manifest.get("more_tests", {}).items()}
+        with memory_hint(job, training=False):
+            test = evaluate(job, "test")
+            # a source may prepare more test sets (manifest "more_tests": {name: split}), each scored like test
+            more = {name: evaluate(job, split) for name, split in job.data.manifest.get("more_tests", {}).items()}
         metrics = job.objective.final(test, job.data, out_dir, job.name, more)
         if hasattr(job.objective, "cost_input"):
             x_cost = job.objective.cost_input(job)
         else:
             x_cost, _ = next(iter(job.loader("test")))
-        cost = measure(job.module, x_cost[: min(t["eval_batch_size"], 256)], job.autocast, job.dev,
-                       pad_id=job.data.input.get("pad_id", 0) if job.data.input["kind"] == "tokens" else None)
+        with memory_hint(job, training=False):
+            cost = measure(job.module, x_cost[: min(t["eval_batch_size"], 256)], job.autocast, job.dev,
+                           pad_id=job.data.input.get("pad_id", 0) if job.data.input["kind"] == "tokens" else None)
         pd.DataFrame(s["history"]).to_csv(out_dir / "history.csv", index=False)
         result = assemble(job, metrics, cost, run.run_id, run.experiment_id)
         run.log_metrics({k: v for k, v in result.items() if isinstance(v, (int, float)) and not isinstance(v, bool)

@@ -106,6 +106,11 @@ class SuperResolution:
         crop = lr[top : top + s, left : left + s].transpose(2, 0, 1)[None]
         return SRLoader(job.data, "test", 1, job.dev)._tensor(crop)
 
+    # evaluation runs one whole image at a time: no batch size to lower (finebench.train.memory_hint)
+    eval_memory_advice = ("super-resolution scores every validation and test image whole, one at a time: this model "
+                          "needs more accelerator memory than this one has for the largest of them (run it on a "
+                          "larger GPU, or leave the task's largest test set out of test_set)")
+
     def best_fields(self, key: tuple) -> dict:
         return {"best_val_psnr": key[0], "best_val_ssim": key[1]}
 
