@@ -93,10 +93,13 @@ def test_precision_auto_is_fp32_on_the_cpu_and_leaves_existing_specs_alone(prepa
     absent = spec("vision", dataset, "vision", "small_cnn", channels=[8, 16])
     assert "precision" not in absent["training"]
     auto = spec("vision", dataset, "vision", "small_cnn", {"precision": "auto"}, channels=[8, 16])
+    assert auto == absent  # written out, the default is the same spec: same hash, nothing retrains
     a = fit(absent, path, tmp_path / "absent", experiment_file, device="cpu")
     b = fit(auto, path, tmp_path / "auto", experiment_file, device="cpu")
     assert a["precision"] == b["precision"] == "fp32"
     assert (a["test_loss"], a["test_accuracy"]) == (b["test_loss"], b["test_accuracy"])
+    bf16 = spec("vision", dataset, "vision", "small_cnn", {"precision": "bf16"}, channels=[8, 16])
+    assert config.spec_hash(bf16) != config.spec_hash(absent)
 
 
 def test_an_unknown_precision_names_the_key():

@@ -153,12 +153,54 @@ def test_out_of_memory_names_the_batch_size_to_lower(phase, key, tmp_path, tiny_
     value = 16 if key == "batch_size" else 512
     assert str(err.value).startswith(f"tf/cnn/seed0: out of cpu memory while {doing} (CUDA out of memory. Tried to "
                                      f"allocate 2.00 GiB (GPU 0; 23.65 GiB total)) — lower training.{key} (now "
-                                     f"{value}) for this model (models.cnn.training.{key}) or this task "
-                                     f"(tasks.tf.training.{key})")
+                                     f"{value}) where this run gets it: models.cnn.training, tasks.tf.training or the "
+                                     f"top-level training:")
     info = json.loads(experiment_file.read_text())
     (run,) = MlflowClient(info["tracking_uri"]).search_runs([info["experiment_id"]])
     assert run.info.status == "FAILED" and f"lower training.{key}" in run.data.tags["error"]
     assert not (tmp_path / "x" / "metrics.json").exists()
+
+
+def test_out_of_memory_in_the_final_evaluation_is_fixed_without_retraining(tmp_path, tiny_data, experiment_file,
+                                                                            monkeypatch, capfd):
+    """The remedy the error names — a smaller eval_batch_size — is another spec, but not another training: the rerun
+    re-evaluates the trained run from its finished.pt instead of starting at epoch 1. Running out of memory in the
+    cost measurement names the batch it measured."""
+    import torch
+
+    import finebench.train as train_mod
+    from finebench.errors import FinebenchError
+
+    real_evaluate = train_mod.evaluate
+
+    def oom_on_test(job, split):
+        if split == "test":
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 8.00 GiB")
+        return real_evaluate(job, split)
+
+    out = tmp_path / "run"
+    monkeypatch.setattr(train_mod, "evaluate", oom_on_test)
+    with pytest.raises(FinebenchError, match=r"while evaluating .* lower training\.eval_batch_size \(now 512\).*"
+                                             r"the rerun keeps the trained epochs"):
+        fit(spec(), tiny_data, out, experiment_file)
+    assert (out / "finished.pt").is_file() and "epoch 2:" in capfd.readouterr().err
+    monkeypatch.setattr(train_mod, "evaluate", real_evaluate)
+    smaller = spec()
+    smaller["training"]["eval_batch_size"] = 8
+    m = fit(smaller, tiny_data, out, experiment_file)
+    err = capfd.readouterr().err
+    assert "trained earlier" in err and "epoch 1:" not in err
+    assert m["test_accuracy"] == fit(spec(), tiny_data, tmp_path / "whole", experiment_file)["test_accuracy"]
+
+    import finebench.cost as cost_mod
+
+    def oom_cost(*a, **k):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 1.00 GiB")
+
+    monkeypatch.setattr(cost_mod, "measure", oom_cost)
+    with pytest.raises(FinebenchError, match=r"while measuring cost .* lower training\.eval_batch_size \(now 512, 24 "
+                                             r"in this measurement\)"):
+        fit(spec(), tiny_data, tmp_path / "cost", experiment_file)
 
 
 def test_cosine_schedule_with_warmup():

@@ -344,6 +344,8 @@ def resolve_spec(config: dict, task: str, model: str, seed: int) -> dict:
     tcfg, mcfg = config["tasks"][task], config["models"][model]
     training = {**config["training"], **(tcfg.get("training") or {}),
                 **training_defaults(mcfg["arch"], mcfg["modality"]), **(mcfg.get("training") or {})}
+    if training.get("precision") == "auto":  # the default, written out: the same spec (and hash) as leaving it out
+        del training["precision"]
     return {
         "task": task,
         "dataset": tcfg["dataset"],

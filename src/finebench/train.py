@@ -18,7 +18,7 @@ epoch's test evaluation into the result; :func:`fit` runs them, checkpointing af
   best epoch's weights and the run's state, no optimizer), which the Snakefile's ``onsuccess`` hook removes
   (``finebench.workdir.discard_finished``) once a whole workflow run has succeeded: a job that Slurm marks failed *after* training (its time
   limit hit while Snakemake wraps up) is rerun as a re-evaluation, not from epoch 1. ``training.keep_checkpoint: true``
-  keeps the whole last ``checkpoint.pt`` instead. A checkpoint of another spec, of other prepared data (its
+  keeps the whole last ``checkpoint.pt`` instead. A checkpoint of another spec (``eval_batch_size`` aside), of other prepared data (its
   manifest differs, timing aside) or with weights that do not fit the model is ignored (and replaced).
 - **Divergence**: a non-finite training loss fails the run (MLflow FAILED, the epoch and step in the error) instead of
   training on at chance level; no ``metrics.json`` is written, so it never ranks.
@@ -279,17 +279,17 @@ def set_up(spec: dict, data_dir: str | Path, device: str = "auto", threads: int 
 
 
 def check_compiler(dev) -> None:
-    """torch.compile builds its kernels with the system's compiler: a C++ compiler for the CPU (Inductor), a C
-    compiler for CUDA (Triton's launchers). Without one the run would fail in its first step with a long traceback."""
+    """torch.compile builds its kernels with the system's compiler: Inductor (CPU) runs ``$CXX`` or ``g++``, Triton
+    (CUDA) ``$CC``, ``gcc`` or ``clang``. Without one the run would fail in its first step with a long traceback."""
     import shutil
 
     cpu = dev.type == "cpu"
-    env, names, kind = ("CXX", ("g++", "clang++", "c++"), "C++") if cpu else ("CC", ("gcc", "clang", "cc"), "C")
+    env, names, kind = ("CXX", ("g++",), "C++") if cpu else ("CC", ("gcc", "clang"), "C")
     if os.environ.get(env) or any(shutil.which(name) for name in names):
         return
-    raise FinebenchError(f"training.compile: torch.compile needs a {kind} compiler on {dev.type} ({', '.join(names)} "
-                         f"or ${env}); none is on PATH — install one (Debian: apt-get install "
-                         f"{'g++' if kind == 'C++' else 'gcc'}) or set training.compile: false")
+    raise FinebenchError(f"training.compile: torch.compile needs a {kind} compiler on {dev.type} (${env} or "
+                         f"{' / '.join(names)} on PATH; none found) — install one (Debian: apt-get install "
+                         f"{'g++' if cpu else 'gcc'}) or set training.compile: false")
 
 
 def resolve_precision(asked: str | None, dev) -> str:
@@ -358,20 +358,24 @@ def evaluate(job: Job, split: str) -> dict:
 
 
 @contextlib.contextmanager
-def memory_hint(job: Job, training: bool):
-    """Turn the accelerator's out-of-memory error into one that says which key to lower, and where."""
+def memory_hint(job: Job, doing: str, batch: int | None = None):
+    """Turn the accelerator's out-of-memory error into one that says which key to lower, and where. ``doing``:
+    "training", "evaluating" or "measuring cost" (forward passes on a batch of ``batch`` test inputs)."""
     import torch
 
     try:
         yield
     except torch.OutOfMemoryError as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-        doing = "training" if training else "evaluating"
-        key = "batch_size" if training else "eval_batch_size"
-        advice = (None if training else getattr(job.objective, "eval_memory_advice", None)) or (
-            f"lower training.{key} (now {job.t[key]}) for this model (models.{job.spec['model']}.training.{key}) or "
-            f"this task (tasks.{job.spec['task']}.training.{key}); a changed batch size is another spec: it starts "
-            f"from epoch 1")
+        key = "batch_size" if doing == "training" else "eval_batch_size"
+        own = {"evaluating": getattr(job.objective, "eval_memory_advice", None),
+               "measuring cost": getattr(job.objective, "cost_memory_advice", None)}.get(doing)
+        now = f"now {job.t[key]}" + (f", {batch} in this measurement" if batch is not None else "")
+        advice = own or (
+            f"lower training.{key} ({now}) where this run gets it: models.{job.spec['model']}.training, "
+            f"tasks.{job.spec['task']}.training or the top-level training: (a model's entry wins over its task's, "
+            f"the task's over the top level)" + ("" if key == "batch_size" else
+                                                   "; the rerun keeps the trained epochs (checkpoint)"))
         raise FinebenchError(f"{job.name}: out of {job.dev.type} memory while {doing} ({first}) — {advice}") from exc
 
 
@@ -404,13 +408,23 @@ def save_checkpoint(job: Job, path: Path, finished: bool = False) -> None:
     import torch
 
     tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
-    ckpt = {"spec_hash": spec_hash(job.spec), "data_hash": data_hash(job.data.manifest), "state": job.state,
+    ckpt = {"spec_hash": spec_hash(job.spec), "train_hash": train_hash(job.spec),
+            "data_hash": data_hash(job.data.manifest), "state": job.state,
             "finished": finished}
     if not finished:
         ckpt.update(model=job.module.state_dict(), optimizer=job.optimizer.state_dict(),
                     scheduler=job.scheduler.state_dict(), generator=job.generator.get_state(), rng=rng_states())
     torch.save(ckpt, tmp)
     os.replace(tmp, path)
+
+
+EVALUATION_ONLY = ("eval_batch_size",)  # training keys that do not change what is trained
+
+
+def train_hash(spec: dict) -> str:
+    """The spec as far as training goes: a checkpoint stays valid when only ``EVALUATION_ONLY`` keys change (the
+    remedy for running out of memory in evaluation is a smaller ``eval_batch_size``, not a retraining)."""
+    return spec_hash({**spec, "training": {k: v for k, v in spec["training"].items() if k not in EVALUATION_ONLY}})
 
 
 def data_hash(manifest: dict) -> str:
@@ -442,7 +456,8 @@ def load_checkpoint(job: Job, path: Path) -> bool:
         print(f"[finebench] {job.name}: ignoring unreadable checkpoint {path} ({type(exc).__name__}: {exc})",
               file=sys.stderr, flush=True)
         return False
-    why = ("written for another spec" if ckpt.get("spec_hash") != spec_hash(job.spec) else
+    same_spec = ckpt.get("spec_hash") == spec_hash(job.spec) or ckpt.get("train_hash") == train_hash(job.spec)
+    why = ("written for another spec" if not same_spec else
            "trained on other prepared data (its manifest differs: the task's data changed since)"
            if ckpt.get("data_hash") != data_hash(job.data.manifest) else
            mismatch(job.module, ckpt["state"]["best_state"] if ckpt.get("finished") else ckpt["model"]))
@@ -476,7 +491,7 @@ def assemble(job: Job, test: dict, cost: dict, run_id: str, experiment_id: str) 
         "mlflow_experiment_id": experiment_id,
         "spec_hash": spec_hash(spec),
         "device": job.dev.type,
-        "precision": job.precision,
+        "precision": "+".join(s.get("precisions") or [job.precision]),  # "fp32+bf16": resumed on another device
         "threads": job.threads,
         "epochs": job.t["epochs"],
         "num_classes": data.num_classes,
@@ -505,12 +520,11 @@ def compile_figures(job: Job) -> dict:
         return {"train_samples_per_s": None}
     if not job.t.get("compile"):
         return {"train_samples_per_s": s["samples_seen"] / s["train_seconds"]}
-    per_epoch = s["samples_seen"] / len(s["history"])  # the same every epoch (steps per epoch x batch)
     compiled = set(s.get("compile_epochs", []))
     steady = [r["train_seconds"] for r in s["history"] if r["epoch"] not in compiled]
     if not steady or len(steady) == len(s["history"]):
         return {"train_samples_per_s": s["samples_seen"] / s["train_seconds"], "compile_seconds": None}
-    pace = sum(steady) / len(steady)  # seconds per epoch without compiling
+    pace = sum(steady) / len(steady)  # seconds per epoch without compiling (every epoch trains as many samples)
     extra = sum(max(0.0, r["train_seconds"] - pace) for r in s["history"] if r["epoch"] in compiled)
     return {"train_samples_per_s": s["samples_seen"] / (s["train_seconds"] - extra), "compile_seconds": extra}
 
@@ -554,15 +568,18 @@ def fit(spec: dict, data_dir: str | Path, out_dir: str | Path, experiment_file: 
                 run.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=row["epoch"])
         job.state["mlflow_run_id"] = run.run_id
         s = job.state
-        s.setdefault("compile_epochs", [])  # checkpoints of older versions lack it
+        # checkpoints of older versions lack it: their first epoch compiled too
+        s.setdefault("compile_epochs", [1] if t.get("compile") and s["history"] else [])
+        if job.precision not in s.setdefault("precisions", []):  # a resume on another device may change it
+            s["precisions"].append(job.precision)
         first = s["epoch"] + 1
         for epoch in range(first, t["epochs"] + 1):
             if t.get("compile") and epoch == first:
                 s["compile_epochs"].append(epoch)  # the first epoch of each process compiles the model
-            with memory_hint(job, training=True):
+            with memory_hint(job, "training"):
                 tr = train_one_epoch(job, epoch, show)
             t_val = time.perf_counter()
-            with memory_hint(job, training=False):
+            with memory_hint(job, "evaluating"):
                 val = evaluate(job, "val")
             row = {"epoch": epoch, "train_loss": tr["train_loss"], **job.objective.epoch_fields(val),
                    "lr": job.optimizer.param_groups[0]["lr"],
@@ -588,7 +605,7 @@ def fit(spec: dict, data_dir: str | Path, out_dir: str | Path, experiment_file: 
             save_checkpoint(job, finished, finished=True)
             ckpt.unlink(missing_ok=True)
         job.module.load_state_dict(s["best_state"])
-        with memory_hint(job, training=False):
+        with memory_hint(job, "evaluating"):
             test = evaluate(job, "test")
             # a source may prepare more test sets (manifest "more_tests": {name: split}), each scored like test
             more = {name: evaluate(job, split) for name, split in job.data.manifest.get("more_tests", {}).items()}
@@ -597,8 +614,9 @@ def fit(spec: dict, data_dir: str | Path, out_dir: str | Path, experiment_file: 
             x_cost = job.objective.cost_input(job)
         else:
             x_cost, _ = next(iter(job.loader("test")))
-        with memory_hint(job, training=False):
-            cost = measure(job.module, x_cost[: min(t["eval_batch_size"], 256)], job.autocast, job.dev,
+        x_cost = x_cost[: min(t["eval_batch_size"], 256)]
+        with memory_hint(job, "measuring cost", batch=len(x_cost)):
+            cost = measure(job.module, x_cost, job.autocast, job.dev,
                            pad_id=job.data.input.get("pad_id", 0) if job.data.input["kind"] == "tokens" else None)
         pd.DataFrame(s["history"]).to_csv(out_dir / "history.csv", index=False)
         result = assemble(job, metrics, cost, run.run_id, run.experiment_id)

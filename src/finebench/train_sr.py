@@ -110,6 +110,8 @@ class SuperResolution:
     eval_memory_advice = ("super-resolution scores every validation and test image whole, one at a time: this model "
                           "needs more accelerator memory than this one has for the largest of them (run it on a "
                           "larger GPU, or leave the task's largest test set out of test_set)")
+    cost_memory_advice = ("the cost measurement runs one small LR crop (batch 1): this model does not fit in this "
+                          "accelerator's memory at all")
 
     def best_fields(self, key: tuple) -> dict:
         return {"best_val_psnr": key[0], "best_val_ssim": key[1]}

@@ -111,7 +111,9 @@ def main() -> int:
         key, sep, value = item.partition("=")
         if not sep:
             ap.error(f"--training {item!r}: expected KEY=VALUE")
-        overrides[key] = yaml.safe_load(value)
+        if key in ("epochs", "max_train_batches"):
+            ap.error(f"--training {key}: set by the benchmark itself (one warm-up epoch, then --steps batches)")
+        overrides[key] = fbconfig.load_yaml(value)  # read as a config's values are (1e-3 is a number)
 
     cfg = fbconfig.load(args.config)
     if overrides:  # checked against the schema of a config's training: section
@@ -120,7 +122,7 @@ def main() -> int:
         schema = yaml.safe_load(fbconfig.SCHEMA_PATH.read_text())
         validator = jsonschema.Draft202012Validator({**schema["$defs"]["training"], "$defs": schema["$defs"]})
         for error in validator.iter_errors(overrides):
-            ap.error(f"--training {'.'.join(map(str, error.path)) or ''}: {error.message}")
+            ap.error(f"--training{' ' + '.'.join(map(str, error.path)) if error.path else ''}: {error.message}")
     rows = []
     for task in args.tasks or list(cfg["tasks"]):
         if args.modality and fbconfig.task_modality_of(cfg, task) != args.modality:
