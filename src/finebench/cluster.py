@@ -39,3 +39,83 @@ def cluster_executor(workflow) -> bool:
         return True
     settings = workflow.execution_settings
     return bool(workflow.dryrun and settings is not None and settings.use_threads)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Local runs on a machine with several GPUs: one GPU per concurrent training job
+#
+# Snakemake's `--resources gpu=N` only limits how many training jobs run at once; every job would still train on
+# cuda:0. So the main Snakemake process of a local run (not a cluster executor, not a job inside one) tells its jobs
+# how many slots there are (GPU_SLOTS_ENV: N, or 0 when no gpu limit was given) and where their locks live; each
+# training job claims the first free slot with a lock held for its lifetime (released by the kernel however the
+# process ends, kill -9 included) and keeps only that slot's GPU visible: slot s -> the s-th visible GPU, modulo
+# their number (N above the GPU count puts N / GPUs jobs on each). Slurm jobs get their GPUs from the scheduler.
+
+GPU_SLOTS_ENV = "FINEBENCH_GPU_SLOTS"
+GPU_LOCKS_ENV = "FINEBENCH_GPU_LOCKS"
+_held = []  # the claimed slot's open lock file: kept open until the process exits
+
+
+def export_gpu_slots(workflow, lock_dir: str) -> None:
+    """In the Snakefile: hand the local run's GPU slots to its jobs through the environment (they inherit it)."""
+    import os
+
+    if not workflow.is_main_process or cluster_executor(workflow):
+        return
+    resources = workflow.global_resources
+    os.environ[GPU_SLOTS_ENV] = str(resources["gpu"].value if "gpu" in resources else 0)
+    os.environ[GPU_LOCKS_ENV] = os.path.abspath(lock_dir)
+
+
+def visible_gpus() -> list[str]:
+    """The GPUs a process may use, without initialising CUDA: ``CUDA_VISIBLE_DEVICES`` when set (indices or
+    UUIDs), else one per ``GPU n:`` line of ``nvidia-smi -L``; [] where there is none (or no NVIDIA driver)."""
+    import os
+    import subprocess
+
+    listed = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if listed is not None:
+        return [d.strip() for d in listed.split(",") if d.strip()]
+    try:
+        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [str(i) for i, _ in enumerate(line for line in out.splitlines() if line.startswith("GPU "))]
+
+
+def claim_gpu(device: str, log=print) -> str | None:
+    """In a training job, before torch initialises CUDA: claim a GPU slot of the local run (see above) and make its
+    GPU the only visible one. Returns the GPU id kept visible, or None when there is nothing to choose."""
+    import fcntl
+    import os
+    from pathlib import Path
+
+    slots = os.environ.get(GPU_SLOTS_ENV)
+    if device == "cpu" or slots is None:
+        return None
+    gpus = visible_gpus()
+    if len(gpus) < 2:
+        return None
+    n = int(slots) or len(gpus)
+    lock_dir = Path(os.environ.get(GPU_LOCKS_ENV) or ".snakemake/finebench/gpu-slots")
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    claimed = None
+    for slot in range(n):
+        f = open(lock_dir / f"slot{slot}.lock", "w")  # noqa: SIM115 — held open for the job's lifetime
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.close()
+            continue
+        _held.append(f)
+        claimed = slot
+        break
+    if claimed is None:  # more jobs than slots: only without a gpu limit (one slot per GPU); share one
+        claimed = os.getpid() % n
+        note = f"all {n} GPU slots busy: sharing slot {claimed}"
+    else:
+        note = f"GPU slot {claimed} of {n}"
+    gpu = gpus[claimed % len(gpus)]
+    os.environ["CUDA_VISIBLE_DEVICES"] = gpu
+    log(f"[finebench] {note}: CUDA_VISIBLE_DEVICES={gpu} (of {','.join(gpus)})")
+    return gpu

@@ -80,6 +80,21 @@ def pick_device(requested: str):
     return torch.device("cpu")
 
 
+def device_name(dev) -> str:
+    """The accelerator's name (``NVIDIA H200``), or the CPU's model name from /proc/cpuinfo where there is one."""
+    import platform
+
+    import torch
+
+    if dev.type == "cuda":
+        return torch.cuda.get_device_name(dev)
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
+
+
 def make_optimizer(model, t: dict):
     import torch
 
@@ -491,6 +506,7 @@ def assemble(job: Job, test: dict, cost: dict, run_id: str, experiment_id: str) 
         "mlflow_experiment_id": experiment_id,
         "spec_hash": spec_hash(spec),
         "device": job.dev.type,
+        "device_name": device_name(job.dev),  # which GPU / CPU model the cost columns were measured on
         "precision": "+".join(s.get("precisions") or [job.precision]),  # "fp32+bf16": resumed on another device
         "threads": job.threads,
         "epochs": job.t["epochs"],
@@ -557,7 +573,8 @@ def fit(spec: dict, data_dir: str | Path, out_dir: str | Path, experiment_file: 
          if job.state["epoch"] < t["epochs"] else f" — trained earlier ({resumed}): evaluating its best epoch"))
 
     note = job.data.manifest.get("data_note", "")
-    tags = {"config_hash": spec_hash(spec), "device": job.dev.type, "precision": job.precision,
+    tags = {"config_hash": spec_hash(spec), "device": job.dev.type, "device_name": device_name(job.dev),
+            "precision": job.precision,
             **({"data_note": note} if note else {})}
     with Run(experiment_file, spec, tags=tags, run_id=job.state["mlflow_run_id"] if resumed else None) as run:
         if resumed and run.run_id == job.state["mlflow_run_id"]:  # continuing its own MLflow run
