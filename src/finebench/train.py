@@ -10,7 +10,7 @@ for input (``data_seconds``) apart from the loop; :func:`evaluate` scores a spli
 epoch's test evaluation into the result; :func:`fit` runs them, checkpointing after every epoch.
 
 - Same spec + same seed on the CPU gives identical metrics (seeded init, seeded shuffling and augmentation,
-  deterministic kernels) — also across a kill and resume. On CUDA the forward pass runs under bf16 autocast
+  deterministic kernels) — also across a kill and resume. On a GPU with bf16 units the forward pass runs under bf16 autocast
   (``training.precision``: ``auto`` / ``bf16`` / ``fp32``; bf16 on the CPU too where asked).
 - **Resume**: after every epoch the run's whole state (model, optimizer, schedule, RNG states, history, best epoch
   so far, its MLflow run id) is written atomically to ``checkpoint.pt``; a rerun of a killed job continues after the
@@ -308,11 +308,15 @@ def check_compiler(dev) -> None:
 
 
 def resolve_precision(asked: str | None, dev) -> str:
-    """``training.precision``: ``auto`` (the default) is bf16 autocast on CUDA, fp32 elsewhere; ``bf16`` also
-    autocasts on the CPU (fast where it has AMX / AVX512-BF16 units, emulated and slow elsewhere); ``fp32`` never
-    autocasts (e.g. to compare with a paper trained in fp32, or to rule out bf16 when a run diverges)."""
+    """``training.precision``: ``auto`` (the default) is bf16 autocast on a GPU with bf16 units (NVIDIA compute
+    capability 8.0+: A100, H100, RTX 30xx on; AMD), fp32 on older GPUs (V100, T4: bf16 would be emulated, slower than
+    fp32) and elsewhere; ``bf16`` autocasts whatever the device (CPU: fast with AMX / AVX512-BF16 units, emulated and
+    slow elsewhere); ``fp32`` never autocasts (e.g. to compare with a paper trained in fp32, or to rule out bf16 when a
+    run diverges)."""
+    import torch
+
     if asked in (None, "auto"):
-        return "bf16" if dev.type == "cuda" else "fp32"
+        return "bf16" if dev.type == "cuda" and torch.cuda.is_bf16_supported(including_emulation=False) else "fp32"
     if asked not in ("bf16", "fp32"):
         raise FinebenchError(f"training.precision: unknown {asked!r}; valid: auto, bf16, fp32")
     return asked
