@@ -158,3 +158,42 @@ def test_compile_without_a_compiler_fails_before_any_run_exists(prepared, tmp_pa
     info = json.loads(experiment_file.read_text())
     assert MlflowClient(info["tracking_uri"]).search_runs([info["experiment_id"]]) == []
     assert not (tmp_path / "run" / "metrics.json").exists()
+
+
+@pytest.mark.slow
+def test_fp16_scales_its_loss_checkpoints_the_scale_and_resumes_exactly(prepared, tmp_path, experiment_file,
+                                                                        monkeypatch):
+    """``precision: fp16`` (V100, T4): float16 autocast with a loss scaler, whose state goes into the checkpoint; a run
+    interrupted after epoch 1 resumes to exactly the metrics of an uninterrupted one."""
+    import torch
+
+    import finebench.train as train_mod
+
+    dataset, path = prepared("vision")
+    s = spec("vision", dataset, "vision", "small_cnn", {"precision": "fp16", "epochs": 3, "grad_clip": 1.0},
+             channels=[8, 16])
+    whole = fit(s, path, tmp_path / "whole", experiment_file, device="cpu")
+    fp32 = fit(spec("vision", dataset, "vision", "small_cnn", {"epochs": 3, "grad_clip": 1.0}, channels=[8, 16]),
+               path, tmp_path / "fp32", experiment_file, device="cpu")
+    assert whole["precision"] == "fp16" and math.isfinite(whole["test_loss"]) and whole["test_loss"] != fp32["test_loss"]
+
+    real, calls = train_mod.evaluate, []
+
+    def interrupted_in_epoch_2(job, split):
+        calls.append(split)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(job, split)
+
+    out = tmp_path / "resumed"
+    monkeypatch.setattr(train_mod, "evaluate", interrupted_in_epoch_2)
+    with pytest.raises(KeyboardInterrupt):
+        fit(s, path, out, experiment_file, device="cpu")
+    scaler = torch.load(out / "checkpoint.pt", weights_only=False)["scaler"]
+    assert scaler["scale"] > 1 and scaler["_growth_tracker"] > 0  # the scaler really ran
+    job = train_mod.set_up(s, path, "cpu")
+    assert train_mod.load_checkpoint(job, out / "checkpoint.pt")
+    assert job.scaler.state_dict() == scaler  # restored, not a fresh scaler (whose growth tracker is 0)
+    monkeypatch.setattr(train_mod, "evaluate", real)
+    resumed = fit(s, path, out, experiment_file, device="cpu")
+    assert (resumed["test_loss"], resumed["test_accuracy"]) == (whole["test_loss"], whole["test_accuracy"])

@@ -222,7 +222,8 @@ class Job:
     preprocess: dict
     steps_per_epoch: int
     threads: int
-    precision: str  # "bf16" (autocast) or "fp32"
+    precision: str  # "bf16" / "fp16" (autocast) or "fp32"
+    scaler: object  # torch.amp.GradScaler: scales fp16 losses; with another precision a pass-through
     state: dict = field(default_factory=lambda: {"epoch": 0, "history": [], "best": None, "best_state": None,
                                                  "train_seconds": 0.0, "data_seconds": 0.0, "samples_seen": 0,
                                                  "mlflow_run_id": None})
@@ -234,8 +235,8 @@ class Job:
     def autocast(self):
         import torch
 
-        if self.precision == "bf16":
-            return torch.autocast(self.dev.type, dtype=torch.bfloat16)
+        if self.precision in ("bf16", "fp16"):
+            return torch.autocast(self.dev.type, dtype=torch.bfloat16 if self.precision == "bf16" else torch.float16)
         return contextlib.nullcontext()
 
     def loader(self, split: str, train: bool = False):
@@ -285,12 +286,14 @@ def set_up(spec: dict, data_dir: str | Path, device: str = "auto", threads: int 
         steps = min(steps, t["max_train_batches"])
     total, warmup = steps * t["epochs"], int(round(t["warmup_epochs"] * steps))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, total, warmup, t["scheduler"]))
+    precision = resolve_precision(t.get("precision"), dev)
     return Job(spec=spec, name=f"{spec['task']}/{spec['model']}/seed{spec['seed']}", dev=dev, data=data,
                objective=objective, module=module,
                model=torch.compile(module) if t.get("compile") else module, optimizer=optimizer, scheduler=scheduler,
                generator=torch.Generator().manual_seed(spec["seed"]),
                preprocess=preprocessing(spec["arch"], spec["model_kwargs"], module), steps_per_epoch=steps,
-               threads=threads, precision=resolve_precision(t.get("precision"), dev))
+               threads=threads, precision=precision,
+               scaler=torch.amp.GradScaler(dev.type, enabled=precision == "fp16"))
 
 
 def check_compiler(dev) -> None:
@@ -312,13 +315,14 @@ def resolve_precision(asked: str | None, dev) -> str:
     capability 8.0+: A100, H100, RTX 30xx on; AMD), fp32 on older GPUs (V100, T4: bf16 would be emulated, slower than
     fp32) and elsewhere; ``bf16`` autocasts whatever the device (CPU: fast with AMX / AVX512-BF16 units, emulated and
     slow elsewhere); ``fp32`` never autocasts (e.g. to compare with a paper trained in fp32, or to rule out bf16 when a
-    run diverges)."""
+    run diverges); ``fp16`` autocasts to float16 with a loss scaler (torch.amp.GradScaler), for GPUs whose tensor
+    cores have no bf16 (V100, T4)."""
     import torch
 
     if asked in (None, "auto"):
         return "bf16" if dev.type == "cuda" and torch.cuda.is_bf16_supported(including_emulation=False) else "fp32"
-    if asked not in ("bf16", "fp32"):
-        raise FinebenchError(f"training.precision: unknown {asked!r}; valid: auto, bf16, fp32")
+    if asked not in ("bf16", "fp16", "fp32"):
+        raise FinebenchError(f"training.precision: unknown {asked!r}; valid: auto, bf16, fp16, fp32")
     return asked
 
 
@@ -344,10 +348,12 @@ def train_one_epoch(job: Job, epoch: int, show_progress: bool) -> dict:
         with job.autocast():
             loss = job.objective.loss(model(x), y, t)
         job.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        job.scaler.scale(loss).backward()  # fp16: scaled against underflow; otherwise loss.backward()
         if t["grad_clip"]:
+            job.scaler.unscale_(job.optimizer)
             torch.nn.utils.clip_grad_norm_(job.module.parameters(), t["grad_clip"])
-        job.optimizer.step()
+        job.scaler.step(job.optimizer)  # fp16: skipped when a gradient overflowed
+        job.scaler.update()
         job.scheduler.step()
         if on_cuda:
             detached = loss.detach()
@@ -366,7 +372,9 @@ def train_one_epoch(job: Job, epoch: int, show_progress: bool) -> dict:
         torch.cuda.synchronize()
     if int(first_bad) >= 0:
         raise Diverged(f"training diverged: non-finite loss at epoch {epoch}, step {int(first_bad)} of "
-                       f"{len(loader)} (lr {t['lr']}) — lower training.lr, add training.grad_clip or warm-up")
+                       f"{len(loader)} (lr {t['lr']}) — lower training.lr, add training.grad_clip or warm-up"
+                       + (" (fp16 overflows where bf16 does not: try training.precision bf16 or fp32)"
+                          if job.precision == "fp16" else ""))
     seconds = time.perf_counter() - t0
     return {"train_loss": float(loss_sum) / max(seen, 1), "train_seconds": seconds, "data_seconds": loader.data_seconds,
             "samples": seen}
@@ -432,7 +440,8 @@ def save_checkpoint(job: Job, path: Path, finished: bool = False) -> None:
             "finished": finished}
     if not finished:
         ckpt.update(model=job.module.state_dict(), optimizer=job.optimizer.state_dict(),
-                    scheduler=job.scheduler.state_dict(), generator=job.generator.get_state(), rng=rng_states())
+                    scheduler=job.scheduler.state_dict(), scaler=job.scaler.state_dict(),
+                    generator=job.generator.get_state(), rng=rng_states())
     torch.save(ckpt, tmp)
     os.replace(tmp, path)
 
@@ -489,6 +498,8 @@ def load_checkpoint(job: Job, path: Path) -> bool:
     job.module.load_state_dict(ckpt["model"])
     job.optimizer.load_state_dict(ckpt["optimizer"])
     job.scheduler.load_state_dict(ckpt["scheduler"])
+    if ckpt.get("scaler"):  # fp16 runs: the loss scale reached
+        job.scaler.load_state_dict(ckpt["scaler"])
     job.generator.set_state(ckpt["generator"])
     set_rng_states(ckpt["rng"])
     return True

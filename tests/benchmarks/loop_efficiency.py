@@ -71,8 +71,9 @@ def measure_pair(spec: dict, data_dir: Path, device: str, threads: int, steps: i
         with job.autocast():
             loss = loss_fn(model(x), y, t)
         opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        job.scaler.scale(loss).backward()  # as the trainer: fp16 scales its loss, other precisions pass through
+        job.scaler.step(opt)
+        job.scaler.update()
 
     model.train()
     for x, y in batches[:2]:
