@@ -6,6 +6,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
 
 from finebench.config import SCHEMA_PATH, coerce_numbers
+from finebench.cluster import export_gpu_claims
 from finebench.workdir import discard_finished
 
 min_version("9.0")
@@ -41,6 +42,12 @@ rule all:
     input:
         rules.aggregate.output,
         SUMMARY_FILE,
+
+
+# A local run on a machine with several GPUs: each training job takes the least busy one (finebench.cluster; decided
+# here, when the executor is known, so that Slurm jobs never claim).
+onstart:
+    export_gpu_claims(workflow)
 
 
 # Once Snakemake has accepted every job's outputs, the runs' finished.pt (kept so that a job marked failed after it

@@ -102,6 +102,29 @@ def test_precision_auto_is_fp32_on_the_cpu_and_leaves_existing_specs_alone(prepa
     assert config.spec_hash(bf16) != config.spec_hash(absent)
 
 
+def test_auto_is_bf16_only_on_gpus_with_bf16_units(monkeypatch):
+    """On a V100 or T4 (compute capability < 8.0) bf16 would be emulated, slower than fp32: auto picks fp32 there."""
+    import torch
+
+    from finebench.train import resolve_precision
+
+    cuda, asked = torch.device("cuda"), []
+
+    def supported(answer):
+        def is_bf16_supported(including_emulation=True):
+            asked.append(including_emulation)
+            return answer or including_emulation  # emulation is always "supported"
+        return is_bf16_supported
+
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", supported(False))
+    assert resolve_precision(None, cuda) == resolve_precision("auto", cuda) == "fp32"
+    assert resolve_precision("bf16", cuda) == "bf16" and resolve_precision("fp16", cuda) == "fp16"
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", supported(True))
+    assert resolve_precision(None, cuda) == "bf16"
+    assert resolve_precision(None, torch.device("cpu")) == "fp32"
+    assert set(asked) == {False}  # native bf16 units only
+
+
 def test_an_unknown_precision_names_the_key():
     from finebench.errors import ConfigError
 

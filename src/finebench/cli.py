@@ -143,7 +143,7 @@ def cmd_job_failed(args) -> int:
 def cmd_train(args) -> int:
     from finebench.cluster import claim_gpu
 
-    # a local run with several GPUs: this job's own one, chosen before torch initialises CUDA (finebench.cluster)
+    # a local run with several GPUs: the least busy one, chosen before torch initialises CUDA (finebench.cluster)
     claim_gpu(args.device, log=lambda message: print(message, file=sys.stderr, flush=True))
     from finebench.train import fit
 

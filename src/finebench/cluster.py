@@ -42,80 +42,89 @@ def cluster_executor(workflow) -> bool:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Local runs on a machine with several GPUs: one GPU per concurrent training job
+# Local runs on a machine with several GPUs: each concurrent training job on the least busy GPU
 #
 # Snakemake's `--resources gpu=N` only limits how many training jobs run at once; every job would still train on
-# cuda:0. So the main Snakemake process of a local run (not a cluster executor, not a job inside one) tells its jobs
-# how many slots there are (GPU_SLOTS_ENV: N, or 0 when no gpu limit was given) and where their locks live; each
-# training job claims the first free slot with a lock held for its lifetime (released by the kernel however the
-# process ends, kill -9 included) and keeps only that slot's GPU visible: slot s -> the s-th visible GPU, modulo
-# their number (N above the GPU count puts N / GPUs jobs on each). Slurm jobs get their GPUs from the scheduler.
+# cuda:0. So when a local run starts executing (the Snakefile's onstart: a cluster executor is known by then), it
+# sets CLAIM_GPU_ENV for the jobs it spawns; each training job, before torch initialises CUDA, takes a lock on the
+# least busy visible GPU — level 0 of every GPU first, then level 1 … (a lock file per GPU and level, held for the
+# job's lifetime and released by the kernel however the process ends, kill -9 included) — and keeps only that GPU
+# visible. The locks live in one folder per user on this machine, so two workflows in different folders share the
+# GPUs out too. Slurm jobs get their GPUs from the scheduler and claim nothing; nor does a job started by hand.
 
-GPU_SLOTS_ENV = "FINEBENCH_GPU_SLOTS"
-GPU_LOCKS_ENV = "FINEBENCH_GPU_LOCKS"
-_held = []  # the claimed slot's open lock file: kept open until the process exits
+CLAIM_GPU_ENV = "FINEBENCH_CLAIM_GPU"
+GPU_LOCKS_ENV = "FINEBENCH_GPU_LOCKS"  # where the locks live (default: a folder per user in the temp dir)
+_held = []  # the claimed GPU's open lock file: kept open until the process exits
 
 
-def export_gpu_slots(workflow, lock_dir: str) -> None:
-    """In the Snakefile: hand the local run's GPU slots to its jobs through the environment (they inherit it)."""
+def export_gpu_claims(workflow) -> None:
+    """In the Snakefile's onstart: tell the local jobs of this run to claim a GPU each (they inherit the
+    environment). Not for a cluster executor: sbatch --export=ALL would hand it to every Slurm job."""
     import os
 
-    if not workflow.is_main_process or cluster_executor(workflow):
-        return
-    resources = workflow.global_resources
-    os.environ[GPU_SLOTS_ENV] = str(resources["gpu"].value if "gpu" in resources else 0)
-    os.environ[GPU_LOCKS_ENV] = os.path.abspath(lock_dir)
+    if workflow.is_main_process and not cluster_executor(workflow):
+        os.environ[CLAIM_GPU_ENV] = "1"
 
 
-def visible_gpus() -> list[str]:
+def visible_gpus(log=None) -> list[str]:
     """The GPUs a process may use, without initialising CUDA: ``CUDA_VISIBLE_DEVICES`` when set (indices or
-    UUIDs), else one per ``GPU n:`` line of ``nvidia-smi -L``; [] where there is none (or no NVIDIA driver)."""
+    ``GPU-``/``MIG-`` UUIDs; like CUDA, nothing from the first invalid entry on), else one index per ``GPU n:`` line
+    of ``nvidia-smi -L`` (and CUDA_DEVICE_ORDER=PCI_BUS_ID, so that CUDA numbers them as nvidia-smi does); [] where
+    there is none or no NVIDIA driver answers."""
     import os
+    import re
     import subprocess
 
     listed = os.environ.get("CUDA_VISIBLE_DEVICES")
     if listed is not None:
-        return [d.strip() for d in listed.split(",") if d.strip()]
+        gpus = []
+        for entry in (e.strip() for e in listed.split(",")):
+            if not re.fullmatch(r"\d+|(GPU|MIG)-[\w/-]+", entry):
+                break
+            gpus.append(entry)
+        return gpus
     try:
-        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=30).stdout
-    except (OSError, subprocess.SubprocessError):
+        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=10).stdout
+    except subprocess.TimeoutExpired:
+        if log:
+            log("[finebench] nvidia-smi -L did not answer in 10 s: no GPU claimed, torch chooses")
         return []
-    return [str(i) for i, _ in enumerate(line for line in out.splitlines() if line.startswith("GPU "))]
+    except OSError:  # no nvidia-smi: no NVIDIA GPU
+        return []
+    gpus = [str(i) for i, _ in enumerate(line for line in out.splitlines() if line.startswith("GPU "))]
+    if gpus:
+        os.environ.setdefault("CUDA_DEVICE_ORDER", "PCI_BUS_ID")
+    return gpus
 
 
 def claim_gpu(device: str, log=print) -> str | None:
-    """In a training job, before torch initialises CUDA: claim a GPU slot of the local run (see above) and make its
-    GPU the only visible one. Returns the GPU id kept visible, or None when there is nothing to choose."""
+    """In a training job of a local run, before torch initialises CUDA: lock the least busy visible GPU and make it
+    the only visible one. Returns the GPU id kept visible, or None when there is nothing to choose."""
     import fcntl
     import os
+    import re
+    import tempfile
     from pathlib import Path
 
-    slots = os.environ.get(GPU_SLOTS_ENV)
-    if device == "cpu" or slots is None:
+    if device == "cpu" or os.environ.get(CLAIM_GPU_ENV) != "1":
         return None
-    gpus = visible_gpus()
+    gpus = visible_gpus(log)
     if len(gpus) < 2:
         return None
-    n = int(slots) or len(gpus)
-    lock_dir = Path(os.environ.get(GPU_LOCKS_ENV) or ".snakemake/finebench/gpu-slots")
+    lock_dir = Path(os.environ.get(GPU_LOCKS_ENV) or Path(tempfile.gettempdir(), f"finebench-gpu-locks-{os.getuid()}"))
     lock_dir.mkdir(parents=True, exist_ok=True)
-    claimed = None
-    for slot in range(n):
-        f = open(lock_dir / f"slot{slot}.lock", "w")  # noqa: SIM115 — held open for the job's lifetime
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            f.close()
-            continue
-        _held.append(f)
-        claimed = slot
-        break
-    if claimed is None:  # more jobs than slots: only without a gpu limit (one slot per GPU); share one
-        claimed = os.getpid() % n
-        note = f"all {n} GPU slots busy: sharing slot {claimed}"
-    else:
-        note = f"GPU slot {claimed} of {n}"
-    gpu = gpus[claimed % len(gpus)]
-    os.environ["CUDA_VISIBLE_DEVICES"] = gpu
-    log(f"[finebench] {note}: CUDA_VISIBLE_DEVICES={gpu} (of {','.join(gpus)})")
-    return gpu
+    for level in range(256):  # level k of a GPU: the (k+1)-th finebench job on it
+        for gpu in gpus:
+            name = re.sub(r"[^\w.-]", "_", gpu)
+            f = open(lock_dir / f"{name}.{level}.lock", "a")  # noqa: SIM115 — held open for the job's lifetime
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                f.close()
+                continue
+            _held.append(f)
+            os.environ["CUDA_VISIBLE_DEVICES"] = gpu
+            others = f"shared with {level} other finebench job(s)" if level else "no other finebench job on it"
+            log(f"[finebench] GPU {gpu} of {','.join(gpus)} ({others}): CUDA_VISIBLE_DEVICES={gpu}")
+            return gpu
+    return None

@@ -37,10 +37,6 @@ TASK_PLOT_KINDS = {"classification": PLOT_KINDS, "superres": SR_PLOT_KINDS}
 shell.prefix(f"set -euo pipefail; export PATH={shlex.quote(os.path.dirname(sys.executable))}:$PATH; ")
 
 
-# A local run with `--resources gpu=N`: each training job keeps one GPU of its own visible (finebench.cluster).
-fbcluster.export_gpu_slots(workflow, ".snakemake/finebench/gpu-slots")
-
-
 def gpus_per_train_job(wildcards):
     """The train rule's `gpu` resource: from device / gpus_per_job, local or cluster executor (finebench.cluster)."""
     return fbcluster.train_gpus(CFG, cluster=fbcluster.cluster_executor(workflow))
