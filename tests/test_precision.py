@@ -129,9 +129,9 @@ def test_an_unknown_precision_names_the_key():
     from finebench.errors import ConfigError
 
     cfg = {"experiment": "t", "seeds": [0], "tasks": {"tf": {"dataset": "typefaces"}},
-           "training": {"precision": "fp16"},
+           "training": {"precision": "half"},
            "models": {"m": {"family": "cnn", "modality": "vision", "arch": "small_cnn"}}}
-    with pytest.raises(ConfigError, match=r"training\.precision.*fp16"):
+    with pytest.raises(ConfigError, match=r"training\.precision.*half"):
         config.validate_schema(cfg)
 
 
