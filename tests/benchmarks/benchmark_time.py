@@ -157,6 +157,8 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=None, help="default: the config's threads")
     ap.add_argument("--work", default="/tmp/finebench-benchmark-time")
     ap.add_argument("--out", help="also write the table as CSV here")
+    ap.add_argument("--gpus", type=int, nargs="*", default=[2, 4, 8],
+                    help="also project the wall time with this many GPUs, one job on each (make benchmark GPUS=N)")
     args = ap.parse_args()
 
     cfg = fbconfig.load(args.config)
@@ -229,9 +231,25 @@ def main() -> int:
     total = table["minutes_all_seeds"].sum()
     print(f"\nprojected training time, one job at a time: {total:.0f} min = {total / 60:.1f} h "
           f"({len(table)} task x model pairs, {int(table['seeds'].sum())} runs; downloads and preparation excluded)")
+    runs = [m / n for m, n in zip(table["minutes_all_seeds"], table["seeds"]) for _ in range(int(n))]
+    for gpus in args.gpus:
+        wall = packed_minutes(runs, gpus)
+        print(f"with {gpus} jobs at once (make benchmark GPUS={gpus}: one per GPU; longest first — Snakemake's own "
+              f"order may pack worse): {wall:.0f} min = {wall / 60:.1f} h")
     if args.out:
         table.to_csv(args.out, index=False)
     return 0
+
+
+def packed_minutes(runs: list[float], workers: int) -> float:
+    """Wall time of ``runs`` (minutes each) on ``workers`` slots, each run started on the first free slot, longest
+    first (the LPT rule: within 4/3 of the best possible packing)."""
+    import heapq
+
+    slots = [0.0] * max(1, workers)
+    for minutes in sorted(runs, reverse=True):
+        heapq.heapreplace(slots, slots[0] + minutes)
+    return max(slots)
 
 
 def project_sr(cfg, task, model, args, work, exp_file, threads, rows, failed) -> None:
