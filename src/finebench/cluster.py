@@ -19,6 +19,13 @@ config ``device``  local run (``--cores``)     cluster executor (``--workflow-pr
 
 from __future__ import annotations
 
+import fcntl
+import os
+import re
+import subprocess
+import tempfile
+from pathlib import Path
+
 
 def train_gpus(config: dict, cluster: bool) -> int:
     """GPUs per training job for ``config`` (with defaults applied); ``cluster``: a non-local Snakemake executor."""
@@ -61,8 +68,6 @@ _held = []  # the claimed GPU's open lock file: kept open until the process exit
 def export_gpu_claims(workflow) -> None:
     """In the Snakefile's onstart: tell the local jobs of this run to claim a GPU each (they inherit the
     environment). Not for a cluster executor: sbatch --export=ALL would hand it to every Slurm job."""
-    import os
-
     if workflow.is_main_process and not cluster_executor(workflow):
         os.environ[CLAIM_GPU_ENV] = "1"
 
@@ -72,10 +77,6 @@ def visible_gpus(log=None) -> list[str]:
     ``GPU-``/``MIG-`` UUIDs; like CUDA, nothing from the first invalid entry on), else one index per ``GPU n:`` line
     of ``nvidia-smi -L`` (and CUDA_DEVICE_ORDER=PCI_BUS_ID, so that CUDA numbers them as nvidia-smi does); [] where
     there is none or no NVIDIA driver answers."""
-    import os
-    import re
-    import subprocess
-
     listed = os.environ.get("CUDA_VISIBLE_DEVICES")
     if listed is not None:
         gpus = []
@@ -101,12 +102,6 @@ def visible_gpus(log=None) -> list[str]:
 def claim_gpu(device: str, log=print) -> str | None:
     """In a training job of a local run, before torch initialises CUDA: lock the least busy visible GPU and make it
     the only visible one. Returns the GPU id kept visible, or None when there is nothing to choose."""
-    import fcntl
-    import os
-    import re
-    import tempfile
-    from pathlib import Path
-
     if device == "cpu" or os.environ.get(CLAIM_GPU_ENV) != "1":
         return None
     gpus = visible_gpus(log)
@@ -114,10 +109,10 @@ def claim_gpu(device: str, log=print) -> str | None:
         return None
     lock_dir = Path(os.environ.get(GPU_LOCKS_ENV) or Path(tempfile.gettempdir(), f"finebench-gpu-locks-{os.getuid()}"))
     lock_dir.mkdir(parents=True, exist_ok=True)
+    names = {gpu: re.sub(r"[^\w.-]", "_", gpu) for gpu in gpus}  # UUIDs of MIG devices may hold "/"
     for level in range(256):  # level k of a GPU: the (k+1)-th finebench job on it
         for gpu in gpus:
-            name = re.sub(r"[^\w.-]", "_", gpu)
-            f = open(lock_dir / f"{name}.{level}.lock", "a")  # noqa: SIM115 — held open for the job's lifetime
+            f = open(lock_dir / f"{names[gpu]}.{level}.lock", "a")  # noqa: SIM115 — held open for the job's lifetime
             try:
                 fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:

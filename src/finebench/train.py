@@ -195,9 +195,9 @@ def _objectives() -> dict:
 
 # Besides loss / evaluate / selection_key / epoch_fields / final / best_fields / headline, an objective may provide
 # ``loader(job, split, train)`` (its own input pipeline), ``train_size(data)`` (training samples per epoch),
-# ``cost_input(job)`` (the input the cost measurements run on) and ``eval_memory_advice`` (what to do when evaluation
-# runs out of memory); without them the trainer uses finebench.loader, the train split's size, the first test batch
-# and the advice to lower training.eval_batch_size.
+# ``cost_input(job)`` (the input the cost measurements run on) and ``eval_memory_advice`` / ``cost_memory_advice``
+# (what to do when evaluation / the cost measurement runs out of memory); without them the trainer uses
+# finebench.loader, the train split's size, the first test batch and the advice to lower training.eval_batch_size.
 OBJECTIVES = _objectives()
 
 
@@ -223,6 +223,7 @@ class Job:
     steps_per_epoch: int
     threads: int
     precision: str  # "bf16" / "fp16" (autocast) or "fp32"
+    device_name: str  # the GPU or CPU model (metrics.json, MLflow tag)
     scaler: object  # torch.amp.GradScaler: scales fp16 losses; with another precision a pass-through
     state: dict = field(default_factory=lambda: {"epoch": 0, "history": [], "best": None, "best_state": None,
                                                  "train_seconds": 0.0, "data_seconds": 0.0, "samples_seen": 0,
@@ -292,7 +293,7 @@ def set_up(spec: dict, data_dir: str | Path, device: str = "auto", threads: int 
                model=torch.compile(module) if t.get("compile") else module, optimizer=optimizer, scheduler=scheduler,
                generator=torch.Generator().manual_seed(spec["seed"]),
                preprocess=preprocessing(spec["arch"], spec["model_kwargs"], module), steps_per_epoch=steps,
-               threads=threads, precision=precision,
+               threads=threads, precision=precision, device_name=device_name(dev),
                scaler=torch.amp.GradScaler(dev.type, enabled=precision == "fp16"))
 
 
@@ -521,7 +522,7 @@ def assemble(job: Job, test: dict, cost: dict, run_id: str, experiment_id: str) 
         "mlflow_experiment_id": experiment_id,
         "spec_hash": spec_hash(spec),
         "device": job.dev.type,
-        "device_name": device_name(job.dev),  # which GPU / CPU model the cost columns were measured on
+        "device_name": job.device_name,  # which GPU / CPU model the cost columns were measured on
         "precision": "+".join(s.get("precisions") or [job.precision]),  # "fp32+bf16": resumed on another device
         "threads": job.threads,
         "epochs": job.t["epochs"],
@@ -588,7 +589,7 @@ def fit(spec: dict, data_dir: str | Path, out_dir: str | Path, experiment_file: 
          if job.state["epoch"] < t["epochs"] else f" — trained earlier ({resumed}): evaluating its best epoch"))
 
     note = job.data.manifest.get("data_note", "")
-    tags = {"config_hash": spec_hash(spec), "device": job.dev.type, "device_name": device_name(job.dev),
+    tags = {"config_hash": spec_hash(spec), "device": job.dev.type, "device_name": job.device_name,
             "precision": job.precision,
             **({"data_note": note} if note else {})}
     with Run(experiment_file, spec, tags=tags, run_id=job.state["mlflow_run_id"] if resumed else None) as run:
