@@ -159,7 +159,7 @@ def test_compiled_training_counts_its_compile_apart_and_checkpoints_plain_weight
     assert r["train_samples_per_s"] == pytest.approx(3 * r["n_train"] / (r["train_seconds"] - r["compile_seconds"]))
     assert "s compiling" in capfd.readouterr().err
 
-    weights = torch.load(out / "finished.pt", weights_only=False)["state"]["best_state"]
+    weights = torch.load(out / "finished.pt", weights_only=True)["state"]["best_state"]
     assert weights and not any(k.startswith("_orig_mod.") for k in weights)
     (out / "metrics.json").unlink()
     again = fit(s, path, out, experiment_file, device="cpu")  # from finished.pt: evaluation only
@@ -212,7 +212,7 @@ def test_fp16_scales_its_loss_checkpoints_the_scale_and_resumes_exactly(prepared
     monkeypatch.setattr(train_mod, "evaluate", interrupted_in_epoch_2)
     with pytest.raises(KeyboardInterrupt):
         fit(s, path, out, experiment_file, device="cpu")
-    scaler = torch.load(out / "checkpoint.pt", weights_only=False)["scaler"]
+    scaler = torch.load(out / "checkpoint.pt", weights_only=True)["scaler"]
     assert scaler["scale"] > 1 and scaler["_growth_tracker"] > 0  # the scaler really ran
     job = train_mod.set_up(s, path, "cpu")
     assert train_mod.load_checkpoint(job, out / "checkpoint.pt")

@@ -156,7 +156,7 @@ def test_a_checkpoint_of_other_data_or_weights_that_do_not_fit_is_ignored(tmp_pa
     assert "ignoring" in err and "trained on other prepared data" in err and "epoch 1:" in err
     assert again["n_train"] < first["n_train"] and again["mlflow_run_id"] != first["mlflow_run_id"]
 
-    ckpt = torch.load(out / "finished.pt", weights_only=False)
+    ckpt = torch.load(out / "finished.pt", weights_only=True)
     ckpt["state"]["best_state"] = {f"old.{k}": v for k, v in ckpt["state"]["best_state"].items()}  # renamed layers
     torch.save(ckpt, out / "finished.pt")
     (out / "metrics.json").unlink()

@@ -8,6 +8,7 @@
     python -m finebench train --spec "$(cat spec.json)" --data results/data/typefaces \
         --experiment-file results/mlflow/experiment.json --out results/runs/typefaces/resnet18/seed0
     python -m finebench aggregate results/runs/*/*/seed*/metrics.json --out results/tables
+    python -m finebench verify-data results/data/*     # prepared arrays against their manifest (sha256 included)
     python -m finebench baseline results/data/wordnet   # TF-IDF + logistic regression reference for a text task
     python -m finebench tracking-server start|status|stop  # shared MLflow server on PostgreSQL (clusters)
 """
@@ -87,6 +88,14 @@ def cmd_prepare(args) -> int:
     sizes = ", ".join(f"{s} {v['n']}" for s, v in manifest["splits"].items())
     print(f"[finebench] prepared {args.task} ({args.dataset}): {manifest['num_classes']} classes; {sizes}; "
           f"{manifest['prepare_seconds']} s -> {args.out}", file=sys.stderr)
+    return 0
+
+
+def cmd_verify_data(args) -> int:
+    from finebench.data import Prepared
+
+    for folder in args.data:
+        print(f"{folder}: OK — {Prepared(folder).verify(full=True)}")
     return 0
 
 
@@ -186,7 +195,9 @@ def cmd_tracking_server(args) -> int:
 
     server = TrackingServer(args.dir)
     if args.action == "start":
-        state = server.start(host=args.host, port=args.port, pg_port=args.pg_port, allowed_hosts=args.allowed_hosts)
+        state = server.start(host=args.host, port=args.port, pg_port=args.pg_port, allowed_hosts=args.allowed_hosts,
+                             auth=not args.no_auth)
+        _tracking_server_access(state)
         print(f"[finebench] tracking server up in {state['start_seconds']} s — put this in your config:",
               file=sys.stderr)
         print(f"tracking_uri: {state['tracking_uri']}")
@@ -195,9 +206,26 @@ def cmd_tracking_server(args) -> int:
     else:
         running, state = server.running(), server.state()
         up = running["mlflow"] and running["postgres"]
-        print(json.dumps({"running": bool(up), **running, "tracking_uri": state.get("tracking_uri")}, indent=2))
+        print(json.dumps({"running": bool(up), **running, "tracking_uri": state.get("tracking_uri"),
+                          "auth": state.get("auth"), "credentials": state.get("credentials")}, indent=2))
         return 0 if up else 1
     return 0
+
+
+def _tracking_server_access(state: dict) -> None:
+    """Who may use the server just started, and how the jobs get its credentials."""
+    from finebench.server import CREDENTIALS_ENV, DEFAULT_CREDENTIALS, read_credentials
+
+    if not state.get("auth"):
+        print(f"[finebench] WARNING: no authentication (--no-auth): every user of this machine can delete the "
+              f"server's experiments, runs and artifacts", file=sys.stderr)
+        return
+    creds = Path(state["credentials"])
+    found = creds == Path(DEFAULT_CREDENTIALS).resolve()
+    user = read_credentials(creds)["username"]
+    print(f"[finebench] authentication on (MLflow basic-auth): user {user}, password in {creds} (mode 0600); jobs "
+          + ("read it by themselves when the workflow runs in this folder, elsewhere after" if found else
+             "read it after") + f":  export {CREDENTIALS_ENV}={creds}", file=sys.stderr)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -218,6 +246,10 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--download", help="marker written by `finebench download` (its root is used unless options set one)")
     s.add_argument("--out", required=True)
     s.set_defaults(func=cmd_prepare)
+
+    s = sub.add_parser("verify-data", help="check prepared data against its manifest (shapes, sizes, sha256)")
+    s.add_argument("data", nargs="+", help="prepared task folders, e.g. results/data/*")
+    s.set_defaults(func=cmd_verify_data)
 
     s = sub.add_parser("download", help="download, verify and extract a real dataset into the cache")
     s.add_argument("--dataset", required=True)
@@ -275,6 +307,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--pg-port", type=int, default=5433, help="PostgreSQL port (its Unix socket; no TCP listener)")
     s.add_argument("--allowed-hosts", help="MLflow --allowed-hosts (default: this machine's names, localhost, "
                    "private IPs)")
+    s.add_argument("--no-auth", action="store_true", help="no authentication (MLflow basic-auth is on by default); "
+                   "refused unless --host is a loopback address")
     s.set_defaults(func=cmd_tracking_server)
     return p
 

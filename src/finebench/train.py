@@ -35,6 +35,7 @@ import copy
 import json
 import math
 import os
+import pickle
 import random
 import sys
 import time
@@ -273,6 +274,7 @@ def set_up(spec: dict, data_dir: str | Path, device: str = "auto", threads: int 
             # 2-core machine) of every job's start-up, measured, for a compiler this job does not use.
             torch._C._set_deterministic_algorithms(True, warn_only=True)
     data = Prepared(data_dir)
+    log(f"{spec['task']}/{spec['model']}/seed{spec['seed']}: prepared data {data_dir}: {data.verify()}")
     task_type = data.manifest.get("task_type", "classification")
     if task_type not in OBJECTIVES:
         raise FinebenchError(f"{data_dir}: task type {task_type!r} has no objective (known: {', '.join(OBJECTIVES)})")
@@ -412,9 +414,12 @@ def memory_hint(job: Job, doing: str, batch: int | None = None):
 
 
 def rng_states() -> dict:
+    """The generators' states as tensors and plain values, so that checkpoints load with ``weights_only=True``."""
     import torch
 
-    states = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    states = {"python": random.getstate(), "torch": torch.get_rng_state(),
+              "numpy": [name, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)]}
     if torch.cuda.is_available():
         states["cuda"] = torch.cuda.get_rng_state_all()
     return states
@@ -424,7 +429,8 @@ def set_rng_states(states: dict) -> None:
     import torch
 
     random.setstate(states["python"])
-    np.random.set_state(states["numpy"])
+    name, keys, pos, has_gauss, cached = states["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
     torch.set_rng_state(states["torch"])
     if "cuda" in states and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(states["cuda"])
@@ -480,7 +486,13 @@ def load_checkpoint(job: Job, path: Path) -> bool:
     if not path.is_file():
         return False
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)  # our own file: RNG states are not tensors
+        # weights_only: results/ may sit on a shared file system, and a pickle can run any code as whoever loads it
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:  # objects other than tensors and plain values: not ours, or pre-0.x
+        print(f"[finebench] {job.name}: ignoring {path}: it holds objects other than tensors and plain values, which "
+              f"finebench never writes (written by an older finebench, or planted) — not loaded, training afresh "
+              f"({str(exc).splitlines()[-1][:200]})", file=sys.stderr, flush=True)
+        return False
     except Exception as exc:  # unreadable: written by another version, or damaged — start afresh
         print(f"[finebench] {job.name}: ignoring unreadable checkpoint {path} ({type(exc).__name__}: {exc})",
               file=sys.stderr, flush=True)

@@ -90,6 +90,8 @@ def read_texts(prepared: Path, split: str) -> tuple[list[str], list[int]]:
 
 def tokenize_task(prepared: str | Path, out: str | Path, name: str, kwargs: dict) -> dict:
     """Encode a prepared text task's texts with ``name``'s tokenizer into ``out`` (atomically); returns the manifest."""
+    from finebench.data.registry import array_records
+
     prepared, out = Path(prepared), Path(out)
     manifest = json.loads((prepared / "manifest.json").read_text())
     if manifest.get("modality") != "text":
@@ -117,6 +119,7 @@ def tokenize_task(prepared: str | Path, out: str | Path, name: str, kwargs: dict
             "token_stats": stats,
             "tokenized_from": {"prepared": str(prepared), "model": name, "source": str(source),
                                "revision": kwargs.get("revision")},
+            "arrays": array_records(work),
         }
         (work / "manifest.json").write_text(json.dumps(manifest, indent=2))
     truncated = sum(s["truncated"] for s in stats.values())
@@ -128,6 +131,8 @@ def tokenize_task(prepared: str | Path, out: str | Path, name: str, kwargs: dict
 
 def waveform_view(prepared: str | Path, out: str | Path) -> dict:
     """``out`` = the prepared speech task with its raw clips as the input (kind ``waveform``), by relative symlinks."""
+    from finebench.data.registry import array_records
+
     prepared, out = Path(prepared), Path(out)
     manifest = json.loads((prepared / "manifest.json").read_text())
     wave = manifest.get("waveform")
@@ -142,7 +147,8 @@ def waveform_view(prepared: str | Path, out: str | Path) -> dict:
                     raise FinebenchError(f"{target}: missing — prepare the task again")
                 os.symlink(os.path.relpath(target.resolve(), out.parent.resolve() / out.name), work / ours)
         view = {**manifest, "input": {"kind": "waveform", "sample_rate": wave["sample_rate"], "samples": wave["samples"],
-                                      "dtype": wave["dtype"]}, "view_of": str(prepared)}
+                                      "dtype": wave["dtype"]}, "view_of": str(prepared),
+                "arrays": array_records(work)}
         (work / "manifest.json").write_text(json.dumps(view, indent=2))
     return view
 

@@ -17,7 +17,9 @@ inputs; the stored form is model-agnostic:
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -211,9 +213,81 @@ def _prepare(task: str, source: DatasetSource, options: dict, out_dir: Path) -> 
             check_class_coverage(source, manifest)
         manifest["official_split"] = bool(source.official)  # the release defines the splits (else the source does)
         manifest["official_counts"] = check_official(source, options, manifest)
+        manifest["arrays"] = array_records(work)
         manifest["prepare_seconds"] = round(time.perf_counter() - t0, 2)
         (work / "manifest.json").write_text(json.dumps(manifest, indent=2))
     return manifest
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# What was prepared, checked by every job: a truncated array would otherwise fail as numpy's "mmap length is greater
+# than file size" naming no file, and a zero-filled one would train silently to chance and be ranked.
+
+# Every job checks each array's shape, dtype and size (its .npy header and the file's length: microseconds); it
+# hashes the arrays too while their total is at most this many bytes (sha256 reads ~1.6 GB/s on this 2-core
+# machine's page cache, so ≤ ~0.7 s per job); above it the hash is checked by `python -m finebench verify-data DIR`.
+HASH_LIMIT_BYTES = int(os.environ.get("FINEBENCH_VERIFY_HASH_BYTES", 1 << 30))
+
+
+def _npy_header(path: Path) -> tuple[list[int], str, int]:
+    """(shape, dtype, expected file size) from a .npy file's header, without reading its data."""
+    with open(path, "rb") as f:
+        version = np.lib.format.read_magic(f)
+        read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, _, dtype = read(f)
+        return list(shape), dtype.str, f.tell() + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 22):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def array_records(folder: Path) -> dict:
+    """``{file: {shape, dtype, bytes, sha256}}`` for every ``.npy`` in ``folder`` (symlinks followed): the manifest's
+    ``arrays``, what :func:`verify_arrays` checks."""
+    records = {}
+    for path in sorted(Path(folder).glob("*.npy")):
+        shape, dtype, _ = _npy_header(path)
+        records[path.name] = {"shape": shape, "dtype": dtype, "bytes": path.stat().st_size, "sha256": _sha256(path)}
+    return records
+
+
+def verify_arrays(folder: str | Path, manifest: dict, full: bool | None = None) -> str:
+    """Check the arrays of a prepared folder against its manifest: shape, dtype and size always, the sha256 when
+    ``full`` (default: while the arrays total at most ``HASH_LIMIT_BYTES``). Raises FinebenchError naming the file and
+    the fix; returns what was checked, in words. Folders prepared by older versions (no ``arrays``) pass."""
+    folder, records = Path(folder), manifest.get("arrays")
+    if not records:
+        return "not checked (prepared by an older finebench: no array records in its manifest)"
+    redo = (f"prepare it again: remove {folder} and rerun the workflow (Snakemake rebuilds it and retrains the runs "
+            f"that read it)")
+    total = sum(r["bytes"] for r in records.values())
+    if full is None:
+        full = total <= HASH_LIMIT_BYTES
+    for name, want in records.items():
+        path = folder / name
+        try:
+            shape, dtype, size_from_header = _npy_header(path)
+            size = path.stat().st_size
+        except FileNotFoundError:
+            raise FinebenchError(f"{path}: missing from the prepared data — {redo}") from None
+        except (OSError, ValueError) as exc:
+            raise FinebenchError(f"{path}: not a readable .npy array ({exc}) — {redo}") from None
+        if (shape, dtype) != (want["shape"], want["dtype"]):
+            raise FinebenchError(f"{path}: holds {dtype} {shape}, prepared as {want['dtype']} {want['shape']} — {redo}")
+        if size != want["bytes"] or size != size_from_header:
+            raise FinebenchError(f"{path}: {size:,} bytes, prepared as {want['bytes']:,} (truncated or overwritten?) — "
+                                 f"{redo}")
+        if full and _sha256(path) != want["sha256"]:
+            raise FinebenchError(f"{path}: its content changed since it was prepared (sha256 differs from the "
+                                 f"manifest's) — {redo}")
+    return (f"{len(records)} arrays, {total / 2**20:,.1f} MiB: shapes, sizes"
+            + (" and sha256 checked" if full else f" checked; sha256 not (over {HASH_LIMIT_BYTES / 2**20:,.0f} MiB: "
+               f"python -m finebench verify-data {folder})"))
 
 
 def check_class_coverage(source: DatasetSource, manifest: dict) -> None:
@@ -249,10 +323,16 @@ class Prepared:
         self.classes = self.manifest["classes"]
         self.num_classes = len(self.classes)
 
+    def verify(self, full: bool | None = None) -> str:
+        """Check the arrays against the manifest (see :func:`verify_arrays`); returns what was checked."""
+        return verify_arrays(self.path, self.manifest, full)
+
     def arrays(self, split: str) -> tuple[np.ndarray, np.ndarray]:
-        x = np.load(self.path / f"{split}_x.npy", mmap_mode="r")
-        y = np.load(self.path / f"{split}_y.npy")
-        return x, y
+        try:
+            return np.load(self.path / f"{split}_x.npy", mmap_mode="r"), np.load(self.path / f"{split}_y.npy")
+        except (OSError, ValueError) as exc:  # e.g. "mmap length is greater than file size": name the folder
+            raise FinebenchError(f"{self.path}: split {split!r} cannot be read ({exc}) — prepare it again: remove "
+                                 f"{self.path} and rerun the workflow") from None
 
     def batches(self, split: str, batch_size: int, device="cpu", shuffle: bool = False, generator=None,
                 augment: bool = False, preprocess: dict | None = None):

@@ -269,7 +269,16 @@ def load_pretrained_file(model, path: str) -> dict:
 
         state = load_file(str(p))
     else:
-        state = torch.load(p, map_location="cpu", weights_only=True)
+        import pickle
+
+        try:
+            state = torch.load(p, map_location="cpu", weights_only=True)  # a pickle could run any code
+        except pickle.UnpicklingError as exc:
+            raise FinebenchError(
+                f"pretrained_file: {p} holds objects other than tensors and plain values, and finebench loads weights "
+                f"only, so that a file cannot run code when it is read. Save the weights alone — "
+                f"torch.save(model.state_dict(), '{p.name}') — or as .safetensors "
+                f"({str(exc).splitlines()[-1][:200]})") from None
         state = state.get("state_dict", state.get("model", state)) if isinstance(state, dict) else state
     own = model.state_dict()
     loaded, adapted, skipped = {}, [], []
