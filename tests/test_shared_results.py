@@ -116,3 +116,51 @@ def test_an_array_of_another_shape_or_a_missing_one_is_named(data_copy):
     (data_copy / "test_y.npy").unlink()
     with pytest.raises(FinebenchError, match=r"test_y.npy: missing from the prepared data"):
         Prepared(data_copy).verify()
+
+
+@pytest.fixture
+def small_tmpfs(tmp_path):
+    """A 160 KiB tmpfs (root only): room for a run's small files, not for its checkpoint."""
+    import subprocess
+
+    mnt = tmp_path / "tmpfs"
+    mnt.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=160k", "tmpfs", str(mnt)], capture_output=True, text=True)
+    if done.returncode:
+        pytest.skip(f"cannot mount a tmpfs here (needs root): {done.stderr.strip()}")
+    yield mnt
+    subprocess.run(["umount", "-l", str(mnt)], check=True)
+
+
+def test_a_full_disk_is_named_the_run_ends_failed_and_nothing_half_written_stays(tmp_path, data_copy, experiment_file,
+                                                                               small_tmpfs):
+    import subprocess
+    import sys
+
+    from test_resume import runs_of, train_cmd
+
+    out, log = small_tmpfs / "run", small_tmpfs / "run.log"
+    planted = small_tmpfs / "checkpoint.pt.tmp999999"  # left by a process that is gone: swept by the next run
+    out.mkdir()
+    (out / planted.name).write_bytes(b"x" * 1000)
+    job = subprocess.run(train_cmd(spec(epochs=2), data_copy, experiment_file, out), capture_output=True, text=True)
+    err = job.stderr
+    assert job.returncode == 2, err
+    assert f"error: no space left writing to {out}" in err and "MiB free of" in err and "then rerun" in err
+    assert "unexpected pos" not in err.splitlines()[-1]
+    assert f"removed {out / planted.name}" in err
+    assert sorted(p.name for p in out.iterdir()) == ["spec.json"], "a temporary file stayed behind"
+    assert json.loads((out / "spec.json").read_text())["model"] == "crnn"  # whole, not 0 bytes
+    _, runs = runs_of(experiment_file)
+    assert [r.info.status for r in runs] == ["FAILED"]
+    assert runs[0].data.tags["error"].startswith("FinebenchError: no space left writing to")
+
+    # job-failed, appending to a log on the full file system, says so and keeps the status instead of crashing
+    filler = small_tmpfs / "filler"
+    with pytest.raises(OSError), open(filler, "wb") as f:
+        while True:
+            f.write(b"\0" * 4096)
+            f.flush()
+    done = subprocess.run([sys.executable, "-m", "finebench", "job-failed", "2", str(log)], capture_output=True, text=True)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "job failed: exit status 2" in done.stderr and f"not appended to {log}" in done.stderr

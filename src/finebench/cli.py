@@ -143,8 +143,11 @@ def exit_reason(status: int) -> str:
 def cmd_job_failed(args) -> int:
     """``cmd > log 2>&1 || python -m finebench job-failed $? log``: end a failed job's log with why, keep its status."""
     line = f"[finebench] job failed: {exit_reason(args.status)}"
-    with open(args.log, "a") as f:
-        f.write(line + "\n")
+    try:
+        with open(args.log, "a") as f:
+            f.write(line + "\n")
+    except OSError as exc:  # a full disk, a log folder removed: say so, keep the job's status
+        line += f" (not appended to {args.log}: {exc.strerror or exc})"
     print(line, file=sys.stderr)
     return args.status
 
@@ -158,8 +161,11 @@ def cmd_train(args) -> int:
 
     # Snakemake (and schedulers) stop jobs with SIGTERM: turn it into SystemExit so the MLflow run ends KILLED.
     signal.signal(signal.SIGTERM, _exit_on_signal)
-    fit(_json_arg(args.spec, "spec"), args.data, args.out, args.experiment_file, device=args.device,
-        threads=args.threads, progress=None if not args.no_progress else False)
+    from finebench.files import full_disk_named
+
+    with full_disk_named(args.out):
+        fit(_json_arg(args.spec, "spec"), args.data, args.out, args.experiment_file, device=args.device,
+            threads=args.threads, progress=None if not args.no_progress else False)
     return 0
 
 

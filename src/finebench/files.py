@@ -2,22 +2,79 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import re
 import shutil
 import socket
 import sys
 from contextlib import contextmanager
 from pathlib import Path
 
+from finebench.errors import FinebenchError
+
 
 def write_json_atomic(path: str | Path, obj) -> None:
     """Write JSON to a temporary sibling and rename it into place: readers see the old file or the new, never half."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    with replacing(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2) + "\n")
+
+
+@contextmanager
+def replacing(path: str | Path):
+    """Yield ``{path}.tmp{pid}`` to write; renamed onto ``path`` when the block succeeds, removed when it fails (a
+    full disk, a kill): a reader sees the old file or the new, and nothing half-written stays behind."""
+    path = Path(path)
     tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n")
-    os.replace(tmp, path)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+TEMPORARY = re.compile(r".+\.tmp(\d+)$")  # what replacing() writes
+
+
+def remove_stale_temporaries(folder: str | Path) -> list[Path]:
+    """Remove ``*.tmp{pid}`` files in ``folder`` left by a process of this host that is gone (kill -9, power loss —
+    the cases where ``replacing`` cannot clean up). Returns the files removed."""
+    removed = []
+    for f in Path(folder).glob("*.tmp*"):
+        m = TEMPORARY.match(f.name)
+        if m and f.is_file() and int(m.group(1)) != os.getpid() and not pid_alive(int(m.group(1))):
+            f.unlink(missing_ok=True)
+            removed.append(f)
+    return removed
+
+
+LOW_SPACE_BYTES = 1 << 20  # a failed write with less than this left on its file system is taken for a full disk
+
+
+def out_of_space(exc: BaseException, folder: str | Path) -> FinebenchError | None:
+    """A FinebenchError naming ``folder``, its file system's free space and the remedy when ``exc`` is a write that
+    failed for lack of space — ENOSPC / EDQUOT, or a library's own write error (torch.save: "unexpected pos …") with
+    almost nothing left; None otherwise."""
+    folder = Path(folder)
+    try:
+        usage = shutil.disk_usage(next(p for p in (folder, *folder.parents) if p.exists()))
+    except (OSError, StopIteration):
+        usage = None
+    full = isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    low = usage is not None and usage.free < LOW_SPACE_BYTES
+    if not (full or low and any(s in str(exc).lower() for s in ("unexpected pos", "write", "disk is full"))):
+        return None
+    where = f" ({getattr(exc, 'filename', None)})" if getattr(exc, "filename", None) else ""
+    space = (f"{usage.free / 2**20:,.1f} MiB free of {usage.total / 2**30:,.1f} GiB" if usage is not None else
+             "free space unknown")
+    quota = " or the user's quota is used up" if isinstance(exc, OSError) and exc.errno == errno.EDQUOT else ""
+    return FinebenchError(f"no space left writing to {folder}{where}: its file system is full{quota} ({space}) — free "
+                          f"space there (or move results/ to a larger disk), then rerun: finished epochs are kept "
+                          f"in the checkpoint")
 
 
 def pid_alive(pid: int) -> bool:
@@ -71,3 +128,17 @@ def atomic_dir(target: str | Path):
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
+
+
+@contextmanager
+def full_disk_named(folder: str | Path):
+    """Turn a write that failed for lack of space into the FinebenchError of :func:`out_of_space`."""
+    try:
+        yield
+    except FinebenchError:
+        raise
+    except Exception as exc:
+        named = out_of_space(exc, folder)
+        if named is None:
+            raise
+        raise named from exc

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -177,7 +178,13 @@ class Run:
                 retry(self.client.set_tag, self.run_id, "error", f"{exc_type.__name__}: {exc}"[:5000])
             except Exception:
                 pass
-        retry(self.client.set_terminated, self.run_id, status)
+        try:
+            retry(self.client.set_terminated, self.run_id, status)
+        except Exception as store_exc:  # e.g. its store is on the full disk too: the job's own error is the one to see
+            if exc_type is None:
+                raise
+            print(f"[finebench] could not end MLflow run {self.run_id} as {status} ({type(store_exc).__name__}: "
+                  f"{str(store_exc)[:300]}); the next run of {self.name} ends it KILLED", file=sys.stderr, flush=True)
         return False
 
 

@@ -47,7 +47,7 @@ import numpy as np
 from finebench.config import spec_hash
 from finebench.data import Prepared
 from finebench.errors import FinebenchError
-from finebench.files import write_json_atomic
+from finebench.files import full_disk_named, remove_stale_temporaries, replacing, write_json_atomic
 from finebench.metrics import classification_metrics, finite_or_none
 from finebench.protocol import run_protocol
 from finebench.workdir import FINISHED_CHECKPOINT as FINISHED
@@ -441,7 +441,6 @@ def save_checkpoint(job: Job, path: Path, finished: bool = False) -> None:
     ``finished``: training is over — only the state (history, best epoch and its weights, MLflow run id) is needed."""
     import torch
 
-    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
     ckpt = {"spec_hash": spec_hash(job.spec), "train_hash": train_hash(job.spec),
             "data_hash": data_hash(job.data.manifest), "state": job.state,
             "finished": finished}
@@ -449,8 +448,8 @@ def save_checkpoint(job: Job, path: Path, finished: bool = False) -> None:
         ckpt.update(model=job.module.state_dict(), optimizer=job.optimizer.state_dict(),
                     scheduler=job.scheduler.state_dict(), scaler=job.scaler.state_dict(),
                     generator=job.generator.get_state(), rng=rng_states())
-    torch.save(ckpt, tmp)
-    os.replace(tmp, path)
+    with replacing(path) as tmp:
+        torch.save(ckpt, tmp)
 
 
 EVALUATION_ONLY = ("eval_batch_size",)  # training keys that do not change what is trained
@@ -589,10 +588,12 @@ def fit(spec: dict, data_dir: str | Path, out_dir: str | Path, experiment_file: 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "metrics.json").unlink(missing_ok=True)
+    for f in remove_stale_temporaries(out_dir):
+        log(f"removed {f}: left half-written by a process that is gone")
     job = set_up(spec, data_dir, device, threads)
     t, ckpt, finished = job.t, out_dir / CHECKPOINT, out_dir / FINISHED
     resumed = next((path for path in (finished, ckpt) if load_checkpoint(job, path)), None)  # the file it came from
-    (out_dir / "spec.json").write_text(json.dumps(spec, indent=2))
+    write_json_atomic(out_dir / "spec.json", spec)
     n_params = sum(p.numel() for p in job.module.parameters())
     show = sys.stderr.isatty() if progress is None else progress
     log(f"{job.name}: {spec['arch']} ({n_params:,} params) on {job.dev}, {threads} thread(s), "
@@ -604,7 +605,8 @@ def fit(spec: dict, data_dir: str | Path, out_dir: str | Path, experiment_file: 
     tags = {"config_hash": spec_hash(spec), "device": job.dev.type, "device_name": job.device_name,
             "precision": job.precision,
             **({"data_note": note} if note else {})}
-    with Run(experiment_file, spec, tags=tags, run_id=job.state["mlflow_run_id"] if resumed else None) as run:
+    with (Run(experiment_file, spec, tags=tags, run_id=job.state["mlflow_run_id"] if resumed else None) as run,
+          full_disk_named(out_dir)):  # a full disk is named (path, free space) in the log and the run's error tag
         if resumed and run.run_id == job.state["mlflow_run_id"]:  # continuing its own MLflow run
             run.set_tags({"finebench.resumed_after_epoch": job.state["epoch"]})
         else:  # a new run (also when the checkpoint's run was deleted): everything so far goes into it
