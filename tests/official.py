@@ -164,3 +164,14 @@ def speech_commands(base: Path) -> tuple[Path, dict]:
     (root / "testing_list.txt").write_text("\n".join(test) + "\n")
     (root / "LICENSE").write_text("CC BY 4.0\n")
     return root, {"classes": 3, "train": 9, "val": 3, "test": 3}
+
+
+# --- Editing a fixture into a partial or edited copy, as a user's copy may be -----------------------------------------
+
+def edit_lines(path: Path, change=lambda line: line, newline: str = "\n", encoding: str = "utf-8",
+               bom: bool = False, blank_lines: int = 0) -> None:
+    """Rewrite a list file line by line: ``change(line)`` returns the new line, or None to drop it; ``newline``
+    "\\r\\n" as a Windows editor saves it, ``bom`` a UTF-8 byte-order mark, ``blank_lines`` empty lines at the end."""
+    lines = [new for line in path.read_bytes().decode(encoding).splitlines() if (new := change(line)) is not None]
+    text = newline.join(lines) + newline * (1 + blank_lines)
+    path.write_bytes(("\ufeff" if bom else "").encode("utf-8") + text.encode(encoding))

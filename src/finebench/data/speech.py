@@ -6,7 +6,9 @@ in memory as waveforms.
 
 Layouts read (``root:``):
 - ``speech_commands``: the folder the official archive extracts to: one folder per word (35), ``_background_noise_``
-  (ignored), ``validation_list.txt`` and ``testing_list.txt``; every other clip is train
+  (ignored), ``validation_list.txt`` and ``testing_list.txt``; every other clip is train. A partial copy (fewer words,
+  clips deleted) is read as it is: listed clips not on disk are left out and a word folder without a clip is not a
+  class, each with a warning naming the counts (see vision.py for the shared rules)
 - ``audiofolder``: root/[train|val|test/]label/*.wav (or any other format libsndfile reads: flac, ogg, mp3, aiff …;
   any sample rate); missing splits carved from train. A file in another format, an unreadable or truncated file (a
   WAV whose header promises more data than it holds) or an empty class folder is an error naming it;
@@ -25,7 +27,8 @@ import numpy as np
 from finebench.data.audio import fit_length, log_mel, resample
 from finebench.data.download import Remote
 from finebench.data.registry import SPLITS, DatasetSource, carve_splits, drop_rare_classes, register
-from finebench.data.layout import folder_records, read_lines, root_of, skipped_files
+from finebench.data.layout import folder_records, root_of, skipped_files
+from finebench.data.vision import CopyFindings, examples, list_lines
 from finebench.errors import FinebenchError
 
 SPEECH_DEFAULTS = {"root": None, "sample_rate": 16000, "clip_seconds": 1.0, "n_fft": 480, "hop": 160, "n_mels": 40,
@@ -126,21 +129,50 @@ def build_features(work: Path, records: dict[str, list], classes: list[str], opt
 
 
 def build_speech_commands(work: Path, opt: dict) -> dict:
+    """Every clip of a word folder is train unless a list file names it. A partial copy (fewer words, clips deleted)
+    is read as it is: listed clips that are not on disk are left out with a warning (those of words without a folder
+    counted apart), a word folder without a clip is not a class."""
     root = root_of(opt, "speech_commands")
-    lists = {s: set(read_lines(root / f)) for s, f in (("val", "validation_list.txt"), ("test", "testing_list.txt"))}
-    classes = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith(("_", ".")))
-    if not classes:
+    found = CopyFindings("speech_commands")
+    if not root.is_dir():
+        raise FinebenchError(f"{root}: folder not found (tasks.<task>.root)")
+    lists, listed = {"val": root / "validation_list.txt", "test": root / "testing_list.txt"}, {}
+    for split, path in lists.items():
+        # "word/clip.wav"; an edited copy may write backslashes, "./", other case or trailing spaces
+        listed[split] = {l.replace("\\", "/").removeprefix("./").casefold() for _, l in list_lines(path, "a list file")}
+        if not listed[split]:
+            raise FinebenchError(f"{path}: lists no clip")
+    words = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith(("_", ".")))
+    if not words:
         raise FinebenchError(f"{root}: no word folders found")
-    records = {s: [] for s in SPLITS}
-    for label, word in enumerate(classes):
+    records, on_disk = {s: [] for s in SPLITS}, set()
+    for label, word in enumerate(words):
         for wav in sorted((root / word).glob("*.wav")):
-            rel = f"{word}/{wav.name}"
-            split = "val" if rel in lists["val"] else ("test" if rel in lists["test"] else "train")
-            records[split].append((wav, label))
-    missing = [r for s in ("val", "test") for r in lists[s] if not (root / r).is_file()]
-    if missing:
-        raise FinebenchError(f"{root}: {len(missing)} clips named in the list files are missing, e.g. {missing[0]}")
-    return build_features(work, records, classes, opt, {"layout": "Speech Commands v2", "root": str(root)})
+            rel = f"{word}/{wav.name}".casefold()
+            on_disk.add(rel)
+            records["val" if rel in listed["val"] else ("test" if rel in listed["test"] else "train")].append((wav, label))
+    folders = {w.casefold() for w in words}
+    for split, path in lists.items():
+        if not records[split]:
+            raise FinebenchError(f"{path}: none of the {len(listed[split])} clips it lists is in {root}, e.g. "
+                                 f"{min(listed[split])}")
+    missing = {s: sorted(r for r in listed[s] if r not in on_disk) for s in lists}
+    if any(missing.values()):
+        parts = []
+        for split, rels in missing.items():
+            if rels:
+                no_word = sorted({r.split("/")[0] for r in rels if r.split("/")[0] not in folders})
+                in_word = [r for r in rels if r.split("/")[0] in folders]
+                parts.append(f"{split} {len(rels)} of {len(listed[split])} ({lists[split].name}: "
+                             + (f"{len(rels) - len(in_word)} of words without a folder here: {examples(no_word)}"
+                                if no_word else "")
+                             + ("; " if no_word and in_word else "")
+                             + (f"{len(in_word)} missing from their word folder, e.g. {in_word[0]}" if in_word else "")
+                             + ")")
+        found.warn("missing_files", f"{sum(map(len, missing.values()))} clip(s) listed but not on disk, left out: "
+                   + ", ".join(parts), n={s: len(r) for s, r in missing.items()})
+    records, classes = found.present_classes(records, words, f"(word folders in {root})")
+    return build_features(work, records, classes, opt, found.source({"layout": "Speech Commands v2", "root": str(root)}))
 
 
 def build_audiofolder(work: Path, opt: dict) -> dict:

@@ -12,6 +12,12 @@ Layouts read (``root:``):
   empty text cell (unless ``drop_empty_text: true``) or a class too small for the splits (unless ``min_per_class: N``
   drops classes with fewer than N rows) is an error naming the file and rows; what was dropped is in the manifest's
   ``skipped``
+
+Partial or edited copies of the releases are read as vision.py describes (the helpers are shared): classes without an
+example are left out and the rest renumbered (names kept), blank lines / CRLF / a byte-order mark / trailing spaces
+are ignored, TREC labels differing only in case are one class, a TREC class with a single training question keeps it
+in train; a root label beyond 0-4, a GoEmotions label id beyond emotions.txt or a malformed line is an error naming
+the file and line.
 """
 
 from __future__ import annotations
@@ -22,7 +28,8 @@ from pathlib import Path
 from finebench.data.download import Remote
 from finebench.data.registry import SPLITS, DatasetSource, carve_splits, drop_rare_classes, register
 from finebench.data.text import encode_splits
-from finebench.data.layout import need, read_lines, root_of
+from finebench.data.layout import need, root_of
+from finebench.data.vision import CopyFindings, examples, list_lines, name_index, name_key
 from finebench.errors import FinebenchError
 
 TEXT_DEFAULTS = {"root": None, "vocab_size": 16000, "max_len": 64, "val_fraction": 0.1, "test_fraction": 0.2, "seed": 0}
@@ -31,8 +38,10 @@ PTB_LEAF = re.compile(r"\(\d+ ([^()\s]+)\)")
 PTB_ESCAPES = {"-LRB-": "(", "-RRB-": ")", "-LSB-": "[", "-RSB-": "]", "-LCB-": "{", "-RCB-": "}"}
 
 
-def finish(work: Path, records: dict[str, list], classes: list[str], opt: dict, source: dict) -> dict:
-    records, carved = carve_splits(records, opt, classes)
+def finish(work: Path, records: dict[str, list], classes: list[str], opt: dict, source: dict,
+           carved: dict | None = None) -> dict:
+    if carved is None:
+        records, carved = carve_splits(records, opt, classes)
     texts = {s: [t for t, _ in records[s]] for s in SPLITS}
     labels = {s: [lab for _, lab in records[s]] for s in SPLITS}
     arrays, info, stats = encode_splits(work, texts, labels, opt)
@@ -45,56 +54,90 @@ def parse_ptb(line: str, path: Path, lineno: int) -> tuple[str, int]:
     leaves = PTB_LEAF.findall(line)
     if not m or not leaves:
         raise FinebenchError(f"{path}:{lineno}: not a PTB sentiment tree")
+    if int(m.group(1)) >= len(SST_CLASSES):
+        raise FinebenchError(f"{path}:{lineno}: root label {m.group(1)} is not one of SST-5's 0-4")
     return " ".join(PTB_ESCAPES.get(w, w) for w in leaves), int(m.group(1))
 
 
 def build_sst5(work: Path, opt: dict) -> dict:
     trees = root_of(opt, "sst5") / "trees"
+    found = CopyFindings("sst5")
     records = {}
     for split, fname in (("train", "train.txt"), ("val", "dev.txt"), ("test", "test.txt")):
-        path = need(trees / fname, f"SST PTB trees ({fname})")
-        records[split] = [parse_ptb(l, path, i) for i, l in enumerate(open(path, encoding="utf-8"), 1) if l.strip()]
-    return finish(work, records, SST_CLASSES, opt, {"layout": "SST PTB trees", "root": str(trees.parent)})
+        path = trees / fname
+        records[split] = [parse_ptb(l, path, i) for i, l in list_lines(path, f"SST PTB trees ({fname})")]
+        if not records[split]:
+            raise FinebenchError(f"{path}: holds no tree")
+    records, classes = found.present_classes(records, SST_CLASSES, "of SST-5")
+    return finish(work, records, classes, opt, found.source({"layout": "SST PTB trees", "root": str(trees.parent)}))
 
 
 def build_trec(work: Path, opt: dict) -> dict:
     root = root_of(opt, "trec50")
-    raw = {}
+    found = CopyFindings("trec50")
+    raw, spelling, respelt = {}, {}, {}  # spelling: name_key -> the first spelling met (train's)
     for split, fname in (("train", "train_5500.label"), ("test", "TREC_10.label")):
         rows = []
-        for i, line in enumerate(read_lines(root / fname, encoding="latin-1"), 1):
-            label, _, question = line.partition(" ")
-            if ":" not in label or not question:
-                raise FinebenchError(f"{root / fname}:{i}: expected 'COARSE:fine question'")
-            rows.append((question.strip(), label if opt["granularity"] == "fine" else label.split(":")[0]))
+        for i, line in list_lines(root / fname, "a TREC .label file", encoding="latin-1"):
+            parts = line.split(None, 1)
+            if len(parts) != 2 or ":" not in parts[0]:
+                raise FinebenchError(f"{root / fname}:{i}: expected 'COARSE:fine question', got {line[:60]!r}")
+            written = parts[0] if opt["granularity"] == "fine" else parts[0].split(":")[0]
+            label = spelling.setdefault(name_key(written), written)
+            if label != written:
+                respelt.setdefault(written, f"{fname}:{i}")
+            rows.append((parts[1].strip(), label))
+        if not rows:
+            raise FinebenchError(f"{root / fname}: holds no question")
         raw[split] = rows
+    if respelt:
+        found.warn("respelt_names", f"{len(respelt)} label(s) differ from an earlier spelling only in case, read as "
+                   f"that spelling: {examples(f'{k} ({where})' for k, where in respelt.items())}", names=respelt)
     classes = sorted({lab for rows in raw.values() for _, lab in rows})
     index = {c: i for i, c in enumerate(classes)}
     records = {s: [(t, index[lab]) for t, lab in rows] for s, rows in raw.items()}
-    return finish(work, records, classes, opt, {"layout": "TREC (Li & Roth)", "granularity": opt["granularity"], "root": str(root)})
+    records, carved = found.carve_val(records, opt, classes)
+    return finish(work, records, classes, opt, found.source(
+        {"layout": "TREC (Li & Roth)", "granularity": opt["granularity"], "root": str(root)}), carved)
 
 
 def build_goemotions(work: Path, opt: dict) -> dict:
     import csv
 
     root = root_of(opt, "goemotions")
-    classes = read_lines(root / "emotions.txt")
+    found = CopyFindings("goemotions")
+    class_file = root / "emotions.txt"
+    listed = list(list_lines(class_file, "the list of emotions, one per line"))
+    if not listed:
+        raise FinebenchError(f"{class_file}: lists no emotion")
+    classes = [name for _, name in listed]
+    name_index(classes, class_file, [i for i, _ in listed])
     records, dropped = {}, {}
     for split, fname in (("train", "train.tsv"), ("val", "dev.tsv"), ("test", "test.tsv")):
         rows, multi = [], 0
-        with open(need(root / fname, fname), encoding="utf-8", newline="") as f:
+        with open(need(root / fname, fname), encoding="utf-8-sig", newline="") as f:
             for i, row in enumerate(csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE), 1):
+                if not "".join(row).strip():  # a blank line (an editor's trailing newline)
+                    continue
                 if len(row) != 3:
                     raise FinebenchError(f"{root / fname}:{i}: expected 3 tab-separated columns (text, labels, id)")
-                ids = row[1].split(",")
+                ids = [x.strip() for x in row[1].split(",") if x.strip()]
+                bad = [x for x in ids if not x.isdigit() or int(x) >= len(classes)]
+                if not ids or bad:
+                    raise FinebenchError(
+                        f"{root / fname}:{i}: label {(bad or [row[1]])[0]!r} is not an emotion id: expected "
+                        f"comma-separated ids 0-{len(classes) - 1} ({class_file.name} lists {len(classes)} emotions)")
                 if len(ids) == 1:
                     rows.append((row[0], int(ids[0])))
                 else:
                     multi += 1
+        if not rows:
+            raise FinebenchError(f"{root / fname}: holds no single-label example ({multi} multi-label rows)")
         records[split], dropped[split] = rows, multi
-    return finish(work, records, classes, opt, {"layout": "GoEmotions tsv", "root": str(root),
-                                                "single_label_only": True, "dropped": dropped,
-                                                "dropped_reason": "multi-label examples"})
+    records, classes = found.present_classes(records, classes, f"of {class_file.name}")
+    return finish(work, records, classes, opt, found.source({"layout": "GoEmotions tsv", "root": str(root),
+                                                             "single_label_only": True, "dropped": dropped,
+                                                             "dropped_reason": "multi-label examples"}))
 
 
 def read_table(path: Path, encoding: str):

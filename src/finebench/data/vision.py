@@ -16,6 +16,14 @@ Layouts read (``root:`` points at the folder the official archive extracts to):
 - ``imagefolder``: root/[train|val|test/]class/image — missing splits are carved from train. A file that is not an
   image, an unreadable image or an empty class folder is an error naming it; ``skip_bad_files: true`` skips such files
   instead (counted in the manifest's ``skipped``), ``min_per_class: N`` drops classes with fewer than N images
+
+A partial or edited copy of a release (a subset of the classes keeping the release's ids, images deleted, list files
+re-saved with CRLF, blank lines or trailing spaces, names in other case) is prepared as far as it is consistent: the
+classes are those with an image in the copy, renumbered 0..K-1 in the release's order with their names kept; listed
+images missing on disk are left out; a class with a single training image keeps it (no val example is carved from
+it). Each such finding is a WARNING naming counts and examples (kept in the manifest's ``source.partial_copy``), and
+the count comparison with the release follows (registry.check_official). A copy that cannot be read — a class list
+missing or empty, a line not in the format, a label beyond the class list — is an error naming the file and line.
 """
 
 from __future__ import annotations
@@ -28,13 +36,154 @@ from pathlib import Path
 import numpy as np
 
 from finebench.data.download import Remote
-from finebench.data.layout import folder_records, need, read_lines, root_of, skipped_files
+from finebench.data.layout import folder_records, need, root_of, skipped_files
 from finebench.data.registry import SPLITS, DatasetSource, carve_splits, drop_rare_classes, register
-from finebench.errors import FinebenchError
+from finebench.errors import FinebenchError, did_you_mean
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 VISION_DEFAULTS = {"root": None, "image_size": 224, "resize": 256, "val_fraction": 0.1, "test_fraction": 0.2,
                    "seed": 0, "workers": 0, "crop_bottom": 0}
+
+
+# --- Partial or edited copies of a release (used by every real-dataset parser: vision, text and speech) ---------------
+# A copy that differs from the release (a subset of the classes, images deleted, a list file re-saved by an editor) is
+# read as far as it is consistent, each difference is one WARNING naming counts and examples (recorded in the
+# manifest's source.partial_copy), and registry.check_official then compares the counts with the release's. A copy
+# that cannot be read (a class list missing, a line that is not what the format says, a label beyond the class list)
+# is a FinebenchError naming the file and line.
+
+def list_lines(path: Path, what: str, encoding: str = "utf-8-sig"):
+    """(line number, line without surrounding spaces) of a list file's non-blank lines: a trailing newline, blank
+    lines, CRLF endings, a byte-order mark and stray trailing spaces are what editors leave, never an error."""
+    with open(need(path, what), encoding=encoding) as f:
+        for i, line in enumerate(f, 1):
+            if line.strip():
+                yield i, line.strip()
+
+
+def id_rows(path: Path, what: str) -> dict[int, tuple[str, int]]:
+    """'<id> <value>' lines -> {id: (value, line number)}; a line without both, an id that is not a number or an id
+    given twice is an error naming the file and line."""
+    rows = {}
+    for i, line in list_lines(path, f"a list of '<id> <{what}>' lines"):
+        parts = line.split(None, 1)
+        if len(parts) != 2 or not parts[0].isdigit():
+            raise FinebenchError(f"{path}:{i}: expected '<id> <{what}>', got {line!r}")
+        k = int(parts[0])
+        if k in rows:
+            raise FinebenchError(f"{path}:{i}: id {k} is given twice (first at line {rows[k][1]})")
+        rows[k] = (parts[1].strip(), i)
+    return rows
+
+
+def name_key(name: str) -> str:
+    """A class name as two files of one release (or an edited copy) may spell it: spaces and case aside."""
+    return " ".join(name.split()).casefold()
+
+
+def name_index(names: list[str], path: Path, lines: list[int] | None = None) -> dict[str, int]:
+    """{name_key(name): position} of a class list; two names that differ only in spaces or case are an error."""
+    index = {}
+    for k, name in enumerate(names):
+        if name_key(name) in index:
+            where = f":{lines[k]}" if lines else ""
+            raise FinebenchError(f"{path}{where}: class {name!r} is listed twice (also as {names[index[name_key(name)]]!r})")
+        index[name_key(name)] = k
+    return index
+
+
+def ranges(ids) -> str:
+    """[1, 2, 3, 6, 8, 9] -> '1-3, 6, 8-9' (the first 12 runs)."""
+    ids, runs = sorted(ids), []
+    for k in ids:
+        if runs and k == runs[-1][1] + 1:
+            runs[-1][1] = k
+        else:
+            runs.append([k, k])
+    text = ", ".join(f"{a}-{b}" if b > a else f"{a}" for a, b in runs[:12])
+    return text + (" …" if len(runs) > 12 else "")
+
+
+def examples(items, n: int = 5) -> str:
+    items = list(items)
+    return ", ".join(map(str, items[:n])) + (f" … ({len(items)} in all)" if len(items) > n else "")
+
+
+class CopyFindings:
+    """What a parser met in a copy of a release that the release does not have: each finding is printed as one
+    ``[finebench] WARNING <dataset>: …`` line and kept for the manifest (``source.partial_copy``)."""
+
+    def __init__(self, dataset: str):
+        self.dataset, self.found = dataset, []
+
+    def warn(self, kind: str, message: str, **details) -> None:
+        print(f"[finebench] WARNING {self.dataset}: {message}", file=sys.stderr, flush=True)
+        self.found.append({"kind": kind, "message": message, **details})
+
+    def source(self, source: dict) -> dict:
+        return {**source, "partial_copy": self.found} if self.found else source
+
+    def missing_files(self, records: dict[str, list], lists: dict[str, Path], what: str = "images") -> dict[str, list]:
+        """Leave out the records whose file is not on disk (each folder listed once, not one stat per file), with one
+        warning naming how many per split; a split whose every file is missing is an error naming its list file."""
+        listing: dict[Path, set] = {}
+
+        def on_disk(p: Path) -> bool:
+            if p.parent not in listing:
+                try:
+                    listing[p.parent] = set(os.listdir(p.parent))
+                except OSError:
+                    listing[p.parent] = set()
+            return p.name in listing[p.parent]
+
+        out, counts, first = {}, {}, None
+        for split, rows in records.items():
+            out[split] = [r for r in rows if on_disk(r[0])]
+            if len(out[split]) < len(rows):
+                counts[split] = (len(rows) - len(out[split]), len(rows))
+                gone = next(p for p, _ in rows if not on_disk(p))
+                first = first or gone
+                if not out[split]:
+                    raise FinebenchError(
+                        f"{lists[split]}: none of the {len(rows)} {what} it lists for {split} is on disk (e.g. {gone}) "
+                        f"— is tasks.<task>.root the folder the official archive extracts to?")
+        if counts:
+            per = ", ".join(f"{s} {n} of {total} ({lists[s].name})" for s, (n, total) in counts.items())
+            self.warn("missing_files", f"{sum(n for n, _ in counts.values())} {what} listed but not on disk, left out: "
+                      f"{per}; e.g. {first}", n={s: n for s, (n, _) in counts.items()}, first=str(first))
+        return out
+
+    def present_classes(self, records: dict[str, list], classes: list[str], where: str
+                        ) -> tuple[dict[str, list], list[str]]:
+        """The classes with at least one example in the copy (any split), renumbered 0..K-1 in the release's order,
+        their names kept; a warning names those without one."""
+        seen = {lab for rows in records.values() for _, lab in rows}
+        if len(seen) == len(classes):
+            return records, classes
+        keep = sorted(seen)
+        absent = [classes[k] for k in range(len(classes)) if k not in seen]
+        self.warn("absent_classes", f"{len(absent)} of the {len(classes)} classes {where} have no example in this "
+                  f"copy: {examples(absent, 10)}; the {len(keep)} present are prepared as classes 0-{len(keep) - 1} "
+                  f"(in the release's order, names kept)", absent=absent)
+        new = {old: i for i, old in enumerate(keep)}
+        return {s: [(item, new[lab]) for item, lab in rows] for s, rows in records.items()}, [classes[k] for k in keep]
+
+    def carve_val(self, records: dict[str, list], opt: dict, classes: list[str]) -> tuple[dict[str, list], dict]:
+        """carve_splits for a release without a val file, except that a class with a single training example (a
+        partial copy) keeps it in train (it gets no val example, with a warning) instead of stopping preparation."""
+        from collections import Counter
+
+        n = Counter(lab for _, lab in records["train"])
+        single = sorted(lab for lab, c in n.items() if c == 1)
+        if records.get("val") or not single:
+            return carve_splits(records, opt, classes)
+        kept = [r for r in records["train"] if n[r[1]] == 1]
+        rest, carved = carve_splits({**records, "train": [r for r in records["train"] if n[r[1]] > 1]}, opt, classes)
+        rest["train"] += kept
+        self.warn("single_train_example", f"{len(single)} class(es) have a single training example, kept in train "
+                  f"(so no val example is carved for them): {examples([classes[k] for k in single], 10)}",
+                  classes=[classes[k] for k in single])
+        return rest, carved
 
 
 def load_image_or_reason(args) -> np.ndarray | str:
@@ -141,50 +290,163 @@ def build_images(work: Path, records: dict[str, list], classes: list[str], opt: 
 
 
 def build_cub(work: Path, opt: dict) -> dict:
+    """Images are those of images.txt with a class (image_class_labels.txt) and a split (train_test_split.txt) whose
+    file is on disk; the classes those of classes.txt with an image (class ids may have gaps)."""
     root = root_of(opt, "cub200")
-    ids = {int(a): b for a, b in (l.split(" ", 1) for l in read_lines(root / "images.txt"))}
-    labels = {int(a): int(b) for a, b in (l.split() for l in read_lines(root / "image_class_labels.txt"))}
-    is_train = {int(a): b == "1" for a, b in (l.split() for l in read_lines(root / "train_test_split.txt"))}
-    classes = [b for _, b in sorted((int(a), b) for a, b in (l.split(" ", 1) for l in read_lines(root / "classes.txt")))]
+    found = CopyFindings("cub200")
+    class_file, label_file, split_file = root / "classes.txt", root / "image_class_labels.txt", root / "train_test_split.txt"
+    images = id_rows(root / "images.txt", "image path")
+    names = id_rows(class_file, "class name")
+    if not names:
+        raise FinebenchError(f"{class_file}: lists no class (expected '<class id> <name>' lines)")
+    class_ids = sorted(names)
+    position = {cid: k for k, cid in enumerate(class_ids)}
+    labels, is_train = id_rows(label_file, "class id"), id_rows(split_file, "is_training_image")
+    unlisted = {f.name: [i for i in images if i not in rows] for f, rows in ((label_file, labels), (split_file, is_train))}
+    if any(unlisted.values()):
+        found.warn("unlabelled_images", "; ".join(
+            f"{len(ids)} image(s) of images.txt have no line in {f} (ids {ranges(ids)})" for f, ids in unlisted.items()
+            if ids) + ": left out", n={f: len(ids) for f, ids in unlisted.items()})
+    usable = [i for i in sorted(images) if i in labels and i in is_train]
     records = {"train": [], "test": []}
-    for i in sorted(ids):
-        records["train" if is_train[i] else "test"].append((root / "images" / ids[i], labels[i] - 1))
-    return build_images(work, records, classes, opt, {"layout": "CUB-200-2011", "root": str(root)})
+    for i in usable:  # which split, from the 1/0 flag
+        flag, line = is_train[i]
+        if flag not in ("0", "1"):
+            raise FinebenchError(f"{split_file}:{line}: expected '<image id> 1' (train) or '<image id> 0' (test), got "
+                                 f"{i} {flag!r}")
+        records["train" if flag == "1" else "test"].append((root / "images" / images[i][0], i))
+    for split in records:
+        if not records[split]:
+            raise FinebenchError(f"{split_file}: no image of images.txt is marked {split} ({'1' if split == 'train' else '0'})")
+    records = found.missing_files(records, {"train": split_file, "test": split_file})
+    for split, rows in records.items():  # image id -> class position; only images on disk need a known class
+        labelled = []
+        for path, i in rows:
+            cid, line = labels[i]
+            if not cid.isdigit() or int(cid) not in position:
+                raise FinebenchError(f"{label_file}:{line}: image {i} has class id {cid!r}, which is not in "
+                                     f"{class_file.name} (its ids: {ranges(class_ids)}); add the class there or "
+                                     f"remove the image's lines")
+            labelled.append((path, position[int(cid)]))
+        records[split] = labelled
+    records, classes = found.present_classes(records, [names[c][0] for c in class_ids], f"of {class_file.name}")
+    records, carved = found.carve_val(records, opt, classes)
+    out = build_images(work, records, classes, opt, found.source({"layout": "CUB-200-2011", "root": str(root)}))
+    out["manifest"]["carved_splits"] = carved
+    return out
 
 
 def build_aircraft(work: Path, opt: dict) -> dict:
+    """Images of images_{level}_{split}.txt whose file is on disk; the classes those of {level}s.txt with an image.
+    Names are matched without regard to spaces or case (an edited copy may differ there)."""
     data = root_of(opt, "fgvc_aircraft") / "data"
-    classes = read_lines(data / f"{opt['level']}s.txt")
-    index = {c: i for i, c in enumerate(classes)}
-    records = {}
+    level, found = opt["level"], CopyFindings("fgvc_aircraft")
+    class_file = data / f"{level}s.txt"
+    listed = list(list_lines(class_file, f"the list of {level}s"))
+    if not listed:
+        raise FinebenchError(f"{class_file}: lists no {level}")
+    classes = [" ".join(name.split()) for _, name in listed]
+    index = name_index(classes, class_file, [i for i, _ in listed])
+    records, lists, respelt = {}, {}, {}
     for split in SPLITS:
-        rows = [l.split(" ", 1) for l in read_lines(data / f"images_{opt['level']}_{split}.txt")]  # names contain spaces
-        records[split] = [(data / "images" / f"{img}.jpg", index[name]) for img, name in rows]
-    return build_images(work, records, classes, opt, {"layout": "FGVC-Aircraft 2013b", "level": opt["level"], "root": str(data.parent)})
+        lists[split] = data / f"images_{level}_{split}.txt"
+        records[split] = []
+        for i, line in list_lines(lists[split], f"the {split} list"):
+            parts = line.split(None, 1)  # names contain spaces
+            if len(parts) != 2:
+                raise FinebenchError(f"{lists[split]}:{i}: expected '<image id> <{level}>', got {line!r}")
+            img, name = parts
+            k = index.get(name_key(name))
+            if k is None:
+                raise FinebenchError(f"{lists[split]}:{i}: {level} {name!r} is not in {class_file.name}"
+                                     f"{did_you_mean(name, classes)}; add it there or remove the line")
+            if " ".join(name.split()) != classes[k]:
+                respelt.setdefault(f"{name!r} -> {classes[k]!r}", lists[split].name)
+            records[split].append((data / "images" / f"{img}.jpg", k))
+        if not records[split]:
+            raise FinebenchError(f"{lists[split]}: lists no image")
+    if respelt:
+        found.warn("respelt_names", f"{len(respelt)} {level} name(s) in the split lists differ from {class_file.name} in "
+                   f"case or spacing, read as the {class_file.name} name: {examples(respelt)}", names=respelt)
+    records = found.missing_files(records, lists)
+    records, classes = found.present_classes(records, classes, f"of {class_file.name}")
+    return build_images(work, records, classes, opt, found.source(
+        {"layout": "FGVC-Aircraft 2013b", "level": level, "root": str(data.parent)}))
 
 
 def build_flowers(work: Path, opt: dict) -> dict:
+    """Images of setid.mat whose jpg is on disk; the classes (flower_001 … by label) those with an image."""
     from scipy.io import loadmat
 
     root = root_of(opt, "flowers102")
-    labels = loadmat(need(root / "imagelabels.mat", "imagelabels.mat"))["labels"].ravel().astype(int)
-    setid = loadmat(need(root / "setid.mat", "setid.mat"))
+    found = CopyFindings("flowers102")
+    label_file, setid_file = root / "imagelabels.mat", root / "setid.mat"
+
+    def array(mat: dict, key: str, path: Path) -> np.ndarray:
+        if key not in mat:
+            keys = ", ".join(k for k in mat if not k.startswith("__"))
+            raise FinebenchError(f"{path}: no {key!r} array (it holds: {keys or 'nothing'})")
+        return np.asarray(mat[key]).ravel().astype(int)
+
+    labels = array(loadmat(need(label_file, "imagelabels.mat")), "labels", label_file)
+    if not labels.size or labels.min() < 1:
+        raise FinebenchError(f"{label_file}: 'labels' must hold one class number (1, 2, …) per image"
+                             + (f"; image {int(np.argmin(labels)) + 1} has {labels.min()}" if labels.size else ""))
+    setid = loadmat(need(setid_file, "setid.mat"))
     records = {}
     for split, key in (("train", "trnid"), ("val", "valid"), ("test", "tstid")):
-        records[split] = [(root / "jpg" / f"image_{i:05d}.jpg", labels[i - 1] - 1) for i in setid[key].ravel().astype(int)]
-    classes = [f"flower_{k:03d}" for k in range(1, labels.max() + 1)]
-    return build_images(work, records, classes, opt, {"layout": "Oxford Flowers-102", "root": str(root)})
+        ids = array(setid, key, setid_file)
+        bad = ids[(ids < 1) | (ids > len(labels))]
+        if bad.size:
+            raise FinebenchError(f"{setid_file}: {key!r} names image {bad[0]}, but {label_file.name} labels images "
+                                 f"1-{len(labels)} only ({bad.size} such id(s)); the two files are from different copies?")
+        if not ids.size:
+            raise FinebenchError(f"{setid_file}: {key!r} lists no image")
+        records[split] = [(root / "jpg" / f"image_{i:05d}.jpg", labels[i - 1] - 1) for i in ids]
+    records = found.missing_files(records, {s: setid_file for s in records})
+    records, classes = found.present_classes(records, [f"flower_{k:03d}" for k in range(1, labels.max() + 1)],
+                                             f"numbered 1-{labels.max()} in {label_file.name}")
+    return build_images(work, records, classes, opt, found.source({"layout": "Oxford Flowers-102", "root": str(root)}))
 
 
 def build_pets(work: Path, opt: dict) -> dict:
+    """Images of annotations/{trainval,test}.txt whose jpg is on disk; the classes the class ids with an image (a
+    subset may keep ids with gaps, e.g. 1, 2, 6), named by their images (Abyssinian_12 -> Abyssinian)."""
     root = root_of(opt, "oxford_pets")
-    records, names = {}, {}
+    found = CopyFindings("oxford_pets")
+    records, lists, names = {}, {}, {}  # names: class id -> (name, file, line)
     for split, fname in (("train", "trainval.txt"), ("test", "test.txt")):
-        rows = [l.split() for l in read_lines(root / "annotations" / fname) if not l.startswith("#")]
-        records[split] = [(root / "images" / f"{r[0]}.jpg", int(r[1]) - 1) for r in rows]
-        names.update({int(r[1]) - 1: r[0].rsplit("_", 1)[0] for r in rows})
-    classes = [names[k] for k in range(len(names))]
-    return build_images(work, records, classes, opt, {"layout": "Oxford-IIIT Pet", "root": str(root)})
+        lists[split] = path = root / "annotations" / fname
+        records[split] = []
+        for i, line in list_lines(path, f"the {fname} split list"):
+            if line.startswith("#"):
+                continue
+            parts = line.split()
+            if len(parts) < 2 or not parts[1].isdigit() or int(parts[1]) < 1:
+                raise FinebenchError(f"{path}:{i}: expected '<image> <class id 1, 2, …> <species> <breed id>', "
+                                     f"got {line!r}")
+            image, cid = parts[0], int(parts[1])
+            name = image.rsplit("_", 1)[0]
+            first = names.setdefault(cid, (name, fname, i))
+            if name_key(first[0]) != name_key(name):
+                raise FinebenchError(f"{path}:{i}: class id {cid} is {name!r} here but {first[0]!r} at "
+                                     f"{first[1]}:{first[2]}; one class id per breed")
+            records[split].append((root / "images" / f"{image}.jpg", cid))
+        if not records[split]:
+            raise FinebenchError(f"{path}: lists no image")
+    records = found.missing_files(records, lists)
+    ids = sorted(names)
+    if ids != list(range(1, len(ids) + 1)):
+        found.warn("class_id_gaps", f"the annotations number {len(ids)} classes with gaps: ids {ranges(ids)} "
+                   f"(the release numbers its 37 classes 1-37); they are prepared as classes 0-{len(ids) - 1} in id order, "
+                   f"names kept", ids=ids)
+    position = {cid: k for k, cid in enumerate(ids)}
+    records = {s: [(p, position[cid]) for p, cid in rows] for s, rows in records.items()}
+    records, classes = found.present_classes(records, [names[c][0] for c in ids], "of the annotations")
+    records, carved = found.carve_val(records, opt, classes)
+    out = build_images(work, records, classes, opt, found.source({"layout": "Oxford-IIIT Pet", "root": str(root)}))
+    out["manifest"]["carved_splits"] = carved
+    return out
 
 
 def build_imagefolder(work: Path, opt: dict) -> dict:
