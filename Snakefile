@@ -37,9 +37,12 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/report.smk"
 
 
+# Every run's files are targets too: Snakemake treats a missing intermediate file whose consumers are up to date as
+# fine (like temp()), so a deleted run folder would never be retrained and the tables would still list it.
 rule all:
     default_target: True
     input:
+        rules.aggregate.input,
         rules.aggregate.output,
         SUMMARY_FILE,
 

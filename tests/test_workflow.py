@@ -222,6 +222,17 @@ def test_aggregate_declares_every_file_it_reads(repo, smoke_run, tmp_path):
         snakemake(repo, work, path, "--touch")  # back to up to date
 
 
+def test_a_deleted_run_folder_is_retrained_and_the_tables_rebuilt(repo, smoke_run, tmp_path):
+    work, path, _ = workdir_copy(smoke_run, tmp_path / "work")
+    shutil.rmtree(work / "results" / "runs" / "wordnet" / "textcnn" / "seed0")
+    proc = snakemake(repo, work, path, "-n")
+    assert planned_jobs(proc) == {"train": 1, "aggregate": 1, "log_summary": 1, "all": 1}
+    assert planned_training(proc) == ["results/runs/wordnet/textcnn/seed0/metrics.json"]
+    shutil.rmtree(work / "results" / "runs" / "speech")  # a whole task's runs
+    speech_runs = (pd.read_csv(work / "results" / "tables" / "runs.csv")["task"] == "speech").sum()
+    assert speech_runs > 1 and planned_jobs(snakemake(repo, work, path, "-n"))["train"] == 1 + speech_runs
+
+
 def test_bare_snakemake_in_the_repository_reads_the_default_profile(repo, tmp_path):
     """`make run` and a bare `snakemake` run in the repository root with no -s: Snakemake finds the Snakefile and,
     beside it, profiles/default (and says so)."""
