@@ -87,8 +87,12 @@ check-install:
 	rm -rf $(CHECK_VENV)
 
 # A shared MLflow tracking server (PostgreSQL + mlflow server) for jobs on many nodes; prints the tracking_uri.
-# SERVER_HOST=0.0.0.0 to let compute nodes reach it. Stop it with make tracking-server-stop (before make clean).
+# SERVER_HOST=0.0.0.0 to let compute nodes reach it. Always with authentication (MLflow basic-auth): the password is
+# in $(SERVER_DIR)/credentials (mode 0600), which the jobs read. Stop it with make tracking-server-stop (before
+# make clean).
 server-deps:
+	@$(BIN)/python -c "import flask_wtf" 2>/dev/null || $(BIN)/pip install -q --disable-pip-version-check \
+	  "Flask-WTF==1.3.0" "WTForms==3.3.2"   # mlflow[auth]: MLflow's basic-auth app needs it
 	@if ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then \
 	  if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
 	    echo ">> installing Debian packages: postgresql (its default cluster is not started)"; \

@@ -1,8 +1,10 @@
 """The Slurm profile against a real Slurm cluster, logging to the shared MLflow tracking server on PostgreSQL.
 
 Brings up a single-node Slurm cluster from Debian packages (tests/cluster/local_slurm.py: munged, MariaDB + slurmdbd,
-slurmctld, slurmd), starts `python -m finebench tracking-server` (PostgreSQL + mlflow server), runs config/smoke.yaml
-with `--workflow-profile workflow/profiles/slurm` against both, and compares with a local run of the same config.
+slurmctld, slurmd), starts `python -m finebench tracking-server` (PostgreSQL + mlflow server with authentication) on
+all interfaces, runs config/smoke.yaml with `--workflow-profile workflow/profiles/slurm` against both — the jobs get
+the server's credentials file through FINEBENCH_TRACKING_CREDENTIALS, which sbatch passes on — and compares with a
+local run of the same config.
 Everything started here is stopped here, by pid. Needs root and apt-get (as in CI); skipped otherwise with the
 reason, or failed when FINEBENCH_REQUIRE_SLURM=1 (`make test-slurm`).
 """
@@ -145,6 +147,7 @@ def tracking_server(repo, slurm, say):
         uri = re.search(r"^tracking_uri: (\S+)$", proc.stdout, re.M).group(1)
         state = json.loads(state_file.read_text())
         assert uri == state["tracking_uri"] and uri.startswith("http://")
+        assert state["auth"] == "basic-auth" and Path(state["credentials"]) == root / "credentials"
         say(f"tracking server {uri} up in {time.monotonic() - t0:.1f} s")
         yield state
     finally:
@@ -204,15 +207,26 @@ def local_run(repo, workdirs, say):
 
 
 def _slurm_env(slurm, **extra) -> dict:
-    return {**slurm.env, "FINEBENCH_SLURM_ACCOUNT": ACCOUNT, "FINEBENCH_SLURM_PARTITION": "cpu", **extra}
+    env = {**slurm.env, "FINEBENCH_SLURM_ACCOUNT": ACCOUNT, "FINEBENCH_SLURM_PARTITION": "cpu", **extra}
+    for k in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "FINEBENCH_TRACKING_CREDENTIALS"):
+        env.setdefault(k, "")  # nothing from the test's own environment: the jobs get only what `extra` gives
+    return env
+
+
+def _server_credentials(tracking_server) -> dict:
+    from finebench.server import read_credentials
+
+    creds = read_credentials(tracking_server["credentials"])
+    return {"MLFLOW_TRACKING_USERNAME": creds["username"], "MLFLOW_TRACKING_PASSWORD": creds["password"]}
 
 
 @pytest.fixture(scope="module")
 def slurm_run(repo, slurm, tracking_server, local_run, workdirs, say):
     work = workdirs / "slurm"
     config = _smoke_config(repo, work, tracking_uri=tracking_server["tracking_uri"])
+    # the work folder is not the server's clone: the credentials file is named, as the profile's header says
     out, seconds = _snakemake(repo, work, config, "--workflow-profile", str(repo / "workflow/profiles/slurm"),
-                              env=_slurm_env(slurm))
+                              env=_slurm_env(slurm, FINEBENCH_TRACKING_CREDENTIALS=tracking_server["credentials"]))
     assert "Using workflow specific profile" in out
     run_id = re.search(r"SLURM run ID: (\S+)", out).group(1)
     jobs = _sacct(slurm, run_id)
@@ -274,6 +288,17 @@ def test_every_run_in_the_server_store_is_finished_in_the_experiment(slurm_run, 
     say(f"server store: {len(runs)} runs ({len(training)} training + {len(summaries)} summaries), "
                   f"all FINISHED in experiment {cfg['experiment']!r}")
     # artifacts went over HTTP into the server's --artifacts-destination, not into the job's working directory
+    os.environ.update(_server_credentials(tracking_server))
+    try:
+        _check_served_artifacts(work, training, exp, tracking_server)
+    finally:
+        for k in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
+            os.environ.pop(k, None)
+
+
+def _check_served_artifacts(work, training, exp, tracking_server):
+    from mlflow.tracking import MlflowClient
+
     client = MlflowClient(tracking_server["tracking_uri"])
     run = next(r for r in training if r.info.run_name == "wordnet/textcnn/seed0")  # a classification run
     assert run.info.artifact_uri.startswith("mlflow-artifacts:/")
@@ -283,6 +308,27 @@ def test_every_run_in_the_server_store_is_finished_in_the_experiment(slurm_run, 
     assert not (work / "results" / "mlartifacts").exists() and not (work / "results" / "mlflow.db").exists()
     metrics = json.loads((work / "results/runs/wordnet/textcnn/seed0/metrics.json").read_text())
     assert client.get_run(metrics["mlflow_run_id"]).info.run_name == "wordnet/textcnn/seed0"
+
+
+@pytest.mark.slow
+def test_the_server_on_all_interfaces_refuses_requests_without_credentials(slurm_run, tracking_server):
+    """Called by the host name, as a compute node does: no deleting, no runs, no artifacts without the password."""
+    import urllib.error
+    import urllib.request
+
+    uri = tracking_server["tracking_uri"]
+    exp_id = json.loads((slurm_run[0] / "results" / "mlflow" / "experiment.json").read_text())["experiment_id"]
+    for method, path, body in [("POST", "/api/2.0/mlflow/experiments/delete", {"experiment_id": exp_id}),
+                               ("POST", "/api/2.0/mlflow/runs/create", {"experiment_id": exp_id}),
+                               ("PUT", f"/api/2.0/mlflow-artifacts/artifacts/{exp_id}/planted.txt", "x")]:
+        req = urllib.request.Request(uri + path, data=json.dumps(body).encode(), method=method,
+                                     headers={"Content-Type": "application/json"})
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(req, timeout=30)
+        assert err.value.code == 401, (method, path)
+    from mlflow.tracking import MlflowClient
+
+    assert MlflowClient(tracking_server["backend_store_uri"]).get_experiment(exp_id).lifecycle_stage == "active"
 
 
 @pytest.mark.slow

@@ -255,8 +255,8 @@ def check_tracking_server(uri: str, timeout: float) -> None:
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         raise ConfigError(f"tracking_uri: the MLflow server {uri} does not answer ({reason}) within {timeout:g} s; "
-                          f"start it (e.g. `mlflow server --backend-store-uri sqlite:///mlflow.db --host 0.0.0.0`) "
-                          f"or point tracking_uri at a reachable server") from None
+                          f"start it (`make tracking-server`: MLflow with authentication) or point tracking_uri at "
+                          f"a reachable server") from None
 
 
 def check_cached(config: dict, cache_dir: str | Path = ".snakemake/finebench") -> bool:

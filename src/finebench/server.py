@@ -16,6 +16,19 @@
    One uvicorn worker (several workers cost ~44 ms per request on a kept-alive connection); MLflow's job execution
    and telemetry are off.
 
+3. **Authentication**: MLflow's own ``basic-auth`` app (``mlflow server --app-name basic-auth``), always on — also on
+   127.0.0.1, which every user of a shared login node reaches. Without credentials every request but ``/health`` is
+   refused (HTTP 401), so nobody who merely reaches the port can delete experiments or runs or write artifacts. Its
+   user database is ``DIR/auth/basic_auth.db`` (SQLite; config ``DIR/auth/basic_auth.ini``, folder mode 0700). The
+   first ``start`` creates the admin user ``admin`` with a random password and writes it to ``DIR/credentials``
+   (mode 0600, MLflow's own ``~/.mlflow/credentials`` format); later starts reuse it. To rotate it, delete the file
+   and ``start`` again (a new password is set in the user database). Jobs find the file by themselves
+   (:func:`use_credentials`, called by ``finebench.tracking`` before it opens an ``http(s)://`` URI): the one named by
+   ``FINEBENCH_TRACKING_CREDENTIALS``, else ``results/tracking-server/credentials`` in the working directory when it
+   belongs to the server the URI names; ``MLFLOW_TRACKING_USERNAME`` / ``_PASSWORD`` already set win over both.
+   ``--no-auth`` turns it off, for a loopback host only: an unauthenticated server on an address other machines reach
+   is refused, not merely warned about — no workflow needs one, as jobs get the credentials without being told.
+
 It prints the ``tracking_uri`` to put in the config (``http://HOST:PORT``; with ``--host 0.0.0.0`` the machine's
 name, which compute nodes must be able to resolve). ``stop`` stops exactly what ``start`` started, by the pids it
 recorded (``DIR/mlflow.pid``: the server's whole process group, its workers included; ``DIR/postgres.pid``:
@@ -24,8 +37,11 @@ recorded (``DIR/mlflow.pid``: the server's whole process group, its workers incl
 
 from __future__ import annotations
 
+import configparser
+import ipaddress
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -35,6 +51,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from urllib.parse import urlparse
 
 from finebench.errors import FinebenchError
 from finebench.files import pid_alive
@@ -43,10 +60,103 @@ DEFAULT_DIR = "results/tracking-server"
 DATABASE = "mlflow"
 PG_USER = "postgres"
 SERVER_ENV = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+AUTH_APP = "basic-auth"
+ADMIN_USER = "admin"
+CREDENTIALS_ENV = "FINEBENCH_TRACKING_CREDENTIALS"  # names a credentials file for the jobs
+DEFAULT_CREDENTIALS = f"{DEFAULT_DIR}/credentials"  # found by itself in the working directory
+# MLflow's client reads these (or ~/.mlflow/credentials); set by the user, they win over any file
+CLIENT_ENV = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
+_USED: dict[str, Path] = {}  # tracking URI -> the credentials file use_credentials() applied for it
 
 
 def _log(msg: str) -> None:
     print(f"[finebench] {msg}", file=sys.stderr, flush=True)
+
+
+def is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+# -- credentials (the server writes them, jobs read them) ---------------------------------------------------------
+def _write_private(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` readable by this user only (0600 from the first byte on), atomically."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    os.replace(tmp, path)
+
+
+def read_credentials(path: str | Path) -> dict:
+    """{username, password, hosts, port} from a credentials file written by ``tracking-server start``."""
+    path = Path(path)
+    cfg = configparser.ConfigParser()
+    try:
+        cfg.read_string(path.read_text())
+        mlflow = cfg["mlflow"]
+        user, password = mlflow["mlflow_tracking_username"], mlflow["mlflow_tracking_password"]
+    except OSError as exc:
+        raise FinebenchError(f"tracking server credentials {path}: cannot read it ({exc.strerror}); it is readable "
+                             f"only by the user who started the server") from None
+    except (configparser.Error, KeyError):
+        raise FinebenchError(f"tracking server credentials {path}: not a credentials file (an [mlflow] section with "
+                             f"mlflow_tracking_username and mlflow_tracking_password)") from None
+    server = cfg["finebench"] if cfg.has_section("finebench") else {}
+    hosts = [h for h in server.get("hosts", "").split(",") if h]
+    return {"username": user, "password": password, "hosts": hosts, "port": int(server.get("port", 0) or 0)}
+
+
+def _names(uri: str) -> tuple[str, int]:
+    u = urlparse(uri)
+    return (u.hostname or "").lower(), u.port or (443 if u.scheme == "https" else 80)
+
+
+def use_credentials(tracking_uri: str) -> Path | None:
+    """Before a client opens an ``http(s)://`` tracking URI: set ``MLFLOW_TRACKING_USERNAME`` / ``_PASSWORD`` (which
+    MLflow's client sends) from a tracking server's credentials file, unless the user set them. The file is the one
+    ``FINEBENCH_TRACKING_CREDENTIALS`` names (missing: an error), else ``results/tracking-server/credentials`` in the
+    working directory if it is that of the server the URI names (its port and one of its host names: a password is
+    never sent to another server). Returns the file used, or None."""
+    if not tracking_uri.lower().startswith(("http://", "https://")) or any(os.environ.get(k) for k in CLIENT_ENV):
+        return None
+    named = os.environ.get(CREDENTIALS_ENV)
+    path = Path(named or DEFAULT_CREDENTIALS)
+    if not path.is_file():
+        if named:
+            raise FinebenchError(f"{CREDENTIALS_ENV}={named}: no such file; it is the `credentials` file in the "
+                                 f"tracking server's folder (printed by `make tracking-server`)")
+        return None
+    creds = read_credentials(path)
+    if not named and _names(tracking_uri) not in {(h, creds["port"]) for h in creds["hosts"]}:
+        return None
+    os.environ[CLIENT_ENV[0]], os.environ[CLIENT_ENV[1]] = creds["username"], creds["password"]
+    _USED[tracking_uri] = path
+    return path
+
+
+def unauthorized_hint(tracking_uri: str) -> str:
+    """What to do when a tracking server answers 401 (no or wrong credentials)."""
+    used = _USED.get(tracking_uri)
+    if used:
+        sent = f"refused the credentials in {used} (another server's file, or a password changed since?)"
+    elif any(os.environ.get(k) for k in CLIENT_ENV):
+        sent = "refused MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD"
+    else:
+        sent = "no credentials were sent"
+    return (f"the MLflow server {tracking_uri} requires authentication and {sent}: export {CREDENTIALS_ENV}="
+            f"SERVER_DIR/credentials (the file `make tracking-server` prints; found without it as "
+            f"{DEFAULT_CREDENTIALS} when the workflow runs in the folder the server was started from), or set "
+            f"MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD")
 
 
 # -- PostgreSQL ----------------------------------------------------------------------------------------------------
@@ -122,6 +232,10 @@ class TrackingServer:
         self.mlflow_pid_file = self.dir / "mlflow.pid"
         self.pg_pid_file = self.dir / "postgres.pid"
         self.mlflow_log = self.dir / "mlflow.log"
+        self.auth_dir = self.dir / "auth"  # MLflow's basic-auth: its config and user database (mode 0700)
+        self.auth_ini = self.auth_dir / "basic_auth.ini"
+        self.auth_db = self.auth_dir / "basic_auth.db"
+        self.credentials = self.dir / "credentials"  # the admin user's password (mode 0600)
 
     # -- state ---------------------------------------------------------------------------------------------------
     def state(self) -> dict:
@@ -142,7 +256,12 @@ class TrackingServer:
 
     # -- start ---------------------------------------------------------------------------------------------------
     def start(self, host: str = "127.0.0.1", port: int = 5000, pg_port: int = 5433, allowed_hosts: str | None = None,
-              timeout: float = 180) -> dict:
+              timeout: float = 180, auth: bool = True) -> dict:
+        if not auth and not is_loopback(host):
+            raise FinebenchError(f"--no-auth with --host {host}: anyone who reaches port {port} could delete every "
+                                 f"experiment, run and artifact; a server without authentication binds only "
+                                 f"127.0.0.1. Drop --no-auth: the jobs read the credentials from "
+                                 f"{self.credentials} by themselves")
         running = self.running()
         if running["mlflow"] and running["postgres"]:
             state = self.state()
@@ -160,11 +279,12 @@ class TrackingServer:
         self._start_postgres(pg_port)
         try:
             self._create_database(pg_port)
-            uri = self._start_mlflow(host, port, pg_port, allowed_hosts, timeout)
+            uri = self._start_mlflow(host, port, pg_port, allowed_hosts, timeout, auth)
         except BaseException:
             self.stop(quiet=True)
             raise
         state = {"tracking_uri": uri, "host": host, "port": port, "pg_port": pg_port,
+                 "auth": AUTH_APP if auth else None, "credentials": str(self.credentials) if auth else None,
                  "backend_store_uri": self.store_uri(pg_port), "artifacts_destination": str(self.artifacts),
                  "mlflow_pid": self._pid(self.mlflow_pid_file, "mlflow"),
                  "postgres_pid": self._pid(self.pg_pid_file, "postgres"),
@@ -206,7 +326,8 @@ class TrackingServer:
         finally:
             conn.close()
 
-    def _start_mlflow(self, host: str, port: int, pg_port: int, allowed_hosts: str | None, timeout: float) -> str:
+    def _start_mlflow(self, host: str, port: int, pg_port: int, allowed_hosts: str | None, timeout: float,
+                      auth: bool = True) -> str:
         self.artifacts.mkdir(parents=True, exist_ok=True)
         public = host if host not in ("0.0.0.0", "::", "") else socket.gethostname()
         uri = f"http://{public}:{port}"
@@ -219,8 +340,17 @@ class TrackingServer:
             allowed_hosts += ",10.*,192.168.*,172.*"
         if allowed_hosts:
             cmd += ["--allowed-hosts", allowed_hosts]
-        env = {**os.environ, **SERVER_ENV}
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_AUTH_")}
+        env.update(SERVER_ENV)
         env.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+        if auth:
+            try:
+                import flask_wtf  # noqa: F401  (mlflow[auth]: without it the auth app dies at start)
+            except ImportError:
+                raise FinebenchError("MLflow's basic-auth app needs Flask-WTF (mlflow[auth]): run `make server-deps` "
+                                     "or `.venv/bin/pip install Flask-WTF==1.3.0`") from None
+            cmd += ["--app-name", AUTH_APP]
+            env.update(self._prepare_auth(host, public, port))
         log = open(self.mlflow_log, "ab")
         # its own session = its own process group, which `stop` signals as a whole (uvicorn's workers included)
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
@@ -242,6 +372,59 @@ class TrackingServer:
                 pass
             time.sleep(0.5)
         raise FinebenchError(f"mlflow server not answering {probe} after {timeout:.0f} s; see {self.mlflow_log}")
+
+    def _prepare_auth(self, host: str, public: str, port: int) -> dict:
+        """Write MLflow's auth config and the credentials file; the environment the auth app needs at start."""
+        self.auth_dir.mkdir(parents=True, exist_ok=True)
+        self.auth_dir.chmod(0o700)
+        # One uvicorn worker, so caching a checked password (scrypt, ~0.1 s a request otherwise) is never stale
+        # across workers; a password changed through the REST API takes effect at once on the one worker.
+        self.auth_ini.write_text(f"""[mlflow]
+default_permission = READ
+database_uri = sqlite:///{self.auth_db}
+admin_username = {ADMIN_USER}
+authorization_function = mlflow.server.auth:authenticate_request_basic_auth
+auth_cache_ttl_seconds = 300
+""")
+        if self.credentials.is_file():
+            creds = read_credentials(self.credentials)
+            user, password = creds["username"], creds["password"]
+        else:
+            user, password = ADMIN_USER, secrets.token_urlsafe(24)
+            if self.auth_db.is_file():  # the admin exists with a password nobody has any more: set the new one
+                self._set_password(user, password)
+        names = {host, public, socket.gethostname(), socket.getfqdn(), "localhost", "127.0.0.1", "::1"}
+        try:
+            names |= set(socket.gethostbyname_ex(socket.gethostname())[2])
+        except OSError:
+            pass
+        _write_private(self.credentials, f"""\
+# MLflow credentials of the finebench tracking server in {self.dir}: its admin user (MLflow basic-auth).
+# Readable by you only (mode 0600); never commit it. Jobs read it (FINEBENCH_TRACKING_CREDENTIALS=this file, or
+# found as {DEFAULT_CREDENTIALS} in the working directory); the [mlflow] section is MLflow's own
+# ~/.mlflow/credentials format. New password: delete this file and start the server again.
+[mlflow]
+mlflow_tracking_username = {user}
+mlflow_tracking_password = {password}
+
+[finebench]
+tracking_uri = http://{public}:{port}
+port = {port}
+hosts = {",".join(sorted(n.lower() for n in names if n))}
+""")
+        return {"MLFLOW_AUTH_CONFIG_PATH": str(self.auth_ini), "MLFLOW_AUTH_ADMIN_USERNAME": user,
+                "MLFLOW_AUTH_ADMIN_PASSWORD": password,  # used only to create the admin user in a new database
+                "MLFLOW_FLASK_SERVER_SECRET_KEY": secrets.token_urlsafe(32)}  # CSRF of the sign-up page
+
+    def _set_password(self, user: str, password: str) -> None:
+        from mlflow.server.auth.sqlalchemy_store import SqlAlchemyStore
+
+        store = SqlAlchemyStore()
+        store.init_db(f"sqlite:///{self.auth_db}")
+        if store.has_user(user, use_primary=True):
+            store.update_user(user, password=password)
+            _log(f"{self.credentials} was missing: new password for MLflow user {user!r} in {self.auth_db}")
+        store.engine.dispose()
 
     # -- stop ----------------------------------------------------------------------------------------------------
     def stop(self, quiet: bool = False, timeout: float = 30) -> list[str]:

@@ -31,8 +31,11 @@ RUN_KEY, SUPERSEDED = "finebench.run_key", "finebench.superseded"
 def _client(tracking_uri: str):
     from mlflow.tracking import MlflowClient
 
+    from finebench.server import use_credentials
+
     if tracking_uri.startswith("sqlite:///"):
         Path(tracking_uri[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
+    use_credentials(tracking_uri)  # a tracking server with authentication: its credentials file, if there is one
     return MlflowClient(tracking_uri=tracking_uri)
 
 
@@ -49,7 +52,14 @@ def retry(fn, *args, attempts: int = 8, **kwargs):
 
 def init_experiment(tracking_uri: str, experiment: str, artifact_root: str | Path, out_file: str | Path) -> str:
     client = _client(tracking_uri)
-    exp = client.get_experiment_by_name(experiment)
+    try:
+        exp = client.get_experiment_by_name(experiment)
+    except Exception as exc:  # the first request: say how to authenticate rather than MLflow's "error code 401"
+        if "error code 401" in str(exc):
+            from finebench.server import unauthorized_hint
+
+            raise FinebenchError(f"tracking_uri: {unauthorized_hint(tracking_uri)}") from None
+        raise
     if exp is None and tracking_uri.startswith(("http://", "https://")):
         # a tracking server stores the artifacts itself (mlflow server --artifacts-destination): jobs upload them over
         # HTTP, so nodes without the submit host's file system can log them
