@@ -2,12 +2,15 @@
 #   snakemake --cores all                                  # the embedded suite (config/config.yaml)
 #   snakemake --cores all --configfile config/smoke.yaml   # tiny, every stage
 # All logic lives in src/finebench; the rules only call `python -m finebench ...`.
+import os
+import sys
+
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
 
 from finebench.config import SCHEMA_PATH, coerce_numbers
 from finebench.cluster import export_gpu_claims
-from finebench.workdir import discard_finished
+from finebench.workdir import discard_finished, stale_lock_hint
 
 min_version("9.0")
 
@@ -23,6 +26,14 @@ if "tasks" not in config:
         "the config has no `tasks:`. With profiles/default, `--config KEY=VALUE` alone replaces the whole config too: "
         "name the file as well, e.g. --configfile config/config.yaml --config KEY=VALUE"
     )
+
+
+# A lock left by a killed snakemake stops this run with Snakemake's LockException: say first which command clears it
+# (the main process only: jobs parse this file too, on other hosts).
+if not (workflow.remote_exec or workflow.subprocess_exec or "--unlock" in sys.argv):
+    hint = stale_lock_hint(os.getcwd(), sys.argv[1:])
+    if hint:
+        print(hint, file=sys.stderr)
 
 
 # Snakemake reads YAML 1.1 (`lr: 1e-3` becomes a string); finebench reads such numbers as numbers everywhere.

@@ -205,3 +205,37 @@ def test_run_confusion_svg_shows_every_cell_with_its_count(tmp_path):
     assert titles[0] == "true a<b, predicted a<b: 8 (80.0% of the class)"
     assert titles[5] == "true c&d, predicted e: 5 (50.0% of the class)"
     assert cells[0].get("fill") == "rgb(56,89,137)" and cells[8].get("fill") == "rgb(247,251,255)"  # empty class: blank
+
+
+def test_summary_runs_are_kept_while_the_tables_hold_and_superseded_when_they_change(tmp_path, experiment_file):
+    import json
+
+    from mlflow.entities import ViewType
+    from mlflow.tracking import MlflowClient
+
+    from finebench.tracking import log_summaries
+
+    def aggregate(accs):
+        files = []
+        for _, row in runs_frame(accs).iterrows():
+            run = tmp_path / "runs" / f"{row['model']}_{row['seed']}"
+            run.mkdir(parents=True, exist_ok=True)
+            (run / "metrics.json").write_text(json.dumps({**row.to_dict(), "mlflow_run_id": f"r{row['seed']}"}))
+            files.append(run / "metrics.json")
+        report.aggregate(files, tmp_path / "tables")
+        (tmp_path / "plots").mkdir(exist_ok=True)
+        return log_summaries(experiment_file, tmp_path / "tables", tmp_path / "plots", tmp_path / "s.json")
+
+    info = json.loads(experiment_file.read_text())
+    client = MlflowClient(info["tracking_uri"])
+
+    def summaries():
+        runs = client.search_runs([info["experiment_id"]], "tags.`finebench.summary` = 'true'",
+                                  run_view_type=ViewType.ALL)
+        return {r.info.run_id: r.data.tags["finebench.superseded"] for r in runs}
+
+    first = aggregate({"a": [0.8, 0.9], "b": [0.5, 0.6]})["summary_runs"]["t"]
+    assert aggregate({"a": [0.8, 0.9], "b": [0.5, 0.6]})["summary_runs"]["t"] == first  # same tables: kept
+    assert summaries() == {first: "false"}
+    second = aggregate({"a": [0.8, 0.9], "b": [0.5, 0.7]})["summary_runs"]["t"]  # a changed table: filed anew
+    assert second != first and summaries() == {first: "true", second: "false"}

@@ -118,6 +118,36 @@ def test_stale_lock_after_kill_9_is_recovered_only_when_no_snakemake_runs(tmp_pa
     assert out.returncode == 0 and out.stderr == ""
 
 
+@pytest.mark.parametrize("spelling", ["--directory={d}", "-d{d}", "--dir={d}"])
+def test_a_snakemake_of_another_working_folder_is_found_however_it_names_it(tmp_path, spelling):
+    """``--directory=DIR`` (and the other spellings argparse accepts) from another folder: the stale-lock check and
+    ``make clean`` see that it runs, and the lock is not said to be stale."""
+    (tmp_path / "Snakefile").write_text(SLEEPER)
+    proc = subprocess.Popen([*SNAKEMAKE, "-s", str(tmp_path / "Snakefile"), spelling.format(d=tmp_path), "--cores", "1",
+                             "--config", "secs=120"], cwd="/", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        wait_for(lambda: (tmp_path / "job.pid").is_file())
+        assert [pid for pid, _ in workdir.live_snakemakes(tmp_path)] == [proc.pid]
+        assert workdir.unlock_stale(tmp_path, []) == 1 and workdir.stale_lock_hint(tmp_path, []) is None
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    # killed: now the lock is stale, and a plain snakemake is told the one command that clears it
+    hint = workdir.stale_lock_hint(tmp_path, ["--cores", "2", "--configfile", "config/my suite.yaml"])
+    assert hint.endswith("clear it with:\n    snakemake --unlock --cores 2 --configfile 'config/my suite.yaml'")
+
+
+def test_the_workflow_names_the_command_that_clears_a_stale_lock(repo, tmp_path):
+    locks = tmp_path / ".snakemake" / "locks"
+    locks.mkdir(parents=True)
+    (locks / "0.input.lock").write_text(f"{tmp_path}/results/x\n")
+    out = subprocess.run([*SNAKEMAKE, "-s", str(repo / "Snakefile"), "-n", "--configfile",
+                          str(repo / "config" / "smoke.yaml")], cwd=tmp_path, capture_output=True, text=True)
+    assert f"{locks} holds a lock, and no snakemake runs in {tmp_path}" in out.stderr
+    assert f"    snakemake --unlock -s {repo / 'Snakefile'} -n --configfile {repo / 'config' / 'smoke.yaml'}" in out.stderr
+
+
 def test_every_rule_log_ends_with_why_a_job_failed(repo):
     """Every rule that runs finebench redirects into its log and, on failure, appends the reason (job-failed)."""
     import re

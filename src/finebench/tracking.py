@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -211,9 +212,19 @@ def end_ghost_runs(client, experiment_id: str, current: dict[str, str]) -> list[
     return ended
 
 
+SUMMARY_DIGEST = "finebench.summary_sha256"  # of the tables a summary run holds
+
+
+def _supersede(client, runs) -> None:
+    for r in runs:
+        if r.data.tags.get(SUPERSEDED) != "true":
+            retry(client.set_tag, r.info.run_id, SUPERSEDED, "true")
+
+
 def log_summaries(experiment_file: str | Path, tables_dir: str | Path, plots_dir: str | Path, out_file: str | Path) -> dict:
     """One summary run per task (``{task}/summary``, tag ``finebench.summary=true``) holding the task's tables and
-    plots, so the MLflow UI user finds the answer beside the runs. Earlier summary runs of the task are deleted."""
+    plots, so the MLflow UI user finds the answer beside the runs. Unchanged tables keep the task's current summary
+    run; changed ones file a new one and mark the earlier ones superseded (``finebench.superseded``), as for runs."""
     import pandas as pd
 
     info = json.loads(Path(experiment_file).read_text())
@@ -231,14 +242,24 @@ def log_summaries(experiment_file: str | Path, tables_dir: str | Path, plots_dir
                   if isinstance(getattr(r, "sr_test_set", None), str)}
     ids = {}
     for task, g, score in ((task, g, score) for board, score in boards for task, g in board.groupby("task", sort=False)):
+        files = [tables_dir / f for f in ("leaderboard.md", "leaderboard.html", "families.md", "ranks.md")
+                 if (tables_dir / f).is_file()]
+        plotted = plot_task(task, first_sets)
+        pngs = sorted(plots_dir.glob(f"{plotted}_*.png")) if plotted else []
+        # what the summary shows: the same tables give the same summary, which is kept instead of filed again
+        digest = hashlib.sha256(g.to_csv(index=False).encode() + b"".join(f.read_bytes() for f in files)).hexdigest()
         old = retry(client.search_runs, [info["experiment_id"]],
-                    filter_string=f"tags.`finebench.summary` = 'true' and tags.task = '{task}'")
-        for r in old:
-            retry(client.delete_run, r.info.run_id)
+                    filter_string=f"tags.`finebench.summary` = 'true' and tags.task = '{task}'", max_results=1000)
+        same = [r for r in old if r.data.tags.get(SUMMARY_DIGEST) == digest and r.info.status == FINISHED
+                and r.data.tags.get(SUPERSEDED) != "true"]
+        if same:
+            ids[task] = same[0].info.run_id
+            _supersede(client, [r for r in old if r.info.run_id != ids[task]])
+            continue
         best = g.sort_values("rank").iloc[0]
         run = retry(client.create_run, info["experiment_id"], run_name=f"{task}/summary",
                     tags={"finebench.summary": "true", "task": task, "modality": str(best["modality"]),
-                          "best_model": str(best["model"])})
+                          "best_model": str(best["model"]), SUPERSEDED: "false", SUMMARY_DIGEST: digest})
         rid = run.info.run_id
         try:
             from mlflow.entities import Metric
@@ -247,16 +268,15 @@ def log_summaries(experiment_file: str | Path, tables_dir: str | Path, plots_dir
             metrics = [Metric(f"{m}.{score}", float(a), now, 0) for m, a in zip(g["model"], g[score])]
             retry(client.log_batch, rid, metrics=metrics)
             retry(client.log_text, rid, g.to_csv(index=False), "leaderboard.csv")
-            for f in ("leaderboard.md", "leaderboard.html", "families.md", "ranks.md"):
-                if (tables_dir / f).is_file():
-                    retry(client.log_artifact, rid, str(tables_dir / f), "all_tasks")
-            plotted = plot_task(task, first_sets)
-            for png in sorted(plots_dir.glob(f"{plotted}_*.png")) if plotted else []:
+            for f in files:
+                retry(client.log_artifact, rid, str(f), "all_tasks")
+            for png in pngs:
                 retry(client.log_artifact, rid, str(png), "plots")
             retry(client.set_terminated, rid, FINISHED)
         except BaseException:
             retry(client.set_terminated, rid, FAILED)
             raise
+        _supersede(client, old)  # kept, like a superseded training run: the UI's current view leaves them out
         ids[task] = rid
     current = {f"{r.task}/{r.model}/seed{r.seed}": r.mlflow_run_id for r in runs.itertuples()}
     ghosts = end_ghost_runs(client, info["experiment_id"], current)

@@ -57,6 +57,39 @@ def human(n: int) -> str:
     return f"{n} B"
 
 
+def directory_arg(cmd: list[str]) -> str | None:
+    """The working folder a snakemake command line names, in any spelling argparse accepts: ``--directory DIR``,
+    ``--directory=DIR``, an abbreviation (``--dir DIR``, ``--dir=DIR``), ``-d DIR``, ``-dDIR``; the last one wins."""
+    found = None
+    for i, arg in enumerate(cmd):
+        flag, eq, value = arg.partition("=")
+        if len(flag) >= 5 and "--directory".startswith(flag):
+            found = value if eq else (cmd[i + 1] if i + 1 < len(cmd) else found)
+        elif arg == "-d":
+            found = cmd[i + 1] if i + 1 < len(cmd) else found
+        elif arg.startswith("-d") and not arg.startswith("--"):
+            found = arg[2:]
+    return found
+
+
+def stale_lock_hint(folder: str | Path, argv: list[str]) -> str | None:
+    """What to tell a user whose snakemake will stop at a lock that no snakemake of this host holds (one killed with
+    SIGKILL, a lost session): the one command that clears it. None when there is no lock, or a live snakemake holds
+    it. The lock is not removed here: another host sharing the folder may be running (make run clears it itself,
+    since it knows it runs locally)."""
+    import importlib.util
+    import shlex
+
+    locks = Path(folder) / ".snakemake" / "locks"
+    if not locks.is_dir() or not any(locks.iterdir()) or not importlib.util.find_spec("psutil") \
+            or live_snakemakes(folder):
+        return None
+
+    return (f"[finebench] {locks} holds a lock, and no snakemake runs in {Path(folder).resolve()} on this host — left "
+            f"by one that was killed? If none runs on another host either, clear it with:\n"
+            f"    snakemake --unlock {shlex.join(argv)}")
+
+
 def live_snakemakes(folder: str | Path) -> list[tuple[int, str]]:
     """(pid, command line) of the snakemake processes of this machine whose working folder is ``folder``."""
     try:
@@ -73,10 +106,7 @@ def live_snakemakes(folder: str | Path) -> list[tuple[int, str]]:
             any(a == "-m" and b == "snakemake" for a, b in zip(cmd, cmd[1:]))
         if not is_snakemake or "--unlock" in cmd:
             continue
-        workdir = Path(cwd)
-        for flag in ("--directory", "-d"):
-            if flag in cmd[:-1]:
-                workdir = (Path(cwd) / cmd[cmd.index(flag) + 1])
+        workdir = Path(cwd) / (directory_arg(cmd) or ".")
         try:
             if workdir.resolve() == folder:
                 found.append((proc.info["pid"], " ".join(cmd)))
