@@ -53,6 +53,16 @@ def test_fit_writes_outputs_and_logs_to_mlflow(tmp_path, tiny_data, experiment_f
     assert [h.step for h in client.get_metric_history(run.info.run_id, "val_accuracy")] == [1, 2]
     assert run.data.metrics["test_accuracy"] == pytest.approx(m["test_accuracy"])
     assert {a.path for a in client.list_artifacts(run.info.run_id)} >= {"history.csv", "confusion.svg", "spec.json"}
+    # provenance: what produced the run, in metrics.json and as tags
+    from importlib import metadata
+
+    env = m["environment"]
+    assert env["torch"] == metadata.version("torch") and env["timm"] == metadata.version("timm")
+    assert env["mlflow"] == metadata.version("mlflow") and env["snakemake"] == metadata.version("snakemake")
+    assert env["transformers"] == metadata.version("transformers") and env["finebench"]
+    assert env["git_dirty"] in (True, False) and len(env["git_commit"]) == 40  # the tests run in a checkout
+    assert env["cuda"] is None and env["cudnn"] is None  # on the CPU
+    assert run.data.tags["env.torch"] == env["torch"] and run.data.tags["env.git_dirty"] == str(env["git_dirty"])
 
 
 def test_a_training_job_imports_no_plotting_compiler_or_unused_model_library(tmp_path, tiny_data, experiment_file):

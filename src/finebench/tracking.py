@@ -88,6 +88,43 @@ def git_commit() -> str | None:
         return None
 
 
+def git_dirty() -> bool | None:
+    """Whether the finebench checkout has uncommitted changes to tracked files (None outside a git checkout)."""
+    try:
+        return bool(subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, check=True,
+            cwd=Path(__file__).resolve().parent, timeout=30,
+        ).stdout.strip())
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+# What produced a run, recorded in its metrics.json ("environment") and as MLflow tags (env.<name>)
+PROVENANCE_PACKAGES = ("finebench", "torch", "torchvision", "torchaudio", "timm", "transformers", "mlflow",
+                       "snakemake", "numpy")
+
+
+def provenance() -> dict:
+    """The installed versions of the packages a result depends on, Python, CUDA and cuDNN (where a GPU is used), the
+    git commit and whether the checkout was dirty."""
+    import platform
+    from importlib import metadata
+
+    import torch
+
+    def version(name):
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            return None
+
+    cuda = torch.cuda.is_available()
+    return {**{name: version(name) for name in PROVENANCE_PACKAGES}, "python": platform.python_version(),
+            "cuda": torch.version.cuda if cuda else None,
+            "cudnn": torch.backends.cudnn.version() if cuda else None,
+            "git_commit": git_commit(), "git_dirty": git_dirty()}
+
+
 def flatten(d: dict, prefix: str = "") -> dict:
     out = {}
     for k, v in d.items():

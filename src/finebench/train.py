@@ -226,6 +226,7 @@ class Job:
     precision: str  # "bf16" / "fp16" (autocast) or "fp32"
     device_name: str  # the GPU or CPU model (metrics.json, MLflow tag)
     scaler: object  # torch.amp.GradScaler: scales fp16 losses; with another precision a pass-through
+    environment: dict | None = None  # tracking.provenance(), taken when the run starts
     state: dict = field(default_factory=lambda: {"epoch": 0, "history": [], "best": None, "best_state": None,
                                                  "train_seconds": 0.0, "data_seconds": 0.0, "samples_seen": 0,
                                                  "mlflow_run_id": None})
@@ -534,6 +535,7 @@ def assemble(job: Job, test: dict, cost: dict, run_id: str, experiment_id: str) 
         "spec_hash": spec_hash(spec),
         "device": job.dev.type,
         "device_name": job.device_name,  # which GPU / CPU model the cost columns were measured on
+        "environment": job.environment,  # package versions, CUDA / cuDNN, git commit and dirtiness (provenance)
         "precision": "+".join(s.get("precisions") or [job.precision]),  # "fp32+bf16": resumed on another device
         "threads": job.threads,
         "epochs": job.t["epochs"],
@@ -583,7 +585,7 @@ def fit(spec: dict, data_dir: str | Path, out_dir: str | Path, experiment_file: 
     import pandas as pd
 
     from finebench.cost import measure
-    from finebench.tracking import Run
+    from finebench.tracking import Run, provenance
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -602,8 +604,10 @@ def fit(spec: dict, data_dir: str | Path, out_dir: str | Path, experiment_file: 
          if job.state["epoch"] < t["epochs"] else f" — trained earlier ({resumed}): evaluating its best epoch"))
 
     note = job.data.manifest.get("data_note", "")
+    job.environment = provenance()
     tags = {"config_hash": spec_hash(spec), "device": job.dev.type, "device_name": job.device_name,
             "precision": job.precision,
+            **{f"env.{k}": v for k, v in job.environment.items() if v is not None},
             **({"data_note": note} if note else {})}
     with (Run(experiment_file, spec, tags=tags, run_id=job.state["mlflow_run_id"] if resumed else None) as run,
           full_disk_named(out_dir)):  # a full disk is named (path, free space) in the log and the run's error tag
