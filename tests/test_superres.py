@@ -14,7 +14,7 @@ from PIL import Image
 from finebench import config as fbconfig
 from finebench import metrics_sr
 from finebench.data import DATASETS, prepare_task
-from finebench.data.superres import SRData, bicubic_upscale, imresize, pil_bicubic
+from finebench.data.superres import SRData, bicubic_upscale, imresize, pil_bicubic, resize_matrix, resize_operator
 from finebench.errors import ConfigError, FinebenchError
 
 
@@ -69,6 +69,41 @@ def test_sr_output_is_quantised_to_8_bits():
     assert metrics_sr.sr_scores(hr, hr.astype(float) + 0.6, 2)["psnr"] < 60
 
 
+def test_a_grey_image_is_scored_on_its_own_values():
+    """A one-channel HR image against a three-channel output (what a model fed it as RGB returns): PSNR on the grey
+    values, not on Y = 16 + 0.859 v of three equal channels (1.32 dB higher). The expected numbers are worked out by
+    hand below: 16 x 16 image, scale 2 shaves 2 px, so 12 x 12 = 144 pixels are scored."""
+    from skimage.metrics import structural_similarity
+
+    hr = (np.arange(256).reshape(16, 16) % 200 + 20).astype(np.uint8)
+    sr = np.repeat(hr[..., None], 3, axis=2).astype(np.float64)
+    sr[5, 5] += 4  # all three channels: the grey value is off by 4
+    sr[8, 3] -= 2  # off by -2
+    sr[10, 10, 0] += 3  # red only: the grey value (BT.601 luma, weights 65.481 / 219 = 0.299 ...) is off by 0.897
+    sr[0, 0] += 60  # in the shaved border: not scored
+    got = metrics_sr.sr_scores(hr, sr, 2)
+    # MSE = (4^2 + 2^2 + 0.897^2) / 144 = 20.804609 / 144; PSNR = 10 log10(255^2 / MSE)
+    assert got["psnr"] == pytest.approx(56.53283294849964, abs=1e-9)
+    assert got["psnr"] == pytest.approx(10 * math.log10(255**2 * 144 / (4**2 + 2**2 + 0.897**2)), abs=1e-9)
+    # the old way (Y of three equal channels) would be 20 log10(255 / 219) = 1.3219 dB higher
+    y_way = metrics_sr.psnr(metrics_sr.rgb_to_y(np.repeat(hr[..., None], 3, 2))[2:-2, 2:-2],
+                            metrics_sr.rgb_to_y(sr)[2:-2, 2:-2])
+    assert y_way - got["psnr"] == pytest.approx(1.3219213118767368, abs=1e-6)
+    grey_sr = hr.astype(np.float64)
+    grey_sr[5, 5] += 4
+    grey_sr[8, 3] -= 2
+    grey_sr[10, 10] += 0.897
+    want = structural_similarity(hr[2:-2, 2:-2].astype(float), grey_sr[2:-2, 2:-2], gaussian_weights=True, sigma=1.5,
+                                 use_sample_covariance=False, data_range=255)
+    assert got["ssim"] == pytest.approx(want, abs=1e-9)
+    # a grey output (one channel, e.g. the bicubic baseline of a grey LR): (4^2 + 2^2) / 144
+    one = metrics_sr.sr_scores(hr[..., None], np.round(grey_sr)[..., None], 2)  # 0.897 rounds to 1: three errors
+    assert one["psnr"] == pytest.approx(10 * math.log10(255**2 * 144 / (16 + 4 + 1)), abs=1e-9)
+    assert math.isinf(metrics_sr.sr_scores(hr, np.repeat(hr[..., None], 3, 2), 2)["psnr"])  # equal channels: exact
+    with pytest.raises(ValueError, match="colour HR needs a colour SR"):
+        metrics_sr.sr_scores(photo(0, 16, 16), hr[..., None], 2)
+
+
 # --- bicubic ------------------------------------------------------------------------------------------------------
 
 
@@ -93,6 +128,84 @@ def test_imresize_equals_antialiased_bicubic_inside_the_border():
     theirs = F.interpolate(t, scale_factor=0.5, mode="bicubic", antialias=True, align_corners=False)[0].permute(1, 2, 0).numpy()
     assert np.allclose(ours[3:-3, 3:-3], theirs[3:-3, 3:-3], atol=1e-6)
     assert np.abs(ours - theirs).max() > 1e-3  # the borders differ
+
+
+def dense_imresize(img, scale, as_uint8=True):
+    """The dense implementation imresize had before it went sparse (kept here as the reference): the same resize
+    matrices, applied by einsum (a BLAS GEMM)."""
+    a = np.asarray(img, dtype=np.float64)
+    h, w = a.shape[:2]
+    size = (int(np.ceil(h * scale)), int(np.ceil(w * scale)))
+    mh, mw = dense_resize_matrix(h, size[0], scale), dense_resize_matrix(w, size[1], scale)
+    out = np.einsum("oh,hwc->owc", mh, a.reshape(h, w, -1), optimize=True)
+    out = np.einsum("pw,owc->opc", mw, out, optimize=True).reshape(size + a.shape[2:])
+    return np.clip(np.floor(out + 0.5), 0, 255).astype(np.uint8) if as_uint8 else out
+
+
+def dense_resize_matrix(in_len, out_len, scale):
+    """resize_matrix as it was written before the change (copied, so that the reference cannot drift with it)."""
+    def cubic(x):
+        ax = np.abs(x)
+        return ((1.5 * ax**3 - 2.5 * ax**2 + 1) * (ax <= 1)
+                + (-0.5 * ax**3 + 2.5 * ax**2 - 4 * ax + 2) * ((ax > 1) & (ax <= 2)))
+
+    width = 4.0
+    antialias = scale < 1
+    if antialias:
+        width /= scale
+    u = np.arange(1, out_len + 1, dtype=np.float64) / scale + 0.5 * (1 - 1 / scale)
+    left = np.floor(u - width / 2)
+    taps = int(np.ceil(width)) + 2
+    idx = left[:, None] + np.arange(taps)[None, :]
+    dist = u[:, None] - idx
+    wts = scale * cubic(dist * scale) if antialias else cubic(dist)
+    wts /= wts.sum(1, keepdims=True)
+    mirror = np.concatenate([np.arange(in_len), np.arange(in_len - 1, -1, -1)])
+    src = mirror[np.mod(idx - 1, 2 * in_len).astype(np.int64)]
+    m = np.zeros((out_len, in_len))
+    np.add.at(m, (np.repeat(np.arange(out_len), taps), src.ravel()), wts.ravel())
+    return m
+
+
+@pytest.mark.parametrize("in_len,out_len,scale", [(2040, 1020, 0.5), (1356, 452, 1 / 3), (2040, 510, 0.25),
+                                                  (339, 1356, 4), (452, 1356, 3), (5, 10, 2), (3, 1, 1 / 3),
+                                                  (7, 2, 0.25), (2, 8, 4), (10, 7, 0.7), (6, 13, 13 / 6)])
+def test_sparse_resize_weights_are_the_dense_ones_to_the_bit(in_len, out_len, scale):
+    dense = dense_resize_matrix(in_len, out_len, scale)
+    assert np.array_equal(resize_matrix(in_len, out_len, scale), dense)
+    op = resize_operator(in_len, out_len, scale)
+    assert op.has_sorted_indices and np.array_equal(op.toarray(), dense)  # tiny sizes: taps mirror several times
+
+
+def realistic_images():
+    import skimage.data
+
+    rng = np.random.default_rng(42)
+    yield "astronaut", skimage.data.astronaut()[:300, :420]
+    yield "camera (grey)", skimage.data.camera()[:252, :300, None]
+    yield "coffee", skimage.data.coffee()[:204, :300]
+    yield "chelsea", skimage.data.chelsea()[:241, :310]  # odd sizes
+    yield "photo", photo(8, 96, 132)
+    yield "noise", rng.integers(0, 256, (120, 144, 3), dtype=np.uint8)
+    yield "saturated", np.where(rng.random((96, 120, 3)) < 0.5, 0, 255).astype(np.uint8)  # clipping at 0 and 255
+    yield "ramp", np.tile(np.arange(96, dtype=np.uint8)[None, :, None] * 2, (60, 1, 3))
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_sparse_imresize_equals_the_dense_one(scale):
+    """The sparse product sums each output's taps in input order; the dense GEMM it replaced (OpenBLAS: fused
+    multiply-adds in blocks) rounds differently. At scales 2 and 4 the weights are dyadic and every product and sum is
+    exact, so the float64 values agree to the bit; at scale 3 they differ at ~1e-13, and the uint8 results — what is
+    stored and scored — agree everywhere (the exact values lie >= 1/13122 away from any x.5)."""
+    for name, img in realistic_images():
+        for factor, src in ((1 / scale, img), (scale, dense_imresize(img, 1 / scale))):  # down, then the LR back up
+            new, old = imresize(src, factor, as_uint8=False), dense_imresize(src, factor, as_uint8=False)
+            assert new.shape == old.shape, name
+            if scale in (2, 4):
+                assert np.array_equal(new, old), (name, factor)
+            else:
+                assert np.abs(new - old).max() < 1e-11, (name, factor)
+            assert np.array_equal(imresize(src, factor), dense_imresize(src, factor)), (name, factor)
 
 
 def test_pil_bicubic_differs_slightly_from_matlab():
@@ -130,8 +243,9 @@ def test_split_by_source_image_and_lr_is_matlab_bicubic(tiny_photos):
         assert hr.shape[0] % 2 == 0 and lr.shape[:2] == (hr.shape[0] // 2, hr.shape[1] // 2)
         assert np.array_equal(lr, imresize(hr, 0.5))
     lr, hr = data.pair("test", data.names("test").index("camera"))
-    assert np.array_equal(hr[..., 0], hr[..., 2])  # the grey cameraman on three channels
+    assert hr.shape == (512, 512, 1) and lr.shape == (256, 256, 1)  # the grey cameraman stays grey
     assert np.array_equal(hr[..., 0], skimage.data.camera())  # test images are whole
+    assert manifest["superres"]["splits"]["test"]["grey_images"] == ["camera"]
     lr, hr = data.pair("train", data.names("train").index("astronaut"))
     full = skimage.data.astronaut()
     top, left = (full.shape[0] - 64) // 2, (full.shape[1] - 64) // 2  # training images: centre crop to max_side
@@ -144,6 +258,11 @@ def test_bicubic_baseline_is_scored_on_the_test_images(tiny_photos):
     per = [metrics_sr.sr_scores(hr, bicubic_upscale(lr, 2), 2) for lr, hr in (data.pair("test", i) for i in range(2))]
     assert manifest["baseline"]["bicubic"]["test"]["psnr"] == pytest.approx(np.mean([p["psnr"] for p in per]))
     assert manifest["baseline"]["bicubic"]["test"]["ssim"] == pytest.approx(np.mean([p["ssim"] for p in per]))
+    # the grey cameraman: bicubic of its grey LR, against its own grey values (here by hand: MSE over the unshaved part)
+    lr, hr = data.pair("test", data.names("test").index("camera"))
+    err = hr[2:-2, 2:-2, 0].astype(float) - bicubic_upscale(lr, 2)[2:-2, 2:-2, 0]
+    camera = manifest["baseline"]["bicubic_per_image_test"][data.names("test").index("camera")]
+    assert camera["psnr"] == pytest.approx(10 * math.log10(255**2 / np.mean(err**2)), abs=1e-9)
 
 
 def test_training_patches_are_aligned_pairs_from_training_images(tiny_photos):
@@ -199,7 +318,54 @@ def test_sr_benchmark_reads_div2k_and_a_test_set_with_official_lr(tmp_path, caps
     assert manifest["splits"]["test"]["official_lr"] == 2
     lr, hr = SRData(path).pair("test", 0)
     assert hr.shape == (40, 50, 3) and (lr == 7).all()  # the official LR file is used as is
-    assert "the official Set5 has 5" in capsys.readouterr().err
+    # a partial copy: one warning naming each count (the classification datasets' check, registry.check_official)
+    err = capsys.readouterr().err
+    assert (f"[finebench] WARNING sr_benchmark: the files at {root} differ from the official release: "
+            f"DIV2K_train_HR 3 (official 800), DIV2K_valid_HR 2 (official 100), Set5 2 (official 5) — a partial or "
+            f"modified copy?") in err
+    assert err.count("WARNING") == 1 and "Traceback" not in err
+    assert manifest["source"]["official_counts"] == {
+        "expected": {"DIV2K_train_HR": 800, "DIV2K_valid_HR": 100, "Set5": 5},
+        "found": {"DIV2K_train_HR": 3, "DIV2K_valid_HR": 2, "Set5": 2}, "match": False}
+    assert manifest["source"]["train"] == "DIV2K train: 3 of the 3 images found"
+
+
+def test_sr_benchmark_complete_counts_give_no_warning_and_grey_images_stay_grey(tmp_path, capsys):
+    """800 / 100 DIV2K files and a 14-image Set14 (only the images used need be real: the others are counted, never
+    read). Set14's bridge is grey, as in EDSR's benchmark archive: stored with one channel, its official grey LR used,
+    its bicubic baseline scored on its own values."""
+    root = tmp_path / "root"
+    for folder, first, n in (("DIV2K_train_HR", 1, 800), ("DIV2K_valid_HR", 801, 100)):
+        (root / folder).mkdir(parents=True)
+        for i in range(first, first + n):
+            (root / folder / f"{i:04d}.png").touch()
+    for i in (1, 2, 801):
+        write_png(root / ("DIV2K_train_HR" if i < 801 else "DIV2K_valid_HR") / f"{i:04d}.png", photo(i, 40, 48))
+    names = ["baboon", "barbara", "bridge", "coastguard", "comic", "face", "flowers", "foreman", "lenna", "man",
+             "monarch", "pepper", "ppt3", "zebra"]
+    for k, name in enumerate(names):
+        hr = photo(k, 36, 44)
+        if name == "bridge":
+            hr = hr[..., 1]  # grey: a one-channel PNG (mode L)
+        write_png(root / "benchmark" / "Set14" / "HR" / f"{name}.png", hr)
+        write_png(root / "benchmark" / "Set14" / "LR_bicubic" / "X2" / f"{name}x2.png", imresize(hr, 0.5))
+    manifest, path = prepare(tmp_path, "sr_benchmark", root=str(root), test_set="set14", train_images=2,
+                             val_images=1, patch_size=8, patches_per_epoch=16, example_crop=16)
+    err = capsys.readouterr().err
+    assert "WARNING" not in err and "1 grey image(s) kept grey (one channel): Set14/bridge" in err
+    assert manifest["source"]["official_counts"]["match"] is True
+    assert manifest["source"]["official_counts"]["found"] == {"DIV2K_train_HR": 800, "DIV2K_valid_HR": 100, "Set14": 14}
+    assert manifest["splits"]["test"]["official_lr"] == 14
+    assert manifest["splits"]["test"]["grey_images"] == ["Set14/bridge"]
+    data = SRData(path)
+    i = data.names("test").index("Set14/bridge")
+    lr, hr = data.pair("test", i)
+    assert hr.shape == (36, 44, 1) and lr.shape == (18, 22, 1)
+    err = hr[2:-2, 2:-2, 0].astype(float) - bicubic_upscale(lr, 2)[2:-2, 2:-2, 0]
+    assert manifest["baseline"]["bicubic_per_image_test"][i]["psnr"] == pytest.approx(
+        10 * math.log10(255**2 / np.mean(err**2)), abs=1e-9)
+    lr_batch, hr_batch = data.patches(64, np.random.default_rng(0))
+    assert lr_batch.shape == (64, 3, 8, 8) and hr_batch.shape == (64, 3, 16, 16)
 
 
 def test_sr_benchmark_names_what_is_missing(tmp_path):
@@ -211,8 +377,9 @@ def test_sr_benchmark_names_what_is_missing(tmp_path):
         prepare(tmp_path, "sr_benchmark", root=str(tmp_path / "root"), test_set="set6")
 
 
-def benchmark_root(root: Path, sets=("Set5", "Set14")) -> Path:
-    """DIV2K train/valid and the given benchmark sets (two images each, official x2 LR) in EDSR's layout."""
+def benchmark_root(root: Path, sets=("Set5", "Set14"), grey=()) -> Path:
+    """DIV2K train/valid and the given benchmark sets (two images each, official x2 LR) in EDSR's layout; the image
+    names in ``grey`` (e.g. ``set14_b``) are written as one-channel PNGs."""
     for i in range(1, 4):
         write_png(root / "DIV2K_train_HR" / f"{i:04d}.png", photo(i, 48, 64))
     for i in (801, 802):
@@ -220,6 +387,8 @@ def benchmark_root(root: Path, sets=("Set5", "Set14")) -> Path:
     for k, folder in enumerate(sets):
         for j, name in enumerate(("a", "b")):
             hr = photo(10 * k + j, 36 + 4 * k, 44)
+            if f"{folder.lower()}_{name}" in grey:
+                hr = hr[..., 0]
             write_png(root / "benchmark" / folder / "HR" / f"{folder.lower()}_{name}.png", hr)
             write_png(root / "benchmark" / folder / "LR_bicubic" / "X2" / f"{folder.lower()}_{name}x2.png",
                       imresize(hr, 0.5))
@@ -234,7 +403,7 @@ def test_one_training_is_scored_on_several_test_sets(tmp_path, experiment_file):
     from finebench.report import aggregate
     from finebench.train import fit
 
-    root = benchmark_root(tmp_path / "root")
+    root = benchmark_root(tmp_path / "root", grey=("set14_b",))
     manifest, path = prepare(tmp_path, "sr_benchmark", root=str(root), test_set=["set14", "set5"], val_images=1,
                              patch_size=8, patches_per_epoch=16, example_crop=16)
     assert manifest["more_tests"] == {"set5": "test_set5"} and manifest["source"]["test_sets"] == ["set14", "set5"]
@@ -259,6 +428,9 @@ def test_one_training_is_scored_on_several_test_sets(tmp_path, experiment_file):
     assert list(rows["test_set"]) == ["set14", "set14", "set5", "set5"]
     assert rows[rows.test_set == "set5"]["psnr"].mean() == pytest.approx(five["test_psnr"])
     assert rows[rows.test_set == "set14"]["psnr"].mean() == pytest.approx(result["test_psnr"])
+    # the grey set14_b, scored on its own values: an (almost) untrained EDSR is bicubic plus a little, within ~1 dB
+    grey = rows[rows.image == "Set14/set14_b"].iloc[0]
+    assert abs(grey["psnr"] - grey["bicubic_psnr"]) < 1
     logged = MlflowClient(json.loads(experiment_file.read_text())["tracking_uri"]).get_run(result["mlflow_run_id"])
     assert logged.data.metrics["set5.test_psnr"] == pytest.approx(five["test_psnr"])
 

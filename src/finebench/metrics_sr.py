@@ -5,7 +5,9 @@ The protocol of SRCNN / VDSR / EDSR / SwinIR tables (and of their MATLAB evaluat
 - both images are converted to Y with ITU-R BT.601 as MATLAB's ``rgb2ycbcr`` does
   (``Y = 16 + (65.481 R + 128.553 G + 24.966 B) / 255`` for R, G, B in 0..255, giving 16..235); Y is kept in
   floating point (as the Python ports of those scripts do; MATLAB on uint8 input rounds Y, which moves PSNR by
-  ~0.01 dB); a one-channel image is its own Y;
+  ~0.01 dB);
+- a grey (one-channel) HR image is scored on its own values, not on the Y of three equal channels (which is
+  16 + 0.859 v: every error shrunk by 219/255, PSNR raised by 20 log10(255/219) = 1.32 dB). See :func:`sr_scores`;
 - ``scale`` pixels are cropped from every border;
 - PSNR = 10 log10(255^2 / MSE); SSIM (Wang et al. 2004) with an 11x11 Gaussian window of sigma 1.5,
   K1 = 0.01, K2 = 0.03, L = 255, population (not sample) covariances, averaged over the window positions that fit
@@ -23,6 +25,7 @@ import math
 import numpy as np
 
 BT601 = np.array([65.481, 128.553, 24.966]) / 255.0  # rgb2ycbcr's Y row for 0..255 inputs (offset 16)
+GREY = BT601 / BT601.sum()  # the same weights summing to 1 (0.299, 0.587, 0.114): Y = 16 + 219 / 255 * GREY @ rgb
 SSIM_SIGMA, SSIM_RADIUS, K1, K2, PEAK = 1.5, 5, 0.01, 0.03, 255.0
 
 
@@ -44,6 +47,14 @@ def rgb_to_y(img: np.ndarray) -> np.ndarray:
     if a.shape[-1] != 3:
         raise ValueError(f"rgb_to_y: expected 1 or 3 channels last, got shape {a.shape}")
     return 16.0 + a @ BT601
+
+
+def rgb_to_grey(img: np.ndarray) -> np.ndarray:
+    """``[H, W, 3]`` in 0..255 -> ``[H, W]`` float64 on the grey image's own scale: (Y - 16) * 255 / 219, i.e. BT.601
+    luma with weights summing to 1; exactly the common value where the three channels are equal."""
+    a = np.asarray(img, dtype=np.float64)
+    r, g, b = a[..., 0], a[..., 1], a[..., 2]
+    return r + GREY[1] * (g - r) + GREY[2] * (b - r)  # = GREY @ (r, g, b), written so that r = g = b gives r exactly
 
 
 def shave(y: np.ndarray, border: int) -> np.ndarray:
@@ -97,10 +108,31 @@ def ssim(ref: np.ndarray, test: np.ndarray, peak: float = PEAK) -> float:
 def sr_scores(hr: np.ndarray, sr: np.ndarray, scale: int) -> dict:
     """PSNR and SSIM of one super-resolved image against its HR original, the literature's way.
 
-    ``hr``: uint8 ``[H, W, C]``; ``sr``: same shape, uint8 or float in 0..255 (quantised to 8 bits here).
+    ``hr``: uint8 ``[H, W, 3]``, or ``[H, W, 1]`` / ``[H, W]`` for a grey image; ``sr``: uint8 or float in 0..255
+    (quantised to 8 bits here), ``[H, W, 3]`` (a model's output) or grey like ``hr``.
+
+    Colour: Y of both. Grey HR: its own values, against the SR image's own values if grey, else (a model fed the
+    grey image as three equal channels returns three nearly equal ones) against :func:`rgb_to_grey` of the
+    quantised output — the grey value with the output's Y, equal to the channels' common value where they agree.
+    Sources: MATLAB's ``rgb2ycbcr`` is applied only where ``size(img, 3) == 3`` in the evaluation scripts of
+    EDSR (limbee/NTIRE2017 demo/evaluation.m at 0177fa4: for a grey target on Set5/Set14/B100/Urban100 it scores
+    the target's values against the output's first channel, no rgb2ycbcr) and of RCAN and its followers
+    (Evaluate_PSNR_SSIM.m, ``Cal_Y_PSNRSSIM``); BasicSR's and SwinIR's ``calculate_psnr(test_y_channel=True)``
+    convert only ``ndim == 3 and shape[2] == 3`` images. But their data loaders read every file in colour (SwinIR
+    main_test_swinir.py: ``cv2.imread(path, cv2.IMREAD_COLOR)``; BasicSR ``imfrombytes(flag='color')``; EDSR-PyTorch
+    ``set_channel(n_channels=3)`` and ``calc_psnr``'s Y weights on the difference), so the numbers those Python
+    scripts print — SwinIR's tables among them — score Set14's grey ``bridge`` on the Y of three equal channels,
+    ~1.3 dB above this (about +0.09 dB on the Set14 mean at x2).
     """
     hr, sr = to_uint8(hr), to_uint8(sr)
-    if hr.shape != sr.shape:
-        raise ValueError(f"sr_scores: HR {hr.shape} and SR {sr.shape} differ in shape")
-    y_hr, y_sr = shave(rgb_to_y(hr), scale), shave(rgb_to_y(sr), scale)
+    hr, sr = (a[..., None] if a.ndim == 2 else a for a in (hr, sr))
+    if hr.shape[:2] != sr.shape[:2] or hr.shape[2] not in (1, 3) or sr.shape[2] not in (1, hr.shape[2], 3) \
+            or (hr.shape[2] == 3 and sr.shape[2] != 3):
+        raise ValueError(f"sr_scores: HR {hr.shape} and SR {sr.shape} do not match (colour HR needs a colour SR)")
+    if hr.shape[2] == 1:
+        y_hr = hr[..., 0].astype(np.float64)
+        y_sr = sr[..., 0].astype(np.float64) if sr.shape[2] == 1 else rgb_to_grey(sr)
+    else:
+        y_hr, y_sr = rgb_to_y(hr), rgb_to_y(sr)
+    y_hr, y_sr = shave(y_hr, scale), shave(y_sr, scale)
     return {"psnr": psnr(y_hr, y_sr), "ssim": ssim(y_hr, y_sr)}

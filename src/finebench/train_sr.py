@@ -2,12 +2,15 @@
 
 - **Input**: :class:`SRLoader` — training batches of random LR/HR patch pairs (``input.patch_size`` LR pixels,
   the 8 flips/rotations, ``input.patches_per_epoch`` patches per epoch, images drawn in proportion to their area),
-  evaluation one whole image at a time. Values are 0..1 floats (uint8 / 255). The patch positions come from a
+  evaluation one whole image at a time. Values are 0..1 floats (uint8 / 255). A grey image goes in as three equal
+  channels (the models take RGB); its HR target stays one channel, scored on its own grey values. The patch
+  positions come from a
   numpy generator seeded from the run's torch generator at the start of each epoch, so runs are reproducible and
   resume exactly.
 - **Loss**: L1 by default (``training.loss``: ``l1``, ``mse`` or ``charbonnier``).
 - **Evaluation**: every image super-resolved whole, quantised to 8 bits and scored with PSNR/SSIM on Y with
-  ``scale`` pixels shaved (finebench.metrics_sr); the split's score is the mean over images.
+  ``scale`` pixels shaved (finebench.metrics_sr; a grey image on its own values); the split's score is the mean over
+  images.
 - **Model selection**: the epoch with the best validation PSNR.
 - **Final artifacts**: ``per_image.csv`` (PSNR/SSIM of the model and of bicubic for every image of every test set) and
   ``examples.npz`` (the report's test crop: LR, bicubic, this model's SR, HR); metrics.json gains ``test_psnr``,
@@ -50,16 +53,21 @@ class SRLoader:
     def _tensor(self, a: np.ndarray):
         import torch
 
-        return torch.from_numpy(np.ascontiguousarray(a)).to(self.device).float().div_(255.0)
+        a = np.ascontiguousarray(a)
+        if not a.flags.writeable:  # a one-channel image's CHW view of the read-only store is contiguous: not copied
+            a = a.copy()
+        return torch.from_numpy(a).to(self.device).float().div_(255.0)
 
     def __iter__(self):
         import torch
 
         if not self.train:
+            from finebench.data.superres import as_rgb
+
             for i in range(self.sr.count(self.split)):
                 t0 = time.perf_counter()
-                lr, hr = self.sr.pair(self.split, i)
-                x, y = self._tensor(lr.transpose(2, 0, 1)[None]), self._tensor(hr.transpose(2, 0, 1)[None])
+                lr, hr = self.sr.pair(self.split, i)  # y: [1, 3, H, W], or [1, 1, H, W] for a grey image
+                x, y = self._tensor(as_rgb(lr).transpose(2, 0, 1)[None]), self._tensor(hr.transpose(2, 0, 1)[None])
                 self.data_seconds += time.perf_counter() - t0
                 yield x, y
             return
@@ -98,12 +106,12 @@ class SuperResolution:
 
     def cost_input(self, job):
         """One COST_LR_SIZE^2 LR crop (centre of the first test image), batch of 1."""
-        from finebench.data.superres import SRData
+        from finebench.data.superres import SRData, as_rgb
 
         lr, _ = SRData(job.data.path).pair("test", 0)
         s = min(COST_LR_SIZE, lr.shape[0], lr.shape[1])
         top, left = (lr.shape[0] - s) // 2, (lr.shape[1] - s) // 2
-        crop = lr[top : top + s, left : left + s].transpose(2, 0, 1)[None]
+        crop = as_rgb(lr[top : top + s, left : left + s]).transpose(2, 0, 1)[None]
         return SRLoader(job.data, "test", 1, job.dev)._tensor(crop)
 
     # evaluation runs one whole image at a time: no batch size to lower (finebench.train.memory_hint)
@@ -149,11 +157,12 @@ class SuperResolution:
                 with autocast():
                     out = model(x)
                 out = out.float().clamp_(0, 1)
-                if out.shape != y.shape:
-                    raise FinebenchError(f"super-resolution model output {tuple(out.shape)} != HR {tuple(y.shape)}")
-                loss_sum += F.l1_loss(out, y).item()
+                if out.shape[:1] + out.shape[2:] != y.shape[:1] + y.shape[2:] or out.shape[1] != 3:
+                    raise FinebenchError(f"super-resolution model output {tuple(out.shape)} != HR {tuple(y.shape)} "
+                                         f"(RGB)")
+                loss_sum += F.l1_loss(out, y.expand_as(out)).item()  # a grey HR against each output channel
                 sr = to_uint8(out[0].permute(1, 2, 0).mul(255.0))
-                hr = to_uint8(y[0].permute(1, 2, 0).mul(255.0))
+                hr = to_uint8(y[0].permute(1, 2, 0).mul(255.0))  # one channel for a grey image: scored on its values
                 per.append(sr_scores(hr, sr, scale))
                 if first is None:
                     first = sr
@@ -169,7 +178,7 @@ class SuperResolution:
     def final(self, ev: dict, data, out_dir: Path, title: str, more: dict) -> dict:
         import pandas as pd
 
-        from finebench.data.superres import SRData, bicubic_upscale
+        from finebench.data.superres import SRData, as_rgb, bicubic_upscale
 
         sr_data = SRData(data.path)
         m = sr_data.manifest
@@ -187,10 +196,10 @@ class SuperResolution:
                             "bicubic_psnr": bic["psnr"], "bicubic_ssim": bic["ssim"], "n_test": len(e["per_image"])}
         pd.concat(per_image, ignore_index=True).to_csv(out_dir / "per_image.csv", index=False)
         ex = m["example"]
-        lr, hr = sr_data.pair("test", ex["image"])
-        np.savez_compressed(out_dir / "examples.npz", lr=crop_example(lr, ex, scale, lr=True),
-                            bicubic=crop_example(bicubic_upscale(np.asarray(lr), scale), ex, scale),
-                            sr=crop_example(ev["first_sr"], ex, scale), hr=crop_example(hr, ex, scale),
+        lr, hr = sr_data.pair("test", ex["image"])  # a grey image's crops are stored on three equal channels
+        np.savez_compressed(out_dir / "examples.npz", lr=as_rgb(crop_example(lr, ex, scale, lr=True)),
+                            bicubic=as_rgb(crop_example(bicubic_upscale(np.asarray(lr), scale), ex, scale)),
+                            sr=crop_example(ev["first_sr"], ex, scale), hr=as_rgb(crop_example(hr, ex, scale)),
                             image=np.array(sr_data.names("test")[ex["image"]]),
                             box=np.array([ex["top"], ex["left"], ex["size"]]))
         s = min(COST_LR_SIZE, lr.shape[0], lr.shape[1])
