@@ -208,3 +208,44 @@ def test_cached_check_still_checks_the_tracking_uri_and_warns(smoke, tmp_path, c
         server.server_close()
     with pytest.raises(ConfigError, match=rf"the MLflow server {url} does not answer"):
         config.check_cached(smoke, tmp_path)  # ... and the server that went away is caught
+
+
+@pytest.mark.parametrize("dataset, option, model", [
+    ("imagefolder", "root", {"family": "cnn", "modality": "vision", "arch": "small_cnn"}),
+    ("audiofolder", "root", {"family": "cnn", "modality": "speech", "arch": "small_cnn"}),
+    ("text_table", "path", {"family": "cnn", "modality": "text", "arch": "textcnn"}),
+    ("cub200", "root", {"family": "cnn", "modality": "vision", "arch": "small_cnn"}),
+])
+def test_a_dataset_path_that_does_not_exist_is_named_before_any_job(tmp_path, dataset, option, model):
+    missing = tmp_path / "no-such-data"
+    cfg = {"experiment": "x", "seeds": [0], "tasks": {"mine": {"dataset": dataset, option: str(missing)}},
+           "models": {"m": model}}
+    with pytest.raises(ConfigError, match=rf"^tasks\.mine\.{option}: {missing} does not exist"):
+        config.check(cfg)
+    missing.mkdir() if option == "root" else missing.write_text("text,label\n")
+    config.check(cfg)
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"scale": 5}, r"tasks\.sr\.scale: 5 not supported; valid: 2, 3, 4"),
+    ({"degradation": "lanczos"}, r"tasks\.sr\.degradation: unknown 'lanczos'; valid: matlab_bicubic, pil_bicubic"),
+    ({"patch_size": 0}, r"tasks\.sr\.patch_size: 0 — a positive whole number"),
+])
+def test_super_resolution_options_are_checked_before_any_job(options, message):
+    cfg = {"experiment": "x", "seeds": [0], "tasks": {"sr": {"dataset": "skimage_photos", **options}},
+           "models": {"edsr": {"family": "cnn", "modality": "vision", "arch": "edsr"}}}
+    with pytest.raises(ConfigError, match=message):
+        config.check(cfg)
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"val_fraction": 1.5}, r"tasks\.t\.val_fraction: 1\.5 — a fraction, at least 0 and below 1"),
+    ({"val_fraction": 0.5, "test_fraction": 0.5}, r"tasks\.t\.val_fraction \+ test_fraction: 1 — they must leave"),
+    ({"speakers": -1}, r"tasks\.t\.speakers: -1 — a whole number, 0 or more"),
+    ({"speakers": 2.5}, r"tasks\.t\.speakers: 2\.5 — a whole number"),
+])
+def test_dataset_option_values_are_checked_before_any_job(options, message):
+    cfg = {"experiment": "x", "seeds": [0], "tasks": {"t": {"dataset": "speech_commands_synth", **options}},
+           "models": {"m": {"family": "cnn", "modality": "speech", "arch": "small_cnn"}}}
+    with pytest.raises(ConfigError, match=message):
+        config.check(cfg)

@@ -468,7 +468,7 @@ def test_one_training_is_scored_on_several_test_sets(tmp_path, experiment_file):
 
 def test_an_unknown_or_repeated_test_set_fails_the_config_check():
     cfg = {"experiment": "x", "seeds": [0], "models": {"sr": {"modality": "vision", "arch": "edsr"}},
-           "tasks": {"div2k": {"dataset": "sr_benchmark", "root": "/nowhere", "test_set": ["set5", "set6"]}}}
+           "tasks": {"div2k": {"dataset": "sr_benchmark", "root": "/", "test_set": ["set5", "set6"]}}}
     with pytest.raises(ConfigError, match=r"tasks.div2k.test_set: unknown 'set6'; valid: set5, set14, bsd100, urban100"):
         fbconfig.check(cfg)
     cfg["tasks"]["div2k"]["test_set"] = ["Set5", "set5"]

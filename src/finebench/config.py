@@ -150,9 +150,15 @@ def check(config: dict) -> None:
                     f"valid options: {', '.join(sorted(source.defaults)) or '(none)'}"
                 )
         try:
-            task_options(config, task)  # the source's own checks (DatasetSource.normalize)
+            options = task_options(config, task)  # the source's own checks (DatasetSource.normalize)
+            data.registry.check_option_values(source, options)
         except FinebenchError as exc:  # "option: what is wrong" -> "tasks.<task>.option: what is wrong"
             raise ConfigError(f"{key}.{exc}") from exc
+        for opt, what in (("root", "folder"), ("path", "file")):  # named now, not in a prepare job after queueing
+            if options.get(opt) and not Path(options[opt]).expanduser().exists():
+                raise ConfigError(f"{key}.{opt}: {options[opt]} does not exist — the {what} of the dataset's files"
+                                  + (" (or leave root out: the download rule fetches the release)"
+                                     if opt == "root" and source.downloadable else ""))
     for name, mcfg in config["models"].items():
         key = f"models.{name}"
         models.check_arch(mcfg["arch"], mcfg["modality"], key=f"{key}.arch")

@@ -67,6 +67,27 @@ class DatasetSource:
 DATASETS: dict[str, DatasetSource] = {}
 
 
+def check_option_values(source: DatasetSource, options: dict) -> None:
+    """What every source's options must be, checked before any job: a value of the type of its default (a whole
+    number >= 0 where the default is one, true/false where it is), fractions in [0, 1) that leave training examples.
+    Raises FinebenchError("option: what is wrong")."""
+    for key, default in source.defaults.items():
+        value = options.get(key)
+        if value is None or default is None:
+            continue
+        if key.endswith("_fraction"):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+                raise FinebenchError(f"{key}: {value!r} — a fraction, at least 0 and below 1")
+        elif isinstance(default, bool):
+            if not isinstance(value, bool):
+                raise FinebenchError(f"{key}: {value!r} — true or false")
+        elif isinstance(default, int) and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+            raise FinebenchError(f"{key}: {value!r} — a whole number, 0 or more")
+    carved = sum(options.get(k) or 0 for k in ("val_fraction", "test_fraction"))
+    if carved >= 1:
+        raise FinebenchError(f"val_fraction + test_fraction: {carved:g} — they must leave examples for training")
+
+
 def register(source: DatasetSource) -> DatasetSource:
     if source.name in DATASETS:
         raise ValueError(f"dataset {source.name!r} registered twice")

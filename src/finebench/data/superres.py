@@ -159,7 +159,7 @@ def downscale(hr: np.ndarray, scale: int, degradation: str = "matlab_bicubic") -
         return imresize(hr, 1 / scale)
     if degradation == "pil_bicubic":
         return pil_bicubic(hr, size)
-    raise FinebenchError(f"degradation: unknown {degradation!r}; valid: matlab_bicubic, pil_bicubic")
+    raise FinebenchError(f"degradation: unknown {degradation!r}; valid: {', '.join(DEGRADATIONS)}")
 
 
 def bicubic_upscale(lr: np.ndarray, scale: int) -> np.ndarray:
@@ -408,6 +408,20 @@ def build_sr(work: Path, splits: dict[str, list], opt: dict, source: dict, more_
 
 SR_DEFAULTS = {"scale": 2, "patch_size": 24, "patches_per_epoch": 1600, "degradation": "matlab_bicubic",
                "example_crop": 48, "seed": 0}
+DEGRADATIONS = ("matlab_bicubic", "pil_bicubic")
+
+
+def check_sr_options(opt: dict) -> dict:
+    """The options every SR source shares, checked before any job (DatasetSource.normalize): scale, degradation and
+    the positive sizes. Raises FinebenchError("option: what is wrong")."""
+    if isinstance(opt["scale"], bool) or opt["scale"] not in SCALES:
+        raise FinebenchError(f"scale: {opt['scale']!r} not supported; valid: {', '.join(map(str, SCALES))}")
+    if opt["degradation"] not in DEGRADATIONS:
+        raise FinebenchError(f"degradation: unknown {opt['degradation']!r}; valid: {', '.join(DEGRADATIONS)}")
+    for key in ("patch_size", "patches_per_epoch", "example_crop"):
+        if isinstance(opt[key], bool) or not isinstance(opt[key], int) or opt[key] < 1:
+            raise FinebenchError(f"{key}: {opt[key]!r} — a positive whole number")
+    return opt
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -473,6 +487,7 @@ register(DatasetSource(
     defaults={**SR_DEFAULTS, "train_images": None, "val_images": None, "test_images": None, "max_side": 384},
     build=build_skimage_photos,
     citation="scikit-image sample images (skimage.data; see each image's source in its docstring)",
+    normalize=check_sr_options,
 ))
 
 
@@ -614,7 +629,7 @@ register(DatasetSource(
     defaults={**SR_DEFAULTS, "patch_size": 48, "patches_per_epoch": 16000, "root": None, "test_set": "set5",
               "train_images": None, "val_images": 10, "official_lr": True},
     build=build_sr_benchmark,
-    normalize=lambda opt: {**opt, "test_set": canonical_test_set(opt["test_set"])},
+    normalize=lambda opt: {**check_sr_options(opt), "test_set": canonical_test_set(opt["test_set"])},
     citation="Agustsson & Timofte (2017), NTIRE 2017 Challenge on Single Image Super-Resolution: Dataset and Study, "
              "CVPRW (DIV2K); Bevilacqua et al. 2012 (Set5); Zeyde et al. 2010 (Set14); Martin et al. 2001 (BSD100); "
              "Huang et al. 2015 (Urban100)",
@@ -628,4 +643,5 @@ register(DatasetSource(
     description="Bring your own super-resolution data: root/[train|val|test/]*.png (HR images; LR made by bicubic)",
     defaults={**SR_DEFAULTS, "root": None, "val_fraction": 0.1, "test_fraction": 0.2},
     build=build_hr_folder,
+    normalize=check_sr_options,
 ))
