@@ -116,8 +116,11 @@ tracking-server-stop:
 test-slurm: setup
 	FINEBENCH_REQUIRE_SLURM=1 $(BIN)/python -m pytest -q tests/test_slurm.py
 
+# Prints the address of each experiment's runs table (current runs only) before serving: MLflow 3's experiment page
+# opens on its GenAI overview, empty for training runs.
 ui: setup
-	$(BIN)/mlflow ui --host 127.0.0.1 --port 5000 --backend-store-uri sqlite:///results/mlflow.db
+	@$(BIN)/python -m finebench ui-links --tracking-uri sqlite:///results/mlflow.db --base http://127.0.0.1:$(PORT)
+	$(BIN)/mlflow ui --host 127.0.0.1 --port $(PORT) --backend-store-uri sqlite:///results/mlflow.db
 
 report: setup
 	@$(UNLOCK_STALE) --configfile $(CONFIG)

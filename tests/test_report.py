@@ -239,3 +239,21 @@ def test_summary_runs_are_kept_while_the_tables_hold_and_superseded_when_they_ch
     assert summaries() == {first: "false"}
     second = aggregate({"a": [0.8, 0.9], "b": [0.5, 0.7]})["summary_runs"]["t"]  # a changed table: filed anew
     assert second != first and summaries() == {first: "true", second: "false"}
+
+
+def test_ui_links_open_each_experiment_on_its_current_runs_and_the_experiment_says_what_they_are(experiment_file):
+    import json
+
+    from mlflow.tracking import MlflowClient
+
+    from finebench.tracking import EXPERIMENT_DESCRIPTION, ui_links
+
+    info = json.loads(experiment_file.read_text())
+    client = MlflowClient(info["tracking_uri"])
+    assert client.get_experiment(info["experiment_id"]).tags["mlflow.note.content"] == EXPERIMENT_DESCRIPTION
+    assert ui_links(info["tracking_uri"], "http://127.0.0.1:5000") == []  # no runs yet: nothing to open
+    for superseded in ("false", "true"):
+        client.create_run(info["experiment_id"], run_name="t/m/seed0", tags={"finebench.superseded": superseded})
+    assert ui_links(info["tracking_uri"], "http://127.0.0.1:5000/") == [
+        f"tests (current runs: 1): http://127.0.0.1:5000/#/experiments/{info['experiment_id']}/runs?searchFilter="
+        "tags.%60finebench.superseded%60%20%3D%20%27false%27"]

@@ -179,6 +179,14 @@ def cmd_aggregate(args) -> int:
     return 0
 
 
+def cmd_ui_links(args) -> int:
+    from finebench.tracking import ui_links
+
+    lines = ui_links(args.tracking_uri, args.base)
+    print("\n".join(lines) if lines else f"no finebench runs in {args.tracking_uri} yet (make run first)")
+    return 0
+
+
 def cmd_log_summary(args) -> int:
     from finebench.tracking import log_summaries
 
@@ -288,6 +296,11 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--plots", required=True)
     s.add_argument("--out", required=True)
     s.set_defaults(func=cmd_log_summary)
+
+    s = sub.add_parser("ui-links", help="the MLflow UI addresses that open on each experiment's current runs")
+    s.add_argument("--tracking-uri", default="sqlite:///results/mlflow.db")
+    s.add_argument("--base", default="http://127.0.0.1:5000", help="where the UI is served")
+    s.set_defaults(func=cmd_ui_links)
 
     s = sub.add_parser("baseline", help="majority-class and TF-IDF + logistic regression on a prepared text task")
     s.add_argument("data", help="prepared text task folder, e.g. results/data/wordnet")

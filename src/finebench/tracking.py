@@ -74,8 +74,35 @@ def init_experiment(tracking_uri: str, experiment: str, artifact_root: str | Pat
         exp_id = exp.experiment_id
     else:
         exp_id = exp.experiment_id
+    # the description the UI shows above the runs table (MLflow keeps it in this tag)
+    retry(client.set_experiment_tag, exp_id, "mlflow.note.content", EXPERIMENT_DESCRIPTION)
     write_json_atomic(out_file, {"tracking_uri": tracking_uri, "experiment": experiment, "experiment_id": exp_id})
     return exp_id
+
+
+EXPERIMENT_DESCRIPTION = """\
+finebench runs: one run per (task, model, seed), named `task/model/seedN`, with the resolved spec as parameters,
+per-epoch metrics and the final test metrics, tags for the family, the dataset and what produced it (`env.*`).
+A rerun that changes a run files a new one and tags the old one `finebench.superseded = true`; the current runs are
+`tags.finebench.superseded = 'false'`. Runs named `task/summary` (tag `finebench.summary = true`) hold each task's
+comparison table and plots: the answer, beside the runs it is computed from."""
+CURRENT_RUNS = "tags.`finebench.superseded` = 'false'"
+
+
+def ui_links(tracking_uri: str, base: str) -> list[str]:
+    """One line per experiment of the store: its name, how many current runs it has, and the UI address that opens
+    on its runs table showing only current runs (MLflow 3's experiment page opens on a GenAI overview otherwise)."""
+    from urllib.parse import quote
+
+    client = _client(tracking_uri)
+    lines = []
+    for exp in client.search_experiments():
+        runs = client.search_runs([exp.experiment_id], CURRENT_RUNS, max_results=50000)
+        if not runs:
+            continue
+        lines.append(f"{exp.name} (current runs: {len(runs)}): {base.rstrip('/')}/#/experiments/{exp.experiment_id}"
+                     f"/runs?searchFilter={quote(CURRENT_RUNS)}")
+    return lines
 
 
 def git_commit() -> str | None:
