@@ -328,6 +328,10 @@ def test_sr_benchmark_reads_div2k_and_a_test_set_with_official_lr(tmp_path, caps
         "expected": {"DIV2K_train_HR": 800, "DIV2K_valid_HR": 100, "Set5": 5},
         "found": {"DIV2K_train_HR": 3, "DIV2K_valid_HR": 2, "Set5": 2}, "match": False}
     assert manifest["source"]["train"] == "DIV2K train: 3 of the 3 images found"
+    from finebench.protocol import run_protocol
+
+    assert manifest["official_counts"] == manifest["source"]["official_counts"]
+    assert run_protocol(manifest, {"arch": "edsr", "model_kwargs": {}})["counts_match"] is False  # shown in the tables
 
 
 def test_sr_benchmark_complete_counts_give_no_warning_and_grey_images_stay_grey(tmp_path, capsys):

@@ -233,7 +233,8 @@ def _prepare(task: str, source: DatasetSource, options: dict, out_dir: Path) -> 
         if source.task_type == "classification":
             check_class_coverage(source, manifest)
         manifest["official_split"] = bool(source.official)  # the release defines the splits (else the source does)
-        manifest["official_counts"] = check_official(source, options, manifest)
+        # compared here for a release with fixed splits; a source that compared its own folders keeps its result
+        manifest["official_counts"] = check_official(source, options, manifest) or manifest.get("official_counts")
         manifest["arrays"] = array_records(work)
         manifest["prepare_seconds"] = round(time.perf_counter() - t0, 2)
         (work / "manifest.json").write_text(json.dumps(manifest, indent=2))

@@ -539,18 +539,19 @@ def build_sr_benchmark(work: Path, opt: dict) -> dict:
     splits = {"train": [(p.stem, _with_lr(p, None)) for p in train], "val": [(p.stem, _with_lr(p, None)) for p in val],
               "test": tests[keys[0]]}
     n_train, n_valid = (len(div2k[folder]) for folder in DIV2K_COUNTS)
-    return build_sr(work, splits, opt, {"root": str(root), "test_set": keys[0], "test_sets": keys,
-                                        "train": f"DIV2K train: {len(train)} of the {n_train} images found",
-                                        "val": f"DIV2K valid: the first {len(val)} of the {n_valid} found",
-                                        "test": TEST_SETS[keys[0]][0], "official_counts": counts},
-                    more_tests={key: tests[key] for key in keys[1:]})
+    built = build_sr(work, splits, opt, {"root": str(root), "test_set": keys[0], "test_sets": keys,
+                                         "train": f"DIV2K train: {len(train)} of the {n_train} images found",
+                                         "val": f"DIV2K valid: the first {len(val)} of the {n_valid} found",
+                                         "test": TEST_SETS[keys[0]][0], "official_counts": counts},
+                     more_tests={key: tests[key] for key in keys[1:]})
+    built["manifest"]["official_counts"] = counts  # the run protocol's counts_match (registry keeps a build's own)
+    return built
 
 
 def official_counts(opt: dict, found: dict[str, int]) -> dict:
     """Compare the images found per folder (DIV2K train / valid, each test set's HR) with the official counts, with the
     classification datasets' check (``registry.check_official``): one warning naming each count that differs.
-    Returns ``{"expected", "found", "match"}`` (stored in ``manifest["source"]``: the registry's own
-    ``official_counts`` covers sources with fixed splits)."""
+    Returns ``{"expected", "found", "match"}`` (the manifest's ``official_counts``, and in ``manifest["source"]``)."""
     expected = {**DIV2K_COUNTS, **{folder: n for folder, n in TEST_SETS.values() if folder in found}}
     source = dataclasses.replace(DATASETS["sr_benchmark"], official={"classes": 0, "splits": expected})
     # check_official reads split sizes the classification way (registry.official_split_sizes): it wants a "train"
