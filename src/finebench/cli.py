@@ -231,8 +231,8 @@ def _tracking_server_access(state: dict) -> None:
     from finebench.server import CREDENTIALS_ENV, DEFAULT_CREDENTIALS, read_credentials
 
     if not state.get("auth"):
-        print(f"[finebench] WARNING: no authentication (--no-auth): every user of this machine can delete the "
-              f"server's experiments, runs and artifacts", file=sys.stderr)
+        print("[finebench] WARNING: no authentication (--no-auth): every user of this machine can delete the "
+              "server's experiments, runs and artifacts", file=sys.stderr)
         return
     creds = Path(state["credentials"])
     found = creds == Path(DEFAULT_CREDENTIALS).resolve()

@@ -27,8 +27,7 @@ import numpy as np
 from finebench.data.audio import fit_length, log_mel, resample
 from finebench.data.download import Remote
 from finebench.data.registry import SPLITS, DatasetSource, carve_splits, drop_rare_classes, register
-from finebench.data.layout import folder_records, root_of, skipped_files
-from finebench.data.vision import CopyFindings, examples, list_lines
+from finebench.data.layout import CopyFindings, examples, folder_records, list_lines, root_of, skipped_files
 from finebench.errors import FinebenchError
 
 SPEECH_DEFAULTS = {"root": None, "sample_rate": 16000, "clip_seconds": 1.0, "n_fft": 480, "hop": 160, "n_mels": 40,

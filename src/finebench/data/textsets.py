@@ -28,8 +28,7 @@ from pathlib import Path
 from finebench.data.download import Remote
 from finebench.data.registry import SPLITS, DatasetSource, carve_splits, drop_rare_classes, register
 from finebench.data.text import encode_splits
-from finebench.data.layout import need, root_of
-from finebench.data.vision import CopyFindings, examples, list_lines, name_index, name_key
+from finebench.data.layout import CopyFindings, examples, list_lines, name_index, name_key, need, root_of
 from finebench.errors import FinebenchError
 
 TEXT_DEFAULTS = {"root": None, "vocab_size": 16000, "max_len": 64, "val_fraction": 0.1, "test_fraction": 0.2, "seed": 0}
