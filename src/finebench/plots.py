@@ -233,8 +233,9 @@ def sr_pareto(board: pd.DataFrame, task: str, path: Path) -> None:
 
 def sr_examples(runs: pd.DataFrame, fam: pd.DataFrame, task: str, path: Path) -> None:
     """LR (shown with nearest-neighbour enlargement) / bicubic / each family's best model (its lowest seed) / HR, on
-    the test crop chosen at preparation (the most detailed window of the first test image); PSNR of the crop on Y."""
-    from finebench.metrics_sr import psnr, rgb_to_y
+    the test crop chosen at preparation (the most detailed window of the first test image); PSNR of the crop on Y (a grey
+    image: on its own values)."""
+    from finebench.metrics_sr import sr_scores
 
     plt = _plt()
     best = fam[fam.task == task].sort_values("family")
@@ -249,12 +250,13 @@ def sr_examples(runs: pd.DataFrame, fam: pd.DataFrame, task: str, path: Path) ->
                       .sort_values("seed")["metrics_file"].iloc[0]).parent / "examples.npz")
     scale = ex["hr"].shape[0] // ex["lr"].shape[0]
     lr_big = np.repeat(np.repeat(ex["lr"], scale, 0), scale, 1)
-    y_hr = rgb_to_y(ex["hr"])
+    # scored as the test images are (metrics_sr.sr_scores: Y, a grey image on its own values), the crop unshaved
+    hr = ex["hr"][..., :1] if "grey" in ex and bool(ex["grey"]) else ex["hr"]
     panels = [("LR (input)", lr_big), ("bicubic", ex["bicubic"])] + panels + [("HR (ground truth)", ex["hr"])]
     fig, axes = plt.subplots(1, len(panels), figsize=(2.6 * len(panels), 3.1))
     for ax, (title, img) in zip(np.atleast_1d(axes), panels):
         ax.imshow(img, interpolation="nearest")
-        label = title if title.startswith(("LR", "HR")) else f"{title}\n{psnr(y_hr, rgb_to_y(img)):.2f} dB (crop)"
+        label = title if title.startswith(("LR", "HR")) else f"{title}\n{sr_scores(hr, img, 0)['psnr']:.2f} dB (crop)"
         ax.set_title(label, fontsize=8)
         ax.axis("off")
     top, left, size = (int(v) for v in ex["box"])

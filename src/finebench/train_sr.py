@@ -201,7 +201,8 @@ class SuperResolution:
                             bicubic=as_rgb(crop_example(bicubic_upscale(np.asarray(lr), scale), ex, scale)),
                             sr=crop_example(ev["first_sr"], ex, scale), hr=as_rgb(crop_example(hr, ex, scale)),
                             image=np.array(sr_data.names("test")[ex["image"]]),
-                            box=np.array([ex["top"], ex["left"], ex["size"]]))
+                            box=np.array([ex["top"], ex["left"], ex["size"]]),
+                            grey=np.array(hr.ndim == 2 or hr.shape[-1] == 1))  # scored on its own values
         s = min(COST_LR_SIZE, lr.shape[0], lr.shape[1])
         return {
             "task_type": "superres",
