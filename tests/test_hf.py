@@ -16,7 +16,7 @@ import official  # noqa: E402
 from hf_tiny import save_tiny_ast, save_tiny_bert, save_tiny_wav2vec2  # noqa: E402
 
 from finebench import config as fbconfig  # noqa: E402
-from finebench import report  # noqa: E402
+from finebench import protocol  # noqa: E402
 from finebench.data import DATASETS, Prepared, prepare_task  # noqa: E402
 from finebench.data.hf_tokens import cache_slug, load_tokenizer, tokenize_task, tokenizer_sha256, waveform_view  # noqa: E402
 from finebench.errors import ConfigError, FinebenchError  # noqa: E402
@@ -200,13 +200,13 @@ def test_pretraining_is_in_the_protocol_and_flagged_against_from_scratch_referen
     scratch = run_protocol(manifest, {"arch": "transformer", "model_kwargs": {}})
     assert (hub["pretraining"], hub["pretrained_file"]) == ("hf_hub", None)
     assert (folder["pretraining"], folder["pretrained_file"]) == ("hf_folder", "distilbert-local")
-    assert report.protocol_text(hub).endswith("pretraining: hf hub weights")
-    assert report.protocol_text(folder).endswith("pretraining: hf folder distilbert-local")
-    assert report.protocol_differences({"pretraining": "none"}, hub) == [
+    assert protocol.protocol_text(hub).endswith("pretraining: hf hub weights")
+    assert protocol.protocol_text(folder).endswith("pretraining: hf folder distilbert-local")
+    assert protocol.protocol_differences({"pretraining": "none"}, hub) == [
         "pretraining: published none, ours hf hub weights"]
-    assert report.protocol_differences({"pretraining": "none"}, folder)
-    assert report.protocol_differences({"pretraining": "BooksCorpus + English Wikipedia (BERT)"}, hub) == []
-    assert report.protocol_differences({"pretraining": "BooksCorpus + English Wikipedia (BERT)"}, scratch)
+    assert protocol.protocol_differences({"pretraining": "none"}, folder)
+    assert protocol.protocol_differences({"pretraining": "BooksCorpus + English Wikipedia (BERT)"}, hub) == []
+    assert protocol.protocol_differences({"pretraining": "BooksCorpus + English Wikipedia (BERT)"}, scratch)
 
 
 def test_jobs_without_hf_models_never_import_transformers(repo):
@@ -306,7 +306,7 @@ def test_workflow_with_pretrained_text_and_speech_models(repo, tmp_path, tiny):
     # A changed tokenizer (same folder, new vocabulary) retokenises and retrains that model only.
     save_tiny_bert(tiny["bert_a"], words=["gloss", "forest"], seed=0)
     jobs = planned(snakemake(repo, work, path, "-n"))
-    assert jobs.get("tokenize") == 1 and jobs.get("train") == 1, jobs
+    assert jobs.get("tokenize") == 1 and jobs.get("train_classification") == 1, jobs
     snakemake(repo, work, path)
     after = json.loads((caches[0] / "manifest.json").read_text())
     assert after["input"]["tokenizer_sha256"] != manifests[0]["input"]["tokenizer_sha256"]

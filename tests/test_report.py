@@ -5,7 +5,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from finebench import report
+from finebench import protocol, report
+from finebench.tasks.classification import tables as ctables
 from finebench.protocol import run_protocol
 
 
@@ -41,7 +42,7 @@ def test_overlapping_models_are_marked_tied():
     board = report.leaderboard(runs_frame({"a": [0.80, 0.90, 0.70], "b": [0.79, 0.88, 0.71], "c": [0.1, 0.11, 0.12]}))
     ties = dict(zip(board["model"], board["tie_with_best"]))
     assert ties == {"a": False, "b": True, "c": False}
-    md = report.leaderboard_markdown(board)
+    md = ctables.leaderboard_markdown(board)
     assert "**80.0 ±" in md and "79.3 ± " in md and " ≈" in md
 
 
@@ -50,7 +51,7 @@ def test_single_seed_has_no_ci_and_says_so():
     solo = board.set_index("model").loc["solo"]
     assert solo["n_seeds"] == 1 and math.isnan(solo["test_accuracy_ci95"]) and math.isnan(solo["p_vs_best"])
     assert not solo["tie_with_best"]
-    assert "50.0 (1 seed, no CI)" in report.leaderboard_markdown(board)
+    assert "50.0 (1 seed, no CI)" in ctables.leaderboard_markdown(board)
 
 
 def test_missing_seeds_are_visible():
@@ -64,16 +65,16 @@ def test_cost_columns_and_ranks():
     board = report.leaderboard(pd.concat([a, b], ignore_index=True))
     row = board[(board.task == "t1") & (board.model == "a")].iloc[0]
     assert row["flops_per_sample"] == 2e6 and row["latency_ms_batch1_mean"] == 1.5 and row["peak_memory_mb_max"] == 101.0
-    model_ranks, family_ranks = report.ranks(board, report.families(board))
+    model_ranks, family_ranks = ctables.ranks(board, report.with_family_rank(report.families(board)))
     assert dict(zip(model_ranks["model"], model_ranks["mean_rank"])) == {"a": 1.5, "b": 1.5}
     overall = family_ranks[family_ranks.modality == "all"].set_index("family")
     assert overall.loc["cnn", "mean_family_rank"] == 1.5 and overall.loc["cnn", "n_tasks"] == 2
     assert overall.loc["cnn", "mean_best_test_accuracy"] == pytest.approx((0.81 + 0.51) / 2)
-    md = report.leaderboard_markdown(board)
+    md = ctables.leaderboard_markdown(board)
     assert "2.00M" in md and "latency" not in md
-    costs = report.costs_markdown(board)
+    costs = ctables.costs_markdown(board)
     assert "| 1.50 " in costs and "| 101 " in costs and "| 500 " in costs
-    html = report.leaderboard_html(board)
+    html = ctables.leaderboard_html(board)
     assert "<b>81.0 ± " in html and "<table>" in html
 
 
@@ -89,7 +90,9 @@ def test_families_pick_best_model_per_family():
 def test_aggregate_writes_exactly_the_declared_tables_and_plots(tmp_path):
     import json
 
-    from finebench.plots import PLOT_KINDS
+    from finebench.tasks import get
+
+    PLOT_KINDS = get("classification").plot_kinds
 
     files = []
     for _, row in runs_frame({"a": [0.8, 0.9], "b": [0.5, 0.6]}).iterrows():
@@ -102,7 +105,7 @@ def test_aggregate_writes_exactly_the_declared_tables_and_plots(tmp_path):
     report.aggregate(files, tmp_path / "tables", tmp_path / "plots")
     board = pd.read_csv(tmp_path / "tables" / "leaderboard.csv")
     assert list(board["model"]) == ["a", "b"] and list(board["n_seeds"]) == [2, 2]
-    # the workflow's aggregate rule declares report.TABLE_FILES and plots.PLOT_KINDS: nothing more, nothing less
+    # the workflow's aggregate rule declares report.TABLE_FILES and the task type's plot_kinds: nothing more, nothing less
     assert sorted(p.name for p in (tmp_path / "tables").iterdir()) == sorted(report.TABLE_FILES)
     assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == sorted(f"t_{kind}.png" for kind in PLOT_KINDS)
     assert all((tmp_path / "tables" / name).stat().st_size > 0 for name in report.TABLE_FILES)
@@ -117,13 +120,13 @@ def test_published_references_beside_ours_with_protocol_flags(tmp_path, repo):
     board = report.leaderboard(runs)
     refs = report.load_references(repo / "config" / "references.yaml")
     assert {"sst5", "cub200", "fgvc_aircraft"} <= set(refs["dataset"])
-    table = report.references_table(runs, board, refs).set_index("reference_model")
+    table = ctables.references_table(runs, board, refs).set_index("reference_model")
     cnn = table.loc["CNN-non-static"]
     assert cnn["our_model"] == "textcnn" and cnn["reference_accuracy"] == pytest.approx(0.48)
     assert cnn["protocol_differs"] and "pretraining" in cnn["protocol_notes"]  # word2vec vs from scratch
     assert not table.loc["RNTN", "protocol_differs"]  # both from scratch: comparable
     assert table.loc["Bidirectional LSTM", "our_model"] == "bilstm"
-    md = report.references_markdown(report.references_table(runs, board, refs))
+    md = ctables.references_markdown(ctables.references_table(runs, board, refs))
     assert "| sst    | CNN-non-static" in md and "48.0" in md and "⚠ pretraining" in md
 
 
@@ -131,13 +134,13 @@ def test_resolution_difference_is_flagged():
     ref = {"pretraining": "ImageNet", "resolution": 448}
     ours = {"official_split": True, "counts_match": True, "carved_splits": [], "pretraining": "timm_hub",
             "pretrained_file": None, "resolution": 224}
-    assert report.protocol_differences(ref, ours) == ["resolution: published 448 px, ours 224 px"]
-    assert report.protocol_differences(ref, {**ours, "resolution": 448}) == []
+    assert protocol.protocol_differences(ref, ours) == ["resolution: published 448 px, ours 224 px"]
+    assert protocol.protocol_differences(ref, {**ours, "resolution": 448}) == []
     ours = {**ours, "resolution": 448, "counts_match": False, "carved_splits": ["val"]}
-    assert report.protocol_differences({**ref, "split": "official train/test"}, ours) == [
+    assert protocol.protocol_differences({**ref, "split": "official train/test"}, ours) == [
         "data: our copy's counts differ from the official release",
         "training set: ours holds out a validation split carved from the official train split"]
-    assert report.protocol_differences({"pretraining": "none"}, {**ours, "pretraining": "file", "pretrained_file": "w.pth"})[0] \
+    assert protocol.protocol_differences({"pretraining": "none"}, {**ours, "pretraining": "file", "pretrained_file": "w.pth"})[0] \
         == "pretraining: published none, ours file"
 
 
@@ -148,20 +151,20 @@ def test_protocol_fields_from_manifest_and_spec_rendered_only_by_the_report():
     fields = run_protocol(manifest, spec)
     assert fields == {"official_split": True, "counts_match": False, "carved_splits": ["val"], "pretraining": "file",
                       "pretrained_file": "resnet50.safetensors", "resolution": 224}
-    assert report.protocol_text(fields) == ("official split (counts differ from the release), val carved from train; "
+    assert protocol.protocol_text(fields) == ("official split (counts differ from the release), val carved from train; "
                                             "pretraining: file resnet50.safetensors; 224 px")
     speech = run_protocol({"input": {"kind": "spectrogram"}}, {"model_kwargs": {}})
     assert speech == {"official_split": False, "counts_match": None, "carved_splits": [], "pretraining": "none",
                       "pretrained_file": None, "resolution": None}
-    assert report.protocol_text(speech) == "the dataset's own split; pretraining: none"
+    assert protocol.protocol_text(speech) == "the dataset's own split; pretraining: none"
 
 
 def test_protocols_of_older_metrics_files_still_compare():
     legacy = {"pretraining": "timm hub weights", "resolution": 224,
               "split": "official (counts differ from the release) + val carved from train"}
-    assert report.protocol_fields(legacy) == {"official_split": True, "counts_match": False, "carved_splits": ["val"],
+    assert protocol.protocol_fields(legacy) == {"official_split": True, "counts_match": False, "carved_splits": ["val"],
                                               "pretraining": "timm_hub", "pretrained_file": None, "resolution": 224}
-    assert report.protocol_differences({"pretraining": "ImageNet", "resolution": 224}, legacy) == [
+    assert protocol.protocol_differences({"pretraining": "ImageNet", "resolution": 224}, legacy) == [
         "data: our copy's counts differ from the official release",
         "training set: ours holds out a validation split carved from the official train split"]
 
@@ -177,7 +180,7 @@ def test_parameter_count_read_from_old_and_new_metrics_files():
 def test_broken_references_file_names_the_entry(tmp_path):
     bad = tmp_path / "refs.yaml"
     bad.write_text("references:\n  - {dataset: sst5, model: X}\n")
-    with pytest.raises(ValueError, match=r"references\[0\] lacks family, accuracy, source, protocol"):
+    with pytest.raises(ValueError, match=r"references\[0\] \(X\) lacks family, accuracy, source, protocol"):
         report.load_references(bad)
 
 
@@ -185,7 +188,7 @@ def test_data_caveat_is_shown_with_the_task():
     runs = runs_frame({"a": [0.8, 0.82]}, task="cmds", modality="speech")
     runs["data_note"] = "SYNTHESIZED speech (espeak-ng)"
     board = report.leaderboard(runs)
-    assert "## cmds [SYNTHESIZED speech (espeak-ng)] (speech, chance" in report.leaderboard_markdown(board)
+    assert "## cmds [SYNTHESIZED speech (espeak-ng)] (speech, chance" in ctables.leaderboard_markdown(board)
 
 
 def test_run_confusion_svg_shows_every_cell_with_its_count(tmp_path):

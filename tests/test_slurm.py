@@ -76,8 +76,10 @@ def _planned_resources(repo, tmp_path, *args, env=None) -> dict[str, list[dict]]
 
 
 def _training_plan(plan: dict) -> dict:
-    """Classification (train) and super-resolution (train_sr) runs are both training jobs."""
-    return {**plan, "train": plan.get("train", []) + plan.pop("train_sr", [])}
+    """The training jobs of every task type (rules train_classification, train_superres …) as "train"."""
+    from finebench.tasks import TASK_TYPES
+
+    return {**plan, "train": [job for tt in TASK_TYPES.values() for job in plan.pop(tt.rule, [])]}
 
 
 @pytest.mark.slow  # four dry runs
@@ -254,11 +256,12 @@ def test_every_training_and_preparation_job_ran_as_a_slurm_job(slurm_run, local_
     rules = [j["Comment"].split("_wildcards_")[0] for j in jobs]
     n_runs = len(_train_outputs(local_run[0]))
     assert n_runs == len(fbconfig.runs(fbconfig.with_defaults(cfg)))
-    # one Slurm job per training run (train; train_sr for super-resolution) and per task's preparation; download,
+    # one Slurm job per training run (train_<task type>) and per task's preparation; download,
     # init_tracking and log_summary are local rules (aggregate may be either: it needs neither MLflow nor the internet)
-    assert rules.count("rule_train") + rules.count("rule_train_sr") == n_runs, rules
+    trains = {f"rule_train_{name}" for name in ("classification", "superres")}
+    assert sum(rules.count(name) for name in trains) == n_runs, rules
     assert rules.count("rule_prepare_data") == len(cfg["tasks"]), rules
-    assert set(rules) <= {"rule_train", "rule_train_sr", "rule_prepare_data", "rule_aggregate"}, rules
+    assert set(rules) <= trains | {"rule_prepare_data", "rule_aggregate"}, rules
     for j in jobs:
         assert j["State"] == "COMPLETED" and j["ExitCode"] == "0:0", j
         assert j["Partition"] == "cpu" and j["Account"] == ACCOUNT, j
@@ -353,8 +356,8 @@ def test_a_gpu_partition_job_asks_for_a_gpu(repo, slurm, slurm_run, workdirs):
                         "--config", "gpus_per_job=1", env=_slurm_env(slurm, FINEBENCH_SLURM_TRAIN_PARTITION="gpu"))
     jobs = {j["Comment"].split("_wildcards_")[0]: j
             for j in _sacct(slurm, re.search(r"SLURM run ID: (\S+)", out).group(1))}
-    assert {"rule_prepare_data", "rule_train"} <= set(jobs) <= {"rule_prepare_data", "rule_train", "rule_aggregate"}
-    assert jobs["rule_train"]["Partition"] == "gpu" and "gres/gpu=1" in jobs["rule_train"]["AllocTRES"]
+    assert {"rule_prepare_data", "rule_train_classification"} <= set(jobs) <= {"rule_prepare_data", "rule_train_classification", "rule_aggregate"}
+    assert jobs["rule_train_classification"]["Partition"] == "gpu" and "gres/gpu=1" in jobs["rule_train_classification"]["AllocTRES"]
     assert jobs["rule_prepare_data"]["Partition"] == "cpu" and "gres/gpu" not in jobs["rule_prepare_data"]["AllocTRES"]
     got = json.loads((work / "results/runs/wordnet/textcnn/seed0/metrics.json").read_text())
     want = json.loads((slurm_run[0] / "results/runs/wordnet/textcnn/seed0/metrics.json").read_text())

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from finebench import config as fbconfig
-from finebench import metrics_sr
+from finebench.tasks.superres import metrics as metrics_sr
 from finebench.data import DATASETS, prepare_task
 from finebench.data.superres import SRData, bicubic_upscale, imresize, pil_bicubic, resize_matrix, resize_operator
 from finebench.errors import ConfigError, FinebenchError
@@ -572,20 +572,21 @@ def write_runs(root: Path, rows: list[dict]) -> list[Path]:
 
 
 def test_sr_leaderboard_ranks_by_psnr_and_says_who_is_not_above_bicubic():
-    from finebench import report_sr
+    from finebench import report
+    from finebench.tasks.superres import tables as sr_tables
 
     runs = pd.DataFrame(sr_runs({"a": [31.0, 31.2, 31.1], "b": [30.5, 29.0, 31.9], "c": [29.0, 29.2, 28.9]}))
-    board = report_sr.leaderboard(runs).set_index("model")
+    board = report.leaderboard(runs, "superres").set_index("model")
     assert list(board.index) == ["a", "b", "c", "bicubic"]
     assert board.loc["a", "rank"] == 1 and board.loc["a", "is_best"] and board.loc["c", "rank"] == 3
     assert board.loc["a", "above_bicubic"] and not board.loc["b", "above_bicubic"] and not board.loc["c", "above_bicubic"]
     assert board.loc["a", "gain_db_vs_bicubic"] == pytest.approx(1.1)
     assert board.loc["bicubic", "test_psnr_mean"] == 30.0 and board.loc["bicubic", "is_baseline"]
     assert board.loc["a", "flops_per_output_pixel"] == pytest.approx(100.0)
-    md = report_sr.leaderboard_markdown(report_sr.leaderboard(runs))
+    md = sr_tables.leaderboard_markdown(report.leaderboard(runs, "superres"))
     assert "Not above the bicubic baseline" in md and "b (rnn" in md and "c (transformer" in md
-    fam = report_sr.families(report_sr.leaderboard(runs))
-    ranks = report_sr.family_ranks(fam).set_index("family")
+    fam = report.families(report.leaderboard(runs, "superres"), "superres")
+    ranks = sr_tables.family_ranks(report.with_family_rank(fam, "superres")).set_index("family")
     assert ranks.loc["cnn", "mean_family_rank"] == 1 and ranks.loc["transformer", "mean_family_rank"] == 3
 
 

@@ -238,7 +238,7 @@ def test_macro_f1_and_class_average_match_sklearn():
     import torch
     from sklearn.metrics import balanced_accuracy_score, f1_score
 
-    from finebench.metrics import classification_metrics
+    from finebench.tasks.classification.metrics import classification_metrics
 
     rng = np.random.default_rng(0)
     y = torch.from_numpy(rng.integers(0, 6, 200))

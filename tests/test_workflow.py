@@ -50,7 +50,7 @@ def planned_jobs(proc) -> dict[str, int]:
 
 def planned_training(proc) -> list[str]:
     """The metrics.json outputs of the train jobs a dry run plans."""
-    return sorted(re.findall(r"rule train:\n(?:.*\n)*?\s+output: ([^,\n]+)", proc.stdout + proc.stderr))
+    return sorted(re.findall(r"rule train_classification:\n(?:.*\n)*?\s+output: ([^,\n]+)", proc.stdout + proc.stderr))
 
 
 def workdir_copy(smoke_run, dest):
@@ -166,7 +166,7 @@ def test_add_a_model_trains_only_that_model(repo, smoke_run, tmp_path):
     cfg["models"]["mobilenet"] = {"family": "cnn", "modality": "vision", "arch": "timm:mobilenetv3_small_050"}
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     proc = snakemake(repo, work, path, "-n")
-    assert planned_jobs(proc) == {"train": 2, "aggregate": 1, "log_summary": 1, "all": 1}
+    assert planned_jobs(proc) == {"train_classification": 2, "aggregate": 1, "log_summary": 1, "all": 1}
     assert planned_training(proc) == [f"results/runs/typefaces/mobilenet/seed{s}/metrics.json" for s in (0, 1)]
     snakemake(repo, work, path)
     board = pd.read_csv(work / "results" / "tables" / "leaderboard.csv")
@@ -178,7 +178,7 @@ def test_add_a_model_trains_only_that_model(repo, smoke_run, tmp_path):
     cfg["models"]["crnn"]["hidden"] = 12
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     proc = snakemake(repo, work, path, "-n")
-    assert planned_jobs(proc) == {"train": 2, "aggregate": 1, "log_summary": 1, "all": 1}
+    assert planned_jobs(proc) == {"train_classification": 2, "aggregate": 1, "log_summary": 1, "all": 1}
     assert planned_training(proc) == [f"results/runs/typefaces/crnn/seed{s}/metrics.json" for s in (0, 1)]
 
 
@@ -226,11 +226,11 @@ def test_a_deleted_run_folder_is_retrained_and_the_tables_rebuilt(repo, smoke_ru
     work, path, _ = workdir_copy(smoke_run, tmp_path / "work")
     shutil.rmtree(work / "results" / "runs" / "wordnet" / "textcnn" / "seed0")
     proc = snakemake(repo, work, path, "-n")
-    assert planned_jobs(proc) == {"train": 1, "aggregate": 1, "log_summary": 1, "all": 1}
+    assert planned_jobs(proc) == {"train_classification": 1, "aggregate": 1, "log_summary": 1, "all": 1}
     assert planned_training(proc) == ["results/runs/wordnet/textcnn/seed0/metrics.json"]
     shutil.rmtree(work / "results" / "runs" / "speech")  # a whole task's runs
     speech_runs = (pd.read_csv(work / "results" / "tables" / "runs.csv")["task"] == "speech").sum()
-    assert speech_runs > 1 and planned_jobs(snakemake(repo, work, path, "-n"))["train"] == 1 + speech_runs
+    assert speech_runs > 1 and planned_jobs(snakemake(repo, work, path, "-n"))["train_classification"] == 1 + speech_runs
 
 
 def test_bare_snakemake_in_the_repository_reads_the_default_profile(repo, tmp_path):
@@ -241,7 +241,7 @@ def test_bare_snakemake_in_the_repository_reads_the_default_profile(repo, tmp_pa
     proc = subprocess.run(cmd, cwd=repo, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert read_default_profile(proc)
-    assert planned_jobs(proc)["train"] == 18  # the --configfile replaced the embedded suite (replace-workflow-config)
+    assert planned_jobs(proc)["train_classification"] == 18  # the --configfile replaced the embedded suite (replace-workflow-config)
 
 
 def test_profile_reruns_a_job_killed_mid_way(repo, tmp_path):

@@ -172,10 +172,11 @@ def cmd_train(args) -> int:
 def cmd_aggregate(args) -> int:
     from finebench.report import aggregate
 
+    from finebench.tasks import TASK_TYPES
+
     out = aggregate(args.metrics, args.out, args.plots, args.references)
-    sr = len(out.get("leaderboard_sr", ()))
-    print(f"[finebench] {len(out['runs'])} runs -> {len(out['leaderboard'])} leaderboard rows"
-          + (f" + {sr} super-resolution rows" if sr else "") + f" in {args.out}", file=sys.stderr)
+    rows = [f"{len(out[name]['leaderboard'])} {tt.title} rows" for name, tt in TASK_TYPES.items() if name in out]
+    print(f"[finebench] {len(out['runs'])} runs -> {' + '.join(rows)} in {args.out}", file=sys.stderr)
     return 0
 
 

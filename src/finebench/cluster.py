@@ -1,7 +1,7 @@
 """How many GPUs a training job asks for — the one decision shared by local runs and cluster profiles — and, on a
 local run with several GPUs, which one each training job takes (the second half of this file).
 
-The train rule declares the Snakemake resource ``gpu`` with :func:`train_gpus`. Locally, ``--resources gpu=N``
+The training rules (train_<task type>) declare the Snakemake resource ``gpu`` with :func:`train_gpus`. Locally, ``--resources gpu=N``
 (``make benchmark GPUS=N``) then runs at most N training jobs at once; on Slurm the executor plugin turns it into
 ``sbatch --gpus=N``, which a partition without GPUs rejects. So:
 

@@ -297,7 +297,7 @@ def task_modality_of(config: dict, task: str) -> str:
 
 
 def task_type_of(config: dict, task: str) -> str:
-    """``classification`` or ``superres`` (data.registry.TASK_TYPES): declared by the task's dataset source."""
+    """The task's task type (finebench.tasks), declared by its dataset source."""
     from finebench import data
 
     return data.DATASETS[config["tasks"][task]["dataset"]].task_type

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import json
+import math
 import os
 import re
 import shutil
@@ -142,3 +143,12 @@ def full_disk_named(folder: str | Path):
         if named is None:
             raise
         raise named from exc
+
+
+def finite_or_none(value):
+    """JSON has no NaN/Infinity: non-finite floats become null (and are shown as such, never as a number)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: finite_or_none(v) for k, v in value.items()}
+    return value

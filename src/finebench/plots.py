@@ -168,9 +168,8 @@ def pareto(board: pd.DataFrame, task: str, path: Path) -> None:
     plt.close(fig)
 
 
-# The plots of each task, ``{task}_{kind}.png``: the workflow's aggregate rule declares one file per task and kind.
-PLOT_KINDS = ("learning_curves", "confusion_best", "pareto")
-SR_PLOT_KINDS = ("learning_curves", "sr_examples", "pareto")  # super-resolution tasks (sr_plots below)
+# The plots of each task, ``{task}_{kind}.png``, kinds as its task type declares them (finebench.tasks: plot_kinds);
+# the workflow's aggregate rule declares one file per task and kind.
 
 
 def draw_per_task(tasks, kinds, drawers, out: Path) -> list[Path]:
@@ -187,7 +186,9 @@ def draw_per_task(tasks, kinds, drawers, out: Path) -> list[Path]:
 
 
 def all_plots(runs: pd.DataFrame, board: pd.DataFrame, out: Path) -> list[Path]:
-    return draw_per_task(board["task"].unique(), PLOT_KINDS, lambda task: {
+    from finebench.tasks import get
+
+    return draw_per_task(board["task"].unique(), get("classification").plot_kinds, lambda task: {
         "learning_curves": lambda p: learning_curves(runs, task, p),
         "confusion_best": lambda p: best_confusion(runs, board, task, p),
         "pareto": lambda p: pareto(board, task, p)}, out)
@@ -235,7 +236,7 @@ def sr_examples(runs: pd.DataFrame, fam: pd.DataFrame, task: str, path: Path) ->
     """LR (shown with nearest-neighbour enlargement) / bicubic / each family's best model (its lowest seed) / HR, on
     the test crop chosen at preparation (the most detailed window of the first test image); PSNR of the crop on Y (a grey
     image: on its own values)."""
-    from finebench.metrics_sr import sr_scores
+    from finebench.tasks.superres.metrics import sr_scores
 
     plt = _plt()
     best = fam[fam.task == task].sort_values("family")
@@ -267,7 +268,9 @@ def sr_examples(runs: pd.DataFrame, fam: pd.DataFrame, task: str, path: Path) ->
 
 
 def sr_plots(runs: pd.DataFrame, board: pd.DataFrame, fam: pd.DataFrame, out: Path) -> list[Path]:
-    return draw_per_task(runs["task"].unique(), SR_PLOT_KINDS, lambda task: {
+    from finebench.tasks import get
+
+    return draw_per_task(runs["task"].unique(), get("superres").plot_kinds, lambda task: {
         "learning_curves": lambda p: sr_learning_curves(runs, task, p),
         "sr_examples": lambda p: sr_examples(runs, fam, task, p),
         "pareto": lambda p: sr_pareto(board, task, p)}, out)

@@ -291,24 +291,29 @@ def log_summaries(experiment_file: str | Path, tables_dir: str | Path, plots_dir
     run; changed ones file a new one and mark the earlier ones superseded (``finebench.superseded``), as for runs."""
     import pandas as pd
 
+    from finebench.report import of_type
+    from finebench.tasks import TASK_TYPES
+
     info = json.loads(Path(experiment_file).read_text())
     client = _client(info["tracking_uri"])
     tables_dir, plots_dir = Path(tables_dir), Path(plots_dir)
-    boards = [(pd.read_csv(tables_dir / "leaderboard.csv"), "test_accuracy_mean")]
-    if (tables_dir / "leaderboard_sr.csv").is_file():  # super-resolution tasks (report_sr): PSNR
-        boards.append((pd.read_csv(tables_dir / "leaderboard_sr.csv"), "test_psnr_mean"))
     runs = pd.read_csv(tables_dir / "runs.csv")
-    # a task scored on several test sets has one table per set (task@set) and one set of plots, drawn for its first
-    # set (finebench.report_sr): they go into that set's summary
-    from finebench.report_sr import plot_task, set_task
-
-    first_sets = {set_task(r.task, r.sr_test_set) for r in runs.itertuples()
-                  if isinstance(getattr(r, "sr_test_set", None), str)}
+    # each task type's board (its first table file), scored by its primary metric; its tables module says which
+    # task's plots show a table task (a task scored on several test sets: the first set's summary holds them)
+    boards = []
+    for tt in TASK_TYPES.values():
+        board = pd.read_csv(tables_dir / tt.table_files[0])
+        mine = of_type(runs, tt.name)
+        if not board.empty:
+            plotted = (lambda name, code=tt.table_code, r=mine: code.plotted_as(name, r)
+                       if hasattr(code, "plotted_as") else name)
+            boards.append((board, f"{tt.primary.name}_mean", plotted))
     ids = {}
-    for task, g, score in ((task, g, score) for board, score in boards for task, g in board.groupby("task", sort=False)):
+    for task, g, score, plotted_as in ((task, g, score, p) for board, score, p in boards
+                                       for task, g in board.groupby("task", sort=False)):
         files = [tables_dir / f for f in ("leaderboard.md", "leaderboard.html", "families.md", "ranks.md")
                  if (tables_dir / f).is_file()]
-        plotted = plot_task(task, first_sets)
+        plotted = plotted_as(task)
         pngs = sorted(plots_dir.glob(f"{plotted}_*.png")) if plotted else []
         # what the summary shows: the same tables give the same summary, which is kept instead of filed again
         digest = hashlib.sha256(g.to_csv(index=False).encode() + b"".join(f.read_bytes() for f in files)).hexdigest()

@@ -43,11 +43,11 @@ from pathlib import Path
 
 import numpy as np
 
+from finebench import tasks
 from finebench.config import spec_hash
 from finebench.data import Prepared
 from finebench.errors import FinebenchError
-from finebench.files import full_disk_named, remove_stale_temporaries, replacing, write_json_atomic
-from finebench.metrics import classification_metrics, finite_or_none
+from finebench.files import finite_or_none, full_disk_named, remove_stale_temporaries, replacing, write_json_atomic
 from finebench.protocol import run_protocol
 from finebench.workdir import FINISHED_CHECKPOINT as FINISHED
 
@@ -119,86 +119,13 @@ def lr_factor(step: int, total: int, warmup: int, kind: str) -> float:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# The task type's objective: loss, evaluation, model selection, final artifacts
-
-
-class Classification:
-    """Cross-entropy; accuracy / mean class accuracy / macro-F1 / top-5; the best epoch maximises val accuracy
-    (ties: lower val loss); the test confusion matrix is saved."""
-
-    name = "classification"
-
-    def loss(self, out, y, t: dict):
-        import torch.nn.functional as F
-
-        return F.cross_entropy(out.float(), y, label_smoothing=t["label_smoothing"])
-
-    def evaluate(self, model, loader, autocast, num_classes: int) -> dict:
-        import torch
-        import torch.nn.functional as F
-
-        model.eval()
-        loss_sum, logits, labels = 0.0, [], []
-        with torch.no_grad():
-            for x, y in loader:
-                with autocast():
-                    out = model(x)
-                out = out.float()
-                loss_sum += F.cross_entropy(out, y, reduction="sum").item()
-                logits.append(out.cpu())
-                labels.append(y.cpu())
-        logits, labels = torch.cat(logits), torch.cat(labels)
-        metrics, cm = classification_metrics(logits, labels, num_classes)
-        return {"loss": loss_sum / len(labels), **metrics, "confusion": cm, "labels": labels}
-
-    def selection_key(self, ev: dict) -> tuple:
-        return (ev["accuracy"], -ev["loss"])
-
-    def epoch_fields(self, ev: dict) -> dict:
-        return {"val_loss": ev["loss"], "val_accuracy": ev["accuracy"], "val_macro_f1": ev["macro_f1"]}
-
-    def best_fields(self, key: tuple) -> dict:
-        return {"best_val_accuracy": key[0]}
-
-    def headline(self, result: dict) -> str:
-        return f"test_accuracy {result['test_accuracy']:.4f}"
-
-    def final(self, ev: dict, data: Prepared, out_dir: Path, title: str, more: dict) -> dict:
-        import pandas as pd
-
-        from finebench.plots import confusion_svg
-
-        if more:
-            raise FinebenchError(f"{title}: more test sets ({', '.join(more)}) are not supported for classification")
-
-        cm = ev["confusion"]
-        pd.DataFrame(cm, index=pd.Index(data.classes, name="true"), columns=data.classes).to_csv(out_dir / "confusion.csv")
-        confusion_svg(cm, data.classes, out_dir / "confusion.svg", f"{title} — test confusion (acc {ev['accuracy']:.3f})")
-        counts = cm.sum(1)
-        return {
-            "test_accuracy": ev["accuracy"],
-            "test_mean_class_accuracy": ev["mean_class_accuracy"],
-            "test_macro_f1": ev["macro_f1"],
-            "test_top5": ev.get("top5"),
-            "test_loss": ev["loss"],
-            "chance_accuracy": 1.0 / data.num_classes,
-            "majority_accuracy": float(counts.max() / counts.sum()),
-            "n_test": int(counts.sum()),
-        }
-
-
-def _objectives() -> dict:
-    from finebench.train_sr import SuperResolution
-
-    return {"classification": Classification(), "superres": SuperResolution()}
-
+# The objective: the task type's (finebench.tasks: its loss, evaluation, model selection, final artifacts)
 
 # Besides loss / evaluate / selection_key / epoch_fields / final / best_fields / headline, an objective may provide
 # ``loader(job, split, train)`` (its own input pipeline), ``train_size(data)`` (training samples per epoch),
 # ``cost_input(job)`` (the input the cost measurements run on) and ``eval_memory_advice`` / ``cost_memory_advice``
 # (what to do when evaluation / the cost measurement runs out of memory); without them the trainer uses
 # finebench.loader, the train split's size, the first test batch and the advice to lower training.eval_batch_size.
-OBJECTIVES = _objectives()
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -213,7 +140,7 @@ class Job:
     name: str
     dev: object
     data: Prepared
-    objective: object  # an entry of OBJECTIVES
+    objective: object  # the task type's (finebench.tasks)
     module: object  # the nn.Module (state_dict, checkpoints, cost)
     model: object  # what is called: the module, or its torch.compile'd wrapper
     optimizer: object
@@ -275,14 +202,12 @@ def set_up(spec: dict, data_dir: str | Path, device: str = "auto", threads: int 
             torch._C._set_deterministic_algorithms(True, warn_only=True)
     data = Prepared(data_dir)
     log(f"{spec['task']}/{spec['model']}/seed{spec['seed']}: prepared data {data_dir}: {data.verify()}")
-    task_type = data.manifest.get("task_type", "classification")
-    if task_type not in OBJECTIVES:
-        raise FinebenchError(f"{data_dir}: task type {task_type!r} has no objective (known: {', '.join(OBJECTIVES)})")
+    task_type = tasks.get(data.manifest.get("task_type", "classification"))
     module = build_model(spec["arch"], spec["model_kwargs"], data.input, data.num_classes).to(dev)
     if t.get("channels_last"):
         module = module.to(memory_format=torch.channels_last)
     optimizer = make_optimizer(module, t)
-    objective = OBJECTIVES[task_type]
+    objective = task_type.new_objective()
     n_train = objective.train_size(data) if hasattr(objective, "train_size") else data.manifest["splits"]["train"]["n"]
     steps = math.ceil(n_train / t["batch_size"])
     if t.get("max_train_batches"):

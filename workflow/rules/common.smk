@@ -12,8 +12,8 @@ from finebench import config as fbconfig
 from finebench import cluster as fbcluster
 from finebench import data as fbdata
 from finebench.errors import ConfigError
-from finebench.plots import PLOT_KINDS, SR_PLOT_KINDS
 from finebench.report import TABLE_FILES
+from finebench.tasks import TASK_TYPES
 
 try:
     # Checked against the registries once per (config, finebench code, library versions): the check imports torch
@@ -28,9 +28,8 @@ RESULTS = "results"
 EXPERIMENT_FILE = f"{RESULTS}/mlflow/experiment.json"
 REFERENCES = CFG.get("references") or workflow.source_path("../../config/references.yaml")
 SUMMARY_FILE = f"{RESULTS}/tables/mlflow_summary.json"
-# classification or superres per task: which training outputs and plots a task has
+# The task type of each task (declared by its dataset source; finebench.tasks): its training outputs and plots
 TASK_TYPE = {task: fbconfig.task_type_of(CFG, task) for task in CFG["tasks"]}
-TASK_PLOT_KINDS = {"classification": PLOT_KINDS, "superres": SR_PLOT_KINDS}
 
 # Each rule runs `python -m finebench ...` with the interpreter that runs Snakemake (its folder first on PATH), so
 # `.venv/bin/snakemake` works without activating the venv.
@@ -48,13 +47,18 @@ wildcard_constraints:
     seed="[0-9]+",
 
 
-def run_files(name, task_type=None):
-    """One file per run (its metrics.json, history.csv, ...; only the runs of ``task_type`` tasks if given): what the
-    aggregate step reads."""
+def run_files(name):
+    """One file per run (its metrics.json, history.csv): what the aggregate step reads."""
+    return [f"{RESULTS}/runs/{task}/{model}/seed{seed}/{name}" for task, model, seed in RUNS]
+
+
+def task_type_run_files():
+    """The files each run writes as its task type declares them (TaskType.run_files: confusion.csv, examples.npz …),
+    every one of them read by the aggregate step."""
     return [
         f"{RESULTS}/runs/{task}/{model}/seed{seed}/{name}"
         for task, model, seed in RUNS
-        if task_type is None or TASK_TYPE[task] == task_type
+        for name in TASK_TYPES[TASK_TYPE[task]].run_files
     ]
 
 
@@ -76,13 +80,20 @@ def tables_except(*names):
     return [table_file(name) for name in TABLE_FILES if name not in names]
 
 
+PLOT_KINDS = sorted({kind for tt in TASK_TYPES.values() for kind in tt.plot_kinds})
+
+
 def plot_files(kind):
-    if kind not in PLOT_KINDS + SR_PLOT_KINDS:
-        raise WorkflowError(
-            f"plot kind {kind!r} is not drawn by finebench.plots (PLOT_KINDS: {', '.join(PLOT_KINDS)}; "
-            f"SR_PLOT_KINDS: {', '.join(SR_PLOT_KINDS)})"
-        )
-    return [f"{RESULTS}/plots/{task}_{kind}.png" for task in CFG["tasks"] if kind in TASK_PLOT_KINDS[TASK_TYPE[task]]]
+    if kind not in PLOT_KINDS:
+        raise WorkflowError(f"plot kind {kind!r} is drawn for no task type (finebench.tasks: {', '.join(PLOT_KINDS)})")
+    return [
+        f"{RESULTS}/plots/{task}_{kind}.png" for task in CFG["tasks"] if kind in TASK_TYPES[TASK_TYPE[task]].plot_kinds
+    ]
+
+
+def plot_files_except(*kinds):
+    """Every plot of a kind not named (a task type's own kinds, with the report's general caption)."""
+    return [path for kind in PLOT_KINDS if kind not in kinds for path in plot_files(kind)]
 
 
 def download_marker(wildcards):

@@ -1,14 +1,14 @@
-# Aggregate every run's metrics.json, history.csv and confusion.csv (not MLflow) into tables and plots; then file a
-# summary run per task in MLflow. `snakemake --report results/report.html` (make report) collects the annotated
-# outputs with their captions. The table files are finebench.report.TABLE_FILES, the plots finebench.plots.PLOT_KINDS.
+# Aggregate every run's metrics.json, history.csv and its task type's files (not MLflow) into tables and plots; then
+# file a summary run per task in MLflow. `snakemake --report results/report.html` (make report) collects the annotated
+# outputs with their captions. The table files are finebench.report.TABLE_FILES, the plots each task type's
+# plot_kinds (finebench.tasks); kinds without a caption of their own fall under "more plots".
 
 
 rule aggregate:
     input:
         metrics=run_files("metrics.json"),
         history=run_files("history.csv"),  # learning curves
-        confusion=run_files("confusion.csv", "classification"),  # the best model's confusion matrix
-        examples=run_files("examples.npz", "superres"),  # super-resolution: the test crop of each run
+        per_run=task_type_run_files(),  # e.g. the confusion matrices, the super-resolution example crops
         references=REFERENCES,
     output:
         leaderboard=report(
@@ -45,6 +45,11 @@ rule aggregate:
             plot_files("sr_examples"),
             caption="../report/sr_examples.rst",
             category="5. Super-resolution examples",
+        ),
+        more_plots=report(
+            plot_files_except("learning_curves", "confusion_best", "pareto", "sr_examples"),
+            caption="../report/more_plots.rst",
+            category="6. More plots",
         ),
     log:
         f"{RESULTS}/logs/aggregate.log",

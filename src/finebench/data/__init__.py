@@ -4,3 +4,7 @@ from finebench.data.registry import DATASETS, SPLITS, DatasetSource, Prepared, p
 from finebench.data import speech, speech_synth, superres, textsets, typefaces, vision, wordnet  # noqa: F401  (registers)
 
 __all__ = ["DATASETS", "SPLITS", "DatasetSource", "Prepared", "prepare_task", "register"]
+
+# Task types of one's own (FINEBENCH_TASK_TYPES, see finebench.tasks) register their dataset sources when imported:
+# every process that reads this registry sees them.
+import finebench.tasks  # noqa: E402,F401

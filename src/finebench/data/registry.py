@@ -32,7 +32,6 @@ from finebench.errors import FinebenchError
 from finebench.files import atomic_dir
 
 SPLITS = ("train", "val", "test")
-TASK_TYPES = ("classification", "superres")  # superres: data/superres.py writes its own image stores
 
 
 @dataclass
@@ -48,7 +47,7 @@ class DatasetSource:
     # The release's published counts: {"classes": n, "splits": {split: n per official file}, "options": {...}} —
     # checked after every build (see ``check_official``); "options" lists the option values the counts hold for.
     official: dict | None = None
-    task_type: str = "classification"  # one of TASK_TYPES; written into the manifest
+    task_type: str = "classification"  # a registered task type (finebench.tasks); written into the manifest
     # A caveat about the data shown wherever its results are (table headings, plot titles, the MLflow tag data_note),
     # e.g. "SYNTHESIZED speech (espeak-ng)"; written into the manifest as ``data_note``.
     data_note: str = ""
@@ -212,7 +211,7 @@ def _prepare(task: str, source: DatasetSource, options: dict, out_dir: Path) -> 
         manifest["num_classes"] = len(classes)
         manifest["splits"] = {}
         for split in SPLITS:
-            if source.task_type != "classification":  # the source wrote its own files and counted them
+            if built.get("arrays") is None:  # the source wrote its own files and counted them (e.g. super-resolution)
                 manifest["splits"][split] = built["splits"][split]
                 continue
             x, y = built["arrays"][split]
@@ -230,7 +229,7 @@ def _prepare(task: str, source: DatasetSource, options: dict, out_dir: Path) -> 
                 "n": int(len(y)),
                 "class_counts": np.bincount(y, minlength=len(classes)).tolist(),
             }
-        if source.task_type == "classification":
+        if built.get("arrays") is not None:  # labelled examples: every class needs training examples
             check_class_coverage(source, manifest)
         manifest["official_split"] = bool(source.official)  # the release defines the splits (else the source does)
         # compared here for a release with fixed splits; a source that compared its own folders keeps its result

@@ -29,7 +29,7 @@ every set scored. The first is the ``test`` split (the report's example crop, th
 as split ``test_{name}`` and listed in ``manifest["more_tests"]`` ({name: split}), with its own bicubic baseline.
 
 Grey images (a one-channel file, e.g. Set14's ``bridge``; scikit-image's ``camera`` and ``coins``) stay grey: stored
-with one channel, their LR made (or read) grey, scored on their own grey values (finebench.metrics_sr.sr_scores);
+with one channel, their LR made (or read) grey, scored on their own grey values (finebench.tasks.superres.metrics.sr_scores);
 the models, which take RGB, get them as three equal channels (training patches and evaluation input alike).
 
 Counts: ``sr_benchmark`` compares the images it finds with the official counts (DIV2K 800 train / 100 valid; Set5
@@ -343,7 +343,7 @@ class SRData:
 def bicubic_scores(work: Path, split: str, scale: int) -> dict:
     """Mean PSNR/SSIM of MATLAB-style bicubic upscaling on a prepared split (the baseline row); a grey image is
     upscaled and scored grey."""
-    from finebench.metrics_sr import sr_scores
+    from finebench.tasks.superres.metrics import sr_scores
 
     hr_mm = np.load(work / f"{split}_hr.npy", mmap_mode="r")
     lr_mm = np.load(work / f"{split}_lr.npy", mmap_mode="r")

@@ -41,7 +41,7 @@ class Arch:
     modalities: tuple[str, ...]
     target: str | Callable  # "module:Class" (resolved lazily) or a builder (input_info, num_classes, **kw) -> nn.Module
     description: str = ""
-    task_type: str = "classification"  # the task type it solves (data.registry.TASK_TYPES)
+    task_type: str = "classification"  # the task type it solves (a registered one: finebench.tasks)
 
     @property
     def builder(self) -> Callable:

@@ -7,8 +7,6 @@ sklearn's ``f1_score`` and ``balanced_accuracy_score``.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 
@@ -48,12 +46,3 @@ def classification_metrics(logits, labels, num_classes: int) -> tuple[dict, np.n
         top5 = logits.topk(5, dim=1).indices.numpy()
         out["top5"] = float((top5 == y[:, None]).any(1).mean())
     return out, cm
-
-
-def finite_or_none(value):
-    """JSON has no NaN/Infinity: non-finite floats become null (and are shown as such, never as a number)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: finite_or_none(v) for k, v in value.items()}
-    return value

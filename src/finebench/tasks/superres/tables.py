@@ -1,17 +1,13 @@
-"""Super-resolution tables: the ``superres`` runs' ``metrics.json`` -> leaderboard, families, ranks, references.
+"""Super-resolution's table sections: its leaderboard fields (beside the PSNR statistics finebench.report computes
+for every task type), the bicubic baseline as a row of its own, costs, families, family ranks and published
+references — the CSVs of finebench.tasks.superres's ``table_files`` and a super-resolution part of each shared
+Markdown / HTML file.
 
-Called by ``report.aggregate`` (which keeps building the classification tables exactly as before). A task scored on
-several test sets (metrics.json ``more_tests``) is ranked per set, as task ``task@set`` (:func:`per_test_set`); its
-plots show the first set. Per SR task:
-PSNR and SSIM on Y (mean ± 95 % CI over seeds, Student's t), the bicubic baseline on the same test images as a row
-of its own, each model's gain over bicubic and whether it is above it (every seed's model above bicubic's PSNR;
-bicubic is deterministic, so this is a plain count per seed), params, FLOPs per output pixel (and for a 1280x720 output), batch-1 latency on a
-64 x 64 LR input, training time. Higher PSNR ranks better (ties in PSNR broken by nothing: equal ranks); the best is
-compared with every other model by Welch's t-test, as for classification.
-
-Files: ``leaderboard_sr.csv``, ``families_sr.csv``, ``family_ranks_sr.csv`` (always written; header only when no SR
-task ran) and, when SR tasks ran, a super-resolution section appended to ``leaderboard.md`` / ``.html``,
-``costs.md``, ``families.md``, ``ranks.md`` and ``references.md``.
+A task scored on several test sets (metrics.json ``more_tests``) is ranked per set, as task ``task@set``
+(:func:`expand`); its plots show the first set. Per SR task: PSNR and SSIM on Y, the bicubic baseline on the same
+test images, each model's gain over bicubic and whether it is above it (every seed's model above bicubic's PSNR;
+bicubic is deterministic, so this is a plain count per seed), params, FLOPs per output pixel (and for a 1280x720
+output), batch-1 latency on a 64 x 64 LR input, training time.
 """
 
 from __future__ import annotations
@@ -23,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from finebench.stats import ALPHA, ci95, human, num, welch_p
+from finebench.stats import ALPHA, ci95, human, num
 
 OUTPUT_720P = 1280 * 720
 SR_COLUMNS = ["task", "modality", "scale", "model", "family", "arch", "n_seeds", "seeds", "test_psnr_mean",
@@ -41,18 +37,6 @@ INTRO = ("PSNR (dB) and SSIM on the Y channel (BT.601), `scale` pixels shaved at
          "bicubic upscaling on the same test images; ✗ marks a model not above bicubic with every seed. "
          "FLOPs per output pixel (forward, torch FlopCounterMode on a 64×64 LR input) and for a 1280×720 output; "
          "latency: median batch-1 forward on a 64×64 LR input.")
-
-
-def split_runs(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(classification runs, super-resolution runs); runs without ``task_type`` are classification."""
-    if "task_type" not in runs:
-        return runs, runs.iloc[0:0]
-    is_sr = runs["task_type"].fillna("classification") == "superres"
-    # the columns only SR runs fill (test_psnr ...) are dropped from the classification frame, and vice versa
-    sr_only = [c for c in runs if runs.loc[~is_sr, c].isna().all() and runs.loc[is_sr, c].notna().any()]
-    cls_only = [c for c in runs if runs.loc[is_sr, c].isna().all() and runs.loc[~is_sr, c].notna().any()]
-    return (runs[~is_sr].drop(columns=sr_only + ["task_type"]).reset_index(drop=True),
-            runs[is_sr].drop(columns=cls_only).reset_index(drop=True))
 
 
 def set_task(task: str, test_set: str) -> str:
@@ -91,81 +75,65 @@ def per_test_set(runs: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, str]]:
     return pd.DataFrame(rows).drop(columns=["more_tests"]).reset_index(drop=True), first
 
 
+def expand(runs: pd.DataFrame) -> pd.DataFrame:
+    """The rows the tables rank: one per (run, test set) (:func:`per_test_set`)."""
+    return per_test_set(runs)[0]
+
+
+def plotted_as(name: str, runs: pd.DataFrame) -> str | None:
+    """The task whose plots show table task ``name`` (see :func:`plot_task`)."""
+    first = {set_task(r.task, r.sr_test_set) for r in runs.itertuples()
+             if isinstance(getattr(r, "sr_test_set", None), str)}
+    return plot_task(name, first)
+
+
 def _col(g: pd.DataFrame, name: str) -> pd.Series:
     return g[name].astype(float) if name in g else pd.Series([np.nan] * len(g), index=g.index)
 
 
-def leaderboard(runs: pd.DataFrame) -> pd.DataFrame:
+def board_fields(g: pd.DataFrame) -> dict:
+    """The leaderboard fields of one (task, model)'s runs besides the PSNR statistics."""
+    psnr, ssim = g["test_psnr"].to_numpy(float), g["test_ssim"].to_numpy(float)
+    bic = float(g["bicubic_psnr"].iloc[0])
+    out_px = float(g["cost_output_pixels"].iloc[0]) if "cost_output_pixels" in g else float("nan")
+    flops_px = _col(g, "flops_per_sample").iloc[0] / out_px
+    return {
+        "modality": g["modality"].iloc[0], "scale": int(g["scale"].iloc[0]), "family": g["family"].iloc[0],
+        "arch": g["arch"].iloc[0], "test_ssim_mean": ssim.mean(), "test_ssim_ci95": ci95(ssim),
+        "bicubic_psnr": bic, "gain_db_vs_bicubic": psnr.mean() - bic, "above_bicubic": bool(psnr.min() > bic),
+        "seeds_above_bicubic": f"{int((psnr > bic).sum())}/{len(psnr)}",
+        "params": int(_col(g, "n_params").fillna(_col(g, "params")).iloc[0]), "flops_per_output_pixel": flops_px,
+        "gflops_720p": flops_px * OUTPUT_720P / 1e9,
+        "latency_ms_lr64_mean": _col(g, "latency_ms_batch1").mean(),
+        "train_seconds_mean": g["train_seconds"].mean(), "peak_memory_mb_max": _col(g, "peak_memory_mb").max(),
+        "n_test": int(g["n_test"].iloc[0]),
+    }
+
+
+def baseline_rows(runs: pd.DataFrame) -> list[dict]:
+    """The bicubic baseline of each task, on the same test images: a row of the board, ranked with no one."""
     rows = []
-    for (task, model), g in runs.groupby(["task", "model"], sort=False):
-        psnr, ssim = g["test_psnr"].to_numpy(float), g["test_ssim"].to_numpy(float)
-        bic = float(g["bicubic_psnr"].iloc[0])
-        ci = ci95(psnr)
-        out_px = float(g["cost_output_pixels"].iloc[0]) if "cost_output_pixels" in g else float("nan")
-        flops_px = _col(g, "flops_per_sample").iloc[0] / out_px
-        rows.append({
-            "task": task, "modality": g["modality"].iloc[0], "scale": int(g["scale"].iloc[0]), "model": model,
-            "family": g["family"].iloc[0], "arch": g["arch"].iloc[0],
-            "n_seeds": len(g), "seeds": " ".join(str(s) for s in sorted(g["seed"])),
-            "test_psnr_mean": psnr.mean(), "test_psnr_std": float(np.std(psnr, ddof=1)) if len(psnr) > 1 else float("nan"),
-            "test_psnr_ci95": ci, "test_psnr_min": psnr.min(), "test_psnr_max": psnr.max(),
-            "test_ssim_mean": ssim.mean(), "test_ssim_ci95": ci95(ssim),
-            "bicubic_psnr": bic, "gain_db_vs_bicubic": psnr.mean() - bic, "above_bicubic": bool(psnr.min() > bic),
-            "seeds_above_bicubic": f"{int((psnr > bic).sum())}/{len(psnr)}",
-            "params": int(_col(g, "n_params").fillna(_col(g, "params")).iloc[0]), "flops_per_output_pixel": flops_px,
-            "gflops_720p": flops_px * OUTPUT_720P / 1e9,
-            "latency_ms_lr64_mean": _col(g, "latency_ms_batch1").mean(),
-            "train_seconds_mean": g["train_seconds"].mean(), "peak_memory_mb_max": _col(g, "peak_memory_mb").max(),
-            "n_test": int(g["n_test"].iloc[0]), "is_baseline": False,
-        })
-    board = pd.DataFrame(rows, columns=[c for c in SR_COLUMNS if c not in ("rank", "is_best", "p_vs_best", "tie_with_best")])
-    board["rank"] = board.groupby("task")["test_psnr_mean"].rank(ascending=False, method="min")
-    board["is_best"] = board["rank"] == 1
-    board["p_vs_best"] = np.nan
-    for task, g in board.groupby("task", sort=False):
-        best = g.loc[g["test_psnr_mean"].idxmax(), "model"]
-        best_v = runs[(runs.task == task) & (runs.model == best)]["test_psnr"].to_numpy(float)
-        for i, row in g.iterrows():
-            if row["model"] != best:
-                other = runs[(runs.task == task) & (runs.model == row["model"])]["test_psnr"].to_numpy(float)
-                board.loc[i, "p_vs_best"] = welch_p(best_v, other)
-    board["tie_with_best"] = board["p_vs_best"] >= ALPHA
-    baseline = []
     for task, g in runs.groupby("task", sort=False):
         first = g.iloc[0]
-        baseline.append({"task": task, "modality": first["modality"], "scale": int(first["scale"]),
-                         "model": "bicubic", "family": "baseline", "arch": "bicubic (MATLAB imresize)", "n_seeds": 0,
-                         "seeds": "", "test_psnr_mean": float(first["bicubic_psnr"]),
-                         "test_ssim_mean": float(first["bicubic_ssim"]), "bicubic_psnr": float(first["bicubic_psnr"]),
-                         "gain_db_vs_bicubic": 0.0, "above_bicubic": False, "params": 0,
-                         "n_test": int(first["n_test"]), "is_best": False, "tie_with_best": False, "is_baseline": True})
-    board = pd.concat([board, pd.DataFrame(baseline)], ignore_index=True)[SR_COLUMNS]
-    board = board.sort_values(["task", "is_baseline", "rank", "model"], kind="stable", na_position="last")
-    return board.reset_index(drop=True)
+        rows.append({"task": task, "modality": first["modality"], "scale": int(first["scale"]),
+                     "model": "bicubic", "family": "baseline", "arch": "bicubic (MATLAB imresize)", "n_seeds": 0,
+                     "seeds": "", "test_psnr_mean": float(first["bicubic_psnr"]),
+                     "test_ssim_mean": float(first["bicubic_ssim"]), "bicubic_psnr": float(first["bicubic_psnr"]),
+                     "gain_db_vs_bicubic": 0.0, "above_bicubic": False, "params": 0,
+                     "n_test": int(first["n_test"]), "is_best": False, "tie_with_best": False})
+    return rows
 
 
-def families(board: pd.DataFrame) -> pd.DataFrame:
-    rows = []
-    models = board[~board["is_baseline"].astype(bool)]
-    for (task, modality, family), g in models.groupby(["task", "modality", "family"], sort=False):
-        best = g.loc[g["test_psnr_mean"].idxmax()]
-        rows.append({"task": task, "modality": modality, "family": family, "n_models": len(g),
-                     "best_model": best["model"], "best_test_psnr_mean": best["test_psnr_mean"],
-                     "best_test_psnr_ci95": best["test_psnr_ci95"], "best_test_ssim_mean": best["test_ssim_mean"],
-                     "best_n_seeds": best["n_seeds"], "family_mean_test_psnr": g["test_psnr_mean"].mean(),
-                     "best_gain_db_vs_bicubic": best["gain_db_vs_bicubic"],
-                     "best_above_bicubic": bool(best["above_bicubic"]),
-                     "best_is_task_best": bool(best["is_best"]), "best_tie_with_task_best": bool(best["tie_with_best"])})
-    out = pd.DataFrame(rows, columns=FAMILY_COLUMNS)
-    return out.sort_values(["task", "best_test_psnr_mean"], ascending=[True, False], kind="stable").reset_index(drop=True)
+def family_fields(best: pd.Series, g: pd.DataFrame) -> dict:
+    return {"best_test_ssim_mean": best["test_ssim_mean"], "best_gain_db_vs_bicubic": best["gain_db_vs_bicubic"],
+            "best_above_bicubic": bool(best["above_bicubic"])}
 
 
 def family_ranks(fam: pd.DataFrame) -> pd.DataFrame:
-    """Average over SR tasks of each family's rank (its best model's PSNR among the families; 1 = best)."""
+    """Average over SR tasks of each family's rank (``family_rank``, put in by finebench.report: its best model's
+    PSNR among the families; 1 = best)."""
     if fam.empty:
         return pd.DataFrame(columns=RANK_COLUMNS)
-    fam = fam.copy()
-    fam["family_rank"] = fam.groupby("task")["best_test_psnr_mean"].rank(ascending=False, method="min")
     out = (fam.groupby("family").agg(n_tasks=("task", "nunique"), mean_family_rank=("family_rank", "mean"),
                                      mean_best_gain_db_vs_bicubic=("best_gain_db_vs_bicubic", "mean"))
            .reset_index().sort_values(["mean_family_rank", "family"], kind="stable"))
@@ -297,21 +265,6 @@ def ranks_markdown(ranks: pd.DataFrame) -> str:
 # Published references (config/references.yaml entries with task_type: superres)
 
 
-def load_references(path) -> pd.DataFrame:
-    from finebench.config import load_yaml
-
-    cols = ["dataset", "scale", "model", "family", "psnr", "ssim", "source", "protocol"]
-    if not path or not Path(path).is_file():
-        return pd.DataFrame(columns=cols)
-    refs = [r for r in (load_yaml(Path(path).read_text()) or {}).get("references") or []
-            if r.get("task_type") == "superres"]
-    for i, r in enumerate(refs):
-        missing = [c for c in ("dataset", "scale", "model", "family", "psnr", "source") if c not in r]
-        if missing:
-            raise ValueError(f"{path}: super-resolution reference {i} ({r.get('model')}) lacks {', '.join(missing)}")
-    return pd.DataFrame(refs, columns=cols)
-
-
 def references_table(runs: pd.DataFrame, board: pd.DataFrame, refs: pd.DataFrame) -> pd.DataFrame:
     """Each published PSNR beside our best model of the same family, on every task testing on that set and scale."""
     out = []
@@ -353,40 +306,38 @@ def references_markdown(table: pd.DataFrame) -> str:
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-def _append(path: Path, text: str) -> None:
-    with open(path, "a") as f:
-        f.write(text)
+REFERENCE_COLUMNS = ["dataset", "scale", "model", "family", "psnr", "ssim", "source", "protocol"]
+OPTIONAL_REFERENCE_COLUMNS = ("ssim", "protocol")
+INTEGER_RANK = False  # the bicubic row has no rank: ranks are floats (1.0) in leaderboard_sr.csv
+BOARD_COLUMNS = SR_COLUMNS
 
 
-def aggregate(runs: pd.DataFrame, out_dir: Path, plots_dir: Path | None = None, references=None) -> dict:
-    """Write the SR tables (and append the SR sections to the shared Markdown/HTML files when SR runs exist)."""
-    if runs.empty:
-        board = pd.DataFrame(columns=SR_COLUMNS)
-        fam, ranks = pd.DataFrame(columns=FAMILY_COLUMNS), pd.DataFrame(columns=RANK_COLUMNS)
-        scored, first = runs, {}
-    else:
-        scored, first = per_test_set(runs)
-        board = leaderboard(scored)
-        fam = families(board)
-        ranks = family_ranks(fam)
-    board.to_csv(out_dir / "leaderboard_sr.csv", index=False)
-    fam.to_csv(out_dir / "families_sr.csv", index=False)
-    ranks.to_csv(out_dir / "family_ranks_sr.csv", index=False)
-    if runs.empty:
-        return {"leaderboard": board, "families": fam}
-    _append(out_dir / "leaderboard.md", leaderboard_markdown(board))
-    _append(out_dir / "costs.md", costs_markdown(board))
-    _append(out_dir / "families.md", families_markdown(fam))
-    _append(out_dir / "ranks.md", ranks_markdown(ranks))
-    _append(out_dir / "references.md", references_markdown(references_table(scored, board, load_references(references))))
-    page = (out_dir / "leaderboard.html").read_text()
-    (out_dir / "leaderboard.html").write_text(page + leaderboard_html(board))
-    if plots_dir is not None:
-        from finebench import plots
+def extra_frames(runs: pd.DataFrame, board: pd.DataFrame, fam: pd.DataFrame, refs: pd.DataFrame) -> dict:
+    """Its CSVs besides the leaderboard and families: the family ranks (its references go into references.md only)."""
+    return {"family_ranks_sr.csv": family_ranks(fam)}
 
-        def first_set(table):  # plots are drawn per task: a task scored on several test sets shows its first
-            names = table["task"].map(lambda name: plot_task(name, first))
-            return table[names.notna()].assign(task=names[names.notna()])
 
-        plots.sr_plots(runs, first_set(board), first_set(fam), Path(plots_dir))
-    return {"leaderboard": board, "families": fam}
+def sections(runs: pd.DataFrame, board: pd.DataFrame, fam: pd.DataFrame, frames: dict, refs: pd.DataFrame
+             ) -> dict[str, str]:
+    """A super-resolution part of each shared Markdown / HTML file."""
+    return {"leaderboard.md": leaderboard_markdown(board), "costs.md": costs_markdown(board),
+            "families.md": families_markdown(fam), "ranks.md": ranks_markdown(frames["family_ranks_sr.csv"]),
+            "references.md": references_markdown(references_table(runs, board, refs)),
+            "leaderboard.html": leaderboard_html(board)}
+
+
+def plots(runs: pd.DataFrame, board: pd.DataFrame, fam: pd.DataFrame, out: Path) -> list[Path]:
+    """Drawn per task: a task scored on several test sets shows its first."""
+    from finebench import plots as drawing
+
+    def first_set(table):
+        names = table["task"].map(lambda name: plotted_as(name, runs))
+        return table[names.notna()].assign(task=names[names.notna()])
+
+    return drawing.sr_plots(runs, first_set(board), first_set(fam), out)
+
+
+def empty() -> tuple[dict, dict]:
+    """No super-resolution task ran: its CSVs with headers only; nothing in the shared files."""
+    return {"leaderboard_sr.csv": pd.DataFrame(columns=SR_COLUMNS), "families_sr.csv": pd.DataFrame(columns=FAMILY_COLUMNS),
+            "family_ranks_sr.csv": pd.DataFrame(columns=RANK_COLUMNS)}, {}

@@ -9,7 +9,7 @@
   resume exactly.
 - **Loss**: L1 by default (``training.loss``: ``l1``, ``mse`` or ``charbonnier``).
 - **Evaluation**: every image super-resolved whole, quantised to 8 bits and scored with PSNR/SSIM on Y with
-  ``scale`` pixels shaved (finebench.metrics_sr; a grey image on its own values); the split's score is the mean over
+  ``scale`` pixels shaved (finebench.tasks.superres.metrics; a grey image on its own values); the split's score is the mean over
   images.
 - **Model selection**: the epoch with the best validation PSNR.
 - **Final artifacts**: ``per_image.csv`` (PSNR/SSIM of the model and of bicubic for every image of every test set) and
@@ -147,7 +147,7 @@ class SuperResolution:
         import torch
         import torch.nn.functional as F
 
-        from finebench.metrics_sr import sr_scores, to_uint8
+        from finebench.tasks.superres.metrics import sr_scores, to_uint8
 
         model.eval()
         scale = loader.sr.scale

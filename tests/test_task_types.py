@@ -1,0 +1,130 @@
+"""The task-type seam holds: a toy task type registered from the test suite (tests/toy_regression.py: regression,
+MAE, lower is better) is trained, ranked, tabled and summarised in MLflow without any change to the trainer, the
+report builder, the MLflow summaries or the workflow's rules. It runs in processes of its own
+(FINEBENCH_TASK_TYPES=toy_regression), as a plug-in would, so the built-in types' tests never see it."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+TESTS = Path(__file__).resolve().parent
+
+
+def plugin_env():
+    return {**os.environ, "FINEBENCH_TASK_TYPES": "toy_regression",
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")]))}
+
+
+def test_built_in_task_types_declare_what_the_seam_needs():
+    from finebench import report
+    from finebench.tasks import TASK_TYPES
+
+    assert list(TASK_TYPES) == ["classification", "superres"]
+    for tt in TASK_TYPES.values():
+        assert tt.primary.higher_is_better and tt.rule == f"train_{tt.name}"
+        assert set(tt.table_files) <= set(report.TABLE_FILES)
+        code = tt.table_code
+        for name in ("BOARD_COLUMNS", "FAMILY_COLUMNS", "INTEGER_RANK", "REFERENCE_COLUMNS", "board_fields",
+                     "family_fields", "extra_frames", "sections", "plots", "empty"):
+            assert hasattr(code, name), (tt.name, name)
+        assert hasattr(tt.new_objective(), "final")
+
+
+SCRIPT = textwrap.dedent("""
+    import json, sys
+    from pathlib import Path
+    from finebench import config, report
+    from finebench.data import prepare_task
+    from finebench.tracking import init_experiment, log_summaries
+    from finebench.train import fit
+
+    out = Path(sys.argv[1])
+    prepare_task("lines", "toy_lines", {"n_train": 256, "n_eval": 64, "noise": 0.1, "seed": 0}, out / "data")
+    init_experiment(f"sqlite:///{out}/mlflow.db", "toy", out / "artifacts", out / "experiment.json")
+    cfg = config.with_defaults({
+        "experiment": "toy", "seeds": [0, 1, 2], "tasks": {"lines": {"dataset": "toy_lines"}},
+        "training": {"epochs": 8, "batch_size": 32, "lr": 0.05, "weight_decay": 0.0},
+        "models": {"linear": {"family": "other", "modality": "vision", "arch": "toy_linear"},
+                   "mlp": {"family": "other", "modality": "vision", "arch": "toy_mlp", "hidden": 4,
+                           "training": {"lr": 0.0003}}}})
+    config.check(cfg)
+    files = []
+    for model in ("linear", "mlp"):
+        for seed in (0, 1, 2):
+            run = out / "runs" / "lines" / model / f"seed{seed}"
+            fit(config.resolve_spec(cfg, "lines", model, seed), out / "data", run, out / "experiment.json",
+                device="cpu")
+            files.append(run / "metrics.json")
+    report.aggregate(files, out / "tables", out / "plots")
+    print(json.dumps(log_summaries(out / "experiment.json", out / "tables", out / "plots", out / "summary.json")))
+""")
+
+
+def test_a_toy_task_type_is_trained_ranked_tabled_and_summarised_without_touching_finebench(tmp_path):
+    done = subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path)], env=plugin_env(), capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-4000:]
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    runs = {m: [json.loads((tmp_path / f"runs/lines/{m}/seed{s}/metrics.json").read_text()) for s in (0, 1, 2)]
+            for m in ("linear", "mlp")}
+    mae = {m: sum(r["test_mae"] for r in rs) / 3 for m, rs in runs.items()}
+    assert mae["linear"] < mae["mlp"]  # the linear model fits a linear target; the tiny, slow MLP does not yet
+    assert all((tmp_path / f"runs/lines/{m}/seed0/predictions.csv").is_file() for m in mae)  # its declared run file
+    board = pd.read_csv(tmp_path / "tables" / "leaderboard_regression.csv").set_index("model")
+    # ranked in the metric's direction: the lower MAE is rank 1 and the best
+    assert board.loc["linear", "rank"] == 1 and board.loc["mlp", "rank"] == 2 and board.loc["linear", "is_best"]
+    assert board.loc["linear", "test_mae_mean"] == pytest.approx(mae["linear"])
+    assert not board.loc["mlp", "tie_with_best"] and board.loc["mlp", "p_vs_best"] < 0.05  # Welch, as for every type
+    fam = pd.read_csv(tmp_path / "tables" / "families_regression.csv")
+    assert list(fam["best_model"]) == ["linear"]
+    md = (tmp_path / "tables" / "leaderboard.md").read_text()
+    assert "No classification task in this run." in md and "# Regression" in md and "## lines" in md
+    assert (tmp_path / "plots" / "lines_learning_curves.png").is_file()
+    # MLflow: the runs, and a summary run for the task holding the regression board, scored by MAE
+    from mlflow.tracking import MlflowClient
+
+    info = json.loads((tmp_path / "experiment.json").read_text())
+    client = MlflowClient(info["tracking_uri"])
+    run = client.get_run(summary["summary_runs"]["lines"])
+    assert run.info.run_name == "lines/summary" and run.data.tags["best_model"] == "linear"
+    assert run.data.metrics["linear.test_mae_mean"] == pytest.approx(mae["linear"])
+    assert {f.path for f in client.list_artifacts(run.info.run_id, "plots")} == {"plots/lines_learning_curves.png"}
+    trained = client.search_runs([info["experiment_id"]], "tags.task = 'lines' and attributes.status = 'FINISHED'")
+    assert len([r for r in trained if r.data.tags.get("finebench.summary") != "true"]) == 6
+    assert all(r.data.metrics.get("val_mae") is not None for r in trained if r.info.run_name != "lines/summary")
+
+
+TOY_CONFIG = {"experiment": "toy", "tracking_uri": "sqlite:///results/mlflow.db", "seeds": [0, 1],
+              "tasks": {"lines": {"dataset": "toy_lines", "n_train": 128}},
+              "training": {"epochs": 3, "batch_size": 32, "lr": 0.05, "weight_decay": 0.0},
+              "models": {"linear": {"family": "other", "modality": "vision", "arch": "toy_linear"}}}
+
+
+@pytest.mark.slow  # a Snakemake run: prepare, 2 training jobs, aggregate, summaries
+def test_the_workflow_runs_a_toy_task_type_with_its_own_rule_and_outputs(repo, tmp_path):
+    import yaml
+
+    path = tmp_path / "toy.yaml"
+    path.write_text(yaml.safe_dump(TOY_CONFIG))
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(repo / "Snakefile"), "--directory", str(tmp_path),
+           "--cores", "2", "--configfile", str(path)]
+    plan = subprocess.run([*cmd[:-2], "-n", *cmd[-2:]], env=plugin_env(), capture_output=True, text=True)
+    assert plan.returncode == 0, plan.stderr[-3000:]
+    assert "rule train_regression:" in plan.stdout + plan.stderr  # generated from its declaration
+    done = subprocess.run(cmd, env=plugin_env(), capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-4000:]
+    run = tmp_path / "results" / "runs" / "lines" / "linear" / "seed1"
+    assert (run / "predictions.csv").is_file() and (run / "metrics.json").is_file()
+    board = pd.read_csv(tmp_path / "results" / "tables" / "leaderboard_regression.csv")
+    assert list(board["model"]) == ["linear"] and list(board["n_seeds"]) == [2]
+    assert (tmp_path / "results" / "plots" / "lines_learning_curves.png").is_file()
+    summary = json.loads((tmp_path / "results" / "tables" / "mlflow_summary.json").read_text())
+    assert list(summary["summary_runs"]) == ["lines"]
+    again = subprocess.run([*cmd[:-2], "-n", *cmd[-2:]], env=plugin_env(), capture_output=True, text=True)
+    assert "Nothing to be done" in again.stdout + again.stderr
