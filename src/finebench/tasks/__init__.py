@@ -20,80 +20,12 @@ from __future__ import annotations
 
 import importlib
 import os
-from dataclasses import dataclass
 
-
-@dataclass(frozen=True)
-class Metric:
-    """A test metric as ``metrics.json`` holds it (``name``) and as the tables show it: ``scale`` × value in
-    ``fmt``, with ``unit``; ``higher_is_better`` orders ranks, bests and Pareto fronts."""
-
-    name: str
-    label: str
-    unit: str = ""
-    higher_is_better: bool = True
-    fmt: str = ".2f"
-    scale: float = 1.0
-    primary: bool = False
-
-    def show(self, value: float) -> str:
-        return format(self.scale * value, self.fmt)
-
-
-@dataclass
-class TaskType:
-    """A task type's declaration. ``objective`` and ``tables`` name where its code lives ("module:Class", "module"),
-    imported only by whoever needs them: a training job never imports the table code (pandas, plotting)."""
-
-    name: str
-    title: str  # in words, for headings and messages: "classification", "super-resolution"
-    metrics: tuple[Metric, ...]
-    objective: str  # "module:Class" of the trainer's objective (see finebench.train: loss, evaluate, final …)
-    tables: str  # module of its table sections (see finebench.report for what the builder asks of it)
-    run_files: tuple[str, ...] = ()  # what each run writes besides metrics.json and history.csv: the rule's outputs
-    table_files: tuple[str, ...] = ()  # its own CSV tables (the Markdown/HTML files are shared); the first: its board
-    plot_kinds: tuple[str, ...] = ()  # results/plots/{task}_{kind}.png for each of its tasks
-
-    @property
-    def primary(self) -> Metric:
-        return next(m for m in self.metrics if m.primary)
-
-    @property
-    def rule(self) -> str:
-        """The name of its training rule (workflow/rules/train.smk)."""
-        return f"train_{self.name}"
-
-    def new_objective(self):
-        module, _, cls = self.objective.partition(":")
-        return getattr(importlib.import_module(module), cls)()
-
-    @property
-    def table_code(self):
-        return importlib.import_module(self.tables)
-
-
-TASK_TYPES: dict[str, TaskType] = {}
-
-
-def register(task_type: TaskType) -> TaskType:
-    if task_type.name in TASK_TYPES:
-        raise ValueError(f"task type {task_type.name!r} registered twice")
-    if sum(m.primary for m in task_type.metrics) != 1:
-        raise ValueError(f"task type {task_type.name!r}: exactly one metric must be primary")
-    TASK_TYPES[task_type.name] = task_type
-    return task_type
-
-
-def get(name: str) -> TaskType:
-    from finebench.errors import FinebenchError
-
-    if name not in TASK_TYPES:
-        raise FinebenchError(f"task type {name!r} is not registered (known: {', '.join(TASK_TYPES)}; a task type of "
-                             f"your own: name its module in FINEBENCH_TASK_TYPES)")
-    return TASK_TYPES[name]
-
+from finebench.tasks.registry import TASK_TYPES, Metric, TaskType, get, register
 
 from finebench.tasks import classification, superres  # noqa: E402,F401  (the built-in task types register)
 
 for _module in filter(None, (m.strip() for m in os.environ.get("FINEBENCH_TASK_TYPES", "").split(","))):
     importlib.import_module(_module)
+
+__all__ = ["TASK_TYPES", "Metric", "TaskType", "get", "register"]

@@ -5,7 +5,7 @@ mean class accuracy, macro-F1, top-5. tables.py: its leaderboard (chance and maj
 families, average ranks across tasks, published references.
 """
 
-from finebench.tasks import Metric, TaskType, register
+from finebench.tasks.registry import Metric, TaskType, register
 
 TASK = register(TaskType(
     name="classification",

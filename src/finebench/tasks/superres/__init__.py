@@ -6,7 +6,7 @@ tables.py: its leaderboard with the bicubic baseline as a row, each model's gain
 pixel; a task scored on several test sets is ranked per set (``task@set``).
 """
 
-from finebench.tasks import Metric, TaskType, register
+from finebench.tasks.registry import Metric, TaskType, register
 
 TASK = register(TaskType(
     name="superres",
