@@ -1,8 +1,9 @@
 # finebench — the two commands a fresh machine needs:
 #   make run    set up (.venv + Debian packages), then run the embedded suite end to end
 #   make test   set up, then run the test suite
-# Other targets: make setup | test-fast | lint | check-install | ui | smoke | benchmark | report |
+# Other targets: make setup | test-fast | lint | check-install | ui | docs | smoke | benchmark | report |
 #                clean (clean-data | clean-mlflow | clean-downloads | clean-all)
+#   make docs                                     the documentation site (MkDocs) on http://127.0.0.1:8000
 #   make tracking-server | tracking-server-stop   shared MLflow server on PostgreSQL (for Slurm runs)
 #   make test-slurm                               the Slurm profile on a real single-node Slurm cluster (root)
 SHELL := /bin/bash
@@ -24,7 +25,7 @@ SERVER_DIR ?= results/tracking-server
 SERVER_HOST ?= 127.0.0.1
 PORT ?= 5000
 
-.PHONY: setup system-deps run smoke benchmark test test-fast lint check-install ui report clean clean-data \
+.PHONY: setup system-deps run smoke benchmark test test-fast lint check-install ui docs report clean clean-data \
 	clean-mlflow clean-downloads clean-all server-deps tracking-server tracking-server-stop test-slurm
 
 setup: system-deps $(STAMP)
@@ -71,10 +72,18 @@ test: setup lint
 test-fast: setup
 	$(BIN)/python -m pytest -q -m "not slow"
 
-# snakefmt and `snakemake --lint` (every finding fails but "conda or container per rule": finebench uses one venv).
+# snakefmt and `snakemake --lint` (every finding fails but "conda or container per rule": finebench uses one venv),
+# then the documentation site built with --strict: a page left out of the nav, a broken link or anchor fails (the
+# `validation:` of mkdocs.yml). Not with -q: mkdocs 1.6 then drops the warnings, and --strict passes on them.
+DOCS_SITE ?= build/docs-site
 lint: setup
 	$(BIN)/snakefmt --check Snakefile workflow/
 	$(BIN)/python tests/lint_workflow.py
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict -d $(DOCS_SITE)
+
+# The documentation site on http://127.0.0.1:8000, rebuilt on every edit (config.schema.yaml included).
+docs: setup
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve -a 127.0.0.1:8000
 
 # `pip install .` (not editable) into a throwaway venv, every dependency from pyproject.toml (pinned by
 # requirements.txt; ~6 GB with CUDA torch, minutes), then check-config from outside the repository: the schema and the
