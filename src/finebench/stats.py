@@ -1,4 +1,4 @@
-"""Statistics over seeds and number formatting shared by the table builders (report, report_sr).
+"""Statistics over seeds and number formatting shared by every task type's tables (finebench.report, finebench.tasks).
 
 Mean ± 95 % confidence half-width from Student's t (none for a single seed), two-sided Welch t-test against the
 best model (ties: p >= ALPHA), and the compact number formats the Markdown/HTML tables use.

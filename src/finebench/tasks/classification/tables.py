@@ -269,7 +269,7 @@ def sections(runs: pd.DataFrame, board: pd.DataFrame, fam: pd.DataFrame, frames:
 
 
 def plots(runs: pd.DataFrame, board: pd.DataFrame, fam: pd.DataFrame, out: Path) -> list[Path]:
-    from finebench import plots as drawing
+    from finebench.tasks.classification import plots as drawing
 
     return drawing.all_plots(runs, board, out)
 

@@ -328,7 +328,7 @@ def sections(runs: pd.DataFrame, board: pd.DataFrame, fam: pd.DataFrame, frames:
 
 def plots(runs: pd.DataFrame, board: pd.DataFrame, fam: pd.DataFrame, out: Path) -> list[Path]:
     """Drawn per task: a task scored on several test sets shows its first."""
-    from finebench import plots as drawing
+    from finebench.tasks.superres import plots as drawing
 
     def first_set(table):
         names = table["task"].map(lambda name: plotted_as(name, runs))
