@@ -45,6 +45,16 @@ def test_fit_writes_outputs_and_logs_to_mlflow(tmp_path, tiny_data, experiment_f
     assert (out / "history.csv").read_text().count("\n") == 3  # header + 2 epochs
     for name in ("confusion.csv", "confusion.svg", "spec.json"):
         assert (out / name).stat().st_size > 0
+    # per-example test predictions in the prepared test order: the report's bootstrap intervals and paired tests
+    import numpy as np
+    import pandas as pd
+
+    pred = pd.read_csv(out / "predictions.csv")
+    assert list(pred.columns) == ["index", "label", "prediction", "correct", "log_p_label"]
+    assert list(pred["index"]) == list(range(24)) and list(pred["label"]) == list(np.load(tiny_data / "test_y.npy"))
+    assert pred["correct"].mean() == m["test_accuracy"]
+    assert (pred["correct"] == (pred["label"] == pred["prediction"])).all() and (pred["log_p_label"] <= 0).all()
+    assert -pred["log_p_label"].mean() == pytest.approx(m["test_loss"], rel=1e-4)  # the test cross-entropy
     client, run = mlflow_run(experiment_file, m["mlflow_run_id"])
     assert run.info.status == "FINISHED" and run.info.run_name == "tf/cnn/seed0"
     assert run.info.experiment_id == json.loads(experiment_file.read_text())["experiment_id"]

@@ -1,7 +1,8 @@
 """Classification: one label per example; accuracy ranks (higher is better).
 
-objective.py: cross-entropy, the metrics of the confusion matrix, confusion.csv / .svg per run. metrics.py: accuracy,
-mean class accuracy, macro-F1, top-5. tables.py: its leaderboard (chance and majority class in the heading), costs,
+objective.py: cross-entropy, the metrics of the confusion matrix, confusion.csv / .svg and predictions.csv (one row
+per test example) per run. metrics.py: accuracy, mean class accuracy, macro-F1, top-5. tables.py: its leaderboard
+(chance and majority class in the heading; the bootstrap intervals and paired tests read predictions.csv), costs,
 families, average ranks across tasks, published references.
 """
 
@@ -18,7 +19,7 @@ TASK = register(TaskType(
     ),
     objective="finebench.tasks.classification.objective:Classification",
     tables="finebench.tasks.classification.tables",
-    run_files=("confusion.csv",),
+    run_files=("confusion.csv", "predictions.csv"),
     table_files=("leaderboard.csv", "families.csv", "model_ranks.csv", "family_ranks.csv", "references.csv"),
     plot_kinds=("learning_curves", "confusion_best", "pareto"),
 ))

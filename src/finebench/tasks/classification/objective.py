@@ -1,16 +1,24 @@
-"""The classification objective: cross-entropy, the metrics of one confusion matrix, the confusion matrix saved."""
+"""The classification objective: cross-entropy, the metrics of one confusion matrix, the confusion matrix and the
+per-example test predictions saved."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from finebench.errors import FinebenchError
 from finebench.tasks.classification.metrics import classification_metrics
+
+PREDICTIONS = "predictions.csv"  # per run: one row per test example (Classification.final)
 
 
 class Classification:
     """Cross-entropy; accuracy / mean class accuracy / macro-F1 / top-5; the best epoch maximises val accuracy
-    (ties: lower val loss); the test confusion matrix is saved."""
+    (ties: lower val loss); the test confusion matrix and ``predictions.csv`` are saved: one row per test example in
+    the prepared test order (``index``, ``label``, ``prediction`` — class indices, the names are confusion.csv's —,
+    ``correct`` 0/1, ``log_p_label`` the log-probability of the true label), the per-example scores of the
+    report's bootstrap intervals and paired tests (finebench.stats)."""
 
     name = "classification"
 
@@ -35,7 +43,9 @@ class Classification:
                 labels.append(y.cpu())
         logits, labels = torch.cat(logits), torch.cat(labels)
         metrics, cm = classification_metrics(logits, labels, num_classes)
-        return {"loss": loss_sum / len(labels), **metrics, "confusion": cm, "labels": labels}
+        log_p = F.log_softmax(logits, dim=1).gather(1, labels[:, None].long())[:, 0]
+        return {"loss": loss_sum / len(labels), **metrics, "confusion": cm, "labels": labels,
+                "predictions": logits.argmax(1), "log_p_label": log_p}
 
     def selection_key(self, ev: dict) -> tuple:
         return (ev["accuracy"], -ev["loss"])
@@ -58,6 +68,10 @@ class Classification:
             raise FinebenchError(f"{title}: more test sets ({', '.join(more)}) are not supported for classification")
 
         cm = ev["confusion"]
+        y, pred = ev["labels"].numpy(), ev["predictions"].numpy()
+        pd.DataFrame({"index": np.arange(len(y)), "label": y, "prediction": pred, "correct": (y == pred).astype(int),
+                      "log_p_label": ev["log_p_label"].numpy()}).to_csv(out_dir / PREDICTIONS, index=False,
+                                                                       float_format="%.6g")
         pd.DataFrame(cm, index=pd.Index(data.classes, name="true"), columns=data.classes).to_csv(out_dir / "confusion.csv")
         confusion_svg(cm, data.classes, out_dir / "confusion.svg", f"{title} — test confusion (acc {ev['accuracy']:.3f})")
         counts = cm.sum(1)
