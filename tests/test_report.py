@@ -6,6 +6,7 @@ import pytest
 from scipy import stats
 
 from finebench import protocol, report
+from finebench import stats as stats_mod
 from finebench.tasks.classification import tables as ctables
 from finebench.protocol import run_protocol
 
@@ -260,3 +261,117 @@ def test_ui_links_open_each_experiment_on_its_current_runs_and_the_experiment_sa
     assert ui_links(info["tracking_uri"], "http://127.0.0.1:5000/") == [
         f"tests (current runs: 1): http://127.0.0.1:5000/#/experiments/{info['experiment_id']}/runs?searchFilter="
         "tags.%60finebench.superseded%60%20%3D%20%27false%27"]
+
+
+# --- uncertainty over seeds and test examples (finebench.stats through report.leaderboard) -------------------------
+
+
+def write_classification_runs(root, correct: dict[str, list[np.ndarray]], without_predictions=(), families=None):
+    """metrics.json (test_accuracy = the mean of ``correct``) and predictions.csv per (model, seed) under ``root``;
+    the models in ``without_predictions`` get no predictions.csv (as a run of an older version)."""
+    import json
+
+    files = []
+    for model, seeds in correct.items():
+        row = runs_frame({model: [float(np.mean(c)) for c in seeds]}, families=families)
+        for (_, r), c in zip(row.iterrows(), seeds):
+            run = root / model / f"seed{r['seed']}"
+            run.mkdir(parents=True)
+            (run / "metrics.json").write_text(json.dumps(r.to_dict()))
+            if model not in without_predictions:
+                pd.DataFrame({"index": range(len(c)), "label": 0, "prediction": 1 - np.asarray(c, int),
+                              "correct": np.asarray(c, int), "log_p_label": -0.5}).to_csv(run / "predictions.csv",
+                                                                                          index=False)
+            files.append(run / "metrics.json")
+    return files
+
+
+def correct_on(n: int, *ranges) -> np.ndarray:
+    c = np.zeros(n)
+    for lo, hi in ranges:
+        c[lo:hi] = 1
+    return c
+
+
+def test_bootstrap_interval_and_paired_test_come_from_the_runs_predictions(tmp_path):
+    rng = np.random.default_rng(0)
+    a = [(rng.random(300) < 0.8).astype(float) for _ in range(3)]
+    b = [(rng.random(300) < 0.5).astype(float) for _ in range(3)]
+    board = report.leaderboard(report.load_metrics(write_classification_runs(tmp_path, {"a": a, "b": b})))
+    row = board.set_index("model")
+    lo, hi = stats_mod.bootstrap_ci(np.stack(a))
+    assert row.loc["a", "test_accuracy_boot_lo"] == lo and row.loc["a", "test_accuracy_boot_hi"] == hi
+    assert row.loc["a", "test_accuracy_ci95_boot"] == pytest.approx((hi - lo) / 2)
+    assert row.loc["b", "p_vs_best"] == stats_mod.paired_bootstrap_p(np.stack(a), np.stack(b))
+    assert row.loc["b", "tie_test"] == "paired bootstrap" and not row.loc["b", "tie_with_best"]
+    assert row.loc["b", "p_vs_best_welch"] == pytest.approx(
+        stats.ttest_ind([x.mean() for x in a], [x.mean() for x in b], equal_var=False).pvalue)
+    assert (board["stats_note"] == "").all()
+    md = ctables.leaderboard_markdown(board)
+    # main cell: mean ± bootstrap half-width; "± seeds": the Student's t half-width alone
+    mean, boot, seed_ci = (row.loc["a", c] for c in ("test_accuracy_mean", "test_accuracy_ci95_boot", "test_accuracy_ci95"))
+    cells = [c.strip() for c in md.split("| a ")[1].split("\n")[0].split("|")]
+    assert cells[4:6] == [f"**{100 * mean:.1f} ± {100 * boot:.1f}**", f"{100 * seed_ci:.1f}"]
+    assert "| ± seeds " in md and "†" not in md.split("\n## ")[1] and "paired bootstrap test" in md
+
+
+def test_the_tie_mark_follows_the_paired_test_not_welch(tmp_path):
+    """50 test examples. Seeds agree closely (a: 41, 41, 42 right; b: 39, 39, 40), so Welch's t-test over the seed
+    accuracies calls b worse (p ≈ 0.02); but the two models disagree on 20 of the 50 examples (a alone right on 11,
+    b alone on 9), so on the same test examples the 4-point gap is well within chance: the paired test calls a tie."""
+    n = 50
+    a = [correct_on(n, (0, 41)), correct_on(n, (0, 41)), correct_on(n, (0, 42))]
+    b = [correct_on(n, (0, 30), (41, 50)), correct_on(n, (0, 30), (41, 50)), correct_on(n, (0, 31), (41, 50))]
+    files = write_classification_runs(tmp_path, {"a": a, "b": b}, families={"a": "cnn", "b": "rnn"})
+    board = report.leaderboard(report.load_metrics(files))
+    row = board.set_index("model").loc["b"]
+    assert row["p_vs_best_welch"] < 0.05 and row["p_vs_best"] >= 0.05
+    assert row["tie_with_best"] and row["tie_test"] == "paired bootstrap"
+    assert "≈" in ctables.leaderboard_markdown(board).split("| b ")[1].split("\n")[0]
+    fam = report.families(board)
+    assert fam.set_index("best_model").loc["b", "best_tie_with_task_best"]
+
+
+def test_runs_without_predictions_fall_back_to_welch_and_the_seed_ci_and_say_so(tmp_path):
+    rng = np.random.default_rng(1)
+    correct = {m: [(rng.random(100) < p).astype(float) for _ in range(3)] for m, p in (("a", 0.8), ("b", 0.7), ("c", 0.3))}
+    files = write_classification_runs(tmp_path / "mixed", correct, without_predictions=("c",))
+    board = report.leaderboard(report.load_metrics(files)).set_index("model")
+    assert board.loc["b", "tie_test"] == "paired bootstrap" and board.loc["b", "stats_note"] == ""
+    c = board.loc["c"]
+    assert math.isnan(c["test_accuracy_ci95_boot"]) and c["tie_test"] == "Welch"
+    assert c["p_vs_best"] == c["p_vs_best_welch"] and "older version" in c["stats_note"]
+    md = ctables.leaderboard_markdown(report.leaderboard(report.load_metrics(files)))
+    cell = ctables.pct(c["test_accuracy_mean"], c["test_accuracy_ci95"], 3)
+    assert f"{cell} †" in md and "Seed-only statistics" in md and "c (no per-example test scores" in md
+    # the best model without predictions: every comparison falls back, and the note says whose are missing
+    files = write_classification_runs(tmp_path / "old_best", correct, without_predictions=("a",))
+    board = report.leaderboard(report.load_metrics(files)).set_index("model")
+    assert (board.loc[["b", "c"], "tie_test"] == "Welch").all()
+    assert board.loc["b", "stats_note"].startswith("the best model (a)")
+    assert board.loc["b", "test_accuracy_ci95_boot"] > 0  # its own interval still has its predictions
+    md = ctables.leaderboard_markdown(report.leaderboard(report.load_metrics(files)))
+    assert "b (≈ only — the best model (a): no per-example test scores" in md
+
+
+def test_predictions_that_do_not_average_to_the_runs_accuracy_are_not_used(tmp_path):
+    files = write_classification_runs(tmp_path, {"a": [correct_on(20, (0, 15))] * 2, "b": [correct_on(20, (0, 10))] * 2})
+    pd.DataFrame({"correct": np.ones(20, int)}).to_csv(files[-1].parent / "predictions.csv", index=False)  # stale
+    board = report.leaderboard(report.load_metrics(files)).set_index("model")
+    assert board.loc["b", "tie_test"] == "Welch" and "do not average to test_accuracy (seed 1)" in board.loc["b", "stats_note"]
+
+
+def test_aggregate_reads_predictions_beside_each_metrics_file(tmp_path):
+    n = 60
+    files = write_classification_runs(tmp_path / "runs", {"a": [correct_on(n, (0, 50))] * 2,
+                                                          "b": [correct_on(n, (10, 50))] * 2})
+    for f in files:
+        pd.DataFrame({"epoch": [1], "val_accuracy": [0.5]}).to_csv(f.parent / "history.csv", index=False)
+        pd.DataFrame([[3, 1], [0, 4]], index=pd.Index(["x", "y"], name="true"), columns=["x", "y"]).to_csv(
+            f.parent / "confusion.csv")
+    report.aggregate(files, tmp_path / "tables")
+    board = pd.read_csv(tmp_path / "tables" / "leaderboard.csv").set_index("model")
+    assert board.loc["b", "tie_test"] == "paired bootstrap" and board.loc["b", "p_vs_best"] == 1 / 1001
+    assert math.isnan(board.loc["b", "p_vs_best_welch"]) or board.loc["b", "p_vs_best_welch"] == 0.0  # constant seeds
+    fam = pd.read_csv(tmp_path / "tables" / "families.csv")
+    assert fam["best_test_accuracy_ci95_boot"].notna().all()

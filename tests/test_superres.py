@@ -445,6 +445,8 @@ def test_one_training_is_scored_on_several_test_sets(tmp_path, experiment_file):
               "more_tests": {"set5": {**five, "test_psnr": five["test_psnr"] + 0.2}}}
     shutil.copytree(out, out.parent / "seed1")
     (out.parent / "seed1" / "metrics.json").write_text(json.dumps(second))
+    shifted = rows.assign(psnr=rows["psnr"] + rows["test_set"].map({"set14": 0.1, "set5": 0.2}))
+    shifted.to_csv(out.parent / "seed1" / "per_image.csv", index=False)  # per-image PSNRs that average to seed 1's
     aggregate(sorted((tmp_path / "runs").glob("*/*/seed*/metrics.json")), tmp_path / "tables", tmp_path / "plots",
               references=refs)
     # plots stay one set per task (its first: Set14), under the task's own name, as the workflow declares them
@@ -456,6 +458,9 @@ def test_one_training_is_scored_on_several_test_sets(tmp_path, experiment_file):
     assert board.loc[("div2k@set14", "edsr"), "test_psnr_mean"] == pytest.approx(result["test_psnr"] + 0.05)
     assert board.loc[("div2k@set5", "bicubic"), "test_psnr_mean"] == pytest.approx(five["bicubic_psnr"])
     assert board.loc[("div2k@set5", "edsr"), "n_seeds"] == 2
+    # the bootstrap over seeds and test images read each set's own rows of per_image.csv
+    for task in ("div2k@set14", "div2k@set5"):
+        assert pd.isna(board.loc[(task, "edsr"), "stats_note"]) and board.loc[(task, "edsr"), "test_psnr_ci95_boot"] > 0
     md = (tmp_path / "tables" / "references.md").read_text()
     cells = [[c.strip() for c in line.split("|")[1:6]] for line in md.splitlines() if line.startswith("| div2k")]
     assert cells == [["div2k@set5", "Set5", "×2", "EDSR", "38.11"]]  # the published Set5 figure, on the Set5 rows only
@@ -667,3 +672,66 @@ def test_out_of_memory_in_sr_evaluation_says_images_are_scored_whole(tiny_photos
                                              r"\. Tried to allocate 9\.00 GiB\) — super-resolution scores every "
                                              r"validation and test image whole"):
         train_mod.fit(spec, path, tmp_path / "run", experiment_file, device="cpu")
+
+
+def write_sr_runs_with_images(root: Path, psnr: dict[str, list[list[float]]], set14: dict | None = None,
+                              without=()) -> list[Path]:
+    """SR runs whose metrics.json test_psnr is the mean of their per_image.csv PSNRs (on set5; with ``set14``, the
+    same per further set, as metrics.json ``more_tests``); the models in ``without`` have no per_image.csv."""
+    rows = sr_runs({m: [float(np.mean(v)) for v in per] for m, per in psnr.items()})
+    for r in rows:
+        r["sr_test_set"], r["n_test"] = "set5", len(psnr[r["model"]][r["seed"]])
+        if set14:
+            v = set14[r["model"]][r["seed"]]
+            r["more_tests"] = {"set14": {"test_psnr": float(np.mean(v)), "test_ssim": 0.9, "bicubic_psnr": 29.0,
+                                         "bicubic_ssim": 0.85, "n_test": len(v)}}
+    files = write_runs(root, rows)
+    for f, r in zip(files, rows):
+        if r["model"] in without:
+            continue
+        sets = [("set5", psnr[r["model"]][r["seed"]])] + ([("set14", set14[r["model"]][r["seed"]])] if set14 else [])
+        pd.DataFrame([{"test_set": name, "image": f"img{i}", "psnr": v, "ssim": 0.9, "bicubic_psnr": 30.0,
+                       "bicubic_ssim": 0.88} for name, values in sets for i, v in enumerate(values)]
+                     ).to_csv(f.parent / "per_image.csv", index=False)
+    return files
+
+
+def test_sr_psnr_interval_and_tie_come_from_per_image_psnr_on_each_test_set(tmp_path):
+    """A task scored on set5 and set14 is two table tasks (task@set); each one's bootstrap reads the per-image PSNRs
+    of its own set (per_image.csv test_set), which average to that set's PSNR."""
+    from finebench import report, stats
+    from finebench.tasks.superres import tables as sr_tables
+
+    rng = np.random.default_rng(0)
+    set5 = {"a": [list(32 + rng.normal(0, 2, 5)) for _ in range(3)], "b": [list(31.5 + rng.normal(0, 2, 5)) for _ in range(3)]}
+    set14 = {"a": [list(30 + rng.normal(0, 2, 14)) for _ in range(3)], "b": [list(20 + rng.normal(0, 1, 14)) for _ in range(3)]}
+    files = write_sr_runs_with_images(tmp_path, set5, set14)
+    runs = sr_tables.expand(report.of_type(report.load_metrics(files), "superres"))
+    board = report.leaderboard(runs, "superres")
+    assert set(board["task"]) == {"photos@set5", "photos@set14"}
+    models = board[~board["is_baseline"].astype(bool)].set_index(["task", "model"])
+    assert (models["stats_note"] == "").all() and (models["tie_test"].isin(["", "paired bootstrap"])).all()
+    lo, hi = stats.bootstrap_ci(np.array(set14["a"]))
+    assert models.loc[("photos@set14", "a"), "test_psnr_boot_lo"] == lo
+    assert models.loc[("photos@set14", "a"), "test_psnr_ci95_boot"] == pytest.approx((hi - lo) / 2)
+    assert models.loc[("photos@set5", "b"), "p_vs_best"] == stats.paired_bootstrap_p(np.array(set5["a"]),
+                                                                                     np.array(set5["b"]))
+    assert models.loc[("photos@set5", "b"), "tie_with_best"]  # 0.5 dB apart on 5 images with 2 dB spread
+    assert not models.loc[("photos@set14", "b"), "tie_with_best"]  # 10 dB apart
+    md = sr_tables.leaderboard_markdown(board)
+    boot = models.loc[("photos@set14", "a"), "test_psnr_ci95_boot"]
+    assert f"**{models.loc[('photos@set14', 'a'), 'test_psnr_mean']:.2f} ± {boot:.2f}**" in md
+    assert "| ± seeds " in md and "paired bootstrap test on the same test images" in md and "†" not in md.split("## ")[1]
+
+
+def test_sr_runs_without_per_image_scores_fall_back_to_welch(tmp_path):
+    from finebench import report
+    from finebench.tasks.superres import tables as sr_tables
+
+    files = write_sr_runs_with_images(tmp_path, {"a": [[31, 32], [31.5, 32.5]], "b": [[30, 31], [30.2, 31.2]]},
+                                      without=("b",))
+    board = report.leaderboard(report.of_type(report.load_metrics(files), "superres"), "superres")
+    b = board.set_index("model").loc["b"]
+    assert b["tie_test"] == "Welch" and b["p_vs_best"] == b["p_vs_best_welch"] and np.isnan(b["test_psnr_ci95_boot"])
+    md = sr_tables.leaderboard_markdown(board)
+    assert " †" in md and "Seed-only statistics" in md and "b (no per-example test scores" in md

@@ -2,21 +2,28 @@
 
     python -m finebench aggregate results/runs/*/*/seed*/metrics.json --out results/tables --plots results/plots
 
-Reads only the metrics files (never MLflow), so tables can be rebuilt anywhere. For every task type
-(finebench.tasks), over its runs: per (task, model), the primary metric's mean, sample std, 95 % confidence
-half-width from Student's t over seeds (none for a single seed — shown as such, not as zero), min and max; ranks in
-the metric's direction (higher or lower is better); the task's best model, and every model not significantly
-different from it (Welch's unequal-variance t-test, two-sided, alpha 0.05; needs >= 2 seeds on both sides) marked as
-a tie; per family its best model; each family's rank per task. The task type's table sections (its ``tables``
-module) add their own fields, baseline rows, CSVs and their part of each shared Markdown / HTML file, in the order
-the task types are registered.
+Reads the metrics files (never MLflow) and, through the task type's ``example_scores``, the per-example test scores
+each run wrote beside its metrics.json, so tables can be rebuilt anywhere. For every task type (finebench.tasks),
+over its runs: per (task, model), the primary metric's mean, sample std, 95 % confidence half-width from Student's t
+over seeds (``{metric}_ci95``; none for a single seed — shown as such, not as zero), min and max; the 95 %
+two-level bootstrap interval over seeds and test examples (``{metric}_boot_lo``/``_boot_hi``, half-width
+``{metric}_ci95_boot``; finebench.stats); ranks in the metric's direction (higher or lower is better); the task's
+best model, and every model not significantly different from it marked as a tie (``p_vs_best`` >= alpha 0.05):
+``p_vs_best`` is the paired bootstrap test on the same test examples (``tie_test`` = "paired bootstrap"), or — where
+the model's or the best model's runs lack per-example scores (``stats_note`` says why) — Welch's unequal-variance
+t-test over the seed scores (``tie_test`` = "Welch"; needs >= 2 seeds on both sides); ``p_vs_best_welch`` keeps
+Welch's p for every model. Per family its best model; each family's rank per task. The task type's table sections
+(its ``tables`` module) add their own fields, baseline rows, CSVs and their part of each shared Markdown / HTML
+file, in the order the task types are registered.
 
 What the builder asks of a task type's ``tables`` module: ``BOARD_COLUMNS``, ``FAMILY_COLUMNS``, ``INTEGER_RANK``,
 ``REFERENCE_COLUMNS`` (its entries in config/references.yaml), ``board_fields(g)``, ``family_fields(best, g)``,
 ``extra_frames(runs, board, families, references)``, ``sections(runs, board, families, frames, references)``,
 ``plots(runs, board, families, out)``, ``empty()``; optionally ``expand(runs)`` (one run scored several ways, e.g. on
-several test sets: more rows), ``baseline_rows(runs)`` (rows of the board that are not models) and
-``plotted_as(name, runs)`` (the task whose plots show table task ``name``).
+several test sets: more rows), ``baseline_rows(runs)`` (rows of the board that are not models),
+``plotted_as(name, runs)`` (the task whose plots show table task ``name``) and ``example_scores(runs)``
+({(task, model, seed): the primary metric's per-example test values, in the prepared test order, whose mean is the
+run's metric}; a run missing from it falls back to the seed-only statistics).
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from finebench.stats import ALPHA, ci95, welch_p
+from finebench.stats import ALPHA, bootstrap_ci, ci95, paired_bootstrap_p, welch_p
 from finebench.tasks import TASK_TYPES, TaskType
 
 # The Markdown / HTML files every task type writes a part of, in its registration order.
@@ -68,32 +75,77 @@ def _type(task_type: str | TaskType | None) -> TaskType:
     return task_type if isinstance(task_type, TaskType) else get(task_type or "classification")
 
 
+NO_EXAMPLES = "no per-example test scores: metrics.json of an older version"
+
+
+def example_matrices(runs: pd.DataFrame, code, key: str) -> tuple[dict, dict]:
+    """({(task, model): [seeds, examples] per-example scores of the primary metric ``key``}, {(task, model): why
+    there are none}) from the tables module's optional ``example_scores``. A (task, model) gets a matrix only when
+    every run of it has scores, all on the same number of examples, each averaging to the run's ``key``."""
+    scores = code.example_scores(runs) if hasattr(code, "example_scores") else {}
+    mats, why = {}, {}
+    for (task, model), g in runs.groupby(["task", "model"], sort=False):
+        rows = [(r["seed"], float(r[key]), scores.get((task, model, r["seed"]))) for _, r in g.iterrows()]
+        missing = [str(seed) for seed, _, s in rows if s is None]
+        if missing:
+            why[task, model] = NO_EXAMPLES + ("" if len(missing) == len(rows) else f": seed {', '.join(missing)}")
+            continue
+        if len({len(s) for _, _, s in rows}) > 1:
+            why[task, model] = f"per-example scores of different lengths ({', '.join(str(len(s)) for *_, s in rows)})"
+            continue
+        off = [str(seed) for seed, m, s in rows if not abs(float(np.mean(s)) - m) <= 1e-6 * max(1.0, abs(m))]
+        if off:
+            why[task, model] = f"per-example scores do not average to {key} (seed {', '.join(off)})"
+            continue
+        mats[task, model] = np.stack([np.asarray(s, dtype=float) for *_, s in rows])
+    return mats, why
+
+
 def leaderboard(runs: pd.DataFrame, task_type: str | TaskType | None = None) -> pd.DataFrame:
-    """One row per (task, model): the primary metric over seeds, ranked in its direction, with the best and the
-    models tied with it; the task type's own fields and baseline rows."""
+    """One row per (task, model): the primary metric over seeds (and, from per-example scores, over seeds and test
+    examples), ranked in its direction, with the best and the models tied with it; the task type's own fields and
+    baseline rows."""
     tt = _type(task_type)
     code, metric = tt.table_code, tt.primary
     key, up = metric.name, metric.higher_is_better
+    mats, why = example_matrices(runs, code, key)
     rows = []
     for (task, model), g in runs.groupby(["task", "model"], sort=False):
         v = g[key].to_numpy(float)
+        lo, hi = bootstrap_ci(mats[task, model]) if (task, model) in mats else (float("nan"), float("nan"))
         rows.append({"task": task, "model": model, "n_seeds": len(g), "seeds": " ".join(str(s) for s in sorted(g["seed"])),
                      f"{key}_mean": v.mean(), f"{key}_std": float(np.std(v, ddof=1)) if len(v) > 1 else float("nan"),
-                     f"{key}_ci95": ci95(v), f"{key}_min": v.min(), f"{key}_max": v.max(), **code.board_fields(g),
-                     "is_baseline": False})
+                     f"{key}_ci95": ci95(v), f"{key}_ci95_boot": (hi - lo) / 2, f"{key}_boot_lo": lo,
+                     f"{key}_boot_hi": hi, f"{key}_min": v.min(), f"{key}_max": v.max(), **code.board_fields(g),
+                     "stats_note": why.get((task, model), ""), "is_baseline": False})
     board = pd.DataFrame(rows)
     board["rank"] = board.groupby("task")[f"{key}_mean"].rank(ascending=not up, method="min")
     if code.INTEGER_RANK:
         board["rank"] = board["rank"].astype(int)
     board["is_best"] = board["rank"] == 1
-    board["p_vs_best"] = np.nan
+    board["p_vs_best"] = board["p_vs_best_welch"] = np.nan
+    board["tie_test"] = ""
     for task, g in board.groupby("task", sort=False):
         best = g.loc[g[f"{key}_mean"].idxmax() if up else g[f"{key}_mean"].idxmin(), "model"]
         best_v = runs[(runs.task == task) & (runs.model == best)][key].to_numpy(float)
         for i, row in g.iterrows():
             if row["model"] != best:
                 other = runs[(runs.task == task) & (runs.model == row["model"])][key].to_numpy(float)
-                board.loc[i, "p_vs_best"] = welch_p(best_v, other)
+                welch = welch_p(best_v, other)
+                board.loc[i, "p_vs_best_welch"] = welch
+                if ((task, best) in mats and (task, row["model"]) in mats
+                        and mats[task, best].shape[1] != mats[task, row["model"]].shape[1]):
+                    why[task, row["model"]] = (f"{mats[task, row['model']].shape[1]} test examples, the best model "
+                                               f"({best}) {mats[task, best].shape[1]}")
+                    board.loc[i, "stats_note"] = why[task, row["model"]]
+                    del mats[task, row["model"]]
+                if (task, best) in mats and (task, row["model"]) in mats:
+                    board.loc[i, ["p_vs_best", "tie_test"]] = [
+                        paired_bootstrap_p(mats[task, best], mats[task, row["model"]]), "paired bootstrap"]
+                else:
+                    board.loc[i, ["p_vs_best", "tie_test"]] = [welch, "Welch"]
+                    if not board.loc[i, "stats_note"]:
+                        board.loc[i, "stats_note"] = f"the best model ({best}): {why[task, best]}"
     board["tie_with_best"] = board["p_vs_best"] >= ALPHA
     baseline = code.baseline_rows(runs) if hasattr(code, "baseline_rows") else []
     if baseline:
@@ -112,7 +164,8 @@ def families(board: pd.DataFrame, task_type: str | TaskType | None = None) -> pd
         best = g.loc[g[f"{key}_mean"].idxmax() if up else g[f"{key}_mean"].idxmin()]
         rows.append({"task": task, "modality": modality, "family": family, "n_models": len(g),
                      "best_model": best["model"], f"best_{key}_mean": best[f"{key}_mean"],
-                     f"best_{key}_ci95": best[f"{key}_ci95"], "best_n_seeds": best["n_seeds"],
+                     f"best_{key}_ci95": best[f"{key}_ci95"],
+                     f"best_{key}_ci95_boot": best.get(f"{key}_ci95_boot", float("nan")), "best_n_seeds": best["n_seeds"],
                      f"family_mean_{key}": g[f"{key}_mean"].mean(),
                      "best_is_task_best": bool(best["is_best"]), "best_tie_with_task_best": bool(best["tie_with_best"]),
                      **code.family_fields(best, g)})

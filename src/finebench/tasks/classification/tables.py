@@ -1,7 +1,8 @@
 """Classification's table sections: its leaderboard fields (beside the primary metric's statistics, which
 finebench.report computes for every task type), costs, families, average ranks across tasks and published
 references — the CSVs of finebench.tasks.classification's ``table_files`` and its part of each shared Markdown /
-HTML file. Headings carry chance and the majority class's accuracy.
+HTML file. Headings carry chance and the majority class's accuracy. Its per-example scores (:func:`example_scores`,
+for the report's bootstrap intervals and paired tests): each run's ``predictions.csv`` ``correct`` column.
 """
 
 from __future__ import annotations
@@ -14,16 +15,18 @@ import pandas as pd
 
 from finebench.labels import task_label
 from finebench.protocol import protocol_differences, protocol_text
-from finebench.stats import ALPHA, human, num
+from finebench.stats import ALPHA, BOOT_REPLICATES, human, num
 
 ID_COLS = ["task", "modality", "model", "family", "arch"]
 BOARD_COLUMNS = [*ID_COLS, "n_seeds", "seeds", "test_accuracy_mean", "test_accuracy_std", "test_accuracy_ci95",
+                 "test_accuracy_ci95_boot", "test_accuracy_boot_lo", "test_accuracy_boot_hi",
                  "test_accuracy_min", "test_accuracy_max", "test_mean_class_accuracy_mean", "test_macro_f1_mean",
                  "test_top5_mean", "params", "flops_per_sample", "train_seconds_mean", "train_samples_per_s_mean",
                  "latency_ms_batch1_mean", "inference_samples_per_s_mean", "peak_memory_mb_max", "chance_accuracy",
-                 "data_note", "majority_accuracy", "rank", "is_best", "p_vs_best", "tie_with_best"]
+                 "data_note", "majority_accuracy", "rank", "is_best", "p_vs_best", "tie_test", "tie_with_best",
+                 "p_vs_best_welch", "stats_note"]
 FAMILY_COLUMNS = ["task", "modality", "family", "n_models", "best_model", "best_test_accuracy_mean",
-                  "best_test_accuracy_ci95", "best_n_seeds", "family_mean_test_accuracy", "best_params",
+                  "best_test_accuracy_ci95", "best_test_accuracy_ci95_boot", "best_n_seeds", "family_mean_test_accuracy", "best_params",
                   "best_train_seconds_mean", "best_is_task_best", "best_tie_with_task_best"]
 INTEGER_RANK = True  # every row is a model: ranks are whole numbers (1, not 1.0, in leaderboard.csv)
 REFERENCE_COLUMNS = ["dataset", "model", "family", "accuracy", "source", "protocol"]  # config/references.yaml
@@ -32,6 +35,19 @@ REFERENCE_COLUMNS = ["dataset", "model", "family", "accuracy", "source", "protoc
 def col(g: pd.DataFrame, name: str) -> pd.Series:
     """A metrics column, all-NaN when the runs predate it."""
     return g[name].astype(float) if name in g else pd.Series([np.nan] * len(g), index=g.index)
+
+
+def example_scores(runs: pd.DataFrame) -> dict:
+    """{(task, model, seed): 0/1 correctness per test example} from the ``predictions.csv`` beside each run's
+    metrics.json (its ``metrics_file``); a run without one (an older version's) is left out."""
+    out = {}
+    if "metrics_file" not in runs:
+        return out
+    for _, r in runs.iterrows():
+        path = Path(r["metrics_file"]).parent / "predictions.csv"
+        if isinstance(r["metrics_file"], str) and path.is_file():
+            out[r["task"], r["model"], r["seed"]] = pd.read_csv(path, usecols=["correct"])["correct"].to_numpy(float)
+    return out
 
 
 def board_fields(g: pd.DataFrame) -> dict:
@@ -96,25 +112,62 @@ def ranks_markdown(model_ranks: pd.DataFrame, family_ranks: pd.DataFrame) -> str
 
 
 def pct(mean: float, ci: float, n: int) -> str:
+    """Mean ± the seed-only Student's t half-width, in % (the Welch fallback's cell, and the seed CI)."""
     if n < 2 or math.isnan(ci):
         return f"{100 * mean:.1f} (1 seed, no CI)"
     return f"{100 * mean:.1f} ± {100 * ci:.1f}"
+
+
+def acc_cell(mean: float, boot: float, ci: float, n: int) -> str:
+    """Mean ± the bootstrap half-width over seeds and test examples, in %; where there is none (no per-example
+    predictions), the seed-only interval marked †."""
+    if boot is None or math.isnan(boot):
+        return f"{pct(mean, ci, n)} †"
+    return f"{100 * mean:.1f} ± {100 * boot:.1f}" + (" (1 seed)" if n < 2 else "")
+
+
+def seed_ci(ci: float) -> str:
+    return "—" if ci is None or math.isnan(ci) else f"{100 * ci:.1f}"
 
 
 def mark(text: str, best: bool, tie: bool, bold) -> str:
     return bold(text) if best else (f"{text} ≈" if tie else text)
 
 
-LEADERBOARD_HEADERS = ["#", "model", "family", "arch", "seeds", "test acc %", "std", "class-avg acc %", "macro-F1 %",
-                       "top-5 %", "params", "FLOPs/sample", "train s"]
+LEADERBOARD_HEADERS = ["#", "model", "family", "arch", "seeds", "test acc %", "± seeds", "std", "class-avg acc %",
+                       "macro-F1 %", "top-5 %", "params", "FLOPs/sample", "train s"]
 COST_HEADERS = ["model", "family", "params", "FLOPs/sample", "train s", "train samples/s", "latency ms (b=1)",
                 "infer samples/s", "peak MB", "test acc %"]
+UNCERTAINTY = (
+    "mean over seeds ± the half-width of a 95 % bootstrap interval over seeds and test examples "
+    f"({BOOT_REPLICATES} replicates, each drawing the seeds and the test examples with replacement, one example "
+    "resample shared by every seed; the 2.5th–97.5th percentiles of the seed-averaged accuracy). "
+    "†: a model whose runs have no per-example test predictions (metrics.json of an older version): its ± is the "
+    "95 % CI over seeds alone (Student's t) and its ≈ comes from Welch's t-test."
+)
 LEADERBOARD_INTRO = (
-    "Test accuracy in % as mean ± 95 % CI half-width (Student's t over seeds). Bold: best mean in the task; "
-    f"≈: not significantly different from the best (Welch's t-test, two-sided, α = {ALPHA}; needs ≥ 2 seeds each). "
+    f"Test accuracy in %: {UNCERTAINTY} *± seeds*: the 95 % CI half-width over seeds alone (Student's t; the test "
+    "set held fixed). Resampling a few seeds has no small-sample correction — the bootstrap's seed share is about "
+    "2.6 × narrower than Student's t with 3 seeds, 13 × with 2 —: where *± seeds* is the larger, seed variation "
+    "dominates and *± seeds* is the better guide. Bold: best mean in the task; ≈: not significantly different from the best by a paired "
+    "bootstrap test on the same test examples (the same replicates, example resamples shared by both models; "
+    f"two-sided, α = {ALPHA}). leaderboard.csv also keeps the interval's bounds (`test_accuracy_boot_lo`/`_hi`) and "
+    "Welch's t-test over seed scores (`p_vs_best_welch`). "
     "Class-avg acc: the mean of per-class accuracies (the official metric of FGVC-Aircraft and Flowers-102; equal to "
     "accuracy on a balanced test set)."
 )
+
+
+def fallback_note(g: pd.DataFrame) -> str:
+    """A line under a task's table naming the models whose statistics fell back to seeds only, and why: † (no
+    per-example scores of their own: ± and ≈ over seeds) or their ≈ only (the best model has none)."""
+    rows = g[g["stats_note"].fillna("").astype(str) != ""] if "stats_note" in g else g.iloc[0:0]
+    if rows.empty:
+        return ""
+    names = "; ".join(f"{r['model']} ({'' if math.isnan(r['test_accuracy_ci95_boot']) else '≈ only — '}"
+                      f"{r['stats_note']})" for _, r in rows.iterrows())
+    return (f"Seed-only statistics (± Student's t over seeds, marked †; ≈ from Welch's t-test) for: {names}. "
+            "Retraining a run writes its predictions.csv.")
 
 
 def task_heading(g: pd.DataFrame) -> str:
@@ -127,7 +180,9 @@ def leaderboard_rows(g: pd.DataFrame, bold) -> list[list]:
     return [
         [
             r["rank"], r["model"], r["family"], r["arch"], r["n_seeds"],
-            mark(pct(r["test_accuracy_mean"], r["test_accuracy_ci95"], r["n_seeds"]), r["is_best"], r["tie_with_best"], bold),
+            mark(acc_cell(r["test_accuracy_mean"], r["test_accuracy_ci95_boot"], r["test_accuracy_ci95"], r["n_seeds"]),
+                 r["is_best"], r["tie_with_best"], bold),
+            seed_ci(r["test_accuracy_ci95"]),
             "—" if math.isnan(r["test_accuracy_std"]) else f"{100 * r['test_accuracy_std']:.1f}",
             num(100 * r["test_mean_class_accuracy_mean"], ".1f"),
             f"{100 * r['test_macro_f1_mean']:.1f}",
@@ -143,7 +198,7 @@ def cost_rows(g: pd.DataFrame) -> list[list]:
         [r["model"], r["family"], human(r["params"]), human(r["flops_per_sample"]), f"{r['train_seconds_mean']:.1f}",
          num(r["train_samples_per_s_mean"], ".0f"), num(r["latency_ms_batch1_mean"], ".2f"),
          num(r["inference_samples_per_s_mean"], ".0f"), num(r["peak_memory_mb_max"], ".0f"),
-         pct(r["test_accuracy_mean"], r["test_accuracy_ci95"], r["n_seeds"])]
+         acc_cell(r["test_accuracy_mean"], r["test_accuracy_ci95_boot"], r["test_accuracy_ci95"], r["n_seeds"])]
         for _, r in g.sort_values("flops_per_sample", na_position="last").iterrows()
     ]
 
@@ -154,7 +209,7 @@ def costs_markdown(board: pd.DataFrame) -> str:
     parts = ["# Cost of each model", "",
              "Forward FLOPs per sample (torch FlopCounterMode), mean training time per run, training throughput, "
              "median batch-1 latency, batched inference throughput (batch <= 256), peak memory (CUDA: allocated; "
-             "CPU: the training process's peak RSS). Sorted by FLOPs.", ""]
+             "CPU: the training process's peak RSS). Sorted by FLOPs. Test accuracy %: " + UNCERTAINTY, ""]
     for _, g in board.groupby("task", sort=False):
         parts += [f"## {task_heading(g)}", "",
                   tabulate(cost_rows(g), headers=COST_HEADERS, tablefmt="github", disable_numparse=True), ""]
@@ -166,9 +221,10 @@ def leaderboard_markdown(board: pd.DataFrame) -> str:
 
     parts = ["# finebench leaderboard", "", LEADERBOARD_INTRO.replace("Bold", "**Bold**"), ""]
     for _, g in board.groupby("task", sort=False):
+        note = fallback_note(g)
         parts += [f"## {task_heading(g)}", "",
                   tabulate(leaderboard_rows(g, lambda t: f"**{t}**"), headers=LEADERBOARD_HEADERS, tablefmt="github",
-                           disable_numparse=True), ""]
+                           disable_numparse=True), "", *([note, ""] if note else [])]
     return "\n".join(parts)
 
 
@@ -188,6 +244,7 @@ def leaderboard_html(board: pd.DataFrame) -> str:
                 row[5] = f"<b>{row[5]}</b>"
         parts += [f"<h2>{html.escape(task_heading(g))}</h2>",
                   tabulate(rows, headers=LEADERBOARD_HEADERS, tablefmt="unsafehtml", disable_numparse=True),
+                  *([f"<p>{html.escape(fallback_note(g))}</p>"] if fallback_note(g) else []),
                   "<h3>Cost</h3>",
                   tabulate([[html.escape(str(c)) for c in row] for row in cost_rows(g)], headers=COST_HEADERS,
                            tablefmt="unsafehtml", disable_numparse=True)]
@@ -198,10 +255,12 @@ def families_markdown(fam: pd.DataFrame) -> str:
     from tabulate import tabulate
 
     parts = ["# Best model of each family per task", "",
-             "Test accuracy % (mean ± 95 % CI). ✓: the family's best is the task's best; ≈: statistically tied with it.", ""]
+             "Test accuracy %: " + UNCERTAINTY + " ✓: the family's best is the task's best; ≈: tied with it "
+             "(the leaderboard's test).", ""]
     table = [
         [r["task"], r["modality"], r["family"], r["best_model"],
-         pct(r["best_test_accuracy_mean"], r["best_test_accuracy_ci95"], r["best_n_seeds"]),
+         acc_cell(r["best_test_accuracy_mean"], r["best_test_accuracy_ci95_boot"], r["best_test_accuracy_ci95"],
+                  r["best_n_seeds"]),
          f"{100 * r['family_mean_test_accuracy']:.1f}", r["n_models"],
          "✓" if r["best_is_task_best"] else ("≈" if r["best_tie_with_task_best"] else "")]
         for _, r in fam.iterrows()
@@ -228,7 +287,8 @@ def references_table(runs: pd.DataFrame, board: pd.DataFrame, refs: pd.DataFrame
                 "task": task, "dataset": ref["dataset"], "reference_model": ref["model"], "reference_family": ref["family"],
                 "reference_accuracy": ref["accuracy"] / 100, "source": ref["source"],
                 "our_model": ours["model"], "our_family": ours["family"], "our_test_accuracy_mean": ours["test_accuracy_mean"],
-                "our_test_accuracy_ci95": ours["test_accuracy_ci95"], "our_n_seeds": ours["n_seeds"],
+                "our_test_accuracy_ci95": ours["test_accuracy_ci95"],
+                "our_test_accuracy_ci95_boot": ours["test_accuracy_ci95_boot"], "our_n_seeds": ours["n_seeds"],
                 "our_protocol": protocol_text(protocol), "protocol_differs": bool(why), "protocol_notes": "; ".join(why),
             })
     return pd.DataFrame(rows)
@@ -239,12 +299,15 @@ def references_markdown(table: pd.DataFrame) -> str:
 
     parts = ["# Published references", "",
              "Published test accuracy beside ours (the best of our models of the same family, else our best). "
-             "⚠: the protocols differ (see notes) — read the gap with that in mind. Sources: config/references.yaml.", ""]
+             "⚠: the protocols differ (see notes) — read the gap with that in mind. Sources: config/references.yaml. "
+             "Ours: " + UNCERTAINTY, ""]
     if table.empty:
         return "\n".join(parts + ["No task in this run uses a dataset with published references.", ""])
     parts.append(tabulate(
         [[r["task"], r["reference_model"], f"{100 * r['reference_accuracy']:.1f}",
-          f"{r['our_model']} ({r['our_family']})", pct(r["our_test_accuracy_mean"], r["our_test_accuracy_ci95"], r["our_n_seeds"]),
+          f"{r['our_model']} ({r['our_family']})",
+          acc_cell(r["our_test_accuracy_mean"], r["our_test_accuracy_ci95_boot"], r["our_test_accuracy_ci95"],
+                   r["our_n_seeds"]),
           ("⚠ " + r["protocol_notes"]) if r["protocol_differs"] else "comparable", r["source"]]
          for _, r in table.iterrows()],
         headers=["task", "published model", "published %", "ours", "ours %", "protocol", "source"],

@@ -7,7 +7,9 @@ A task scored on several test sets (metrics.json ``more_tests``) is ranked per s
 (:func:`expand`); its plots show the first set. Per SR task: PSNR and SSIM on Y, the bicubic baseline on the same
 test images, each model's gain over bicubic and whether it is above it (every seed's model above bicubic's PSNR;
 bicubic is deterministic, so this is a plain count per seed), params, FLOPs per output pixel (and for a 1280x720
-output), batch-1 latency on a 64 x 64 LR input, training time.
+output), batch-1 latency on a 64 x 64 LR input, training time. Its per-example scores (:func:`example_scores`, for
+the report's bootstrap intervals and paired tests): each run's per-image PSNR on the table task's test set
+(``per_image.csv``).
 """
 
 from __future__ import annotations
@@ -19,21 +21,36 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from finebench.stats import ALPHA, ci95, human, num
+from finebench.stats import ALPHA, BOOT_REPLICATES, ci95, human, num
 
 OUTPUT_720P = 1280 * 720
 SR_COLUMNS = ["task", "modality", "scale", "model", "family", "arch", "n_seeds", "seeds", "test_psnr_mean",
-              "test_psnr_std", "test_psnr_ci95", "test_psnr_min", "test_psnr_max", "test_ssim_mean", "test_ssim_ci95",
+              "test_psnr_std", "test_psnr_ci95", "test_psnr_ci95_boot", "test_psnr_boot_lo", "test_psnr_boot_hi",
+              "test_psnr_min", "test_psnr_max", "test_ssim_mean", "test_ssim_ci95",
               "bicubic_psnr", "gain_db_vs_bicubic", "above_bicubic", "seeds_above_bicubic", "params", "flops_per_output_pixel",
               "gflops_720p", "latency_ms_lr64_mean", "train_seconds_mean", "peak_memory_mb_max", "n_test", "rank",
-              "is_best", "p_vs_best", "tie_with_best", "is_baseline"]
+              "is_best", "p_vs_best", "tie_test", "tie_with_best", "p_vs_best_welch", "stats_note", "is_baseline"]
 FAMILY_COLUMNS = ["task", "modality", "family", "n_models", "best_model", "best_test_psnr_mean", "best_test_psnr_ci95",
+                  "best_test_psnr_ci95_boot",
                   "best_test_ssim_mean", "best_n_seeds", "family_mean_test_psnr", "best_gain_db_vs_bicubic",
                   "best_above_bicubic", "best_is_task_best", "best_tie_with_task_best"]
 RANK_COLUMNS = ["family", "n_tasks", "mean_family_rank", "mean_best_gain_db_vs_bicubic"]
+UNCERTAINTY = (
+    "mean over seeds ± the half-width of a 95 % bootstrap interval over seeds and test images "
+    f"({BOOT_REPLICATES} replicates, each drawing the seeds and the test images with replacement, one image resample "
+    "shared by every seed; the 2.5th–97.5th percentiles of the seed-averaged PSNR, each run's PSNR being the mean "
+    "over images). †: a model whose runs have no per-image scores: its ± is the 95 % CI over seeds alone (Student's "
+    "t) and its ≈ comes from Welch's t-test."
+)
 INTRO = ("PSNR (dB) and SSIM on the Y channel (BT.601), `scale` pixels shaved at the border, 8-bit outputs — the "
-         "literature's protocol; mean ± 95 % CI half-width over seeds (Student's t). Bold: best PSNR in the task; "
-         f"≈: not significantly different from it (Welch's t-test, α = {ALPHA}). *vs bicubic*: gain over MATLAB-style "
+         f"literature's protocol. PSNR: {UNCERTAINTY} *± seeds*: the PSNR's 95 % CI half-width over seeds alone "
+         "(Student's t; the test images held fixed); resampling a few seeds has no small-sample correction (about 2.6 × "
+         "narrower than Student's t with 3 seeds, 13 × with 2): where *± seeds* is the larger, it is the better guide. "
+         "SSIM: mean ± 95 % CI over seeds (Student's t). Bold: best PSNR "
+         "in the task; ≈: not significantly different from it by a paired bootstrap test on the same test images (the "
+         f"same replicates, image resamples shared by both models; two-sided, α = {ALPHA}); leaderboard_sr.csv also "
+         "keeps the interval's bounds (`test_psnr_boot_lo`/`_hi`) and Welch's t-test over seed scores "
+         "(`p_vs_best_welch`). *vs bicubic*: gain over MATLAB-style "
          "bicubic upscaling on the same test images; ✗ marks a model not above bicubic with every seed. "
          "FLOPs per output pixel (forward, torch FlopCounterMode on a 64×64 LR input) and for a 1280×720 output; "
          "latency: median batch-1 forward on a 64×64 LR input.")
@@ -85,6 +102,27 @@ def plotted_as(name: str, runs: pd.DataFrame) -> str | None:
     first = {set_task(r.task, r.sr_test_set) for r in runs.itertuples()
              if isinstance(getattr(r, "sr_test_set", None), str)}
     return plot_task(name, first)
+
+
+def example_scores(runs: pd.DataFrame) -> dict:
+    """{(task, model, seed): PSNR per test image} from the ``per_image.csv`` beside each run's metrics.json (its
+    ``metrics_file``): the rows of the table task's test set (``sr_test_set``, which :func:`expand` sets per
+    ``task@set`` row; "test" for a task without a named set), in the prepared order."""
+    out, read = {}, {}
+    if "metrics_file" not in runs:
+        return out
+    for _, r in runs.iterrows():
+        if not isinstance(r["metrics_file"], str):
+            continue
+        path = Path(r["metrics_file"]).parent / "per_image.csv"
+        if path not in read:
+            read[path] = pd.read_csv(path, usecols=["test_set", "psnr"]) if path.is_file() else None
+        per = read[path]
+        test_set = r.get("sr_test_set")
+        rows = None if per is None else per[per["test_set"] == (test_set if isinstance(test_set, str) else "test")]
+        if rows is not None and len(rows):
+            out[r["task"], r["model"], r["seed"]] = rows["psnr"].to_numpy(float)
+    return out
 
 
 def _col(g: pd.DataFrame, name: str) -> pd.Series:
@@ -150,6 +188,25 @@ def db(mean: float, ci: float, n: int, digits: int = 2) -> str:
     return f"{mean:.{digits}f} ± {ci:.{digits}f}"
 
 
+def psnr_cell(mean: float, boot: float, ci: float, n: int) -> str:
+    """Mean ± the bootstrap half-width over seeds and test images; where there is none (no per-image scores), the
+    seed-only interval marked †."""
+    if boot is None or math.isnan(boot):
+        return f"{db(mean, ci, n)} †"
+    return f"{mean:.2f} ± {boot:.2f}" + (" (1 seed)" if n < 2 else "")
+
+
+def fallback_note(g: pd.DataFrame) -> str:
+    """A line under a task's table naming the models whose statistics fell back to seeds only, and why: † (no
+    per-example scores of their own: ± and ≈ over seeds) or their ≈ only (the best model has none)."""
+    rows = g[(g["stats_note"].fillna("").astype(str) != "") & ~g["is_baseline"].astype(bool)]
+    if rows.empty:
+        return ""
+    names = "; ".join(f"{r['model']} ({'' if math.isnan(r['test_psnr_ci95_boot']) else '≈ only — '}"
+                      f"{r['stats_note']})" for _, r in rows.iterrows())
+    return f"Seed-only statistics (± Student's t over seeds, marked †; ≈ from Welch's t-test) for: {names}."
+
+
 def heading(g: pd.DataFrame) -> str:
     first = g.iloc[0]
     base = g[g["is_baseline"].astype(bool)].iloc[0]
@@ -157,7 +214,7 @@ def heading(g: pd.DataFrame) -> str:
             f"bicubic {base['test_psnr_mean']:.2f} dB / SSIM {base['test_ssim_mean']:.4f})")
 
 
-HEADERS = ["#", "model", "family", "arch", "seeds", "PSNR dB (Y)", "SSIM (Y)", "vs bicubic", "params", "FLOPs/px",
+HEADERS = ["#", "model", "family", "arch", "seeds", "PSNR dB (Y)", "± seeds", "SSIM (Y)", "vs bicubic", "params", "FLOPs/px",
            "GFLOPs @720p", "latency ms (64² LR)", "train s"]
 
 
@@ -165,13 +222,14 @@ def rows(g: pd.DataFrame, bold) -> list[list]:
     out = []
     for _, r in g.iterrows():
         if r["is_baseline"]:
-            out.append(["—", "bicubic", "baseline", r["arch"], "—", f"{r['test_psnr_mean']:.2f}",
+            out.append(["—", "bicubic", "baseline", r["arch"], "—", f"{r['test_psnr_mean']:.2f}", "—",
                         f"{r['test_ssim_mean']:.4f}", "—", "0", "—", "—", "—", "—"])
             continue
-        psnr = db(r["test_psnr_mean"], r["test_psnr_ci95"], r["n_seeds"])
+        psnr = psnr_cell(r["test_psnr_mean"], r["test_psnr_ci95_boot"], r["test_psnr_ci95"], r["n_seeds"])
         psnr = bold(psnr) if r["is_best"] else (f"{psnr} ≈" if r["tie_with_best"] else psnr)
         gain = f"{r['gain_db_vs_bicubic']:+.2f} dB" + ("" if r["above_bicubic"] else f" ✗ ({r['seeds_above_bicubic']})")
         out.append([int(r["rank"]), r["model"], r["family"], r["arch"], r["n_seeds"], psnr,
+                    num(r["test_psnr_ci95"], ".2f"),
                     db(r["test_ssim_mean"], r["test_ssim_ci95"], r["n_seeds"], 4), gain, human(r["params"]),
                     human(r["flops_per_output_pixel"]), num(r["gflops_720p"], ".1f"),
                     num(r["latency_ms_lr64_mean"], ".2f"), f"{r['train_seconds_mean']:.1f}"])
@@ -194,8 +252,10 @@ def leaderboard_markdown(board: pd.DataFrame) -> str:
 
     parts = ["", "# Super-resolution", "", INTRO.replace("Bold", "**Bold**"), ""]
     for _, g in board.groupby("task", sort=False):
+        note = fallback_note(g)
         parts += [f"## {heading(g)}", "", tabulate(rows(g, lambda t: f"**{t}**"), headers=HEADERS, tablefmt="github",
-                                                   disable_numparse=True), "", verdict(g), ""]
+                                                   disable_numparse=True), "", verdict(g), "",
+                  *([note, ""] if note else [])]
     return "\n".join(parts)
 
 
@@ -210,7 +270,8 @@ def leaderboard_html(board: pd.DataFrame) -> str:
                 row[5] = row[5].replace("&lt;b&gt;", "<b>").replace("&lt;/b&gt;", "</b>")
         parts += [f"<h2>{html.escape(heading(g))}</h2>",
                   tabulate(table, headers=HEADERS, tablefmt="unsafehtml", disable_numparse=True),
-                  f"<p>{html.escape(verdict(g))}</p>"]
+                  f"<p>{html.escape(verdict(g))}</p>",
+                  *([f"<p>{html.escape(fallback_note(g))}</p>"] if fallback_note(g) else [])]
     return "\n".join(parts) + "\n"
 
 
@@ -219,12 +280,13 @@ def costs_markdown(board: pd.DataFrame) -> str:
 
     parts = ["", "# Cost of each super-resolution model", "",
              "FLOPs per output pixel and for a 1280×720 output, median batch-1 latency on a 64×64 LR input, mean "
-             "training time per run, peak memory. Sorted by FLOPs.", ""]
+             "training time per run, peak memory. Sorted by FLOPs. PSNR: " + UNCERTAINTY, ""]
     models = board[~board["is_baseline"].astype(bool)]
     for _, g in models.groupby("task", sort=False):
         table = [[r["model"], r["family"], human(r["params"]), human(r["flops_per_output_pixel"]),
                   num(r["gflops_720p"], ".1f"), num(r["latency_ms_lr64_mean"], ".2f"), f"{r['train_seconds_mean']:.1f}",
-                  num(r["peak_memory_mb_max"], ".0f"), db(r["test_psnr_mean"], r["test_psnr_ci95"], r["n_seeds"])]
+                  num(r["peak_memory_mb_max"], ".0f"),
+                  psnr_cell(r["test_psnr_mean"], r["test_psnr_ci95_boot"], r["test_psnr_ci95"], r["n_seeds"])]
                  for _, r in g.sort_values("flops_per_output_pixel", na_position="last").iterrows()]
         parts += [f"## {g.iloc[0]['task']} (×{int(g.iloc[0]['scale'])})", "",
                   tabulate(table, headers=["model", "family", "params", "FLOPs/px", "GFLOPs @720p",
@@ -236,15 +298,15 @@ def costs_markdown(board: pd.DataFrame) -> str:
 def families_markdown(fam: pd.DataFrame) -> str:
     from tabulate import tabulate
 
-    table = [[r["task"], r["family"], r["best_model"], db(r["best_test_psnr_mean"], r["best_test_psnr_ci95"],
-                                                         r["best_n_seeds"]),
+    table = [[r["task"], r["family"], r["best_model"], psnr_cell(r["best_test_psnr_mean"], r["best_test_psnr_ci95_boot"],
+                                                                r["best_test_psnr_ci95"], r["best_n_seeds"]),
               f"{r['best_test_ssim_mean']:.4f}", f"{r['best_gain_db_vs_bicubic']:+.2f}" + ("" if r["best_above_bicubic"] else " ✗"),
               f"{r['family_mean_test_psnr']:.2f}", r["n_models"],
               "✓" if r["best_is_task_best"] else ("≈" if r["best_tie_with_task_best"] else "")]
              for _, r in fam.iterrows()]
     return "\n".join(["", "# Super-resolution: best model of each family per task", "",
-                      "PSNR dB on Y (mean ± 95 % CI); higher is better. ✗: not above bicubic with every seed. "
-                      "✓: the task's best; ≈: statistically tied with it.", "",
+                      "PSNR dB on Y, higher is better: " + UNCERTAINTY + " ✗: not above bicubic with every seed. "
+                      "✓: the task's best; ≈: tied with it (the leaderboard's test).", "",
                       tabulate(table, headers=["task", "family", "best model", "best PSNR dB", "SSIM",
                                                "vs bicubic dB", "family mean dB", "models", "vs task best"],
                                tablefmt="github", disable_numparse=True), ""])
@@ -281,6 +343,7 @@ def references_table(runs: pd.DataFrame, board: pd.DataFrame, refs: pd.DataFrame
                         "reference_family": ref["family"], "reference_psnr": ref["psnr"], "reference_ssim": ref["ssim"],
                         "source": ref["source"], "our_model": ours["model"], "our_family": ours["family"],
                         "our_test_psnr_mean": ours["test_psnr_mean"], "our_test_psnr_ci95": ours["test_psnr_ci95"],
+                        "our_test_psnr_ci95_boot": ours["test_psnr_ci95_boot"],
                         "our_n_seeds": ours["n_seeds"]})
     return pd.DataFrame(out)
 
@@ -291,12 +354,14 @@ def references_markdown(table: pd.DataFrame) -> str:
     parts = ["", "## Super-resolution", "",
              "Published PSNR (Y, MATLAB bicubic degradation, DIV2K-trained unless noted) beside ours; our bicubic row "
              "checks the degradation and metric (it should match the published bicubic to ~0.01 dB). Our models are "
-             "trained for minutes, the published ones for days.", ""]
+             "trained for minutes, the published ones for days. Ours: " + UNCERTAINTY, ""]
     if table.empty:
         return "\n".join(parts + ["No super-resolution task in this run tests on a set with published references.", ""])
     parts.append(tabulate(
         [[r["task"], r["dataset"], f"×{r['scale']}", r["reference_model"], f"{r['reference_psnr']:.2f}",
-          f"{r['our_model']} ({r['our_family']})", db(r["our_test_psnr_mean"], r["our_test_psnr_ci95"], r["our_n_seeds"]),
+          f"{r['our_model']} ({r['our_family']})",
+          psnr_cell(r["our_test_psnr_mean"], r["our_test_psnr_ci95_boot"], r["our_test_psnr_ci95"], r["our_n_seeds"])
+          if r["our_n_seeds"] else db(r["our_test_psnr_mean"], r["our_test_psnr_ci95"], 0),
           r["source"]] for _, r in table.iterrows()],
         headers=["task", "test set", "scale", "published model", "published dB", "ours", "ours dB", "source"],
         tablefmt="github", disable_numparse=True))
