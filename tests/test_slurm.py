@@ -379,7 +379,7 @@ def test_a_training_job_past_its_time_limit_is_resubmitted_and_resumes(repo, slu
     # ~90 s of training under a 1-minute limit; more attempts than the profile's 2 retries, so that a machine slowed
     # down by other tests still gets there (each attempt trains ~40-60 s)
     out, seconds = _snakemake(repo, work, config, "--workflow-profile", str(repo / "workflow/profiles/slurm"),
-                              "--set-resources", "train:runtime=1", "--retries", "6", env=_slurm_env(slurm))
+                              "--set-resources", "train_classification:runtime=1", "--retries", "6", env=_slurm_env(slurm))
     run = work / "results" / "runs" / "typefaces" / "crnn" / "seed0"
     log = (work / "results" / "logs" / "train" / "typefaces" / "crnn" / "seed0.log").read_text()
     last = re.search(r"resuming after epoch (\d+)|trained earlier", log)  # the last attempt's log

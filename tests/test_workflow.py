@@ -50,7 +50,8 @@ def planned_jobs(proc) -> dict[str, int]:
 
 def planned_training(proc) -> list[str]:
     """The metrics.json outputs of the train jobs a dry run plans."""
-    return sorted(re.findall(r"rule train_classification:\n(?:.*\n)*?\s+output: ([^,\n]+)", proc.stdout + proc.stderr))
+    return sorted(re.findall(r"rule train_classification:\n(?:.*\n)*?\s+output: [^\n]*?([^\s,]+/metrics\.json)",
+                             proc.stdout + proc.stderr))
 
 
 def workdir_copy(smoke_run, dest):
