@@ -29,6 +29,7 @@ run's metric}; a run missing from it falls back to the seed-only statistics).
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -232,3 +233,19 @@ def aggregate(metrics_files, out_dir: str | Path, plots_dir: str | Path | None =
         (out_dir / name).write_text("".join(chunks))
     all_runs.drop(columns=["metrics_file"]).to_csv(out_dir / "runs.csv", index=False)
     return out
+
+
+def fallback_note(g: pd.DataFrame, key: str, more: str = "") -> str:
+    """A line under a task's table naming the models (not baselines) whose statistics fell back to seeds only, and
+    why: † (no per-example scores of their own: ± and ≈ over seeds) or their ≈ only (the best model has none).
+    ``key``: the primary metric; ``more``: a sentence the task type adds."""
+    if "stats_note" not in g:
+        return ""
+    rows = g[g["stats_note"].fillna("").astype(str) != ""]
+    if "is_baseline" in rows:
+        rows = rows[~rows["is_baseline"].astype(bool)]
+    if rows.empty:
+        return ""
+    names = "; ".join(f"{r['model']} ({'' if math.isnan(r[f'{key}_ci95_boot']) else '≈ only — '}"
+                      f"{r['stats_note']})" for _, r in rows.iterrows())
+    return f"Seed-only statistics (± Student's t over seeds, marked †; ≈ from Welch's t-test) for: {names}." + more

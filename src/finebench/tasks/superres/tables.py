@@ -197,14 +197,9 @@ def psnr_cell(mean: float, boot: float, ci: float, n: int) -> str:
 
 
 def fallback_note(g: pd.DataFrame) -> str:
-    """A line under a task's table naming the models whose statistics fell back to seeds only, and why: † (no
-    per-example scores of their own: ± and ≈ over seeds) or their ≈ only (the best model has none)."""
-    rows = g[(g["stats_note"].fillna("").astype(str) != "") & ~g["is_baseline"].astype(bool)]
-    if rows.empty:
-        return ""
-    names = "; ".join(f"{r['model']} ({'' if math.isnan(r['test_psnr_ci95_boot']) else '≈ only — '}"
-                      f"{r['stats_note']})" for _, r in rows.iterrows())
-    return f"Seed-only statistics (± Student's t over seeds, marked †; ≈ from Welch's t-test) for: {names}."
+    from finebench.report import fallback_note as note
+
+    return note(g, "test_psnr")
 
 
 def heading(g: pd.DataFrame) -> str:
