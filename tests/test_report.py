@@ -293,26 +293,28 @@ def correct_on(n: int, *ranges) -> np.ndarray:
     return c
 
 
-def test_bootstrap_interval_and_paired_test_come_from_the_runs_predictions(tmp_path):
+def test_combined_interval_and_paired_test_come_from_the_runs_predictions(tmp_path):
     rng = np.random.default_rng(0)
     a = [(rng.random(300) < 0.8).astype(float) for _ in range(3)]
     b = [(rng.random(300) < 0.5).astype(float) for _ in range(3)]
     board = report.leaderboard(report.load_metrics(write_classification_runs(tmp_path, {"a": a, "b": b})))
     row = board.set_index("model")
-    lo, hi = stats_mod.bootstrap_ci(np.stack(a))
-    assert row.loc["a", "test_accuracy_boot_lo"] == lo and row.loc["a", "test_accuracy_boot_hi"] == hi
-    assert row.loc["a", "test_accuracy_ci95_boot"] == pytest.approx((hi - lo) / 2)
-    assert row.loc["b", "p_vs_best"] == stats_mod.paired_bootstrap_p(np.stack(a), np.stack(b))
-    assert row.loc["b", "tie_test"] == "paired bootstrap" and not row.loc["b", "tie_with_best"]
+    assert row.loc["a", "test_accuracy_ci95_test"] == stats_mod.ci95_test(np.stack(a))
+    assert row.loc["a", "test_accuracy_ci95_comb"] == pytest.approx(stats_mod.ci95_combined(np.stack(a)))
+    assert row.loc["a", "test_accuracy_ci95_comb"] == pytest.approx(
+        math.hypot(row.loc["a", "test_accuracy_ci95"], row.loc["a", "test_accuracy_ci95_test"]))
+    assert row.loc["b", "p_vs_best"] == stats_mod.paired_p(np.stack(a), np.stack(b))
+    assert row.loc["b", "tie_test"] == "paired" and not row.loc["b", "tie_with_best"]
     assert row.loc["b", "p_vs_best_welch"] == pytest.approx(
         stats.ttest_ind([x.mean() for x in a], [x.mean() for x in b], equal_var=False).pvalue)
     assert (board["stats_note"] == "").all()
     md = ctables.leaderboard_markdown(board)
-    # main cell: mean ± bootstrap half-width; "± seeds": the Student's t half-width alone
-    mean, boot, seed_ci = (row.loc["a", c] for c in ("test_accuracy_mean", "test_accuracy_ci95_boot", "test_accuracy_ci95"))
+    # main cell: mean ± the combined half-width; "± seeds", "± test": each term alone
+    mean, comb, seed_ci, test_ci = (row.loc["a", c] for c in ("test_accuracy_mean", "test_accuracy_ci95_comb",
+                                                              "test_accuracy_ci95", "test_accuracy_ci95_test"))
     cells = [c.strip() for c in md.split("| a ")[1].split("\n")[0].split("|")]
-    assert cells[4:6] == [f"**{100 * mean:.1f} ± {100 * boot:.1f}**", f"{100 * seed_ci:.1f}"]
-    assert "| ± seeds " in md and "†" not in md.split("\n## ")[1] and "paired bootstrap test" in md
+    assert cells[4:7] == [f"**{100 * mean:.1f} ± {100 * comb:.1f}**", f"{100 * seed_ci:.1f}", f"{100 * test_ci:.1f}"]
+    assert "| ± seeds " in md and "| ± test " in md and "†" not in md.split("\n## ")[1] and "paired test" in md
 
 
 def test_the_tie_mark_follows_the_paired_test_not_welch(tmp_path):
@@ -326,7 +328,7 @@ def test_the_tie_mark_follows_the_paired_test_not_welch(tmp_path):
     board = report.leaderboard(report.load_metrics(files))
     row = board.set_index("model").loc["b"]
     assert row["p_vs_best_welch"] < 0.05 and row["p_vs_best"] >= 0.05
-    assert row["tie_with_best"] and row["tie_test"] == "paired bootstrap"
+    assert row["tie_with_best"] and row["tie_test"] == "paired"
     assert "≈" in ctables.leaderboard_markdown(board).split("| b ")[1].split("\n")[0]
     fam = report.families(board)
     assert fam.set_index("best_model").loc["b", "best_tie_with_task_best"]
@@ -337,9 +339,9 @@ def test_runs_without_predictions_fall_back_to_welch_and_the_seed_ci_and_say_so(
     correct = {m: [(rng.random(100) < p).astype(float) for _ in range(3)] for m, p in (("a", 0.8), ("b", 0.7), ("c", 0.3))}
     files = write_classification_runs(tmp_path / "mixed", correct, without_predictions=("c",))
     board = report.leaderboard(report.load_metrics(files)).set_index("model")
-    assert board.loc["b", "tie_test"] == "paired bootstrap" and board.loc["b", "stats_note"] == ""
+    assert board.loc["b", "tie_test"] == "paired" and board.loc["b", "stats_note"] == ""
     c = board.loc["c"]
-    assert math.isnan(c["test_accuracy_ci95_boot"]) and c["tie_test"] == "Welch"
+    assert math.isnan(c["test_accuracy_ci95_comb"]) and c["tie_test"] == "Welch"
     assert c["p_vs_best"] == c["p_vs_best_welch"] and "older version" in c["stats_note"]
     md = ctables.leaderboard_markdown(report.leaderboard(report.load_metrics(files)))
     cell = ctables.pct(c["test_accuracy_mean"], c["test_accuracy_ci95"], 3)
@@ -349,7 +351,7 @@ def test_runs_without_predictions_fall_back_to_welch_and_the_seed_ci_and_say_so(
     board = report.leaderboard(report.load_metrics(files)).set_index("model")
     assert (board.loc[["b", "c"], "tie_test"] == "Welch").all()
     assert board.loc["b", "stats_note"].startswith("the best model (a)")
-    assert board.loc["b", "test_accuracy_ci95_boot"] > 0  # its own interval still has its predictions
+    assert board.loc["b", "test_accuracy_ci95_comb"] > 0  # its own interval still has its predictions
     md = ctables.leaderboard_markdown(report.leaderboard(report.load_metrics(files)))
     assert "b (≈ only — the best model (a): no per-example test scores" in md
 
@@ -371,7 +373,9 @@ def test_aggregate_reads_predictions_beside_each_metrics_file(tmp_path):
             f.parent / "confusion.csv")
     report.aggregate(files, tmp_path / "tables")
     board = pd.read_csv(tmp_path / "tables" / "leaderboard.csv").set_index("model")
-    assert board.loc["b", "tie_test"] == "paired bootstrap" and board.loc["b", "p_vs_best"] == 1 / 1001
+    # constant seeds: the paired t-test on the 60 per-example differences (1 on the first 10, else 0)
+    assert board.loc["b", "tie_test"] == "paired" and board.loc["b", "p_vs_best"] == pytest.approx(
+        stats.ttest_rel(correct_on(n, (0, 50)), correct_on(n, (10, 50))).pvalue)
     assert math.isnan(board.loc["b", "p_vs_best_welch"]) or board.loc["b", "p_vs_best_welch"] == 0.0  # constant seeds
     fam = pd.read_csv(tmp_path / "tables" / "families.csv")
-    assert fam["best_test_accuracy_ci95_boot"].notna().all()
+    assert fam["best_test_accuracy_ci95_comb"].notna().all()

@@ -458,9 +458,9 @@ def test_one_training_is_scored_on_several_test_sets(tmp_path, experiment_file):
     assert board.loc[("div2k@set14", "edsr"), "test_psnr_mean"] == pytest.approx(result["test_psnr"] + 0.05)
     assert board.loc[("div2k@set5", "bicubic"), "test_psnr_mean"] == pytest.approx(five["bicubic_psnr"])
     assert board.loc[("div2k@set5", "edsr"), "n_seeds"] == 2
-    # the bootstrap over seeds and test images read each set's own rows of per_image.csv
+    # the interval over seeds and test images read each set's own rows of per_image.csv
     for task in ("div2k@set14", "div2k@set5"):
-        assert pd.isna(board.loc[(task, "edsr"), "stats_note"]) and board.loc[(task, "edsr"), "test_psnr_ci95_boot"] > 0
+        assert pd.isna(board.loc[(task, "edsr"), "stats_note"]) and board.loc[(task, "edsr"), "test_psnr_ci95_comb"] > 0
     md = (tmp_path / "tables" / "references.md").read_text()
     cells = [[c.strip() for c in line.split("|")[1:6]] for line in md.splitlines() if line.startswith("| div2k")]
     assert cells == [["div2k@set5", "Set5", "×2", "EDSR", "38.11"]]  # the published Set5 figure, on the Set5 rows only
@@ -697,7 +697,7 @@ def write_sr_runs_with_images(root: Path, psnr: dict[str, list[list[float]]], se
 
 
 def test_sr_psnr_interval_and_tie_come_from_per_image_psnr_on_each_test_set(tmp_path):
-    """A task scored on set5 and set14 is two table tasks (task@set); each one's bootstrap reads the per-image PSNRs
+    """A task scored on set5 and set14 is two table tasks (task@set); each one's interval reads the per-image PSNRs
     of its own set (per_image.csv test_set), which average to that set's PSNR."""
     from finebench import report, stats
     from finebench.tasks.superres import tables as sr_tables
@@ -710,18 +710,18 @@ def test_sr_psnr_interval_and_tie_come_from_per_image_psnr_on_each_test_set(tmp_
     board = report.leaderboard(runs, "superres")
     assert set(board["task"]) == {"photos@set5", "photos@set14"}
     models = board[~board["is_baseline"].astype(bool)].set_index(["task", "model"])
-    assert (models["stats_note"] == "").all() and (models["tie_test"].isin(["", "paired bootstrap"])).all()
-    lo, hi = stats.bootstrap_ci(np.array(set14["a"]))
-    assert models.loc[("photos@set14", "a"), "test_psnr_boot_lo"] == lo
-    assert models.loc[("photos@set14", "a"), "test_psnr_ci95_boot"] == pytest.approx((hi - lo) / 2)
-    assert models.loc[("photos@set5", "b"), "p_vs_best"] == stats.paired_bootstrap_p(np.array(set5["a"]),
-                                                                                     np.array(set5["b"]))
+    assert (models["stats_note"] == "").all() and (models["tie_test"].isin(["", "paired"])).all()
+    assert models.loc[("photos@set14", "a"), "test_psnr_ci95_test"] == stats.ci95_test(np.array(set14["a"]))
+    assert models.loc[("photos@set14", "a"), "test_psnr_ci95_comb"] == pytest.approx(
+        stats.ci95_combined(np.array(set14["a"])))
+    assert models.loc[("photos@set5", "b"), "p_vs_best"] == stats.paired_p(np.array(set5["a"]), np.array(set5["b"]))
     assert models.loc[("photos@set5", "b"), "tie_with_best"]  # 0.5 dB apart on 5 images with 2 dB spread
     assert not models.loc[("photos@set14", "b"), "tie_with_best"]  # 10 dB apart
     md = sr_tables.leaderboard_markdown(board)
-    boot = models.loc[("photos@set14", "a"), "test_psnr_ci95_boot"]
-    assert f"**{models.loc[('photos@set14', 'a'), 'test_psnr_mean']:.2f} ± {boot:.2f}**" in md
-    assert "| ± seeds " in md and "paired bootstrap test on the same test images" in md and "†" not in md.split("## ")[1]
+    comb = models.loc[("photos@set14", "a"), "test_psnr_ci95_comb"]
+    assert f"**{models.loc[('photos@set14', 'a'), 'test_psnr_mean']:.2f} ± {comb:.2f}**" in md
+    assert "| ± seeds " in md and "| ± test " in md and "paired test on the same test images" in md
+    assert "†" not in md.split("## ")[1]
 
 
 def test_sr_runs_without_per_image_scores_fall_back_to_welch(tmp_path):
@@ -732,6 +732,6 @@ def test_sr_runs_without_per_image_scores_fall_back_to_welch(tmp_path):
                                       without=("b",))
     board = report.leaderboard(report.of_type(report.load_metrics(files), "superres"), "superres")
     b = board.set_index("model").loc["b"]
-    assert b["tie_test"] == "Welch" and b["p_vs_best"] == b["p_vs_best_welch"] and np.isnan(b["test_psnr_ci95_boot"])
+    assert b["tie_test"] == "Welch" and b["p_vs_best"] == b["p_vs_best_welch"] and np.isnan(b["test_psnr_ci95_comb"])
     md = sr_tables.leaderboard_markdown(board)
     assert " †" in md and "Seed-only statistics" in md and "b (no per-example test scores" in md

@@ -45,7 +45,7 @@ def test_fit_writes_outputs_and_logs_to_mlflow(tmp_path, tiny_data, experiment_f
     assert (out / "history.csv").read_text().count("\n") == 3  # header + 2 epochs
     for name in ("confusion.csv", "confusion.svg", "spec.json"):
         assert (out / name).stat().st_size > 0
-    # per-example test predictions in the prepared test order: the report's bootstrap intervals and paired tests
+    # per-example test predictions in the prepared test order: the report's test-sample intervals and paired tests
     import numpy as np
     import pandas as pd
 

@@ -5,11 +5,12 @@
 Reads the metrics files (never MLflow) and, through the task type's ``example_scores``, the per-example test scores
 each run wrote beside its metrics.json, so tables can be rebuilt anywhere. For every task type (finebench.tasks),
 over its runs: per (task, model), the primary metric's mean, sample std, 95 % confidence half-width from Student's t
-over seeds (``{metric}_ci95``; none for a single seed — shown as such, not as zero), min and max; the 95 %
-two-level bootstrap interval over seeds and test examples (``{metric}_boot_lo``/``_boot_hi``, half-width
-``{metric}_ci95_boot``; finebench.stats); ranks in the metric's direction (higher or lower is better); the task's
-best model, and every model not significantly different from it marked as a tie (``p_vs_best`` >= alpha 0.05):
-``p_vs_best`` is the paired bootstrap test on the same test examples (``tie_test`` = "paired bootstrap"), or — where
+over seeds (``{metric}_ci95``; none for a single seed — shown as such, not as zero), min and max; the test
+sample's 95 % half-width (``{metric}_ci95_test``) and the combined half-width over seeds and test examples
+(``{metric}_ci95_comb`` = sqrt(ci95² + ci95_test²); finebench.stats); ranks in the metric's direction (higher or
+lower is better); the task's best model, and every model not significantly different from it marked as a tie
+(``p_vs_best`` >= alpha 0.05): ``p_vs_best`` is the paired test on the same test examples, seeds and test sample
+combined (finebench.stats.paired_p; ``tie_test`` = "paired"), or — where
 the model's or the best model's runs lack per-example scores (``stats_note`` says why) — Welch's unequal-variance
 t-test over the seed scores (``tie_test`` = "Welch"; needs >= 2 seeds on both sides); ``p_vs_best_welch`` keeps
 Welch's p for every model. Per family its best model; each family's rank per task. The task type's table sections
@@ -35,7 +36,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from finebench.stats import ALPHA, bootstrap_ci, ci95, paired_bootstrap_p, welch_p
+from finebench.stats import ALPHA, ci95, ci95_test, combine_ci95, paired_p, welch_p
 from finebench.tasks import TASK_TYPES, TaskType
 
 # The Markdown / HTML files every task type writes a part of, in its registration order.
@@ -113,11 +114,13 @@ def leaderboard(runs: pd.DataFrame, task_type: str | TaskType | None = None) -> 
     rows = []
     for (task, model), g in runs.groupby(["task", "model"], sort=False):
         v = g[key].to_numpy(float)
-        lo, hi = bootstrap_ci(mats[task, model]) if (task, model) in mats else (float("nan"), float("nan"))
+        seed_ci = ci95(v)
+        test_ci = ci95_test(mats[task, model]) if (task, model) in mats else float("nan")
         rows.append({"task": task, "model": model, "n_seeds": len(g), "seeds": " ".join(str(s) for s in sorted(g["seed"])),
                      f"{key}_mean": v.mean(), f"{key}_std": float(np.std(v, ddof=1)) if len(v) > 1 else float("nan"),
-                     f"{key}_ci95": ci95(v), f"{key}_ci95_boot": (hi - lo) / 2, f"{key}_boot_lo": lo,
-                     f"{key}_boot_hi": hi, f"{key}_min": v.min(), f"{key}_max": v.max(), **code.board_fields(g),
+                     f"{key}_ci95": seed_ci, f"{key}_ci95_test": test_ci,
+                     f"{key}_ci95_comb": combine_ci95(seed_ci, test_ci) if (task, model) in mats else float("nan"),
+                     f"{key}_min": v.min(), f"{key}_max": v.max(), **code.board_fields(g),
                      "stats_note": why.get((task, model), ""), "is_baseline": False})
     board = pd.DataFrame(rows)
     board["rank"] = board.groupby("task")[f"{key}_mean"].rank(ascending=not up, method="min")
@@ -142,7 +145,7 @@ def leaderboard(runs: pd.DataFrame, task_type: str | TaskType | None = None) -> 
                     del mats[task, row["model"]]
                 if (task, best) in mats and (task, row["model"]) in mats:
                     board.loc[i, ["p_vs_best", "tie_test"]] = [
-                        paired_bootstrap_p(mats[task, best], mats[task, row["model"]]), "paired bootstrap"]
+                        paired_p(mats[task, best], mats[task, row["model"]]), "paired"]
                 else:
                     board.loc[i, ["p_vs_best", "tie_test"]] = [welch, "Welch"]
                     if not board.loc[i, "stats_note"]:
@@ -166,7 +169,7 @@ def families(board: pd.DataFrame, task_type: str | TaskType | None = None) -> pd
         rows.append({"task": task, "modality": modality, "family": family, "n_models": len(g),
                      "best_model": best["model"], f"best_{key}_mean": best[f"{key}_mean"],
                      f"best_{key}_ci95": best[f"{key}_ci95"],
-                     f"best_{key}_ci95_boot": best.get(f"{key}_ci95_boot", float("nan")), "best_n_seeds": best["n_seeds"],
+                     f"best_{key}_ci95_comb": best.get(f"{key}_ci95_comb", float("nan")), "best_n_seeds": best["n_seeds"],
                      f"family_mean_{key}": g[f"{key}_mean"].mean(),
                      "best_is_task_best": bool(best["is_best"]), "best_tie_with_task_best": bool(best["tie_with_best"]),
                      **code.family_fields(best, g)})
@@ -246,6 +249,6 @@ def fallback_note(g: pd.DataFrame, key: str, more: str = "") -> str:
         rows = rows[~rows["is_baseline"].astype(bool)]
     if rows.empty:
         return ""
-    names = "; ".join(f"{r['model']} ({'' if math.isnan(r[f'{key}_ci95_boot']) else '≈ only — '}"
+    names = "; ".join(f"{r['model']} ({'' if math.isnan(r[f'{key}_ci95_comb']) else '≈ only — '}"
                       f"{r['stats_note']})" for _, r in rows.iterrows())
     return f"Seed-only statistics (± Student's t over seeds, marked †; ≈ from Welch's t-test) for: {names}." + more

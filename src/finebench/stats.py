@@ -6,21 +6,34 @@ Over seeds only (what metrics.json alone allows):
 - :func:`welch_p`: a two-sided Welch t-test of the seed scores against the best model's.
 
 Over seeds *and* the test sample (Bouthillier et al. 2021, "Accounting for Variance in Machine Learning
-Benchmarks"), from each run's per-example test scores (a ``[seeds, examples]`` array per (task, model) whose row means
-are the runs' metric: classification's 0/1 ``correct``, super-resolution's per-image PSNR):
+Benchmarks"), from each run's per-example test scores: a ``[seeds, examples]`` array ``x`` per (task, model) whose
+row means are the runs' metric (classification's 0/1 ``correct``, super-resolution's per-image PSNR). The
+seed-averaged score x̄ = mean over the k seeds of each seed's mean over the n test examples varies with the seeds
+and with the test sample; every seed is scored on the same test examples, so the test sample's noise is shared by
+the seeds and does not average out over them:
 
-- :func:`bootstrap_ci`: a two-level percentile bootstrap. Each of :data:`BOOT_REPLICATES` replicates draws the
-  seeds with replacement and the test examples with replacement — one example resample shared by every seed (they
-  are scored on the same test set) — and takes the mean over the drawn seeds of each drawn seed's mean over the
-  drawn examples. The interval is the 2.5th and 97.5th percentiles of the replicates (numpy's linear
-  interpolation); its half-width (hi − lo) / 2 is the ± the tables show.
-- :func:`paired_bootstrap_p`: the same replicates for two models of a task, the example resample shared by both
-  (paired: the same test examples), each model's seeds drawn on their own; the difference of the two seed-averaged
-  means per replicate; two-sided p = 2 · min(P(diff ≤ 0), P(diff ≥ 0)), at most 1 and at least 1 / (B + 1).
+    Var(x̄) ≈ s_seed² / k + V_test,   V_test = s_ex² / n
 
-Both draw afresh on every call — the example resamples from ``numpy.random.default_rng(BOOT_SEED)``, the k-th
-model's seed resamples from ``default_rng([BOOT_SEED, k + 1])`` (:func:`replicates`) —, so a table is the same on
-every rebuild and a model's interval does not depend on the other models. Ties: p >= ALPHA.
+with s_seed the sample std (ddof = 1) of the k runs' scores and s_ex the sample std (ddof = 1), over the n test
+examples, of each example's score averaged over the seeds (x.mean(axis=0)). V_test is the bootstrap variance of x̄
+over resamples of the test examples with one resample shared by every seed, computed exactly instead of by Monte
+Carlo — x̄ is a mean over the examples, so the ideal bootstrap's variance is the ddof = 0 variance over n — and
+with the n / (n − 1) correction, which matters on the few-image test sets of super-resolution (Set5: 5 images).
+
+- :func:`ci95_test`: the test sample's half-width t₀.₉₇₅,ₙ₋₁ · s_ex / √n (:func:`ci95` of the per-example means);
+- :func:`combine_ci95`: the combined half-width sqrt(seeds² + test²) — each term a Student-t half-width with its own
+  degrees of freedom (k − 1 and n − 1), added in quadrature: never narrower than either term, so never narrower
+  than the seed-only interval. With one seed only the test term exists (the seeds' spread is unknown, not zero).
+  Seed × example interaction (seeds disagreeing on single examples) enters both terms: the sum over-counts it by
+  at most s_ex² / n, so the interval errs wide, by at most √2 when all the variation is such disagreement.
+- :func:`paired_p`: the two-sided test behind ≈, of the difference d of two models' seed-averaged scores on the same
+  test examples, by the same combination: the seed term Welch's (s_a² / k_a + s_b² / k_b, Welch–Satterthwaite
+  degrees of freedom; a model with one seed adds none), the test term the paired per-example differences of the
+  seed-averaged scores (their s² / n, n − 1 df); p is the α at which the combined (1 − α) half-width of d reaches
+  |d| — Welch's p when the test term is 0, the paired t-test's when the seed term is.
+
+No random numbers: a table is the same on every rebuild, and a model's interval does not depend on the other
+models. Ties: p >= ALPHA.
 """
 
 from __future__ import annotations
@@ -30,9 +43,6 @@ import math
 import numpy as np
 
 ALPHA = 0.05
-BOOT_REPLICATES = 1000  # B: bootstrap replicates (tests/benchmarks/bootstrap_cost.py measures the time)
-BOOT_SEED = 0  # numpy.random.default_rng(BOOT_SEED) for every bootstrap
-BOOT_CHUNK = 50  # replicates whose example indices are drawn at once (memory: BOOT_CHUNK x examples x seeds floats)
 
 
 def ci95(values: np.ndarray) -> float:
@@ -65,44 +75,60 @@ def _matrix(scores) -> np.ndarray:
     return s
 
 
-def replicates(models, n_replicates: int = BOOT_REPLICATES, seed: int = BOOT_SEED) -> np.ndarray:
-    """``[len(models), B]``: for each model's ``[seeds, examples]`` scores (all on the same examples), the
-    seed-averaged mean of every bootstrap replicate. The example resamples come from ``default_rng(seed)``,
-    BOOT_CHUNK replicates at a time, each applied to every seed of every model: they depend on the number of
-    examples alone, so every model of a task is resampled on the same draws. The k-th model's seed resamples
-    (``[B, seeds]``) come from ``default_rng([seed, k + 1])``: each model's seeds are drawn on their own."""
-    mats = [_matrix(m) for m in models]
-    n = mats[0].shape[1]
-    if any(m.shape[1] != n for m in mats):
-        raise ValueError(f"per-example scores on different test sets: {[m.shape[1] for m in mats]} examples")
-    rng = np.random.default_rng(seed)
-    seed_draws = [np.random.default_rng([seed, k + 1]).integers(0, m.shape[0], size=(n_replicates, m.shape[0]))
-                  for k, m in enumerate(mats)]
-    out = np.empty((len(mats), n_replicates))
-    for start in range(0, n_replicates, BOOT_CHUNK):
-        stop = min(start + BOOT_CHUNK, n_replicates)
-        idx = rng.integers(0, n, size=(stop - start, n))  # one example resample per replicate, shared by all
-        for k, (m, draws) in enumerate(zip(mats, seed_draws)):
-            per_seed = m[:, idx].mean(axis=2).T  # [replicates, seeds]: each seed's mean over the drawn examples
-            out[k, start:stop] = np.take_along_axis(per_seed, draws[start:stop], axis=1).mean(axis=1)
-    return out
+def ci95_test(scores) -> float:
+    """The test sample's 95 % half-width of the seed-averaged score of ``scores`` ``[seeds, examples]``:
+    t₀.₉₇₅,ₙ₋₁ · s_ex / √n over the n per-example means across the seeds (module docstring); NaN for one example."""
+    return ci95(_matrix(scores).mean(axis=0))
 
 
-def bootstrap_ci(scores, n_replicates: int = BOOT_REPLICATES, seed: int = BOOT_SEED) -> tuple[float, float]:
-    """(lo, hi): the 95 % two-level percentile bootstrap interval over seeds and test examples (module docstring) of
-    the seed-averaged mean of ``scores`` ``[seeds, examples]``."""
-    lo, hi = np.percentile(replicates([scores], n_replicates, seed)[0], [2.5, 97.5])
-    return float(lo), float(hi)
+def combine_ci95(seed_half: float, test_half: float) -> float:
+    """The 95 % half-width over seeds and the test sample: sqrt(seed_half² + test_half²); a NaN term (one seed, one
+    example) is left out — the other alone —, NaN when both are."""
+    known = [h for h in (seed_half, test_half) if not math.isnan(h)]
+    return math.sqrt(sum(h * h for h in known)) if known else float("nan")
 
 
-def paired_bootstrap_p(a, b, n_replicates: int = BOOT_REPLICATES, seed: int = BOOT_SEED) -> float:
-    """Two-sided paired bootstrap p-value of the difference of two models' seed-averaged means on the same test
-    examples (``a``, ``b``: ``[seeds, examples]``, the examples in the same order): 2 · min(P(diff ≤ 0),
-    P(diff ≥ 0)) over the replicates, at most 1, at least 1 / (B + 1)."""
-    ra, rb = replicates([a, b], n_replicates, seed)
-    diff = ra - rb
-    p = 2 * min(np.mean(diff <= 0), np.mean(diff >= 0))
-    return float(min(1.0, max(p, 1.0 / (n_replicates + 1))))
+def ci95_combined(scores) -> float:
+    """:func:`combine_ci95` of the seed-only (the runs' scores, the row means) and the test-sample half-widths."""
+    m = _matrix(scores)
+    return combine_ci95(ci95(m.mean(axis=1)), ci95_test(m))
+
+
+def paired_p(a, b) -> float:
+    """Two-sided p-value of the difference of two models' seed-averaged scores on the same test examples (``a``,
+    ``b``: ``[seeds, examples]``, the examples in the same order), seeds and test sample combined as in
+    :func:`combine_ci95` (module docstring): the α at which sqrt((t_{1−α/2, ν} · se_seed)² + (t_{1−α/2, n−1} ·
+    se_test)²) = |d|, ν Welch–Satterthwaite's over the models with at least 2 seeds. 1 for d = 0; 0 for d ≠ 0 with
+    neither seed nor test variation."""
+    from scipy import optimize, stats
+
+    a, b = _matrix(a), _matrix(b)
+    n = a.shape[1]
+    if b.shape[1] != n:
+        raise ValueError(f"per-example scores on different test sets: {a.shape[1]} and {b.shape[1]} examples")
+    d = abs(float(a.mean() - b.mean()))
+    seed_vars = [(m.mean(axis=1).var(ddof=1) / len(m), len(m) - 1) for m in (a, b) if len(m) >= 2]
+    vs = sum(v for v, _ in seed_vars)
+    # Welch–Satterthwaite: ν = (Σ vᵢ)² / Σ vᵢ² / dfᵢ
+    nu = vs * vs / sum(v * v / df for v, df in seed_vars) if vs > 0 else math.inf
+    vt = float((a.mean(axis=0) - b.mean(axis=0)).var(ddof=1) / n) if n >= 2 else 0.0
+    if d == 0:
+        return 1.0
+    if vs + vt == 0:
+        return 0.0
+    if vt == 0:
+        return float(2 * stats.t.sf(d / math.sqrt(vs), nu))  # Welch's t-test
+    if vs == 0:
+        return float(2 * stats.t.sf(d / math.sqrt(vt), n - 1))  # the paired t-test
+
+    def gap(log_alpha: float) -> float:  # combined half-width at level 1 − α minus |d|: falls as α grows
+        q = math.exp(log_alpha) / 2
+        return math.hypot(stats.t.isf(q, nu) * math.sqrt(vs), stats.t.isf(q, n - 1) * math.sqrt(vt)) - d
+
+    lowest = math.log(1e-300)
+    if gap(lowest) <= 0:
+        return 0.0
+    return float(math.exp(optimize.brentq(gap, lowest, 0.0, xtol=1e-12)))
 
 
 def human(n: float) -> str:

@@ -18,7 +18,7 @@ class Classification:
     (ties: lower val loss); the test confusion matrix and ``predictions.csv`` are saved: one row per test example in
     the prepared test order (``index``, ``label``, ``prediction`` — class indices, the names are confusion.csv's —,
     ``correct`` 0/1, ``log_p_label`` the log-probability of the true label), the per-example scores of the
-    report's bootstrap intervals and paired tests (finebench.stats)."""
+    report's intervals over seeds and test examples and its paired tests (finebench.stats)."""
 
     name = "classification"
 

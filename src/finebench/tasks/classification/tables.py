@@ -2,7 +2,8 @@
 finebench.report computes for every task type), costs, families, average ranks across tasks and published
 references — the CSVs of finebench.tasks.classification's ``table_files`` and its part of each shared Markdown /
 HTML file. Headings carry chance and the majority class's accuracy. Its per-example scores (:func:`example_scores`,
-for the report's bootstrap intervals and paired tests): each run's ``predictions.csv`` ``correct`` column.
+for the report's intervals over seeds and test examples and its paired tests): each run's ``predictions.csv``
+``correct`` column.
 """
 
 from __future__ import annotations
@@ -15,18 +16,18 @@ import pandas as pd
 
 from finebench.labels import task_label
 from finebench.protocol import protocol_differences, protocol_text
-from finebench.stats import ALPHA, BOOT_REPLICATES, human, num
+from finebench.stats import ALPHA, human, num
 
 ID_COLS = ["task", "modality", "model", "family", "arch"]
 BOARD_COLUMNS = [*ID_COLS, "n_seeds", "seeds", "test_accuracy_mean", "test_accuracy_std", "test_accuracy_ci95",
-                 "test_accuracy_ci95_boot", "test_accuracy_boot_lo", "test_accuracy_boot_hi",
+                 "test_accuracy_ci95_test", "test_accuracy_ci95_comb",
                  "test_accuracy_min", "test_accuracy_max", "test_mean_class_accuracy_mean", "test_macro_f1_mean",
                  "test_top5_mean", "params", "flops_per_sample", "train_seconds_mean", "train_samples_per_s_mean",
                  "latency_ms_batch1_mean", "inference_samples_per_s_mean", "peak_memory_mb_max", "chance_accuracy",
                  "data_note", "majority_accuracy", "rank", "is_best", "p_vs_best", "tie_test", "tie_with_best",
                  "p_vs_best_welch", "stats_note"]
 FAMILY_COLUMNS = ["task", "modality", "family", "n_models", "best_model", "best_test_accuracy_mean",
-                  "best_test_accuracy_ci95", "best_test_accuracy_ci95_boot", "best_n_seeds", "family_mean_test_accuracy", "best_params",
+                  "best_test_accuracy_ci95", "best_test_accuracy_ci95_comb", "best_n_seeds", "family_mean_test_accuracy", "best_params",
                   "best_train_seconds_mean", "best_is_task_best", "best_tie_with_task_best"]
 INTEGER_RANK = True  # every row is a model: ranks are whole numbers (1, not 1.0, in leaderboard.csv)
 REFERENCE_COLUMNS = ["dataset", "model", "family", "accuracy", "source", "protocol"]  # config/references.yaml
@@ -118,15 +119,16 @@ def pct(mean: float, ci: float, n: int) -> str:
     return f"{100 * mean:.1f} ± {100 * ci:.1f}"
 
 
-def acc_cell(mean: float, boot: float, ci: float, n: int) -> str:
-    """Mean ± the bootstrap half-width over seeds and test examples, in %; where there is none (no per-example
-    predictions), the seed-only interval marked †."""
-    if boot is None or math.isnan(boot):
+def acc_cell(mean: float, comb: float, ci: float, n: int) -> str:
+    """Mean ± the combined half-width over seeds and test examples, in %; where there is none (no per-example
+    predictions), the seed-only interval marked †. One seed: the ± is the test sample's alone."""
+    if comb is None or math.isnan(comb):
         return f"{pct(mean, ci, n)} †"
-    return f"{100 * mean:.1f} ± {100 * boot:.1f}" + (" (1 seed)" if n < 2 else "")
+    return f"{100 * mean:.1f} ± {100 * comb:.1f}" + (" (1 seed)" if n < 2 else "")
 
 
-def seed_ci(ci: float) -> str:
+def half_width(ci: float) -> str:
+    """A half-width alone, in % ("—" where there is none)."""
     return "—" if ci is None or math.isnan(ci) else f"{100 * ci:.1f}"
 
 
@@ -134,25 +136,24 @@ def mark(text: str, best: bool, tie: bool, bold) -> str:
     return bold(text) if best else (f"{text} ≈" if tie else text)
 
 
-LEADERBOARD_HEADERS = ["#", "model", "family", "arch", "seeds", "test acc %", "± seeds", "std", "class-avg acc %",
-                       "macro-F1 %", "top-5 %", "params", "FLOPs/sample", "train s"]
+LEADERBOARD_HEADERS = ["#", "model", "family", "arch", "seeds", "test acc %", "± seeds", "± test", "std",
+                       "class-avg acc %", "macro-F1 %", "top-5 %", "params", "FLOPs/sample", "train s"]
 COST_HEADERS = ["model", "family", "params", "FLOPs/sample", "train s", "train samples/s", "latency ms (b=1)",
                 "infer samples/s", "peak MB", "test acc %"]
 UNCERTAINTY = (
-    "mean over seeds ± the half-width of a 95 % bootstrap interval over seeds and test examples "
-    f"({BOOT_REPLICATES} replicates, each drawing the seeds and the test examples with replacement, one example "
-    "resample shared by every seed; the 2.5th–97.5th percentiles of the seed-averaged accuracy). "
+    "mean over seeds ± the 95 % half-width over seeds and test examples, sqrt(seeds² + test²): the seeds' "
+    "Student-t half-width and the test sample's (Student's t over the test examples' seed-averaged correctness; "
+    "every seed is scored on the same test set, so its sampling noise does not average out over seeds) added in "
+    "quadrature — never narrower than either; with one seed the test sample's alone. "
     "†: a model whose runs have no per-example test predictions (metrics.json of an older version): its ± is the "
     "95 % CI over seeds alone (Student's t) and its ≈ comes from Welch's t-test."
 )
 LEADERBOARD_INTRO = (
     f"Test accuracy in %: {UNCERTAINTY} *± seeds*: the 95 % CI half-width over seeds alone (Student's t; the test "
-    "set held fixed). Resampling a few seeds has no small-sample correction — the bootstrap's seed share is about "
-    "2.6 × narrower than Student's t with 3 seeds, 13 × with 2 —: where *± seeds* is the larger, seed variation "
-    "dominates and *± seeds* is the better guide. Bold: best mean in the task; ≈: not significantly different from the best by a paired "
-    "bootstrap test on the same test examples (the same replicates, example resamples shared by both models; "
-    f"two-sided, α = {ALPHA}). leaderboard.csv also keeps the interval's bounds (`test_accuracy_boot_lo`/`_hi`) and "
-    "Welch's t-test over seed scores (`p_vs_best_welch`). "
+    "set held fixed); *± test*: the test sample's alone. Bold: best mean in the task; ≈: not significantly "
+    "different from the best by a paired test on the same test examples, seeds and test sample combined the same "
+    "way (Welch's seed term, the per-example differences' test term; two-sided, "
+    f"α = {ALPHA}). leaderboard.csv also keeps Welch's t-test over seed scores alone (`p_vs_best_welch`). "
     "Class-avg acc: the mean of per-class accuracies (the official metric of FGVC-Aircraft and Flowers-102; equal to "
     "accuracy on a balanced test set)."
 )
@@ -174,9 +175,9 @@ def leaderboard_rows(g: pd.DataFrame, bold) -> list[list]:
     return [
         [
             r["rank"], r["model"], r["family"], r["arch"], r["n_seeds"],
-            mark(acc_cell(r["test_accuracy_mean"], r["test_accuracy_ci95_boot"], r["test_accuracy_ci95"], r["n_seeds"]),
+            mark(acc_cell(r["test_accuracy_mean"], r["test_accuracy_ci95_comb"], r["test_accuracy_ci95"], r["n_seeds"]),
                  r["is_best"], r["tie_with_best"], bold),
-            seed_ci(r["test_accuracy_ci95"]),
+            half_width(r["test_accuracy_ci95"]), half_width(r["test_accuracy_ci95_test"]),
             "—" if math.isnan(r["test_accuracy_std"]) else f"{100 * r['test_accuracy_std']:.1f}",
             num(100 * r["test_mean_class_accuracy_mean"], ".1f"),
             f"{100 * r['test_macro_f1_mean']:.1f}",
@@ -192,7 +193,7 @@ def cost_rows(g: pd.DataFrame) -> list[list]:
         [r["model"], r["family"], human(r["params"]), human(r["flops_per_sample"]), f"{r['train_seconds_mean']:.1f}",
          num(r["train_samples_per_s_mean"], ".0f"), num(r["latency_ms_batch1_mean"], ".2f"),
          num(r["inference_samples_per_s_mean"], ".0f"), num(r["peak_memory_mb_max"], ".0f"),
-         acc_cell(r["test_accuracy_mean"], r["test_accuracy_ci95_boot"], r["test_accuracy_ci95"], r["n_seeds"])]
+         acc_cell(r["test_accuracy_mean"], r["test_accuracy_ci95_comb"], r["test_accuracy_ci95"], r["n_seeds"])]
         for _, r in g.sort_values("flops_per_sample", na_position="last").iterrows()
     ]
 
@@ -253,7 +254,7 @@ def families_markdown(fam: pd.DataFrame) -> str:
              "(the leaderboard's test).", ""]
     table = [
         [r["task"], r["modality"], r["family"], r["best_model"],
-         acc_cell(r["best_test_accuracy_mean"], r["best_test_accuracy_ci95_boot"], r["best_test_accuracy_ci95"],
+         acc_cell(r["best_test_accuracy_mean"], r["best_test_accuracy_ci95_comb"], r["best_test_accuracy_ci95"],
                   r["best_n_seeds"]),
          f"{100 * r['family_mean_test_accuracy']:.1f}", r["n_models"],
          "✓" if r["best_is_task_best"] else ("≈" if r["best_tie_with_task_best"] else "")]
@@ -282,7 +283,7 @@ def references_table(runs: pd.DataFrame, board: pd.DataFrame, refs: pd.DataFrame
                 "reference_accuracy": ref["accuracy"] / 100, "source": ref["source"],
                 "our_model": ours["model"], "our_family": ours["family"], "our_test_accuracy_mean": ours["test_accuracy_mean"],
                 "our_test_accuracy_ci95": ours["test_accuracy_ci95"],
-                "our_test_accuracy_ci95_boot": ours["test_accuracy_ci95_boot"], "our_n_seeds": ours["n_seeds"],
+                "our_test_accuracy_ci95_comb": ours["test_accuracy_ci95_comb"], "our_n_seeds": ours["n_seeds"],
                 "our_protocol": protocol_text(protocol), "protocol_differs": bool(why), "protocol_notes": "; ".join(why),
             })
     return pd.DataFrame(rows)
@@ -300,7 +301,7 @@ def references_markdown(table: pd.DataFrame) -> str:
     parts.append(tabulate(
         [[r["task"], r["reference_model"], f"{100 * r['reference_accuracy']:.1f}",
           f"{r['our_model']} ({r['our_family']})",
-          acc_cell(r["our_test_accuracy_mean"], r["our_test_accuracy_ci95_boot"], r["our_test_accuracy_ci95"],
+          acc_cell(r["our_test_accuracy_mean"], r["our_test_accuracy_ci95_comb"], r["our_test_accuracy_ci95"],
                    r["our_n_seeds"]),
           ("⚠ " + r["protocol_notes"]) if r["protocol_differs"] else "comparable", r["source"]]
          for _, r in table.iterrows()],

@@ -8,8 +8,8 @@ A task scored on several test sets (metrics.json ``more_tests``) is ranked per s
 test images, each model's gain over bicubic and whether it is above it (every seed's model above bicubic's PSNR;
 bicubic is deterministic, so this is a plain count per seed), params, FLOPs per output pixel (and for a 1280x720
 output), batch-1 latency on a 64 x 64 LR input, training time. Its per-example scores (:func:`example_scores`, for
-the report's bootstrap intervals and paired tests): each run's per-image PSNR on the table task's test set
-(``per_image.csv``).
+the report's intervals over seeds and test images and its paired tests): each run's per-image PSNR on the table
+task's test set (``per_image.csv``).
 """
 
 from __future__ import annotations
@@ -21,36 +21,35 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from finebench.stats import ALPHA, BOOT_REPLICATES, ci95, human, num
+from finebench.stats import ALPHA, ci95, human, num
 
 OUTPUT_720P = 1280 * 720
 SR_COLUMNS = ["task", "modality", "scale", "model", "family", "arch", "n_seeds", "seeds", "test_psnr_mean",
-              "test_psnr_std", "test_psnr_ci95", "test_psnr_ci95_boot", "test_psnr_boot_lo", "test_psnr_boot_hi",
+              "test_psnr_std", "test_psnr_ci95", "test_psnr_ci95_test", "test_psnr_ci95_comb",
               "test_psnr_min", "test_psnr_max", "test_ssim_mean", "test_ssim_ci95",
               "bicubic_psnr", "gain_db_vs_bicubic", "above_bicubic", "seeds_above_bicubic", "params", "flops_per_output_pixel",
               "gflops_720p", "latency_ms_lr64_mean", "train_seconds_mean", "peak_memory_mb_max", "n_test", "rank",
               "is_best", "p_vs_best", "tie_test", "tie_with_best", "p_vs_best_welch", "stats_note", "is_baseline"]
 FAMILY_COLUMNS = ["task", "modality", "family", "n_models", "best_model", "best_test_psnr_mean", "best_test_psnr_ci95",
-                  "best_test_psnr_ci95_boot",
+                  "best_test_psnr_ci95_comb",
                   "best_test_ssim_mean", "best_n_seeds", "family_mean_test_psnr", "best_gain_db_vs_bicubic",
                   "best_above_bicubic", "best_is_task_best", "best_tie_with_task_best"]
 RANK_COLUMNS = ["family", "n_tasks", "mean_family_rank", "mean_best_gain_db_vs_bicubic"]
 UNCERTAINTY = (
-    "mean over seeds ± the half-width of a 95 % bootstrap interval over seeds and test images "
-    f"({BOOT_REPLICATES} replicates, each drawing the seeds and the test images with replacement, one image resample "
-    "shared by every seed; the 2.5th–97.5th percentiles of the seed-averaged PSNR, each run's PSNR being the mean "
-    "over images). †: a model whose runs have no per-image scores: its ± is the 95 % CI over seeds alone (Student's "
+    "mean over seeds ± the 95 % half-width over seeds and test images, sqrt(seeds² + test²): the seeds' Student-t "
+    "half-width and the test images' (Student's t over the images' seed-averaged PSNR, each run's PSNR being the "
+    "mean over images; every seed is scored on the same images, so their sampling noise does not average out over "
+    "seeds) added in quadrature — never narrower than either; with one seed the images' alone. †: a model whose "
+    "runs have no per-image scores: its ± is the 95 % CI over seeds alone (Student's "
     "t) and its ≈ comes from Welch's t-test."
 )
 INTRO = ("PSNR (dB) and SSIM on the Y channel (BT.601), `scale` pixels shaved at the border, 8-bit outputs — the "
          f"literature's protocol. PSNR: {UNCERTAINTY} *± seeds*: the PSNR's 95 % CI half-width over seeds alone "
-         "(Student's t; the test images held fixed); resampling a few seeds has no small-sample correction (about 2.6 × "
-         "narrower than Student's t with 3 seeds, 13 × with 2): where *± seeds* is the larger, it is the better guide. "
-         "SSIM: mean ± 95 % CI over seeds (Student's t). Bold: best PSNR "
-         "in the task; ≈: not significantly different from it by a paired bootstrap test on the same test images (the "
-         f"same replicates, image resamples shared by both models; two-sided, α = {ALPHA}); leaderboard_sr.csv also "
-         "keeps the interval's bounds (`test_psnr_boot_lo`/`_hi`) and Welch's t-test over seed scores "
-         "(`p_vs_best_welch`). *vs bicubic*: gain over MATLAB-style "
+         "(Student's t; the test images held fixed); *± test*: the test images' alone. "
+         "SSIM: mean ± 95 % CI over seeds (Student's t). Bold: best PSNR in the task; ≈: not significantly different "
+         "from it by a paired test on the same test images, seeds and test images combined the same way (Welch's "
+         f"seed term, the per-image differences' test term; two-sided, α = {ALPHA}); leaderboard_sr.csv also keeps "
+         "Welch's t-test over seed scores alone (`p_vs_best_welch`). *vs bicubic*: gain over MATLAB-style "
          "bicubic upscaling on the same test images; ✗ marks a model not above bicubic with every seed. "
          "FLOPs per output pixel (forward, torch FlopCounterMode on a 64×64 LR input) and for a 1280×720 output; "
          "latency: median batch-1 forward on a 64×64 LR input.")
@@ -188,12 +187,12 @@ def db(mean: float, ci: float, n: int, digits: int = 2) -> str:
     return f"{mean:.{digits}f} ± {ci:.{digits}f}"
 
 
-def psnr_cell(mean: float, boot: float, ci: float, n: int) -> str:
-    """Mean ± the bootstrap half-width over seeds and test images; where there is none (no per-image scores), the
-    seed-only interval marked †."""
-    if boot is None or math.isnan(boot):
+def psnr_cell(mean: float, comb: float, ci: float, n: int) -> str:
+    """Mean ± the combined half-width over seeds and test images; where there is none (no per-image scores), the
+    seed-only interval marked †. One seed: the ± is the test images' alone."""
+    if comb is None or math.isnan(comb):
         return f"{db(mean, ci, n)} †"
-    return f"{mean:.2f} ± {boot:.2f}" + (" (1 seed)" if n < 2 else "")
+    return f"{mean:.2f} ± {comb:.2f}" + (" (1 seed)" if n < 2 else "")
 
 
 def fallback_note(g: pd.DataFrame) -> str:
@@ -209,22 +208,22 @@ def heading(g: pd.DataFrame) -> str:
             f"bicubic {base['test_psnr_mean']:.2f} dB / SSIM {base['test_ssim_mean']:.4f})")
 
 
-HEADERS = ["#", "model", "family", "arch", "seeds", "PSNR dB (Y)", "± seeds", "SSIM (Y)", "vs bicubic", "params", "FLOPs/px",
-           "GFLOPs @720p", "latency ms (64² LR)", "train s"]
+HEADERS = ["#", "model", "family", "arch", "seeds", "PSNR dB (Y)", "± seeds", "± test", "SSIM (Y)", "vs bicubic", "params",
+           "FLOPs/px", "GFLOPs @720p", "latency ms (64² LR)", "train s"]
 
 
 def rows(g: pd.DataFrame, bold) -> list[list]:
     out = []
     for _, r in g.iterrows():
         if r["is_baseline"]:
-            out.append(["—", "bicubic", "baseline", r["arch"], "—", f"{r['test_psnr_mean']:.2f}", "—",
+            out.append(["—", "bicubic", "baseline", r["arch"], "—", f"{r['test_psnr_mean']:.2f}", "—", "—",
                         f"{r['test_ssim_mean']:.4f}", "—", "0", "—", "—", "—", "—"])
             continue
-        psnr = psnr_cell(r["test_psnr_mean"], r["test_psnr_ci95_boot"], r["test_psnr_ci95"], r["n_seeds"])
+        psnr = psnr_cell(r["test_psnr_mean"], r["test_psnr_ci95_comb"], r["test_psnr_ci95"], r["n_seeds"])
         psnr = bold(psnr) if r["is_best"] else (f"{psnr} ≈" if r["tie_with_best"] else psnr)
         gain = f"{r['gain_db_vs_bicubic']:+.2f} dB" + ("" if r["above_bicubic"] else f" ✗ ({r['seeds_above_bicubic']})")
         out.append([int(r["rank"]), r["model"], r["family"], r["arch"], r["n_seeds"], psnr,
-                    num(r["test_psnr_ci95"], ".2f"),
+                    num(r["test_psnr_ci95"], ".2f"), num(r["test_psnr_ci95_test"], ".2f"),
                     db(r["test_ssim_mean"], r["test_ssim_ci95"], r["n_seeds"], 4), gain, human(r["params"]),
                     human(r["flops_per_output_pixel"]), num(r["gflops_720p"], ".1f"),
                     num(r["latency_ms_lr64_mean"], ".2f"), f"{r['train_seconds_mean']:.1f}"])
@@ -281,7 +280,7 @@ def costs_markdown(board: pd.DataFrame) -> str:
         table = [[r["model"], r["family"], human(r["params"]), human(r["flops_per_output_pixel"]),
                   num(r["gflops_720p"], ".1f"), num(r["latency_ms_lr64_mean"], ".2f"), f"{r['train_seconds_mean']:.1f}",
                   num(r["peak_memory_mb_max"], ".0f"),
-                  psnr_cell(r["test_psnr_mean"], r["test_psnr_ci95_boot"], r["test_psnr_ci95"], r["n_seeds"])]
+                  psnr_cell(r["test_psnr_mean"], r["test_psnr_ci95_comb"], r["test_psnr_ci95"], r["n_seeds"])]
                  for _, r in g.sort_values("flops_per_output_pixel", na_position="last").iterrows()]
         parts += [f"## {g.iloc[0]['task']} (×{int(g.iloc[0]['scale'])})", "",
                   tabulate(table, headers=["model", "family", "params", "FLOPs/px", "GFLOPs @720p",
@@ -293,7 +292,7 @@ def costs_markdown(board: pd.DataFrame) -> str:
 def families_markdown(fam: pd.DataFrame) -> str:
     from tabulate import tabulate
 
-    table = [[r["task"], r["family"], r["best_model"], psnr_cell(r["best_test_psnr_mean"], r["best_test_psnr_ci95_boot"],
+    table = [[r["task"], r["family"], r["best_model"], psnr_cell(r["best_test_psnr_mean"], r["best_test_psnr_ci95_comb"],
                                                                 r["best_test_psnr_ci95"], r["best_n_seeds"]),
               f"{r['best_test_ssim_mean']:.4f}", f"{r['best_gain_db_vs_bicubic']:+.2f}" + ("" if r["best_above_bicubic"] else " ✗"),
               f"{r['family_mean_test_psnr']:.2f}", r["n_models"],
@@ -338,7 +337,7 @@ def references_table(runs: pd.DataFrame, board: pd.DataFrame, refs: pd.DataFrame
                         "reference_family": ref["family"], "reference_psnr": ref["psnr"], "reference_ssim": ref["ssim"],
                         "source": ref["source"], "our_model": ours["model"], "our_family": ours["family"],
                         "our_test_psnr_mean": ours["test_psnr_mean"], "our_test_psnr_ci95": ours["test_psnr_ci95"],
-                        "our_test_psnr_ci95_boot": ours["test_psnr_ci95_boot"],
+                        "our_test_psnr_ci95_comb": ours["test_psnr_ci95_comb"],
                         "our_n_seeds": ours["n_seeds"]})
     return pd.DataFrame(out)
 
@@ -355,7 +354,7 @@ def references_markdown(table: pd.DataFrame) -> str:
     parts.append(tabulate(
         [[r["task"], r["dataset"], f"×{r['scale']}", r["reference_model"], f"{r['reference_psnr']:.2f}",
           f"{r['our_model']} ({r['our_family']})",
-          psnr_cell(r["our_test_psnr_mean"], r["our_test_psnr_ci95_boot"], r["our_test_psnr_ci95"], r["our_n_seeds"])
+          psnr_cell(r["our_test_psnr_mean"], r["our_test_psnr_ci95_comb"], r["our_test_psnr_ci95"], r["our_n_seeds"])
           if r["our_n_seeds"] else db(r["our_test_psnr_mean"], r["our_test_psnr_ci95"], 0),
           r["source"]] for _, r in table.iterrows()],
         headers=["task", "test set", "scale", "published model", "published dB", "ours", "ours dB", "source"],
