@@ -8,7 +8,7 @@ import sys
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
 
-from finebench.config import SCHEMA_PATH, coerce_numbers
+from finebench.config import SCHEMA_PATH, coerce_numbers, drop_removed
 from finebench.cluster import export_gpu_claims
 from finebench.workdir import discard_finished, stale_lock_hint
 
@@ -38,6 +38,9 @@ if not (workflow.remote_exec or workflow.subprocess_exec or "--unlock" in sys.ar
 
 # Snakemake reads YAML 1.1 (`lr: 1e-3` becomes a string); finebench reads such numbers as numbers everywhere.
 coerce_numbers(config)
+# Config files given one after another merge (make tune: config/config.yaml, then config/tune.yaml); a task or model
+# set to null by a later one is left out.
+drop_removed(config)
 validate(config, str(SCHEMA_PATH))
 
 
@@ -45,6 +48,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/hf.smk"
 include: "workflow/rules/train.smk"
+include: "workflow/rules/tune.smk"
 include: "workflow/rules/report.smk"
 
 
@@ -68,3 +72,4 @@ onstart:
 # trained reruns as a re-evaluation, e.g. on Slurm at its time limit) are no longer needed.
 onsuccess:
     discard_finished(f"{RESULTS}/runs")
+    discard_finished(f"{RESULTS}/tune")

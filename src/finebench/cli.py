@@ -165,7 +165,62 @@ def cmd_train(args) -> int:
 
     with full_disk_named(args.out):
         fit(_json_arg(args.spec, "spec"), args.data, args.out, args.experiment_file, device=args.device,
-            threads=args.threads, progress=None if not args.no_progress else False)
+            threads=args.threads, progress=None if not args.no_progress else False, tuned=args.tuned)
+    from finebench.train import log_process_cost
+
+    log_process_cost(1)
+    return 0
+
+
+def cmd_train_trials(args) -> int:
+    """Several tuning trials in one process (tuning.runs_per_job): each in its own folder, resumable on its own; a
+    trial whose metrics.json is there, for this very spec, is not trained again."""
+    import json
+
+    from finebench.cluster import claim_gpu
+
+    claim_gpu(args.device, log=lambda message: print(message, file=sys.stderr, flush=True))
+    from finebench.config import spec_hash
+    from finebench.files import full_disk_named, write_json_atomic
+    from finebench.train import fit, log
+
+    specs = json.loads(args.specs)
+    if not isinstance(specs, list) or not all(isinstance(s, dict) and "trial" in s for s in specs):
+        raise FinebenchError("--specs: a JSON list of trial specs (each with `trial`)")
+    results = []
+    for spec in specs:
+        out = Path(args.out_root) / f"trial{spec['trial']}"
+        done = out / "metrics.json"
+        if done.is_file():
+            try:
+                old = json.loads(done.read_text())
+            except ValueError:
+                old = {}
+            if old.get("spec_hash") == spec_hash(spec) and old.get("status") == "FINISHED":
+                log(f"{spec['task']}/{spec['model']}/trial{spec['trial']}: done earlier ({done}), kept")
+                results.append(old)
+                continue
+        with full_disk_named(out):
+            results.append(fit(spec, args.data, out, args.experiment_file, device=args.device, threads=args.threads,
+                               progress=False))
+    write_json_atomic(args.out, results)
+    from finebench.train import log_process_cost
+
+    log_process_cost(len(specs))
+    return 0
+
+
+def cmd_select_trials(args) -> int:
+    import json
+
+    from finebench.tracking import log_tuning_parent
+    from finebench.tuning import select
+
+    trials = [m for path in args.chunks for m in json.loads(Path(path).read_text())]
+    selected = select(trials, _json_arg(args.identity, "identity"), args.out, experiment_file=args.experiment_file,
+                      log_parent=log_tuning_parent)
+    print(f"[finebench] {selected['task']}/{selected['model']}: trial {selected['trial']} of {selected['budget']} "
+          f"chosen ({selected['val_metric']} {selected['val_score']:.4f}): {selected['values']}", file=sys.stderr)
     return 0
 
 
@@ -174,7 +229,7 @@ def cmd_aggregate(args) -> int:
 
     from finebench.tasks import TASK_TYPES
 
-    out = aggregate(args.metrics, args.out, args.plots, args.references)
+    out = aggregate(args.metrics, args.out, args.plots, args.references, selected_files=args.tuning or ())
     rows = [f"{len(out[name]['leaderboard'])} {tt.title} rows" for name, tt in TASK_TYPES.items() if name in out]
     print(f"[finebench] {len(out['runs'])} runs -> {' + '.join(rows)} in {args.out}", file=sys.stderr)
     return 0
@@ -289,7 +344,25 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     s.add_argument("--threads", type=int, default=1)
     s.add_argument("--no-progress", action="store_true")
+    s.add_argument("--tuned", help="selected.json of a tuned run: the values its tuning chose (finebench.tuning)")
     s.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("train-trials", help="train tuning trials one after another in one process (validation only)")
+    s.add_argument("--specs", required=True, help="JSON list of trial specs (finebench.tuning.trial_specs)")
+    s.add_argument("--data", required=True, help="prepared dataset folder")
+    s.add_argument("--experiment-file", required=True)
+    s.add_argument("--out-root", required=True, help="each trial k trains in OUT_ROOT/trial<k>")
+    s.add_argument("--out", required=True, help="JSON list of the trials' metrics, written when all are done")
+    s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    s.add_argument("--threads", type=int, default=1)
+    s.set_defaults(func=cmd_train_trials)
+
+    s = sub.add_parser("select-trials", help="pick the best trial on validation, file the MLflow tuning parent run")
+    s.add_argument("chunks", nargs="+", help="the trials' JSON lists written by train-trials")
+    s.add_argument("--identity", required=True, help="the tuning as the final runs' spec names it (JSON)")
+    s.add_argument("--experiment-file", required=True)
+    s.add_argument("--out", required=True, help="selected.json")
+    s.set_defaults(func=cmd_select_trials)
 
     s = sub.add_parser("log-summary", help="log one MLflow summary run per task with its tables and plots")
     s.add_argument("--experiment-file", required=True)
@@ -317,6 +390,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, help="tables folder")
     s.add_argument("--plots", help="plots folder (omit for tables only)")
     s.add_argument("--references", help="YAML of published accuracies (config/references.yaml)")
+    s.add_argument("--tuning", nargs="*", help="the tunings' selected.json (tuning.csv, evp.csv, tuning.md)")
     s.set_defaults(func=cmd_aggregate)
 
     s = sub.add_parser("tracking-server", help="start/stop a shared MLflow tracking server on PostgreSQL (clusters)")

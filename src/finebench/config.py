@@ -42,7 +42,9 @@ TRAINING_DEFAULTS = {
 }
 DEFAULTS = {"tracking_uri": "sqlite:///results/mlflow.db", "device": "auto", "threads": 1, "training": {},
             "download": {"cache": "results/downloads", "mirror": None, "lock": None}}
-MODEL_RESERVED_KEYS = {"family", "modality", "arch", "tasks", "training"}
+MODEL_RESERVED_KEYS = {"family", "modality", "arch", "tasks", "training", "tuning"}
+# Every key of a training: section (the schema's): what a search space may tune besides builder options
+TRAINING_KEYS = frozenset(yaml.safe_load(SCHEMA_PATH.read_text())["$defs"]["training"]["properties"])
 # Inputs of a typical task per modality, to check a model's builder options before any data exists (option names
 # only: errors about shapes are left to the real build).
 PROBE_INPUTS = {
@@ -65,6 +67,7 @@ def load(path: str | Path) -> dict:
     if not isinstance(config, dict):
         raise ConfigError(f"{path}: the top level must be a mapping")
     coerce_numbers(config)
+    drop_removed(config)
     validate_schema(config, source=str(path))
     check(config)
     return with_defaults(config)
@@ -104,6 +107,18 @@ def coerce_numbers(obj, key: str = "") -> list[str]:
         elif isinstance(v, (dict, list)):
             changed += coerce_numbers(v, where)
     return changed
+
+
+def drop_removed(config: dict) -> list[str]:
+    """Remove, in place, the tasks and models a later config file set to null (``tasks: {photos_x2: null}``: config
+    files given one after another are merged, and null is how one leaves out an entry of an earlier one); returns
+    their keys."""
+    removed = []
+    for section in ("tasks", "models"):
+        for name in [n for n, v in (config.get(section) or {}).items() if v is None]:
+            del config[section][name]
+            removed.append(f"{section}.{name}")
+    return removed
 
 
 def validate_schema(config: dict, source: str = "config") -> None:
@@ -186,6 +201,9 @@ def check(config: dict) -> None:
             modality = task_modality_of(config, task)
             kind = "" if task_type_of(config, task) == "classification" else f" and a {task_type_of(config, task)} architecture"
             raise ConfigError(f"tasks.{task}: no model in `models:` has modality {modality!r}{kind}, so nothing would run")
+    from finebench import tuning
+
+    tuning.check(config, PROBE_INPUTS, TRAINING_KEYS, MODEL_RESERVED_KEYS)
     check_every_time(config)
 
 
@@ -341,7 +359,11 @@ def task_options(config: dict, task: str) -> dict:
 
 
 def resolve_spec(config: dict, task: str, model: str, seed: int) -> dict:
-    """The complete, self-contained description of one training run."""
+    """The complete, self-contained description of one training run. A tuned (task, model) (finebench.tuning) adds
+    ``tuning``: what its tuning is (space, budget, sampler, seed); the trainer reads the chosen values from the
+    selection file (``train --tuned``)."""
+    from finebench import tuning
+
     from finebench import models
 
     from finebench.models.hf import training_defaults  # fine-tuning defaults of pretrained hf: models (else {})
@@ -352,7 +374,7 @@ def resolve_spec(config: dict, task: str, model: str, seed: int) -> dict:
                 **training_defaults(mcfg["arch"], mcfg["modality"]), **(mcfg.get("training") or {})}
     if training.get("precision") == "auto":  # the default, written out: the same spec (and hash) as leaving it out
         del training["precision"]
-    return {
+    spec = {
         "task": task,
         "dataset": tcfg["dataset"],
         "modality": mcfg["modality"],
@@ -363,6 +385,9 @@ def resolve_spec(config: dict, task: str, model: str, seed: int) -> dict:
         "training": training,
         "seed": int(seed),
     }
+    if tuning.is_tuned(config, task, model):
+        spec["tuning"] = tuning.identity(config, task, model)
+    return spec
 
 
 def spec_hash(spec: dict) -> str:

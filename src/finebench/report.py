@@ -37,12 +37,16 @@ import numpy as np
 import pandas as pd
 
 from finebench.stats import ALPHA, ci95, ci95_test, combine_ci95, paired_p, welch_p
+from finebench import tuning
 from finebench.tasks import TASK_TYPES, TaskType
 
 # The Markdown / HTML files every task type writes a part of, in its registration order.
 SHARED_FILES = ("leaderboard.md", "leaderboard.html", "costs.md", "families.md", "ranks.md", "references.md")
 # Every file :func:`aggregate` writes into the tables folder: the workflow's aggregate rule declares exactly these.
 TABLE_FILES = (*SHARED_FILES, "runs.csv", *(f for tt in TASK_TYPES.values() for f in tt.table_files))
+# With tuning (config `tuning:`): every board's last columns, and the files written besides (finebench.tuning)
+TUNING_COLUMNS = ["tuning", "tuned_values"]
+TUNING_FILES = tuning.TUNING_FILES
 
 
 def load_metrics(paths) -> pd.DataFrame:
@@ -111,6 +115,7 @@ def leaderboard(runs: pd.DataFrame, task_type: str | TaskType | None = None) -> 
     code, metric = tt.table_code, tt.primary
     key, up = metric.name, metric.higher_is_better
     mats, why = example_matrices(runs, code, key)
+    tuned = "tuning" in runs and runs["tuning"].notna().any()  # a tuned model's runs (finebench.tuning)
     rows = []
     for (task, model), g in runs.groupby(["task", "model"], sort=False):
         v = g[key].to_numpy(float)
@@ -121,7 +126,8 @@ def leaderboard(runs: pd.DataFrame, task_type: str | TaskType | None = None) -> 
                      f"{key}_ci95": seed_ci, f"{key}_ci95_test": test_ci,
                      f"{key}_ci95_comb": combine_ci95(seed_ci, test_ci) if (task, model) in mats else float("nan"),
                      f"{key}_min": v.min(), f"{key}_max": v.max(), **code.board_fields(g),
-                     "stats_note": why.get((task, model), ""), "is_baseline": False})
+                     "stats_note": why.get((task, model), ""), "is_baseline": False,
+                     **(tuning.board_fields(g) if tuned else {})})
     board = pd.DataFrame(rows)
     board["rank"] = board.groupby("task")[f"{key}_mean"].rank(ascending=not up, method="min")
     if code.INTEGER_RANK:
@@ -155,7 +161,7 @@ def leaderboard(runs: pd.DataFrame, task_type: str | TaskType | None = None) -> 
     if baseline:
         board = pd.concat([board, pd.DataFrame([{**b, "is_baseline": True} for b in baseline])], ignore_index=True)
     board = board.sort_values(["task", "is_baseline", "rank", "model"], kind="stable", na_position="last")
-    return board[code.BOARD_COLUMNS].reset_index(drop=True)
+    return board[code.BOARD_COLUMNS + (TUNING_COLUMNS if tuned else [])].reset_index(drop=True)
 
 
 def families(board: pd.DataFrame, task_type: str | TaskType | None = None) -> pd.DataFrame:
@@ -204,9 +210,10 @@ def load_references(path: str | Path | None, task_type: str | TaskType | None = 
 
 
 def aggregate(metrics_files, out_dir: str | Path, plots_dir: str | Path | None = None,
-              references: str | Path | None = None) -> dict:
+              references: str | Path | None = None, selected_files=()) -> dict:
     """Every table file (TABLE_FILES) and, with ``plots_dir``, every plot; returns {"runs": all runs, task type:
-    {"leaderboard", "families"}} for the task types that ran."""
+    {"leaderboard", "families"}} for the task types that ran. ``selected_files``: the tunings' selected.json
+    (finebench.tuning): also TUNING_FILES and each tuned task's ``{task}_evp.png``."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     all_runs = load_metrics(metrics_files)
@@ -235,6 +242,8 @@ def aggregate(metrics_files, out_dir: str | Path, plots_dir: str | Path | None =
     for name, chunks in texts.items():
         (out_dir / name).write_text("".join(chunks))
     all_runs.drop(columns=["metrics_file"]).to_csv(out_dir / "runs.csv", index=False)
+    if selected_files:
+        out["tuning"] = tuning.write_tables(selected_files, out_dir, plots_dir)
     return out
 
 
@@ -252,3 +261,9 @@ def fallback_note(g: pd.DataFrame, key: str, more: str = "") -> str:
     names = "; ".join(f"{r['model']} ({'' if math.isnan(r[f'{key}_ci95_comb']) else '≈ only — '}"
                       f"{r['stats_note']})" for _, r in rows.iterrows())
     return f"Seed-only statistics (± Student's t over seeds, marked †; ≈ from Welch's t-test) for: {names}." + more
+
+
+def table_notes(g: pd.DataFrame, key: str, more: str = "") -> str:
+    """What a task type prints under a task's table: :func:`fallback_note` and, with tuning, which models were tuned
+    (budget, chosen values) and which hand-set (finebench.tuning.note)."""
+    return " ".join(filter(None, (fallback_note(g, key, more), tuning.note(g))))

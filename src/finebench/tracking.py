@@ -163,6 +163,13 @@ def flatten(d: dict, prefix: str = "") -> dict:
     return out
 
 
+def run_name(spec: dict) -> str:
+    """``task/model/seedN``; a tuning trial (finebench.tuning) ``task/model/trialK``."""
+    if spec.get("trial") is not None:
+        return f"{spec['task']}/{spec['model']}/trial{spec['trial']}"
+    return f"{spec['task']}/{spec['model']}/seed{spec['seed']}"
+
+
 class Run:
     """One MLflow run named ``{task}/{model}/seed{seed}``; use as a context manager. ``run_id``: continue that run
     (a resumed job) instead of creating one."""
@@ -175,7 +182,7 @@ class Run:
         self.client = _client(info["tracking_uri"])
         self.experiment_id = info["experiment_id"]
         self.spec = spec
-        self.name = f"{spec['task']}/{spec['model']}/seed{spec['seed']}"
+        self.name = run_name(spec)
         self.tags = {
             **{k: str(spec[k]) for k in ("task", "dataset", "modality", "family", "model", "arch", "seed")},
             **{k: str(v) for k, v in (tags or {}).items()},
@@ -276,6 +283,58 @@ def end_ghost_runs(client, experiment_id: str, current: dict[str, str]) -> list[
     return ended
 
 
+def log_tuning_parent(experiment_file: str | Path, selected: dict) -> str:
+    """The MLflow parent run ``{task}/{model}/tuning`` of a tuning (finebench.tuning.select): its space, budget and
+    chosen values as params, the best validation score and the expected-best curve (``evp_mean`` / ``evp_std`` at
+    step n) as metrics; every trial run becomes its nested child (tag ``mlflow.parentRunId``). The same selection
+    keeps its current parent; another files a new one and supersedes the earlier. Returns the parent's run id."""
+    from mlflow.entities import Metric, Param
+
+    info = json.loads(Path(experiment_file).read_text())
+    client = _client(info["tracking_uri"])
+    name = f"{selected['task']}/{selected['model']}/tuning"
+    digest = hashlib.sha256(json.dumps(selected, sort_keys=True).encode()).hexdigest()
+    old = retry(client.search_runs, [info["experiment_id"]], filter_string=f"attributes.run_name = '{name}'",
+                max_results=1000)
+    same = [r for r in old if r.data.tags.get(SUMMARY_DIGEST) == digest and r.info.status == FINISHED
+            and r.data.tags.get(SUPERSEDED) != "true"]
+    if same:
+        rid = same[0].info.run_id
+    else:
+        run = retry(client.create_run, info["experiment_id"], run_name=name,
+                    tags={"task": selected["task"], "model": selected["model"], "family": selected["family"],
+                          "finebench.tuning": "true", "finebench.chosen_trial": str(selected["trial"]),
+                          RUN_KEY: name, SUPERSEDED: "false", SUMMARY_DIGEST: digest,
+                          **{f"tuned.{k}": str(v) for k, v in selected["values"].items()}})
+        rid = run.info.run_id
+        try:
+            ident = selected["identity"]
+            params = [Param("budget", str(ident["budget"])), Param("sampler", ident["sampler"]),
+                      Param("seed", str(ident["seed"])), Param("space", json.dumps(ident["space"])[:6000]),
+                      *(Param(f"chosen.{k}", str(v)) for k, v in selected["values"].items())]
+            now = int(time.time() * 1000)
+            metrics = [Metric("best_val_score", selected["val_score"], now, 0),
+                       *(Metric("evp_mean", e["mean"], now, e["n"]) for e in selected["evp"]),
+                       *(Metric("evp_std", e["std"], now, e["n"]) for e in selected["evp"]),
+                       *(Metric("trial_val_score", t["val_score"], now, t["trial"]) for t in selected["trials"]
+                         if t["val_score"] is not None)]
+            retry(client.log_batch, rid, params=params, metrics=metrics)
+            retry(client.log_text, rid, json.dumps(selected, indent=1), "selected.json")
+            retry(client.set_terminated, rid, FINISHED)
+        except BaseException:
+            retry(client.set_terminated, rid, FAILED)
+            raise
+    for t in selected["trials"]:  # nested under it in the UI (MLflow's convention for a search)
+        if t.get("mlflow_run_id"):
+            try:
+                retry(client.set_tag, t["mlflow_run_id"], "mlflow.parentRunId", rid)
+            except Exception as exc:  # a trial run deleted from the store: nothing to nest
+                print(f"[finebench] {name}: trial {t['trial']}'s run {t['mlflow_run_id']} not tagged ({exc})",
+                      file=sys.stderr)
+    _supersede(client, [r for r in old if r.info.run_id != rid])
+    return rid
+
+
 SUMMARY_DIGEST = "finebench.summary_sha256"  # of the tables a summary run holds
 
 
@@ -348,6 +407,9 @@ def log_summaries(experiment_file: str | Path, tables_dir: str | Path, plots_dir
         _supersede(client, old)  # kept, like a superseded training run: the UI's current view leaves them out
         ids[task] = rid
     current = {f"{r.task}/{r.model}/seed{r.seed}": r.mlflow_run_id for r in runs.itertuples()}
+    if (tables_dir / "tuning.csv").is_file():  # the tuning trials (finebench.tuning) are runs like any other
+        trials = pd.read_csv(tables_dir / "tuning.csv")
+        current.update({f"{r.task}/{r.model}/trial{r.trial}": r.mlflow_run_id for r in trials.itertuples()})
     ghosts = end_ghost_runs(client, info["experiment_id"], current)
     out = {"experiment_id": info["experiment_id"], "summary_runs": ids, "ghost_runs_ended": ghosts}
     write_json_atomic(out_file, out)

@@ -52,6 +52,10 @@ from finebench.protocol import run_protocol
 from finebench.workdir import FINISHED_CHECKPOINT as FINISHED
 
 CHECKPOINT = "checkpoint.pt"
+# Seconds this process spent training and evaluating (epochs, test, cost) over every fit() it ran: the rest of its
+# wall time is fixed cost (start-up, data, model, MLflow), which `train` / `train-trials` print on exit
+# (tests/benchmarks/tune_overhead.py reads those lines).
+WORK_SECONDS = [0.0]
 
 
 class Diverged(FinebenchError):
@@ -201,7 +205,9 @@ def set_up(spec: dict, data_dir: str | Path, device: str = "auto", threads: int 
             # 2-core machine) of every job's start-up, measured, for a compiler this job does not use.
             torch._C._set_deterministic_algorithms(True, warn_only=True)
     data = Prepared(data_dir)
-    log(f"{spec['task']}/{spec['model']}/seed{spec['seed']}: prepared data {data_dir}: {data.verify()}")
+    from finebench.tracking import run_name
+
+    log(f"{run_name(spec)}: prepared data {data_dir}: {data.verify()}")
     task_type = tasks.get(data.manifest.get("task_type", "classification"))
     module = build_model(spec["arch"], spec["model_kwargs"], data.input, data.num_classes).to(dev)
     if t.get("channels_last"):
@@ -215,7 +221,7 @@ def set_up(spec: dict, data_dir: str | Path, device: str = "auto", threads: int 
     total, warmup = steps * t["epochs"], int(round(t["warmup_epochs"] * steps))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, total, warmup, t["scheduler"]))
     precision = resolve_precision(t.get("precision"), dev)
-    return Job(spec=spec, name=f"{spec['task']}/{spec['model']}/seed{spec['seed']}", dev=dev, data=data,
+    return Job(spec=spec, name=run_name(spec), dev=dev, data=data,
                objective=objective, module=module,
                model=torch.compile(module) if t.get("compile") else module, optimizer=optimizer, scheduler=scheduler,
                generator=torch.Generator().manual_seed(spec["seed"]),
@@ -460,6 +466,7 @@ def assemble(job: Job, test: dict, cost: dict, run_id: str, experiment_id: str) 
         "device": job.dev.type,
         "device_name": job.device_name,  # which GPU / CPU model the cost columns were measured on
         "environment": job.environment,  # package versions, CUDA / cuDNN, git commit and dirtiness (provenance)
+        **({"tuning": spec["tuning"]} if "tuning" in spec else {}),  # tuned: budget, chosen trial and values
         "precision": "+".join(s.get("precisions") or [job.precision]),  # "fp32+bf16": resumed on another device
         "threads": job.threads,
         "epochs": job.t["epochs"],
@@ -502,15 +509,60 @@ def compile_figures(job: Job) -> dict:
 # The run
 
 
+def with_selection(spec: dict, tuned: str | Path) -> dict:
+    """A tuned final run's spec with the values its tuning chose (``selected.json`` of finebench.tuning.select), which
+    must come from the tuning its spec names (space, budget, sampler, seed)."""
+    import json
+
+    from finebench import tuning
+    from finebench.config import TRAINING_KEYS
+
+    path = Path(tuned)
+    selected = json.loads(path.read_text())
+    if "tuning" not in spec:
+        raise FinebenchError(f"--tuned {path}: the run {spec['task']}/{spec['model']} is not tuned (its spec has no "
+                             f"`tuning`)")
+    if selected.get("identity_hash") != tuning.identity_hash(spec["tuning"]):
+        raise FinebenchError(f"{path}: chosen by another tuning of {spec['task']}/{spec['model']} than this run's "
+                             f"(space, budget, sampler or seed differ); rerun its selection")
+    out = tuning.apply(spec, selected["values"], TRAINING_KEYS)
+    out["tuning"] = {**spec["tuning"], "trial": selected["trial"], "values": selected["values"],
+                     "val_score": selected["val_score"]}
+    return out
+
+
+def trial_result(job: Job, run_id: str, experiment_id: str) -> dict:
+    """A tuning trial's result (``metrics.json``): identity, its values and its best validation score — no test."""
+    spec, s = job.spec, job.state
+    key = s["best"][0]
+    result = {
+        **{k: spec[k] for k in ("task", "dataset", "modality", "model", "family", "arch", "seed", "trial")},
+        "task_type": job.data.manifest.get("task_type", "classification"),
+        "tuned_values": spec["tuned_values"], "status": "FINISHED", "mlflow_run_id": run_id,
+        "mlflow_experiment_id": experiment_id, "spec_hash": spec_hash(spec), "device": job.dev.type,
+        "device_name": job.device_name, "environment": job.environment, "epochs": job.t["epochs"],
+        # the selection key's first part at the best epoch: what the tuning maximises (val accuracy, PSNR …)
+        "val_score": float(key[0]), "val_metric": next(iter(job.objective.best_fields(key))).removeprefix("best_"),
+        "best_epoch": s["best"][1], **job.objective.best_fields(key),
+        "n_params": sum(p.numel() for p in job.module.parameters()),
+        "train_seconds": s["train_seconds"], "data_seconds": s["data_seconds"], **compile_figures(job),
+    }
+    return {k: finite_or_none(v) for k, v in result.items()}
+
+
 def fit(spec: dict, data_dir: str | Path, out_dir: str | Path, experiment_file: str | Path,
-        device: str = "auto", threads: int = 1, progress: bool | None = None) -> dict:
+        device: str = "auto", threads: int = 1, progress: bool | None = None, tuned: str | Path | None = None) -> dict:
     """Train one (task, model, seed) run (resuming from its checkpoint if there is one); returns the metrics dict
-    also written to ``metrics.json``."""
+    also written to ``metrics.json``. ``tuned``: the selection file of a tuned run (its chosen values). A spec with
+    ``trial`` (a tuning trial, finebench.tuning) is scored on the validation split only: no test, no cost."""
     import pandas as pd
 
     from finebench.cost import measure
     from finebench.tracking import Run, provenance
 
+    if tuned:
+        spec = with_selection(spec, tuned)
+    trial = spec.get("trial")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "metrics.json").unlink(missing_ok=True)
@@ -533,6 +585,11 @@ def fit(spec: dict, data_dir: str | Path, out_dir: str | Path, experiment_file: 
             "precision": job.precision,
             **{f"env.{k}": v for k, v in job.environment.items() if v is not None},
             **({"data_note": note} if note else {})}
+    if trial is not None:  # grouped under the tuning's parent run when the selection files it (finebench.tuning)
+        tags.update({"finebench.trial": trial, "finebench.tuning_parent": f"{spec['task']}/{spec['model']}/tuning",
+                     **{f"tuned.{k}": v for k, v in spec["tuned_values"].items()}})
+    elif "tuning" in spec:
+        tags.update({"finebench.tuned": "true", **{f"tuned.{k}": v for k, v in spec["tuning"]["values"].items()}})
     with (Run(experiment_file, spec, tags=tags, run_id=job.state["mlflow_run_id"] if resumed else None) as run,
           full_disk_named(out_dir)):  # a full disk is named (path, free space) in the log and the run's error tag
         if resumed and run.run_id == job.state["mlflow_run_id"]:  # continuing its own MLflow run
@@ -562,6 +619,7 @@ def fit(spec: dict, data_dir: str | Path, out_dir: str | Path, experiment_file: 
                    "data_seconds": tr["data_seconds"],  # of which waiting for input
                    "epoch_seconds": tr["train_seconds"] + time.perf_counter() - t_val}  # + validation
             s["history"].append(row)
+            WORK_SECONDS[0] += row["epoch_seconds"]
             s["train_seconds"] += tr["train_seconds"]
             s["data_seconds"] += tr["data_seconds"]
             s["samples_seen"] += tr["samples"]
@@ -579,7 +637,17 @@ def fit(spec: dict, data_dir: str | Path, out_dir: str | Path, experiment_file: 
         if not t.get("keep_checkpoint"):  # the per-epoch checkpoint gives way to the small finished one
             save_checkpoint(job, finished, finished=True)
             ckpt.unlink(missing_ok=True)
+        if trial is not None:  # selection on validation only: the test split is never scored
+            pd.DataFrame(s["history"]).to_csv(out_dir / "history.csv", index=False)
+            result = trial_result(job, run.run_id, run.experiment_id)
+            run.log_metrics({"val_score": result["val_score"], **job.objective.best_fields(s["best"][0])})
+            run.log_artifacts(out_dir, exclude=(CHECKPOINT, FINISHED))
+            write_json_atomic(out_dir / "metrics.json", result)
+            log(f"{job.name}: trial {trial} {result['val_metric']} {result['val_score']:.4f} (best epoch "
+                f"{s['best'][1]}, {s['train_seconds']:.1f}s train) with {spec['tuned_values']}")
+            return result
         job.module.load_state_dict(s["best_state"])
+        t_test = time.perf_counter()
         with memory_hint(job, "evaluating"):
             test = evaluate(job, "test")
             # a source may prepare more test sets (manifest "more_tests": {name: split}), each scored like test
@@ -593,6 +661,7 @@ def fit(spec: dict, data_dir: str | Path, out_dir: str | Path, experiment_file: 
         with memory_hint(job, "measuring cost", batch=len(x_cost)):
             cost = measure(job.module, x_cost, job.autocast, job.dev,
                            pad_id=job.data.input.get("pad_id", 0) if job.data.input["kind"] == "tokens" else None)
+        WORK_SECONDS[0] += time.perf_counter() - t_test
         pd.DataFrame(s["history"]).to_csv(out_dir / "history.csv", index=False)
         result = assemble(job, metrics, cost, run.run_id, run.experiment_id)
         run.log_metrics({k: v for k, v in result.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
@@ -609,3 +678,16 @@ def fit(spec: dict, data_dir: str | Path, out_dir: str | Path, experiment_file: 
 
 def log(message: str) -> None:
     print(f"[finebench] {message}", file=sys.stderr, flush=True)
+
+
+def log_process_cost(runs: int) -> None:
+    """One line: this process's wall time, of which training and evaluating, and the fixed rest."""
+    try:
+        import psutil
+
+        wall = time.time() - psutil.Process().create_time()
+    except (ImportError, OSError):
+        return
+    fixed = max(0.0, wall - WORK_SECONDS[0])
+    log(f"process: {runs} run(s), {wall:.1f} s wall, {WORK_SECONDS[0]:.1f} s training and evaluating, {fixed:.1f} s "
+        f"({100 * fixed / max(wall, 1e-9):.0f} %) fixed: start-up, data, model, MLflow")

@@ -13,6 +13,7 @@ from finebench import cluster as fbcluster
 from finebench import data as fbdata
 from finebench.errors import ConfigError
 from finebench.report import TABLE_FILES
+from finebench import tuning as fbtuning
 from finebench.tasks import TASK_TYPES
 
 try:
@@ -24,7 +25,7 @@ except ConfigError as exc:
 
 CFG = fbconfig.with_defaults(config)
 RUNS = fbconfig.runs(CFG)
-RESULTS = "results"
+RESULTS = CFG.get("results") or "results"  # runs, tables, plots, prepared data of this suite (config `results:`)
 EXPERIMENT_FILE = f"{RESULTS}/mlflow/experiment.json"
 REFERENCES = CFG.get("references") or workflow.source_path("../../config/references.yaml")
 SUMMARY_FILE = f"{RESULTS}/tables/mlflow_summary.json"
@@ -106,6 +107,46 @@ def spec_json(wildcards):
     """The fully resolved spec of one run: Snakemake's params, so editing a model reruns only its jobs."""
     spec = fbconfig.resolve_spec(CFG, wildcards.task, wildcards.model, int(wildcards.seed))
     return json.dumps(spec, sort_keys=True)
+
+
+# Tuned (task, model) pairs (config `tuning:`): their trials run before the final seeds (workflow/rules/tune.smk)
+TUNED = [(t, m) for t in CFG["tasks"] for m in fbconfig.task_models(CFG, t) if fbtuning.is_tuned(CFG, t, m)]
+
+
+def trial_chunk_json(wildcards):
+    """The specs of one group of trials (tuning.runs_per_job): Snakemake's params, so a changed space reruns them."""
+    specs = fbtuning.trial_specs(CFG, wildcards.task, wildcards.model)
+    group = fbtuning.chunks(CFG, wildcards.task, wildcards.model)[int(wildcards.chunk)]
+    return json.dumps([specs[k] for k in group], sort_keys=True)
+
+
+def trial_chunk_files(wildcards):
+    n = len(fbtuning.chunks(CFG, wildcards.task, wildcards.model))
+    return [f"{RESULTS}/tune/{wildcards.task}/{wildcards.model}/trials{c}.json" for c in range(n)]
+
+
+def tuning_identity_json(wildcards):
+    return json.dumps(fbtuning.identity(CFG, wildcards.task, wildcards.model), sort_keys=True)
+
+
+def selected_file(wildcards):
+    """A tuned final run's selection (its --tuned); nothing for a hand-set one."""
+    if (wildcards.task, wildcards.model) in TUNED:
+        return f"{RESULTS}/tune/{wildcards.task}/{wildcards.model}/selected.json"
+    return []
+
+
+def selected_files():
+    return [f"{RESULTS}/tune/{task}/{model}/selected.json" for task, model in TUNED]
+
+
+def tuning_outputs():
+    """The aggregate step's tuning tables (finebench.tuning.TUNING_FILES), when something is tuned."""
+    return [f"{RESULTS}/tables/{name}" for name in fbtuning.TUNING_FILES] if TUNED else []
+
+
+def tuning_plots():
+    return [f"{RESULTS}/plots/{task}_evp.png" for task in dict.fromkeys(task for task, _ in TUNED)]
 
 
 def task_options_json(wildcards):

@@ -9,6 +9,7 @@ rule aggregate:
         metrics=run_files("metrics.json"),
         history=run_files("history.csv"),  # learning curves
         per_run=task_type_run_files(),  # e.g. the confusion matrices, the super-resolution example crops
+        tuning=selected_files(),  # with `tuning:`: each tuned model's selection (workflow/rules/tune.smk)
         references=REFERENCES,
     output:
         leaderboard=report(
@@ -51,14 +52,21 @@ rule aggregate:
             caption="../report/more_plots.rst",
             category="6. More plots",
         ),
+        tuning=tuning_outputs(),  # with `tuning:`: tuning.csv, evp.csv, tuning.md
+        evp=report(
+            tuning_plots(),
+            caption="../report/evp.rst",
+            category="7. Tuning: expected best validation score",
+        ),
     log:
         f"{RESULTS}/logs/aggregate.log",
     params:
         tables=lambda w, output: os.path.dirname(output.leaderboard),
         plots=lambda w, output: os.path.dirname(output.curves[0]),
+        tuning=lambda w, input: f"--tuning {' '.join(input.tuning)}" if input.tuning else "",
     shell:
         "python -m finebench aggregate {input.metrics} --out {params.tables} --plots {params.plots} "
-        "--references {input.references} > {log} 2>&1 "
+        "--references {input.references} {params.tuning} > {log} 2>&1 "
         "|| python -m finebench job-failed $? {log}"
 
 

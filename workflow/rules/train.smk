@@ -32,6 +32,7 @@ for _task_type in TASK_TYPES.values():
         input:
             data=train_data,  # the prepared task, or its hf: form (workflow/rules/hf.smk)
             experiment=ancient(EXPERIMENT_FILE),
+            tuned=selected_file,  # a tuned model's chosen values (workflow/rules/tune.smk); none when hand-set
         output:
             **{
                 name.replace(".", "_"): f"{RESULTS}/runs/{{task}}/{{model}}/seed{{seed}}/{name}"
@@ -52,7 +53,8 @@ for _task_type in TASK_TYPES.values():
             spec=spec_json,
             out=lambda w, output: os.path.dirname(output.metrics),
             device=CFG["device"],
+            tuned=lambda w, input: f"--tuned {input.tuned}" if input.tuned else "",
         shell:
             "python -m finebench train --spec {params.spec:q} --data {input.data} --experiment-file {input.experiment} "
-            "--out {params.out} --device {params.device} --threads {threads} --no-progress > {log} 2>&1 "
+            "--out {params.out} --device {params.device} --threads {threads} --no-progress {params.tuned} > {log} 2>&1 "
             "|| python -m finebench job-failed $? {log}"

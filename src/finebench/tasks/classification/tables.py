@@ -160,7 +160,7 @@ LEADERBOARD_INTRO = (
 
 
 def fallback_note(g: pd.DataFrame) -> str:
-    from finebench.report import fallback_note as note
+    from finebench.report import table_notes as note
 
     return note(g, "test_accuracy", " Retraining a run writes its predictions.csv.")
 

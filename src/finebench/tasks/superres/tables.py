@@ -196,7 +196,7 @@ def psnr_cell(mean: float, comb: float, ci: float, n: int) -> str:
 
 
 def fallback_note(g: pd.DataFrame) -> str:
-    from finebench.report import fallback_note as note
+    from finebench.report import table_notes as note
 
     return note(g, "test_psnr")
 

@@ -1,0 +1,541 @@
+"""Hyperparameter tuning with the same budget for every model: search spaces, seeded static draws, selection on the
+validation split, and the expected best validation score as a function of the budget.
+
+The config's ``tuning:`` section (docs/guides/tuning.md) gives a ``budget`` of trials per (task, model), a sampler
+and its seed, and search spaces: one per family by default (:data:`DEFAULT_SPACES`, overridable under
+``tuning.spaces``), replaced for one model by its own ``models.<name>.tuning.space``. A space maps keys of
+``training:`` or of the model's builder to a distribution:
+
+    lr: {loguniform: [1.0e-4, 1.0e-2]}     weight_decay: {uniform: [0.0, 0.1]}
+    hidden: {int: [64, 256]}               cell: {choice: [gru, lstm]}
+
+- **Static draws.** :func:`draws` fixes every trial up front from ``(tuning.seed, task, model)``: independent
+  uniform draws (``random``) or a scrambled Sobol sequence (``sobol``, scipy.stats.qmc), mapped through each
+  dimension's distribution; floats keep 3 significant digits. The workflow's DAG is static, each trial an ordinary
+  job of the one trainer (``results/tune/{task}/{model}/trial{k}/``: resume, Slurm and MLflow as for any run), and a
+  larger budget keeps the earlier trials (the same first draws).
+- **Validation only.** A trial's spec carries ``trial: k``; the trainer then never evaluates the test split
+  (finebench.train). :func:`select` picks the trial with the best validation score — the task type's selection key
+  at the trial's best epoch (higher is better: validation accuracy, PSNR …) — and writes it to ``selected.json``,
+  which the final ``seeds:`` runs read (``train --tuned``).
+- **Expected validation performance** (Dodge et al. 2019, "Show Your Work"): :func:`expected_max` — the expected
+  best validation score among n trials drawn from the N trials' empirical distribution, for n = 1 … N, ± its std.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import math
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from finebench.errors import ConfigError, did_you_mean
+
+DISTRIBUTIONS = ("loguniform", "uniform", "int", "choice")
+SAMPLERS = ("random", "sobol")
+# Each family's search space when neither tuning.spaces nor the model's own tuning.space gives one: keys of
+# training: only (every model takes them); the same learning-rate and weight-decay ranges for every family, two
+# decades around the embedded suite's hand-set values (lr 2e-3, weight decay 0.05).
+DEFAULT_SPACES = {
+    "cnn": {"lr": {"loguniform": [1e-4, 1e-2]}, "weight_decay": {"loguniform": [1e-3, 0.2]}},
+    "rnn": {"lr": {"loguniform": [1e-4, 1e-2]}, "weight_decay": {"loguniform": [1e-3, 0.2]}},
+    "transformer": {"lr": {"loguniform": [1e-4, 1e-2]}, "weight_decay": {"loguniform": [1e-3, 0.2]},
+                    "warmup_epochs": {"uniform": [0.0, 2.0]}},  # attention from scratch is sensitive to warm-up
+    "other": {"lr": {"loguniform": [1e-4, 1e-2]}, "weight_decay": {"loguniform": [1e-3, 0.2]}},
+}
+# Pretrained hf: models are fine-tuned: a lower learning-rate range, whatever their family.
+PRETRAINED_SPACE = {"lr": {"loguniform": [1e-5, 2e-4]}, "weight_decay": {"loguniform": [1e-3, 0.1]}}
+TUNING_DEFAULTS = {"budget": 8, "sampler": "random", "seed": 0, "runs_per_job": 4, "tasks": None, "spaces": {}}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# What is tuned
+
+
+def settings(config: dict) -> dict | None:
+    """The config's ``tuning:`` with its defaults, or None when it has none (nothing is tuned)."""
+    if not config.get("tuning"):
+        return None
+    return {**TUNING_DEFAULTS, **config["tuning"]}
+
+
+def is_tuned(config: dict, task: str, model: str) -> bool:
+    tuning = settings(config)
+    if tuning is None or config["models"][model].get("tuning") is False:
+        return False
+    return tuning["tasks"] is None or task in tuning["tasks"]
+
+
+def family_of(config: dict, model: str) -> str:
+    from finebench import models
+
+    m = config["models"][model]
+    return m.get("family") or models.default_family(m["arch"]) or "other"
+
+
+def space_of(config: dict, model: str) -> tuple[dict, str]:
+    """(the model's search space, where it comes from: the config key, or "the default space of family X")."""
+    m, tuning = config["models"][model], settings(config) or TUNING_DEFAULTS
+    own = m.get("tuning") if isinstance(m.get("tuning"), dict) else {}
+    if own.get("space"):
+        return own["space"], f"models.{model}.tuning.space"
+    family = family_of(config, model)
+    if family in (tuning.get("spaces") or {}):
+        return tuning["spaces"][family], f"tuning.spaces.{family}"
+    if m["arch"].startswith("hf:"):
+        return PRETRAINED_SPACE, "the default space of pretrained hf: models"
+    return DEFAULT_SPACES[family], f"the default space of family {family}"
+
+
+def budget_of(config: dict, model: str) -> int:
+    m, tuning = config["models"][model], settings(config) or TUNING_DEFAULTS
+    own = m.get("tuning") if isinstance(m.get("tuning"), dict) else {}
+    return int(own.get("budget", tuning["budget"]))
+
+
+def identity(config: dict, task: str, model: str) -> dict:
+    """What the tuning of one (task, model) is: its space, budget, sampler and seed (in the final runs' spec, so that
+    changing any of them reruns them — and only them)."""
+    tuning = settings(config)
+    space, _ = space_of(config, model)
+    return {"space": space, "budget": budget_of(config, model), "sampler": tuning["sampler"], "seed": tuning["seed"]}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Checks (before any job; every message starts with the config key)
+
+
+def check(config: dict, probe_inputs: dict, training_keys: set, reserved: set) -> None:
+    """Every space of every tuned model: known distributions and keys, bounds in order, choices the model accepts,
+    keys the model uses; the tasks list and the budgets. Raises ConfigError naming the key."""
+    tuning = settings(config)
+    if tuning is None:
+        return
+    for task in tuning["tasks"] or []:
+        if task not in config["tasks"]:
+            raise ConfigError(f"tuning.tasks: unknown task {task!r}{did_you_mean(task, config['tasks'])}; tasks in "
+                              f"this config: {', '.join(config['tasks'])}")
+    for family in tuning.get("spaces") or {}:
+        if family not in DEFAULT_SPACES:
+            raise ConfigError(f"tuning.spaces.{family}: not a family{did_you_mean(family, DEFAULT_SPACES)}; families: "
+                              f"{', '.join(DEFAULT_SPACES)}")
+    if tuning["sampler"] == "sobol":
+        for model in config["models"]:
+            b = budget_of(config, model)
+            if b & (b - 1):
+                warnings.warn(f"tuning.sampler: sobol with a budget of {b} trials ({model}), not a power of two: "
+                              f"the points lose the Sobol sequence's balance (use 8, 16, 32 …)", stacklevel=2)
+    from finebench.config import task_models
+
+    tuned = {m for t in config["tasks"] for m in task_models(config, t) if is_tuned(config, t, m)}
+    for model in config["models"]:
+        own = config["models"][model].get("tuning")
+        if isinstance(own, dict) and "budget" in own and (isinstance(own["budget"], bool) or
+                                                          not isinstance(own["budget"], int) or own["budget"] < 1):
+            raise ConfigError(f"models.{model}.tuning.budget: {own['budget']!r} — a whole number of trials, at least 1")
+        if model in tuned:
+            check_space(config, model, probe_inputs, training_keys, reserved)
+
+
+def dimensions(space: dict, where: str) -> list[tuple[str, str, list]]:
+    """[(key, distribution, arguments)] of a space, sorted by key; each checked for its form."""
+    if not isinstance(space, dict) or not space:
+        raise ConfigError(f"{where}: a mapping of keys to distributions, e.g. lr: {{loguniform: [1.0e-4, 1.0e-2]}}")
+    dims = []
+    for key in sorted(space):
+        spec, at = space[key], f"{where}.{key}"
+        if not isinstance(spec, dict) or len(spec) != 1:
+            raise ConfigError(f"{at}: one distribution, e.g. {{loguniform: [low, high]}} (one of "
+                              f"{', '.join(DISTRIBUTIONS)})")
+        (kind, args), = spec.items()
+        if kind not in DISTRIBUTIONS:
+            raise ConfigError(f"{at}.{kind}: unknown distribution{did_you_mean(str(kind), DISTRIBUTIONS)}; valid: "
+                              f"{', '.join(DISTRIBUTIONS)}")
+        if kind == "choice":
+            if not isinstance(args, list) or not args:
+                raise ConfigError(f"{at}.choice: a non-empty list of values")
+        else:
+            numbers = isinstance(args, list) and len(args) == 2 and all(
+                isinstance(a, (int, float)) and not isinstance(a, bool) for a in args)
+            if not numbers:
+                raise ConfigError(f"{at}.{kind}: [low, high], two numbers (got {args!r})")
+            low, high = args
+            if kind == "int" and not all(float(a).is_integer() for a in args):
+                raise ConfigError(f"{at}.int: whole-number bounds (got {args!r})")
+            if low >= high:
+                raise ConfigError(f"{at}.{kind}: low {low!r} >= high {high!r}; write [low, high] with low < high")
+            if kind == "loguniform" and low <= 0:
+                raise ConfigError(f"{at}.loguniform: low {low!r} <= 0; a log-uniform range needs positive bounds")
+        dims.append((key, kind, args))
+    return dims
+
+
+# Training keys that only some runs use: (the key, why a model may not use it)
+def unused_training_key(key: str, training: dict, task_types: set, modality: str) -> str | None:
+    if key == "momentum" and training.get("optimizer") != "sgd":
+        return f"momentum is used by optimizer sgd only (this model's runs use {training.get('optimizer')})"
+    if key == "label_smoothing" and task_types - {"classification"}:
+        return f"label_smoothing is used by classification only (this model runs {', '.join(sorted(task_types))})"
+    if key == "loss" and "superres" not in task_types:
+        return "loss is chosen by super-resolution tasks only (classification always uses cross-entropy)"
+    if key == "spec_augment" and modality != "speech":
+        return "spec_augment masks spectrograms: speech models only"
+    if key in ("eval_batch_size", "keep_checkpoint", "max_train_batches", "compile", "channels_last", "precision"):
+        return f"{key} does not change what a model learns: nothing to tune"
+    return None
+
+
+def check_space(config: dict, model: str, probe_inputs: dict, training_keys: set, reserved: set) -> None:
+    from finebench import models
+    from finebench.models.registry import builder_parameters
+    from finebench.config import SCHEMA_PATH, resolve_spec, task_models, task_type_of
+
+    space, where = space_of(config, model)
+    m = config["models"][model]
+    tasks = [t for t in config["tasks"] if model in task_models(config, t) and is_tuned(config, t, model)]
+    task_types = {task_type_of(config, t) for t in tasks}
+    base = resolve_spec(config, tasks[0], model, 0)
+    kwargs = base["model_kwargs"]
+    for key, kind, args in dimensions(space, where):
+        at = f"{where}.{key}"
+        values = args if kind == "choice" else [args[0], args[1]]
+        if key in training_keys:
+            why = unused_training_key(key, base["training"], task_types, m["modality"])
+            if why:
+                raise ConfigError(f"{at}: model {model} does not use it — {why}")
+            import jsonschema
+            import yaml
+
+            schema = yaml.safe_load(SCHEMA_PATH.read_text())["$defs"]["training"]["properties"][key]
+            for v in values:
+                err = next(jsonschema.Draft202012Validator(schema).iter_errors(v), None)
+                if err is not None:
+                    raise ConfigError(f"{at}: {v!r} is not a valid training.{key} ({err.message})")
+        elif key in reserved:
+            raise ConfigError(f"{at}: {key} is not tunable (it says what the model is, not how it trains)")
+        else:
+            if m["arch"].startswith("hf:"):
+                raise ConfigError(f"{at}: tune the training keys of hf: models ({', '.join(sorted(training_keys))}); "
+                                  f"their builder options load a checkpoint")
+            valid = builder_parameters(m["arch"], probe_inputs[m["modality"]]) or []
+            if key not in valid and not m["arch"].startswith("timm:"):
+                raise ConfigError(f"{at}: neither a key of training: nor an option of {m['arch']!r} (model {model})"
+                                  f"{did_you_mean(key, [*training_keys, *valid])}")
+            models.check_options(m["arch"], {**kwargs, key: values[0]}, probe_inputs[m["modality"]], key=at.rsplit(".", 1)[0])
+            if kind in ("choice", "int"):
+                for v in values:
+                    problem = build_problem(m["arch"], {**kwargs, key: v}, probe_inputs[m["modality"]])
+                    if problem and not build_problem(m["arch"], kwargs, probe_inputs[m["modality"]]):
+                        raise ConfigError(f"{at}: {v!r} is rejected by {m['arch']!r} (model {model}): {problem}")
+
+
+def build_problem(arch: str, kwargs: dict, input_info: dict) -> str | None:
+    """Why building ``arch`` with ``kwargs`` on the meta device (no weights) fails, or None."""
+    import torch
+
+    from finebench.models import build_model
+
+    info = {**input_info, "stored_size": None}
+    try:
+        with torch.device("meta"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            build_model(arch, {**kwargs, "pretrained": False} if arch.startswith("timm:") else kwargs, info, 2)
+    except Exception as exc:  # noqa: BLE001 — any builder's refusal, shown as it words it
+        return f"{type(exc).__name__}: {exc}"[:300]
+    return None
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Draws
+
+
+def _seed(*parts) -> int:
+    return int.from_bytes(hashlib.sha256("/".join(map(str, parts)).encode()).digest()[:8], "little")
+
+
+def unit_points(n: int, d: int, sampler: str, seed: int) -> np.ndarray:
+    """[n, d] points in [0, 1): i.i.d. uniform (random) or scrambled Sobol; the first n of a longer draw."""
+    if sampler == "sobol":
+        from scipy.stats import qmc
+
+        m = max(1, math.ceil(math.log2(max(n, 1))))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # scipy's own power-of-two warning: check() words it for the config
+            return qmc.Sobol(d, scramble=True, seed=seed).random_base2(m)[:n]
+    return np.random.default_rng(seed).random((n, d))
+
+
+def transform(u: float, kind: str, args):
+    if kind == "loguniform":
+        lo, hi = math.log(args[0]), math.log(args[1])
+        return float(f"{math.exp(lo + u * (hi - lo)):.3g}")
+    if kind == "uniform":
+        return float(f"{args[0] + u * (args[1] - args[0]):.3g}")
+    if kind == "int":
+        lo, hi = int(args[0]), int(args[1])
+        return min(hi, lo + int(u * (hi - lo + 1)))
+    return args[min(len(args) - 1, int(u * len(args)))]
+
+
+def draws(config: dict, task: str, model: str) -> list[dict]:
+    """Every trial's values ({key: value}), fixed by (tuning.seed, task, model) and the space."""
+    tuning = settings(config)
+    space, where = space_of(config, model)
+    dims = dimensions(space, where)
+    points = unit_points(budget_of(config, model), len(dims), tuning["sampler"], _seed(tuning["seed"], task, model))
+    return [{key: transform(float(u), kind, args) for (key, kind, args), u in zip(dims, row)} for row in points]
+
+
+def apply(spec: dict, values: dict, training_keys) -> dict:
+    """``spec`` with the values set: training keys into ``training``, the rest into ``model_kwargs``."""
+    out = copy.deepcopy(spec)
+    for key, v in values.items():
+        (out["training"] if key in training_keys else out["model_kwargs"])[key] = v
+    return out
+
+
+def trial_specs(config: dict, task: str, model: str) -> list[dict]:
+    """One spec per trial: the model's resolved spec (trial k trains with seed k) with trial k's values."""
+    from finebench.config import TRAINING_KEYS, resolve_spec
+
+    specs = []
+    for k, values in enumerate(draws(config, task, model)):
+        spec = apply(resolve_spec(config, task, model, k), values, TRAINING_KEYS)
+        spec.pop("tuning", None)  # a trial does not depend on the budget: a larger one keeps the earlier trials
+        specs.append({**spec, "trial": k, "tuned_values": values})
+    return specs
+
+
+def chunks(config: dict, task: str, model: str) -> list[range]:
+    """The trials of (task, model) in groups of ``tuning.runs_per_job``: one job (one process) per group."""
+    n, size = budget_of(config, model), int(settings(config)["runs_per_job"])
+    return [range(i, min(n, i + size)) for i in range(0, n, size)]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Selection and the expected best score
+
+
+def select(trials: list[dict], tuning: dict, out: str | Path, experiment_file: str | Path | None = None,
+           log_parent=None) -> dict:
+    """The trial with the best validation score (``val_score``; ties: the lower trial index) -> ``out``
+    (selected.json): its values, score and trial, every trial's score, and the expected-best curve. ``log_parent``
+    (finebench.tracking.log_tuning_parent) files the MLflow parent run of the trials first."""
+    from finebench.files import write_json_atomic
+
+    trials = sorted(trials, key=lambda m: m["trial"])
+    if not trials:
+        raise ConfigError("select-trials: no trials given")
+    if len(trials) != tuning["budget"] or [t["trial"] for t in trials] != list(range(tuning["budget"])):
+        raise ConfigError(f"select-trials: trials {[t['trial'] for t in trials]} given, the tuning has "
+                          f"{tuning['budget']} (0 … {tuning['budget'] - 1})")
+    scores = np.array([np.nan if t.get("val_score") is None else t["val_score"] for t in trials], dtype=float)
+    if not np.isfinite(scores).any():
+        raise ConfigError(f"{trials[0]['task']}/{trials[0]['model']}: no trial has a finite validation score")
+    best = int(np.argmax(np.where(np.isfinite(scores), scores, -np.inf)))
+    mean, std = expected_max(scores[np.isfinite(scores)])
+    result = {"task": trials[0]["task"], "model": trials[0]["model"], "family": trials[0]["family"],
+              "task_type": trials[0].get("task_type", "classification"),
+              "identity": tuning, "identity_hash": identity_hash(tuning), "budget": len(trials),
+              "sampler": tuning["sampler"], "trial": trials[best]["trial"], "values": trials[best]["tuned_values"],
+              "val_score": float(scores[best]), "val_metric": trials[best].get("val_metric", ""),
+              "trials": [{"trial": t["trial"], "values": t["tuned_values"], "val_score": t.get("val_score"),
+                          "train_seconds": t.get("train_seconds"), "mlflow_run_id": t.get("mlflow_run_id")}
+                         for t in trials],
+              "evp": [{"n": n + 1, "mean": float(a), "std": float(b)} for n, (a, b) in enumerate(zip(mean, std))]}
+    if log_parent is not None and experiment_file is not None:
+        result["mlflow_parent_run_id"] = log_parent(experiment_file, result)
+    write_json_atomic(out, result)
+    return result
+
+
+def identity_hash(tuning: dict) -> str:
+    return hashlib.sha256(json.dumps(tuning, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def expected_max(scores) -> tuple[np.ndarray, np.ndarray]:
+    """Expected maximum of n draws with replacement from the scores' empirical distribution, n = 1 … N, and its
+    standard deviation (Dodge et al. 2019): with the scores sorted v(1) <= … <= v(N), P(max = v(i)) =
+    (i/N)^n − ((i−1)/N)^n, so E[max] = Σ v(i) P(max = v(i)) and Var = Σ v(i)² P(max = v(i)) − E[max]²."""
+    v = np.sort(np.asarray(scores, dtype=float))
+    N = len(v)
+    i = np.arange(1, N + 1)
+    means, stds = [], []
+    for n in range(1, N + 1):
+        p = (i / N) ** n - ((i - 1) / N) ** n
+        m = float(p @ v)
+        means.append(m)
+        stds.append(math.sqrt(max(0.0, float(p @ v**2) - m * m)))
+    return np.array(means), np.array(stds)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Tables (finebench.report writes them when the workflow tunes: tuning.csv, evp.csv, tuning.md, {task}_evp.png)
+
+TUNING_FILES = ("tuning.csv", "evp.csv", "tuning.md")
+
+
+def load_selected(paths) -> list[dict]:
+    return [json.loads(Path(p).read_text()) for p in paths]
+
+
+def trials_table(selected: list[dict]):
+    """One row per trial: its values (one column per key), validation score, and whether it was chosen."""
+    import pandas as pd
+
+    rows = [{"task": s["task"], "model": s["model"], "family": s["family"], "trial": t["trial"],
+             "val_metric": s["val_metric"], "val_score": t["val_score"], "chosen": t["trial"] == s["trial"],
+             **t["values"], "train_seconds": t["train_seconds"], "mlflow_run_id": t["mlflow_run_id"],
+             "mlflow_parent_run_id": s.get("mlflow_parent_run_id")}
+            for s in selected for t in s["trials"]]
+    return pd.DataFrame(rows)
+
+
+def evp_table(selected: list[dict]):
+    import pandas as pd
+
+    return pd.DataFrame([{"task": s["task"], "model": s["model"], "family": s["family"], "val_metric": s["val_metric"],
+                          "budget": s["budget"], "n": e["n"], "evp_mean": e["mean"], "evp_std": e["std"]}
+                         for s in selected for e in s["evp"]])
+
+
+def family_orders(evp) -> list[tuple[int, list[str]]]:
+    """[(n, families best first)] for n = 1 … the smallest budget of the task: each family scored by its best model's
+    expected best validation score with n trials."""
+    out = []
+    for n, g in evp.groupby("n", sort=True):
+        if len(g) < evp.groupby("model").ngroups:  # a model with a smaller budget: orders end with it
+            break
+        best = g.groupby("family")["evp_mean"].max().sort_values(ascending=False, kind="stable")
+        out.append((int(n), list(best.index)))
+    return out
+
+
+def order_sentence(evp) -> str:
+    """Where the order of the families by expected best validation score holds and where it flips, e.g.
+    "n = 1–5: cnn > transformer; from n = 6: transformer > cnn — transformer overtakes cnn from n = 6"."""
+    orders = family_orders(evp)
+    if not orders:
+        return ""
+    if len(orders[0][1]) < 2:
+        return f"One family ({orders[0][1][0]}): no order to compare."
+    segments = []  # [first n, last n, order]
+    for n, order in orders:
+        if segments and segments[-1][2] == order:
+            segments[-1][1] = n
+        else:
+            segments.append([n, n, order])
+    if len(segments) == 1:
+        first, last, order = segments[0]
+        return (f"The order of the families holds at every budget from n = {first} to {last} trials: "
+                f"{' > '.join(order)}.")
+    parts = [f"n = {a}" + (f"–{b}" if b > a else "") + f": {' > '.join(o)}" for a, b, o in segments]
+    flips = []
+    for (_, _, before), (start, _, after) in zip(segments, segments[1:]):
+        for f in after:
+            passed = [g for g in before if before.index(g) < before.index(f) and after.index(g) > after.index(f)]
+            if passed:
+                flips.append(f"{f} overtakes {', '.join(passed)} from n ≥ {start}")
+    return "; ".join(parts) + ". The order flips: " + "; ".join(flips) + "."
+
+
+def tuning_markdown(selected: list[dict], evp) -> str:
+    from tabulate import tabulate
+
+    parts = ["# Tuning: the same budget for every model", "",
+             "Each tuned model ran `budget` trials with values drawn up front by a seeded sampler (finebench.tuning), "
+             "each trained like a final run but scored on the validation split only; the trial with the best "
+             "validation score gave the values of the final seed runs (the leaderboard says tuned or hand-set). "
+             "E[best of n]: the expected best validation score among n trials drawn from the model's N trials' "
+             "empirical distribution (Dodge et al. 2019, \"Show Your Work\"), ± its standard deviation; the family "
+             "order uses each family's best model at each n. These are validation scores: the test split never "
+             "chose anything.", ""]
+    for task in dict.fromkeys(s["task"] for s in selected):
+        mine = [s for s in selected if s["task"] == task]
+        e = evp[evp["task"] == task]
+        metric = mine[0]["val_metric"]
+        rows = []
+        for s in sorted(mine, key=lambda s: -s["val_score"]):
+            curve = {c["n"]: c for c in s["evp"]}
+            mid = max(1, s["budget"] // 2)
+            rows.append([s["model"], s["family"], s["budget"], s["sampler"], s["trial"],
+                         ", ".join(f"{k} {v}" for k, v in s["values"].items()), f"{s['val_score']:.4f}",
+                         f"{curve[1]['mean']:.4f} ± {curve[1]['std']:.4f}",
+                         f"{curve[mid]['mean']:.4f} ± {curve[mid]['std']:.4f}",
+                         f"{curve[s['budget']]['mean']:.4f} ± {curve[s['budget']]['std']:.4f}"])
+        headers = ["model", "family", "budget", "sampler", "chosen trial", "chosen values", f"best {metric}",
+                   "E[best of 1]", "E[best of N/2]", "E[best of N]"]
+        if max(s["budget"] for s in mine) < 4:  # N/2 would repeat n = 1
+            headers.remove("E[best of N/2]")
+            rows = [r[:8] + r[9:] for r in rows]
+        parts += [f"## {task}", "", tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True), "",
+                  order_sentence(e), ""]
+    return "\n".join(parts)
+
+
+def plot_evp(evp, task: str, path: Path) -> Path:
+    from finebench.plots import FAMILY_COLORS, _plt
+
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    styles = ["-", "--", ":", "-."]
+    seen: dict = {}
+    for model, g in evp[evp["task"] == task].groupby("model", sort=False):
+        family = g["family"].iloc[0]
+        color = FAMILY_COLORS.get(family, "tab:gray")
+        style = styles[seen.setdefault(family, 0) % len(styles)]
+        seen[family] += 1
+        ax.plot(g["n"], g["evp_mean"], style, color=color, label=f"{model} ({family})", marker="o", ms=3)
+        ax.fill_between(g["n"], g["evp_mean"] - g["evp_std"], g["evp_mean"] + g["evp_std"], color=color, alpha=0.12)
+    metric = evp[evp["task"] == task]["val_metric"].iloc[0]
+    ax.set_xlabel("tuning budget n (trials)")
+    ax.set_ylabel(f"expected best {metric} (± std)")
+    ax.set_title(f"{task}: expected best validation score vs budget")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def write_tables(selected_files, out_dir: str | Path, plots_dir: str | Path | None) -> dict:
+    """tuning.csv, evp.csv, tuning.md (and {task}_evp.png) from the selections."""
+    selected = load_selected(selected_files)
+    out_dir = Path(out_dir)
+    trials, evp = trials_table(selected), evp_table(selected)
+    trials.to_csv(out_dir / "tuning.csv", index=False)
+    evp.to_csv(out_dir / "evp.csv", index=False)
+    (out_dir / "tuning.md").write_text(tuning_markdown(selected, evp))
+    if plots_dir is not None:
+        for task in evp["task"].unique():
+            plot_evp(evp, task, Path(plots_dir) / f"{task}_evp.png")
+    return {"trials": trials, "evp": evp}
+
+
+def board_fields(g) -> dict:
+    """The leaderboard's ``tuning`` and ``tuned_values`` of one (task, model)'s runs (their metrics.json
+    ``tuning``): "tuned: 8 trials (random), trial 3" and "lr=0.0031, weight_decay=0.012", or "hand-set"."""
+    t = g["tuning"].iloc[0] if "tuning" in g else None
+    if not isinstance(t, dict):
+        return {"tuning": "hand-set", "tuned_values": ""}
+    return {"tuning": f"tuned: {t['budget']} trials ({t['sampler']}), trial {t['trial']}",
+            "tuned_values": ", ".join(f"{k}={v}" for k, v in t["values"].items())}
+
+
+def note(g) -> str:
+    """The line under a task's leaderboard saying which models were tuned (budget, chosen values) and which not."""
+    if "tuning" not in g or not g["tuning"].fillna("hand-set").ne("hand-set").any():
+        return ""
+    rows = g[~g["is_baseline"].astype(bool)] if "is_baseline" in g else g
+    tuned = [f"{r['model']} ({r['tuned_values']})" for _, r in rows.iterrows() if r["tuning"] != "hand-set"]
+    hand = [r["model"] for _, r in rows.iterrows() if r["tuning"] == "hand-set"]
+    budgets = sorted({r["tuning"].split(" trials")[0].split(": ")[1] for _, r in rows.iterrows()
+                      if r["tuning"] != "hand-set"})
+    return (f"Tuned on validation ({' / '.join(budgets)} trials per model; tuning.md): {'; '.join(tuned)}."
+            + (f" Hand-set: {', '.join(hand)}." if hand else ""))
