@@ -171,6 +171,12 @@ def test_bad_budgets_tasks_and_families_are_named(embedded, tmp_path):
         config.check(cfg)
 
 
+def test_a_model_tuning_without_a_tuning_section_is_named(embedded):
+    embedded["models"]["vit"]["tuning"] = {"budget": 4}
+    with pytest.raises(ConfigError, match=r"models\.vit\.tuning: given, but the config has no top-level tuning:"):
+        config.check(embedded)
+
+
 def test_a_later_config_file_leaves_a_task_out_with_null(repo, tmp_path):
     cfg = yaml.safe_load((repo / "config" / "config.yaml").read_text())
     cfg["tasks"]["photos_x2"] = None

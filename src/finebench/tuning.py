@@ -114,6 +114,10 @@ def check(config: dict, probe_inputs: dict, training_keys: set, reserved: set) -
     keys the model uses; the tasks list and the budgets. Raises ConfigError naming the key."""
     tuning = settings(config)
     if tuning is None:
+        for model, m in config["models"].items():
+            if isinstance(m.get("tuning"), dict):
+                raise ConfigError(f"models.{model}.tuning: given, but the config has no top-level tuning: section, "
+                                  f"so nothing is tuned; add one (e.g. tuning: {{budget: 8}}) or remove this key")
         return
     for task in tuning["tasks"] or []:
         if task not in config["tasks"]:
