@@ -182,7 +182,7 @@ def cmd_train_trials(args) -> int:
     claim_gpu(args.device, log=lambda message: print(message, file=sys.stderr, flush=True))
     from finebench.config import spec_hash
     from finebench.files import full_disk_named, write_json_atomic
-    from finebench.train import fit, log
+    from finebench.train import Diverged, fit, log
 
     specs = json.loads(args.specs)
     if not isinstance(specs, list) or not all(isinstance(s, dict) and "trial" in s for s in specs):
@@ -196,13 +196,21 @@ def cmd_train_trials(args) -> int:
                 old = json.loads(done.read_text())
             except ValueError:
                 old = {}
-            if old.get("spec_hash") == spec_hash(spec) and old.get("status") == "FINISHED":
+            if old.get("spec_hash") == spec_hash(spec) and old.get("status") in ("FINISHED", "DIVERGED"):
                 log(f"{spec['task']}/{spec['model']}/trial{spec['trial']}: done earlier ({done}), kept")
                 results.append(old)
                 continue
-        with full_disk_named(out):
-            results.append(fit(spec, args.data, out, args.experiment_file, device=args.device, threads=args.threads,
-                               progress=False))
+        try:
+            with full_disk_named(out):
+                results.append(fit(spec, args.data, out, args.experiment_file, device=args.device,
+                                   threads=args.threads, progress=False))
+        except Diverged as exc:  # a search may draw a learning rate too high: a result of the trial, not a failure
+            log(f"{spec['task']}/{spec['model']}/trial{spec['trial']}: diverged ({exc}); recorded without a score")
+            result = {**{k: spec[k] for k in ("task", "dataset", "modality", "model", "family", "arch", "seed",
+                                              "trial", "tuned_values")},
+                      "status": "DIVERGED", "error": str(exc), "val_score": None, "spec_hash": spec_hash(spec)}
+            write_json_atomic(done, result)
+            results.append(result)
     write_json_atomic(args.out, results)
     from finebench.train import log_process_cost
 

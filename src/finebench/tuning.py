@@ -341,6 +341,7 @@ def select(trials: list[dict], tuning: dict, out: str | Path, experiment_file: s
     if not np.isfinite(scores).any():
         raise ConfigError(f"{trials[0]['task']}/{trials[0]['model']}: no trial has a finite validation score")
     best = int(np.argmax(np.where(np.isfinite(scores), scores, -np.inf)))
+    # E[best of n] over the trials with a score: a diverged trial (no score) is left out, and counted in the tables
     mean, std = expected_max(scores[np.isfinite(scores)])
     result = {"task": trials[0]["task"], "model": trials[0]["model"], "family": trials[0]["family"],
               "task_type": trials[0].get("task_type", "classification"),
@@ -348,8 +349,9 @@ def select(trials: list[dict], tuning: dict, out: str | Path, experiment_file: s
               "sampler": tuning["sampler"], "trial": trials[best]["trial"], "values": trials[best]["tuned_values"],
               "val_score": float(scores[best]), "val_metric": trials[best].get("val_metric", ""),
               "trials": [{"trial": t["trial"], "values": t["tuned_values"], "val_score": t.get("val_score"),
-                          "train_seconds": t.get("train_seconds"), "mlflow_run_id": t.get("mlflow_run_id")}
-                         for t in trials],
+                          "status": t.get("status", "FINISHED"), "train_seconds": t.get("train_seconds"),
+                          "mlflow_run_id": t.get("mlflow_run_id")} for t in trials],
+              "diverged": sum(t.get("status") == "DIVERGED" for t in trials),
               "evp": [{"n": n + 1, "mean": float(a), "std": float(b)} for n, (a, b) in enumerate(zip(mean, std))]}
     if log_parent is not None and experiment_file is not None:
         result["mlflow_parent_run_id"] = log_parent(experiment_file, result)
@@ -392,7 +394,8 @@ def trials_table(selected: list[dict]):
     import pandas as pd
 
     rows = [{"task": s["task"], "model": s["model"], "family": s["family"], "trial": t["trial"],
-             "val_metric": s["val_metric"], "val_score": t["val_score"], "chosen": t["trial"] == s["trial"],
+             "val_metric": s["val_metric"], "val_score": t["val_score"], "status": t.get("status", "FINISHED"),
+             "chosen": t["trial"] == s["trial"],
              **t["values"], "train_seconds": t["train_seconds"], "mlflow_run_id": t["mlflow_run_id"],
              "mlflow_parent_run_id": s.get("mlflow_parent_run_id")}
             for s in selected for t in s["trials"]]
@@ -465,12 +468,14 @@ def tuning_markdown(selected: list[dict], evp) -> str:
         rows = []
         for s in sorted(mine, key=lambda s: -s["val_score"]):
             curve = {c["n"]: c for c in s["evp"]}
-            mid = max(1, s["budget"] // 2)
-            rows.append([s["model"], s["family"], s["budget"], s["sampler"], s["trial"],
+            top = max(curve)  # the budget, less the trials that diverged
+            mid = max(1, top // 2)
+            budget = f"{s['budget']}" + (f" ({s['diverged']} diverged)" if s.get("diverged") else "")
+            rows.append([s["model"], s["family"], budget, s["sampler"], s["trial"],
                          ", ".join(f"{k} {v}" for k, v in s["values"].items()), f"{s['val_score']:.4f}",
                          f"{curve[1]['mean']:.4f} ± {curve[1]['std']:.4f}",
                          f"{curve[mid]['mean']:.4f} ± {curve[mid]['std']:.4f}",
-                         f"{curve[s['budget']]['mean']:.4f} ± {curve[s['budget']]['std']:.4f}"])
+                         f"{curve[top]['mean']:.4f} ± {curve[top]['std']:.4f}"])
         headers = ["model", "family", "budget", "sampler", "chosen trial", "chosen values", f"best {metric}",
                    "E[best of 1]", "E[best of N/2]", "E[best of N]"]
         if max(s["budget"] for s in mine) < 4:  # N/2 would repeat n = 1
