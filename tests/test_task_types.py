@@ -25,9 +25,10 @@ def test_built_in_task_types_declare_what_the_seam_needs():
     from finebench import report
     from finebench.tasks import TASK_TYPES
 
-    assert list(TASK_TYPES) == ["classification", "superres"]
+    assert list(TASK_TYPES) == ["classification", "superres", "asr"]
+    assert [tt.primary.higher_is_better for tt in TASK_TYPES.values()] == [True, True, False]  # asr: WER
     for tt in TASK_TYPES.values():
-        assert tt.primary.higher_is_better and tt.rule == f"train_{tt.name}"
+        assert tt.rule == f"train_{tt.name}"
         assert set(tt.table_files) <= set(report.TABLE_FILES)
         code = tt.table_code
         for name in ("BOARD_COLUMNS", "FAMILY_COLUMNS", "INTEGER_RANK", "REFERENCE_COLUMNS", "board_fields",

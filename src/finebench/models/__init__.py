@@ -22,6 +22,14 @@ declare("convgru_sr", "rnn", ("vision",), "finebench.models.superres:ConvGRUSR",
         "Recurrent refinement: a ConvGRU cell unrolled over steps, DRCN-style (super-resolution)", task_type="superres")
 declare("swinir_lite", "transformer", ("vision",), "finebench.models.superres:SwinIRLite",
         "Small SwinIR-style model on timm's window-attention Swin blocks (super-resolution)", task_type="superres")
+# Speech recognition (task type asr): log-mel frames -> per-frame characters for CTC; see models/asr.py.
+declare("quartznet", "cnn", ("speech",), "finebench.models.asr:QuartzNet",
+        "QuartzNet-style 1-D time-channel separable convolutions, residual blocks (speech recognition, CTC)",
+        task_type="asr")
+declare("ds2", "rnn", ("speech",), "finebench.models.asr:DeepSpeech2",
+        "Deep Speech 2-style 2-D conv front-end + bidirectional GRU/LSTM (speech recognition, CTC)", task_type="asr")
+declare("conformer", "transformer", ("speech",), "finebench.models.asr:ConformerCTC",
+        "Conv subsampling + torchaudio Conformer encoder (speech recognition, CTC)", task_type="asr")
 
 __all__ = ["ARCHS", "TIMM_PREFIX", "arch_task_type", "build_model", "check_arch", "check_options", "declare", "default_family",
            "known_archs", "param_groups", "preprocessing", "register"]

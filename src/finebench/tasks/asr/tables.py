@@ -1,0 +1,311 @@
+"""Speech recognition's table sections: its leaderboard fields (beside the WER statistics finebench.report computes
+for every task type), the "no output" row (every word deleted: WER = CER = 100 %), costs per second of audio,
+families, a few reference / hypothesis pairs per family and published references — the CSVs of
+finebench.tasks.asr's ``table_files`` and a speech-recognition part of each shared Markdown / HTML file.
+
+Its per-example scores (:func:`example_scores`, for the report's test-sample intervals and paired tests): each
+test utterance's linearised WER (finebench.tasks.asr.metrics.linearised_wer, from ``hypotheses.csv``), whose mean is
+the run's sclite-style WER and whose spread is the delta-method spread of that ratio of sums.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from finebench.labels import task_label
+from finebench.stats import ALPHA, ci95, human, num
+
+BOARD_COLUMNS = ["task", "modality", "model", "family", "arch", "n_seeds", "seeds", "test_wer_mean", "test_wer_std",
+                 "test_wer_ci95", "test_wer_ci95_test", "test_wer_ci95_comb", "test_wer_min",
+                 "test_wer_max", "test_cer_mean", "test_cer_ci95", "params", "flops_per_audio_second", "rtf_mean",
+                 "latency_ms_batch1_mean", "train_seconds_mean", "peak_memory_mb_max", "n_test", "test_ref_words",
+                 "decoding", "data_note", "rank", "is_best", "p_vs_best", "tie_test", "tie_with_best",
+                 "p_vs_best_welch", "stats_note", "is_baseline"]
+FAMILY_COLUMNS = ["task", "modality", "family", "n_models", "best_model", "best_test_wer_mean", "best_test_wer_ci95",
+                  "best_test_wer_ci95_comb", "best_test_cer_mean", "best_n_seeds", "family_mean_test_wer",
+                  "best_params", "best_is_task_best", "best_tie_with_task_best"]
+INTEGER_RANK = False  # the "no output" row has no rank: ranks are floats in leaderboard_asr.csv
+REFERENCE_COLUMNS = ["dataset", "test_set", "model", "family", "wer", "source", "notes"]
+EXAMPLES_PER_FAMILY = 3
+NO_OUTPUT = "(no output)"
+
+UNCERTAINTY = (
+    "mean over seeds ± the 95 % half-width over seeds and test utterances, sqrt(seeds² + test²): the seeds' "
+    "Student-t half-width and the test sample's (Student's t over the utterances' linearised WER, averaged over "
+    "seeds: WER is a ratio of sums, so each utterance counts by its errors minus the corpus rate times its length) "
+    "added in quadrature; with one seed the test sample's alone. †: a model whose runs have no hypotheses.csv: its ± "
+    "is the 95 % CI over seeds alone (Student's t) and its ≈ comes from Welch's t-test."
+)
+INTRO = ("Word and character error rates in % (lower is better), sclite-style: errors (substitutions + deletions + "
+         "insertions) summed over every test utterance ÷ reference words (characters, the spaces counted) summed over "
+         "them (jiwer); both transcripts normalised first (finebench.data.asr: lower case, punctuation removed, "
+         f"spaces collapsed). Decoding: greedy CTC, no language model. WER: {UNCERTAINTY} *± seeds*: its 95 % CI "
+         "half-width over seeds alone (Student's t; the test set held fixed). *± test*: the test sample's alone. CER: mean ± "
+         "95 % CI over seeds. Bold: the best WER in the task; ≈: not significantly different from it by a paired "
+         "test on the same utterances, seeds and test sample combined the same way (two-sided, "
+         f"α = {ALPHA}). *(no output)*: a model that outputs nothing (every word deleted) — "
+         "an untrained CTC model mostly emits blanks and scores near it (docs: Task types). FLOPs per second of audio "
+         "(forward, torch FlopCounterMode over the first 8 test utterances, each at its own length); RTF: the "
+         "median batch-1 latency on the first test utterance ÷ its duration.")
+
+
+def col(g: pd.DataFrame, name: str) -> pd.Series:
+    return g[name].astype(float) if name in g else pd.Series([np.nan] * len(g), index=g.index)
+
+
+def example_scores(runs: pd.DataFrame) -> dict:
+    """{(task, model, seed): each test utterance's linearised WER} from each run's hypotheses.csv (beside its
+    metrics.json); the mean of each is the run's WER."""
+    from finebench.tasks.asr.metrics import linearised_wer
+
+    out = {}
+    if "metrics_file" not in runs:
+        return out
+    for _, r in runs.iterrows():
+        path = Path(str(r["metrics_file"])).parent / "hypotheses.csv"
+        if path.is_file():
+            h = pd.read_csv(path, usecols=["word_errors", "ref_words"])
+            out[r["task"], r["model"], r["seed"]] = linearised_wer(h["word_errors"], h["ref_words"])
+    return out
+
+
+def board_fields(g: pd.DataFrame) -> dict:
+    flops, audio = col(g, "flops_per_sample").iloc[0], col(g, "cost_audio_seconds").iloc[0]
+    rtf = col(g, "latency_ms_batch1") / 1000 / col(g, "cost_first_seconds")
+    return {"modality": g["modality"].iloc[0], "family": g["family"].iloc[0], "arch": g["arch"].iloc[0],
+            "test_cer_mean": g["test_cer"].mean(), "test_cer_ci95": ci95(g["test_cer"].to_numpy(float)),
+            "params": int(g["n_params"].iloc[0]), "flops_per_audio_second": flops / audio if audio else np.nan,
+            "rtf_mean": rtf.mean(), "latency_ms_batch1_mean": col(g, "latency_ms_batch1").mean(),
+            "train_seconds_mean": g["train_seconds"].mean(), "peak_memory_mb_max": col(g, "peak_memory_mb").max(),
+            "n_test": int(g["n_test"].iloc[0]), "test_ref_words": int(g["test_ref_words"].iloc[0]),
+            "decoding": g["decoding"].iloc[0], "data_note": g["data_note"].iloc[0] if "data_note" in g else ""}
+
+
+def baseline_rows(runs: pd.DataFrame) -> list[dict]:
+    """Per task the "no output" row: every reference word deleted (WER = CER = 1 exactly)."""
+    rows = []
+    for task, g in runs.groupby("task", sort=False):
+        rows.append({"task": task, "modality": g["modality"].iloc[0], "model": NO_OUTPUT, "family": "baseline",
+                     "arch": "", "n_seeds": 0, "seeds": "", "test_wer_mean": 1.0, "test_cer_mean": 1.0,
+                     "n_test": int(g["n_test"].iloc[0]), "data_note": g["data_note"].iloc[0] if "data_note" in g else "",
+                     "rank": np.nan, "is_best": False, "tie_with_best": False})
+    return rows
+
+
+def family_fields(best: pd.Series, g: pd.DataFrame) -> dict:
+    return {"best_test_cer_mean": best["test_cer_mean"], "best_params": best["params"]}
+
+
+def pct(x: float, digits: int = 1) -> str:
+    return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.{digits}f}"
+
+
+def wer_cell(mean: float, comb: float, ci: float, n: int) -> str:
+    """Mean ± the combined half-width over seeds and test utterances; without per-utterance scores the seed-only
+    one, marked †."""
+    if n == 0:
+        return pct(mean)
+    if comb is None or math.isnan(comb):
+        return f"{pct(mean)} ± {pct(ci)} †" if n > 1 and not math.isnan(ci) else f"{pct(mean)} (1 seed) †"
+    return f"{pct(mean)} ± {pct(comb)}" + (" (1 seed)" if n < 2 else "")
+
+
+def heading(g: pd.DataFrame) -> str:
+    first = g.iloc[0]
+    return f"{task_label(first)} (speech recognition, {int(first['n_test'])} test utterances)"
+
+
+HEADERS = ["#", "model", "family", "arch", "seeds", "WER %", "± seeds", "± test", "CER %", "params", "FLOPs / s audio", "RTF",
+           "train s"]
+
+
+def rows(g: pd.DataFrame, bold) -> list[list]:
+    out = []
+    for _, r in g.iterrows():
+        base = bool(r["is_baseline"])
+        cell = wer_cell(r["test_wer_mean"], r.get("test_wer_ci95_comb", np.nan), r.get("test_wer_ci95", np.nan),
+                        int(r["n_seeds"]))
+        cell = bold(cell) if r["is_best"] else (f"{cell} ≈" if r["tie_with_best"] else cell)
+        out.append(["—" if base else f"{r['rank']:.0f}", r["model"], r["family"], r["arch"] or "—",
+                    r["n_seeds"] or "—", cell, "—" if base else pct(r["test_wer_ci95"]),
+                    "—" if base else pct(r["test_wer_ci95_test"]),
+                    pct(r["test_cer_mean"]) if base else f"{pct(r['test_cer_mean'])} ± {pct(r['test_cer_ci95'])}",
+                    "—" if base else human(r["params"]), "—" if base else human(r["flops_per_audio_second"]),
+                    "—" if base else num(r["rtf_mean"], ".3f"), "—" if base else f"{r['train_seconds_mean']:.1f}"])
+    return out
+
+
+def fallback_note(g: pd.DataFrame) -> str:
+    from finebench.report import table_notes as note
+
+    return note(g, "test_wer", " Retraining a run writes its hypotheses.csv.")
+
+
+def examples(runs: pd.DataFrame, fam: pd.DataFrame, task: str, n: int = EXAMPLES_PER_FAMILY) -> list[dict]:
+    """The first ``n`` test utterances as each family's best model (its lowest seed) transcribed them."""
+    out = []
+    for _, f in fam[fam.task == task].iterrows():
+        g = runs[(runs.task == task) & (runs.model == f["best_model"])].sort_values("seed")
+        if g.empty or "metrics_file" not in g:
+            continue
+        path = Path(str(g["metrics_file"].iloc[0])).parent / "hypotheses.csv"
+        if not path.is_file():
+            continue
+        h = pd.read_csv(path, keep_default_na=False).head(n)
+        for _, u in h.iterrows():
+            out.append({"family": f["family"], "model": f["best_model"], "seed": int(g["seed"].iloc[0]),
+                        "id": u["id"], "reference": u["reference"], "hypothesis": u["hypothesis"],
+                        "word_errors": int(u["word_errors"]), "ref_words": int(u["ref_words"])})
+    return out
+
+
+def examples_markdown(ex: list[dict]) -> list[str]:
+    from tabulate import tabulate
+
+    if not ex:
+        return []
+    return ["Transcripts of the first test utterances by each family's best model (its lowest seed; hypotheses.csv "
+            "has every one):", "",
+            tabulate([[e["family"], e["model"], e["id"], e["reference"], e["hypothesis"] or "(empty)",
+                       f"{e['word_errors']}/{e['ref_words']}"] for e in ex],
+                     headers=["family", "model", "utterance", "reference", "hypothesis", "word errors"],
+                     tablefmt="github", disable_numparse=True), ""]
+
+
+def leaderboard_markdown(runs: pd.DataFrame, board: pd.DataFrame, fam: pd.DataFrame) -> str:
+    from tabulate import tabulate
+
+    parts = ["", "# Speech recognition", "", INTRO.replace("Bold", "**Bold**"), ""]
+    for task, g in board.groupby("task", sort=False):
+        note = fallback_note(g)
+        parts += [f"## {heading(g)}", "",
+                  tabulate(rows(g, lambda t: f"**{t}**"), headers=HEADERS, tablefmt="github", disable_numparse=True),
+                  "", *([note, ""] if note else []), *examples_markdown(examples(runs, fam, task))]
+    return "\n".join(parts)
+
+
+def leaderboard_html(runs: pd.DataFrame, board: pd.DataFrame, fam: pd.DataFrame) -> str:
+    from tabulate import tabulate
+
+    parts = ["<h1>Speech recognition</h1>", f"<p>{html.escape(INTRO)}</p>"]
+    for task, g in board.groupby("task", sort=False):
+        table = [[html.escape(str(c)) for c in row] for row in rows(g, lambda t: t)]
+        for row, (_, r) in zip(table, g.iterrows()):
+            if r["is_best"]:
+                row[5] = f"<b>{row[5]}</b>"
+        ex = examples(runs, fam, task)
+        parts += [f"<h2>{html.escape(heading(g))}</h2>",
+                  tabulate(table, headers=HEADERS, tablefmt="unsafehtml", disable_numparse=True),
+                  *([f"<p>{html.escape(fallback_note(g))}</p>"] if fallback_note(g) else []),
+                  *(["<h3>Transcripts</h3>", tabulate(
+                      [[html.escape(str(e[k])) for k in ("family", "model", "id", "reference", "hypothesis")]
+                       for e in ex], headers=["family", "model", "utterance", "reference", "hypothesis"],
+                      tablefmt="unsafehtml", disable_numparse=True)] if ex else [])]
+    return "\n".join(parts) + "\n"
+
+
+def costs_markdown(board: pd.DataFrame) -> str:
+    from tabulate import tabulate
+
+    parts = ["", "# Cost of each speech-recognition model", "",
+             "Forward FLOPs per second of audio (torch FlopCounterMode over the first 8 test utterances, each at its "
+             "own length, ÷ their mean duration), real-time factor (median batch-1 latency on the first test "
+             "utterance ÷ its duration), peak memory, training time per run. Sorted by FLOPs.", ""]
+    for _, g in board[~board["is_baseline"].astype(bool)].groupby("task", sort=False):
+        table = [[r["model"], r["family"], human(r["params"]), human(r["flops_per_audio_second"]),
+                  num(r["rtf_mean"], ".3f"), num(r["latency_ms_batch1_mean"], ".1f"), num(r["peak_memory_mb_max"], ".0f"),
+                  f"{r['train_seconds_mean']:.1f}", pct(r["test_wer_mean"])]
+                 for _, r in g.sort_values("flops_per_audio_second", na_position="last").iterrows()]
+        parts += [f"## {heading(g)}", "", tabulate(table, headers=["model", "family", "params", "FLOPs / s audio", "RTF",
+                                                                   "latency ms (b=1)", "peak MB", "train s", "WER %"],
+                                                   tablefmt="github", disable_numparse=True), ""]
+    return "\n".join(parts)
+
+
+def families_markdown(fam: pd.DataFrame) -> str:
+    from tabulate import tabulate
+
+    table = [[r["task"], r["family"], r["best_model"],
+              wer_cell(r["best_test_wer_mean"], r["best_test_wer_ci95_comb"], r["best_test_wer_ci95"], r["best_n_seeds"]),
+              pct(r["best_test_cer_mean"]), pct(r["family_mean_test_wer"]), r["n_models"],
+              "✓" if r["best_is_task_best"] else ("≈" if r["best_tie_with_task_best"] else "")]
+             for _, r in fam.iterrows()]
+    return "\n".join(["", "# Best model of each family per speech-recognition task", "",
+                      "WER %: " + UNCERTAINTY + " ✓: the task's best; ≈: tied with it.", "",
+                      tabulate(table, headers=["task", "family", "best model", "best WER %", "its CER %",
+                                               "family mean WER %", "models", "vs task best"],
+                               tablefmt="github", disable_numparse=True), ""])
+
+
+def references_table(runs: pd.DataFrame, board: pd.DataFrame, refs: pd.DataFrame) -> pd.DataFrame:
+    """Each published WER beside our best model of the same family on every task of that dataset and test set."""
+    out = []
+    task_dataset = runs.groupby("task")["dataset"].first()
+    models = board[~board["is_baseline"].astype(bool)]
+    for _, ref in refs.iterrows():
+        for task in task_dataset[task_dataset == ref["dataset"]].index:
+            g = models[models.task == task]
+            if g.empty:
+                continue
+            same = g[g.family == ref["family"]]
+            ours = (same if len(same) else g).sort_values("rank").iloc[0]
+            out.append({"task": task, "dataset": ref["dataset"], "test_set": ref["test_set"],
+                        "reference_model": ref["model"], "reference_family": ref["family"],
+                        "reference_wer": ref["wer"] / 100, "source": ref["source"], "notes": ref["notes"],
+                        "our_model": ours["model"], "our_test_wer_mean": ours["test_wer_mean"],
+                        "our_n_seeds": ours["n_seeds"]})
+    return pd.DataFrame(out, columns=["task", "dataset", "test_set", "reference_model", "reference_family",
+                                      "reference_wer", "source", "notes", "our_model", "our_test_wer_mean",
+                                      "our_n_seeds"])
+
+
+def references_markdown(table: pd.DataFrame) -> str:
+    from tabulate import tabulate
+
+    parts = ["", "# Published speech-recognition references", "",
+             "Published WER beside ours (the best of our models of the same family). ⚠ marks how the published "
+             "protocol differs (training hours, language model, decoder, test set). Sources: config/references.yaml.",
+             ""]
+    if table.empty:
+        return "\n".join(parts + ["No speech-recognition task in this run uses a dataset with published references.",
+                                  ""])
+    parts.append(tabulate([[r["task"], r["test_set"], r["reference_model"], f"{100 * r['reference_wer']:.2f}",
+                            r["our_model"], pct(r["our_test_wer_mean"], 2), f"⚠ {r['notes']}" if r["notes"] else "",
+                            r["source"]] for _, r in table.iterrows()],
+                          headers=["task", "test set", "published model", "published WER %", "ours", "ours WER %",
+                                   "protocol", "source"], tablefmt="github", disable_numparse=True))
+    return "\n".join(parts) + "\n"
+
+
+def extra_frames(runs: pd.DataFrame, board: pd.DataFrame, fam: pd.DataFrame, refs: pd.DataFrame) -> dict:
+    return {}
+
+
+def sections(runs: pd.DataFrame, board: pd.DataFrame, fam: pd.DataFrame, frames: dict, refs: pd.DataFrame
+             ) -> dict[str, str]:
+    """A speech-recognition part of each shared Markdown / HTML file."""
+    return {"leaderboard.md": leaderboard_markdown(runs, board, fam), "leaderboard.html": leaderboard_html(runs, board, fam),
+            "costs.md": costs_markdown(board), "families.md": families_markdown(fam),
+            "references.md": references_markdown(references_table(runs, board, refs))}
+
+
+def plots(runs: pd.DataFrame, board: pd.DataFrame, fam: pd.DataFrame, out: Path) -> list[Path]:
+    from finebench import plots as drawing
+    from finebench.tasks.asr import TASK
+
+    return drawing.draw_per_task(board["task"].unique(), TASK.plot_kinds, lambda task: {
+        "learning_curves": lambda p: drawing.per_epoch_curves(
+            runs, task, p, "val_wer", 100, "validation WER % (greedy)",
+            f"{drawing.label(runs, task)}: validation WER per epoch (mean ± 1 std over seeds)", family_colors=True,
+            baseline=(100.0, "no output (100 %)"))}, out)
+
+
+def empty() -> tuple[dict, dict]:
+    """No speech-recognition task ran: its CSVs with headers only; nothing in the shared files."""
+    return {"leaderboard_asr.csv": pd.DataFrame(columns=BOARD_COLUMNS),
+            "families_asr.csv": pd.DataFrame(columns=FAMILY_COLUMNS)}, {}
