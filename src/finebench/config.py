@@ -193,7 +193,7 @@ def check(config: dict) -> None:
                     f"{key}.tasks: task {task!r} is {task_modality}, but the model's modality is {mcfg['modality']}"
                 )
             task_type, model_type = task_type_of(config, task), models.arch_task_type(mcfg["arch"])
-            if task_type != model_type:
+            if not models.solves(mcfg["arch"], task_type):
                 raise ConfigError(f"{key}.tasks: task {task!r} is a {task_type} task, but {mcfg['arch']!r} is a "
                                   f"{model_type} architecture")
     for task in config["tasks"]:
@@ -324,13 +324,13 @@ def task_type_of(config: dict, task: str) -> str:
 def task_models(config: dict, task: str) -> list[str]:
     """Models that run on ``task``: same modality, an architecture for the task's type (a classifier never runs on a
     super-resolution task, nor the reverse), and ``tasks:`` (if given) lists it."""
-    from finebench.models import arch_task_type
+    from finebench.models import solves
 
     modality, task_type = task_modality_of(config, task), task_type_of(config, task)
     return [
         name
         for name, m in config["models"].items()
-        if m["modality"] == modality and arch_task_type(m["arch"]) == task_type and ("tasks" not in m or task in m["tasks"])
+        if m["modality"] == modality and solves(m["arch"], task_type) and ("tasks" not in m or task in m["tasks"])
     ]
 
 

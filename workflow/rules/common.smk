@@ -192,9 +192,10 @@ HF_TOKENIZE = hf_tokenize_jobs()
 
 
 def train_data(wildcards):
-    """The train job's --data: the prepared task, or for hf: models its tokenisation (text) or waveform view (speech)."""
+    """The train job's --data: the prepared task, or for hf: classifiers its tokenisation (text) or waveform view
+    (speech); the prepared form of other task types already holds what hf: models take (asr: the waveforms)."""
     m = CFG["models"][wildcards.model]
-    if m["arch"].startswith(HF_PREFIX):
+    if m["arch"].startswith(HF_PREFIX) and TASK_TYPE[wildcards.task] == "classification":
         if m["modality"] == "text":
             slug = fb_hf_tokens.cache_slug(m["arch"][len(HF_PREFIX) :], hf_options(wildcards.model))
             return f"{RESULTS}/tokens/{wildcards.task}/{slug}"

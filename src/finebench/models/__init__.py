@@ -1,7 +1,8 @@
 """Model registry. Importing this package declares every built-in architecture (without importing torch)."""
 
 from finebench.models.registry import (ARCHS, TIMM_PREFIX, arch_task_type, build_model, check_arch, check_options,
-                                       declare, default_family, known_archs, param_groups, preprocessing, register)
+                                       declare, default_family, known_archs, param_groups, preprocessing, register,
+                                       solves)
 
 declare("textcnn", "cnn", ("text",), "finebench.models.text:TextCNN",
         "TextCNN (Kim 2014): filter widths 3/4/5, max-over-time pooling")
@@ -32,4 +33,4 @@ declare("conformer", "transformer", ("speech",), "finebench.models.asr:Conformer
         "Conv subsampling + torchaudio Conformer encoder (speech recognition, CTC)", task_type="asr")
 
 __all__ = ["ARCHS", "TIMM_PREFIX", "arch_task_type", "build_model", "check_arch", "check_options", "declare", "default_family",
-           "known_archs", "param_groups", "preprocessing", "register"]
+           "known_archs", "param_groups", "preprocessing", "register", "solves"]

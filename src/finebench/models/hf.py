@@ -17,6 +17,9 @@
   own feature extractor turns it into what the model expects: wav2vec2-style extractors (per-clip normalisation) run
   as torch ops on the batch's device, any other (AST's Kaldi filterbanks, Whisper's log-mels …) through the
   extractor itself on the CPU.
+- **speech recognition** (task type ``asr``): ``AutoModelForCTC`` with a new CTC head over the task's characters,
+  fed the 16 kHz waveforms the prepared ``asr`` form keeps (``hf_modules.HFCTC``). An hf: speech model runs on the
+  speech tasks of both types: a classification head on keyword tasks, a CTC head on ``asr`` tasks.
 - **weights**: from the hub by id (cached by huggingface_hub), or from ``pretrained_dir`` — a folder written by
   ``model.save_pretrained(DIR)`` plus ``tokenizer.save_pretrained(DIR)`` / ``feature_extractor.save_pretrained(DIR)``.
   Offline without that folder, the job stops with an error that says so. The classification head is always new
@@ -95,6 +98,10 @@ def build_hf(name: str, kwargs: dict, input_info: dict, num_classes: int):
 
         cls = hf_modules.HFTextClassifier if kind == "tokens" else hf_modules.HFAudioClassifier
         return cls(name, dict(kwargs), input_info, num_classes)
+    if kind == "asr_features":  # speech recognition: a CTC head over the waveform the prepared form keeps
+        from finebench.models import hf_modules
+
+        return hf_modules.HFCTC(name, dict(kwargs), input_info, num_classes)
     if kind == "spectrogram":
         raise FinebenchError(f"hf:{name}: pretrained audio models take the raw waveform, but this job was given the "
                              f"log-mel form — run it through the workflow (its data is results/waveform/<task>), or pass "

@@ -5,12 +5,12 @@ from __future__ import annotations
 import re
 
 from torch import nn
-from transformers import (AutoFeatureExtractor, AutoModelForAudioClassification, AutoModelForSequenceClassification,
-                          Wav2Vec2FeatureExtractor)
+from transformers import (AutoFeatureExtractor, AutoModelForAudioClassification, AutoModelForCTC,
+                          AutoModelForSequenceClassification, Wav2Vec2FeatureExtractor)
 from transformers.utils import logging as hf_logging
 
 from finebench.errors import FinebenchError
-from finebench.models.hf_load import load_model, load_pretrained, load_tokenizer, tokenizer_sha256
+from finebench.models.hf_load import OWN_KEYS, load_model, load_pretrained, load_tokenizer, tokenizer_sha256
 
 hf_logging.disable_progress_bar()  # job logs are files: keep transformers' load report, drop its progress bars
 
@@ -102,3 +102,50 @@ class HFAudioClassifier(LayerDecay, nn.Module):
 
     def forward(self, wav):
         return self.net(**self.features(wav)).logits
+
+
+class HFCTC(LayerDecay, nn.Module):
+    """``AutoModelForCTC`` (wav2vec2, HuBERT, WavLM …) for speech recognition (task type ``asr``): the padded 16 kHz
+    waveforms of a finebench.tasks.asr.objective.Padded batch -> ``(logits [B, frames, vocabulary], output
+    lengths)``. The CTC head is new, sized to the task's character vocabulary (blank = id 0, which is also the pad
+    id the model's config is given); the checkpoint's own vocabulary, if any, is dropped. Normalisation as the
+    wav2vec2 feature extractor's (zero mean, unit variance) over each utterance's own samples, the padding left at
+    0; the attention mask is passed only where the extractor asks for one (checkpoints with layer-norm feature
+    encoders; group-norm ones such as wav2vec2-base expect zero padding and no mask)."""
+
+    takes_waveform = True
+
+    def __init__(self, name: str, kwargs: dict, input_info: dict, num_classes: int):
+        super().__init__()
+        extractor = load_pretrained(AutoFeatureExtractor, name, kwargs, "feature extractor")
+        sr, want_sr = int(input_info["sample_rate"]), int(getattr(extractor, "sampling_rate", input_info["sample_rate"]))
+        if want_sr != sr:
+            raise FinebenchError(f"hf:{name}: the model's feature extractor expects {want_sr} Hz audio, but the task is "
+                                 f"prepared at {sr} Hz — set the task's sample_rate: {want_sr}")
+        if not input_info.get("waveform"):
+            raise FinebenchError(f"hf:{name}: takes the 16 kHz waveform, but the task was prepared without it "
+                                 f"(waveform: false) — set the task's waveform: true")
+        self.normalize = bool(getattr(extractor, "do_normalize", False))
+        self.use_mask = bool(getattr(extractor, "return_attention_mask", False))
+        self.layer_decay = kwargs.get("layer_decay")
+        overrides = {k: v for k, v in kwargs.items() if k not in OWN_KEYS}
+        self.net = load_pretrained(AutoModelForCTC, name, kwargs, "model", vocab_size=num_classes, pad_token_id=0,
+                                   ignore_mismatched_sizes=True, **overrides)
+        if kwargs.get("freeze_feature_encoder", True) and hasattr(self.net, "freeze_feature_encoder"):
+            self.net.freeze_feature_encoder()
+
+    def output_lengths(self, samples):
+        return self.net._get_feat_extract_output_lengths(samples).long()
+
+    def forward(self, x):
+        import torch
+
+        wav, lengths = x.values.float(), x.lengths
+        mask = (torch.arange(wav.shape[1], device=wav.device)[None] < lengths[:, None]).to(wav.dtype)
+        if self.normalize:  # per utterance, over its own samples
+            n = lengths.clamp(min=1)[:, None].to(wav.dtype)
+            mean = (wav * mask).sum(1, keepdim=True) / n
+            var = (((wav - mean) * mask) ** 2).sum(1, keepdim=True) / n
+            wav = (wav - mean) / (var + 1e-7).sqrt() * mask
+        out = self.net(input_values=wav, attention_mask=mask.long() if self.use_mask else None)
+        return out.logits, self.output_lengths(lengths).clamp(max=out.logits.shape[1])

@@ -89,6 +89,14 @@ def arch_task_type(arch: str) -> str:
     return ARCHS[arch].task_type if arch in ARCHS else "classification"
 
 
+def solves(arch: str, task_type: str) -> bool:
+    """Whether ``arch`` runs on tasks of ``task_type``: its declared type; an ``hf:`` model takes the head of the task
+    (a classifier on classification tasks, a CTC head on speech-recognition ones: models/hf.py)."""
+    if arch.startswith("hf:"):
+        return task_type in ("classification", "asr")
+    return arch_task_type(arch) == task_type
+
+
 def check_arch(arch: str, modality: str, key: str = "arch") -> None:
     """Raise ConfigError naming ``key`` if ``arch`` cannot be built for ``modality``."""
     if arch.startswith("hf:"):  # pretrained Hugging Face Transformers (models/hf.py)
