@@ -93,9 +93,11 @@ def test_asr_runs_write_hypotheses_that_add_up_and_are_tabled(tmp_path, tiny_spe
     for model in MODELS:
         assert board.loc[model, "test_wer_mean"] == pytest.approx(runs[runs.model == model]["test_wer"].mean())
         assert board.loc[model, "n_seeds"] == 2 and board.loc[model, "test_wer_ci95_test"] >= 0  # per-utterance scores found
-    assert {board.loc[m, "rank"] for m in MODELS} == {1.0, 2.0}
-    best = min(MODELS, key=lambda m: board.loc[m, "test_wer_mean"])
-    assert board.loc[best, "is_best"] and board.loc[[m for m in MODELS if m != best][0], "tie_test"] == "paired"
+    best = min(MODELS, key=lambda m: board.loc[m, "test_wer_mean"])  # (two epochs of a tiny set: both may be at 100 %)
+    other = next(m for m in MODELS if m != best)
+    assert board.loc[best, "rank"] == 1.0 and board.loc[best, "is_best"] and board.loc[other, "tie_test"] == "paired"
+    assert board.loc[other, "rank"] == (1.0 if board.loc[other, "test_wer_mean"] == board.loc[best, "test_wer_mean"]
+                                        else 2.0)
     md = (tmp_path / "tables" / "leaderboard.md").read_text()
     assert "# Speech recognition" in md and "## sent [SYNTHESIZED speech (espeak-ng)]" in md and "(no output)" in md
     assert "| reference" in md  # transcripts per family

@@ -212,6 +212,8 @@ class SpeechRecognition:
             "test_ref_chars": int(sum(ev["ref_chars"])), "n_test": int(len(utt)),
             "test_hours": float(seconds.sum() / 3600), "decoding": DECODING,
             "normaliser": asr.manifest.get("normaliser", ""), "vocab_size": len(asr.vocab),
+            # the corpus subsets scored (LibriSpeech: test-clean or test-other), matched with references.yaml
+            "test_set": "+".join(asr.manifest.get("source", {}).get("subsets", {}).get("test", [])) or "test",
             # what the cost columns were measured on: FLOPs over the first COST_UTTERANCES test utterances, the
             # batch-1 latency on the first one (flops / second of audio, real-time factor = latency / duration)
             "cost_audio_seconds": float(seconds[:COST_UTTERANCES].mean()), "cost_first_seconds": float(seconds[0]),

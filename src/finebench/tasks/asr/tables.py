@@ -245,10 +245,11 @@ def families_markdown(fam: pd.DataFrame) -> str:
 def references_table(runs: pd.DataFrame, board: pd.DataFrame, refs: pd.DataFrame) -> pd.DataFrame:
     """Each published WER beside our best model of the same family on every task of that dataset and test set."""
     out = []
-    task_dataset = runs.groupby("task")["dataset"].first()
+    first = runs.groupby("task")[["dataset", "test_set"] if "test_set" in runs else ["dataset"]].first()
     models = board[~board["is_baseline"].astype(bool)]
     for _, ref in refs.iterrows():
-        for task in task_dataset[task_dataset == ref["dataset"]].index:
+        same = (first["dataset"] == ref["dataset"]) & (first.get("test_set", ref["test_set"]) == ref["test_set"])
+        for task in first[same].index:
             g = models[models.task == task]
             if g.empty:
                 continue
@@ -295,14 +296,10 @@ def sections(runs: pd.DataFrame, board: pd.DataFrame, fam: pd.DataFrame, frames:
 
 
 def plots(runs: pd.DataFrame, board: pd.DataFrame, fam: pd.DataFrame, out: Path) -> list[Path]:
-    from finebench import plots as drawing
     from finebench.tasks.asr import TASK
+    from finebench.tasks.asr.plots import asr_plots
 
-    return drawing.draw_per_task(board["task"].unique(), TASK.plot_kinds, lambda task: {
-        "learning_curves": lambda p: drawing.per_epoch_curves(
-            runs, task, p, "val_wer", 100, "validation WER % (greedy)",
-            f"{drawing.label(runs, task)}: validation WER per epoch (mean ± 1 std over seeds)", family_colors=True,
-            baseline=(100.0, "no output (100 %)"))}, out)
+    return asr_plots(runs, board, out, TASK.plot_kinds)
 
 
 def empty() -> tuple[dict, dict]:
