@@ -26,7 +26,9 @@ def test_shipped_configs_are_valid(repo, name):
 def test_default_suite_is_three_seeds(repo):
     cfg = config.load(repo / "config" / "config.yaml")
     assert cfg["seeds"] == [0, 1, 2]
-    assert len(config.runs(cfg)) == 4 * 3 * 3  # 3 classification tasks + super-resolution, 3 models each
+    assert len(config.runs(cfg)) == 5 * 3 * 3  # 3 classification tasks + super-resolution + asr, 3 models each
+    asr = [(t, m) for t, m, s in config.runs(cfg) if config.task_type_of(cfg, t) == "asr" and s == 0]
+    assert sorted(cfg["models"][m]["family"] for _, m in asr) == ["cnn", "rnn", "transformer"]
     sr = [(t, m) for t, m, s in config.runs(cfg) if config.task_type_of(cfg, t) == "superres" and s == 0]
     assert sorted(cfg["models"][m]["family"] for _, m in sr) == ["cnn", "rnn", "transformer"]
 

@@ -74,7 +74,7 @@ def smoke_run(repo, tmp_path_factory):
 def task_types(cfg) -> dict[str, list[str]]:
     from finebench.config import task_type_of
 
-    out = {"classification": [], "superres": []}
+    out = {"classification": [], "superres": [], "asr": []}
     for task in cfg["tasks"]:
         out[task_type_of(cfg, task)].append(task)
     return out
@@ -94,27 +94,34 @@ def test_tables_cover_every_task_model_and_seed(smoke_run):
     fam = pd.read_csv(work / "results" / "tables" / "families.csv")
     assert len(fam) == 9 and set(fam["family"]) == {"cnn", "rnn", "transformer"}
     runs = pd.read_csv(work / "results" / "tables" / "runs.csv")
-    assert len(runs) == 24 and (runs["status"] == "FINISHED").all()  # 18 classification + 6 super-resolution
+    assert len(runs) == 30 and (runs["status"] == "FINISHED").all()  # 18 classification + 6 super-resolution + 6 asr
     assert (runs["flops_per_sample"] > 0).all() and (runs["latency_ms_batch1"] > 0).all()
     sr = pd.read_csv(work / "results" / "tables" / "leaderboard_sr.csv")
     assert set(sr["task"]) == set(task_types(cfg)["superres"]) == {"sr"}
     assert set(sr["family"]) == {"cnn", "rnn", "transformer", "baseline"} and len(sr) == 4
     assert (sr[sr.model != "bicubic"]["n_seeds"] == len(cfg["seeds"])).all() and sr["test_psnr_mean"].between(10, 60).all()
     assert "# Super-resolution" in md and "## sr (super-resolution ×2" in md
+    asr = pd.read_csv(work / "results" / "tables" / "leaderboard_asr.csv")
+    assert set(asr["task"]) == set(task_types(cfg)["asr"]) == {"sentences"} and len(asr) == 4
+    assert set(asr["family"]) == {"cnn", "rnn", "transformer", "baseline"}
+    assert asr["test_wer_mean"].between(0, 5).all() and asr["test_cer_mean"].between(0, 5).all()
+    assert "# Speech recognition" in md and "## sentences [SYNTHESIZED speech (espeak-ng)] (speech recognition" in md
 
 
 def test_no_checkpoint_is_left_once_the_workflow_succeeds(smoke_run):
     work, _, cfg = smoke_run
     runs = work / "results" / "runs"
-    assert len(list(runs.glob("*/*/seed*/metrics.json"))) == 24
+    assert len(list(runs.glob("*/*/seed*/metrics.json"))) == 30
     assert list(runs.glob("*/*/seed*/*.pt")) == []  # checkpoint.pt / finished.pt: removed (onsuccess)
 
 
 def test_plots_for_every_task(smoke_run):
     work, _, cfg = smoke_run
+    from finebench.config import task_type_of
+    from finebench.tasks import get
+
     for task in cfg["tasks"]:
-        last = "confusion_best" if task in task_types(cfg)["classification"] else "sr_examples"
-        for kind in ("learning_curves", last, "pareto"):
+        for kind in get(task_type_of(cfg, task)).plot_kinds:
             png = work / "results" / "plots" / f"{task}_{kind}.png"
             assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
 
@@ -136,11 +143,12 @@ def test_mlflow_store_has_every_run_finished_named_and_tagged(smoke_run):
     names = {r.info.run_name for r in runs}
     assert "typefaces/crnn/seed1" in names and "speech/speech_kwt/seed0" in names
     runs = [r for r in runs if r.data.tags.get("finebench.summary") != "true"]
-    assert len(runs) == 24
+    assert len(runs) == 30
     for r in runs:
         assert r.info.status == "FINISHED"
         assert {"task", "dataset", "modality", "family", "model", "seed", "config_hash"} <= set(r.data.tags)
-        score = "accuracy" if r.data.tags["task"] in task_types(cfg)["classification"] else "psnr"
+        score = {"classification": "accuracy", "superres": "psnr", "asr": "wer"}[
+            next(k for k, tasks in task_types(cfg).items() if r.data.tags["task"] in tasks)]
         assert f"test_{score}" in r.data.metrics and "train_seconds" in r.data.metrics
         assert len(client.get_metric_history(r.info.run_id, f"val_{score}")) == cfg["training"]["epochs"]
     # nothing filed under "Default" (id 0)
