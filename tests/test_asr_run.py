@@ -90,8 +90,8 @@ def test_asr_runs_write_hypotheses_that_add_up_and_are_tabled(tmp_path, tiny_spe
             files.append(out / "metrics.json")
     tables = report.aggregate(files, tmp_path / "tables", tmp_path / "plots")
     board = pd.read_csv(tmp_path / "tables" / "leaderboard_asr.csv").set_index("model")
-    assert set(board.index) == {"qn", "conf", "(no output)"}
-    assert board.loc["(no output)", "test_wer_mean"] == 1.0 and board.loc["(no output)", "is_baseline"]
+    assert set(board.index) == {"qn", "conf", "no output"}
+    assert board.loc["no output", "test_wer_mean"] == 1.0 and board.loc["no output", "is_baseline"]
     runs = tables["runs"]
     for model in MODELS:
         assert board.loc[model, "test_wer_mean"] == pytest.approx(runs[runs.model == model]["test_wer"].mean())
@@ -102,7 +102,7 @@ def test_asr_runs_write_hypotheses_that_add_up_and_are_tabled(tmp_path, tiny_spe
     assert board.loc[other, "rank"] == (1.0 if board.loc[other, "test_wer_mean"] == board.loc[best, "test_wer_mean"]
                                         else 2.0)
     md = (tmp_path / "tables" / "leaderboard.md").read_text()
-    assert "# Speech recognition" in md and "## sent [SYNTHESIZED speech (espeak-ng)]" in md and "(no output)" in md
+    assert "# Speech recognition" in md and "## sent [SYNTHESIZED speech (espeak-ng)]" in md and "no output" in md
     assert "| reference" in md  # transcripts per family
     assert (tmp_path / "plots" / "sent_learning_curves.png").is_file() and (tmp_path / "plots" / "sent_pareto.png").is_file()
     info = json.loads(experiment_file.read_text())
@@ -110,6 +110,13 @@ def test_asr_runs_write_hypotheses_that_add_up_and_are_tabled(tmp_path, tiny_spe
     run = client.get_run(json.loads(files[0].read_text())["mlflow_run_id"])
     assert [m.step for m in client.get_metric_history(run.info.run_id, "val_wer")] == [1, 2]
     assert "test_cer" in run.data.metrics and "val_cer" in run.data.metrics
+    from finebench.tracking import log_summaries
+
+    summary = log_summaries(experiment_file, tmp_path / "tables", tmp_path / "plots", tmp_path / "summary.json")
+    srun = client.get_run(summary["summary_runs"]["sent"])
+    tagged = srun.data.tags["best_model"]  # a best model (both may be tied at 100 % after two epochs)
+    assert srun.info.run_name == "sent/summary" and board.loc[tagged, "is_best"]
+    assert srun.data.metrics[f"{tagged}.test_wer_mean"] == pytest.approx(board.loc[tagged, "test_wer_mean"])
 
 
 def train_cmd(s, data, exp, out):

@@ -32,7 +32,7 @@ FAMILY_COLUMNS = ["task", "modality", "family", "n_models", "best_model", "best_
 INTEGER_RANK = False  # the "no output" row has no rank: ranks are floats in leaderboard_asr.csv
 REFERENCE_COLUMNS = ["dataset", "test_set", "model", "family", "wer", "source", "notes"]
 EXAMPLES_PER_FAMILY = 3
-NO_OUTPUT = "(no output)"
+NO_OUTPUT = "no output"
 
 UNCERTAINTY = (
     "mean over seeds ± the 95 % half-width over seeds and test utterances, sqrt(seeds² + test²): the seeds' "
@@ -48,7 +48,7 @@ INTRO = ("Word and character error rates in % (lower is better), sclite-style: e
          "half-width over seeds alone (Student's t; the test set held fixed). *± test*: the test sample's alone. CER: mean ± "
          "95 % CI over seeds. Bold: the best WER in the task; ≈: not significantly different from it by a paired "
          "test on the same utterances, seeds and test sample combined the same way (two-sided, "
-         f"α = {ALPHA}). *(no output)*: a model that outputs nothing (every word deleted) — "
+         f"α = {ALPHA}). *no output*: a model that outputs nothing (every word deleted) — "
          "an untrained CTC model mostly emits blanks and scores near it (docs: Task types). FLOPs per second of audio "
          "(forward, torch FlopCounterMode over the first 8 test utterances, each at its own length); RTF: the "
          "median batch-1 latency on the first test utterance ÷ its duration.")
