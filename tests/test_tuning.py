@@ -358,7 +358,9 @@ def test_a_group_of_trials_rerun_keeps_the_trials_already_done(repo, tuned_run, 
     work, path, _ = tuned_run
     copy_dir = tmp_path / "work"
     shutil.copytree(work, copy_dir, symlinks=True)
-    (copy_dir / "results" / "tune" / "typefaces" / "vit" / "trials0.json").unlink()  # as if killed before the end
+    root = copy_dir / "results" / "tune" / "typefaces" / "vit"
+    for name in ("trials0.json", "selected.json"):  # as if the group's job was killed before its end
+        (root / name).unlink()
     snakemake(repo, copy_dir, copy_dir / path.name)
     log = (copy_dir / "results" / "logs" / "tune" / "typefaces" / "vit" / "trials0.log").read_text()
     assert log.count("done earlier") == 2 and "epoch 1:" not in log

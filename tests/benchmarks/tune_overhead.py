@@ -54,6 +54,13 @@ def report(results: Path, title: str) -> None:
               f"evaluating, {fixed:7.1f} s fixed = {100 * fixed / wall:5.1f} %  ({fixed / max(runs, 1):.1f} s per run)")
     if total_wall:
         print(f"  all  : fixed share {100 * total_fixed / total_wall:.1f} % of {total_wall:.0f} s of job time")
+    got = shares(results)
+    (tp, tr, tw, tt, tf), (fp, fr, fw, ft, ff) = got["tune"], got["train"]
+    if tp and fp:  # before runs_per_job: every trial a process of its own, paying what a final run's process pays
+        per_process = ff / fp
+        before = ff + tr * per_process
+        print(f"  before (estimate: each of the {tr} trials its own process at the final runs' {per_process:.1f} s of "
+              f"fixed cost): fixed share {100 * before / (tt + fw + before - ff + 0.0):.1f} %")
 
 
 def compare(task: str, budget: int, cores: int) -> None:
