@@ -364,3 +364,11 @@ def test_a_group_of_trials_rerun_keeps_the_trials_already_done(repo, tuned_run, 
     snakemake(repo, copy_dir, copy_dir / path.name)
     log = (copy_dir / "results" / "logs" / "tune" / "typefaces" / "vit" / "trials0.log").read_text()
     assert log.count("done earlier") == 2 and "epoch 1:" not in log
+
+
+def test_a_trial_score_says_when_it_is_a_negated_metric():
+    from finebench.train import score_name
+
+    assert score_name({"best_val_accuracy": 0.5}, 0.5) == "val_accuracy"
+    assert score_name({"best_val_psnr": 31.2, "best_val_ssim": 0.9}, 31.2) == "val_psnr"
+    assert score_name({"best_val_wer": 0.3, "best_val_cer": 0.1}, -0.3) == "-val_wer"  # asr: the lowest WER wins

@@ -531,6 +531,14 @@ def with_selection(spec: dict, tuned: str | Path) -> dict:
     return out
 
 
+def score_name(best: dict, score: float) -> str:
+    """The name of what a trial's ``val_score`` is: the best epoch's first field (``val_accuracy``), or its negation
+    (``-val_wer``) where the selection key negates a lower-is-better metric."""
+    name, value = next(iter(best.items()))
+    name = name.removeprefix("best_")
+    return name if value == score else f"-{name}"
+
+
 def trial_result(job: Job, run_id: str, experiment_id: str) -> dict:
     """A tuning trial's result (``metrics.json``): identity, its values and its best validation score — no test."""
     spec, s = job.spec, job.state
@@ -542,7 +550,7 @@ def trial_result(job: Job, run_id: str, experiment_id: str) -> dict:
         "mlflow_experiment_id": experiment_id, "spec_hash": spec_hash(spec), "device": job.dev.type,
         "device_name": job.device_name, "environment": job.environment, "epochs": job.t["epochs"],
         # the selection key's first part at the best epoch: what the tuning maximises (val accuracy, PSNR …)
-        "val_score": float(key[0]), "val_metric": next(iter(job.objective.best_fields(key))).removeprefix("best_"),
+        "val_score": float(key[0]), "val_metric": score_name(job.objective.best_fields(key), key[0]),
         "best_epoch": s["best"][1], **job.objective.best_fields(key),
         "n_params": sum(p.numel() for p in job.module.parameters()),
         "train_seconds": s["train_seconds"], "data_seconds": s["data_seconds"], **compile_figures(job),
