@@ -140,6 +140,10 @@ def test_a_model_space_replaces_its_family_default_and_builder_options_go_to_the
     ({"label_smoothing": {"uniform": [0.0, 0.2]}, "hidden": {"int": [10.5, 20]}}, r"space\.hidden\.int: whole-number"),
     ({"family": {"choice": ["cnn", "rnn"]}}, r"space\.family: family is not tunable"),
     ({"lr": [1e-4, 1e-2]}, r"space\.lr: one distribution"),
+    ({"batch_size": {"loguniform": [16, 128]}}, r"space\.batch_size\.loguniform: training\.batch_size is a whole "
+                                                r"number; draw it with int"),
+    ({"hidden": {"uniform": [64, 128]}}, r"space\.hidden: 87\.68 is rejected by 'crnn' .*for a whole-number option "
+                                         r"use int"),
 ])
 def test_a_bad_space_is_named_before_any_job(embedded, space, match):
     cfg = tuned(embedded)
@@ -166,9 +170,18 @@ def test_bad_budgets_tasks_and_families_are_named(embedded, tmp_path):
     cfg = tuned(embedded, spaces={"cnns": {"lr": {"uniform": [0.001, 0.01]}}})
     with pytest.raises(ConfigError, match=r"tuning\.spaces\.cnns: not a family \(did you mean 'cnn'"):
         config.check(cfg)
+    cfg = tuned(embedded, spaces={"other": {"lr": {"loguniform": [0, 1]}}})  # no tuned model is of family other
+    with pytest.raises(ConfigError, match=r"tuning\.spaces\.other\.lr\.loguniform: low 0 <= 0"):
+        config.check(cfg)
     cfg = tuned(embedded, spaces={"cnn": {"lr": {"uniform": [0.01, 0.001]}}})
     with pytest.raises(ConfigError, match=r"tuning\.spaces\.cnn\.lr\.uniform: low 0\.01 >= high 0\.001"):
         config.check(cfg)
+
+
+def test_an_empty_tuning_section_tunes_with_every_default(embedded):
+    embedded["tuning"] = {}
+    cfg = config.with_defaults(embedded)
+    assert tuning.settings(cfg)["budget"] == 8 and tuning.is_tuned(cfg, "typefaces", "vit")
 
 
 def test_a_model_tuning_without_a_tuning_section_is_named(embedded):

@@ -58,9 +58,9 @@ TUNING_DEFAULTS = {"budget": 8, "sampler": "random", "seed": 0, "runs_per_job": 
 
 def settings(config: dict) -> dict | None:
     """The config's ``tuning:`` with its defaults, or None when it has none (nothing is tuned)."""
-    if not config.get("tuning"):
+    if config.get("tuning") is None:
         return None
-    return {**TUNING_DEFAULTS, **config["tuning"]}
+    return {**TUNING_DEFAULTS, **config["tuning"]}  # `tuning: {}`: every default
 
 
 def is_tuned(config: dict, task: str, model: str) -> bool:
@@ -123,10 +123,11 @@ def check(config: dict, probe_inputs: dict, training_keys: set, reserved: set) -
         if task not in config["tasks"]:
             raise ConfigError(f"tuning.tasks: unknown task {task!r}{did_you_mean(task, config['tasks'])}; tasks in "
                               f"this config: {', '.join(config['tasks'])}")
-    for family in tuning.get("spaces") or {}:
+    for family, space in (tuning.get("spaces") or {}).items():
         if family not in DEFAULT_SPACES:
             raise ConfigError(f"tuning.spaces.{family}: not a family{did_you_mean(family, DEFAULT_SPACES)}; families: "
                               f"{', '.join(DEFAULT_SPACES)}")
+        dimensions(space, f"tuning.spaces.{family}")  # its form, even where no tuned model is of that family
     if tuning["sampler"] == "sobol":
         for model in config["models"]:
             b = budget_of(config, model)
@@ -207,6 +208,8 @@ def check_space(config: dict, model: str, probe_inputs: dict, training_keys: set
     for key, kind, args in dimensions(space, where):
         at = f"{where}.{key}"
         values = args if kind == "choice" else [args[0], args[1]]
+        if kind in ("uniform", "loguniform"):  # what a draw looks like: a float between the bounds, seldom whole
+            values = [*values, float(args[0] + 0.37 * (args[1] - args[0]))]
         if key in training_keys:
             why = unused_training_key(key, base["training"], task_types, m["modality"])
             if why:
@@ -215,6 +218,8 @@ def check_space(config: dict, model: str, probe_inputs: dict, training_keys: set
             import yaml
 
             schema = yaml.safe_load(SCHEMA_PATH.read_text())["$defs"]["training"]["properties"][key]
+            if schema.get("type") == "integer" and kind in ("uniform", "loguniform"):
+                raise ConfigError(f"{at}.{kind}: training.{key} is a whole number; draw it with int: [low, high]")
             for v in values:
                 err = next(jsonschema.Draft202012Validator(schema).iter_errors(v), None)
                 if err is not None:
@@ -230,11 +235,12 @@ def check_space(config: dict, model: str, probe_inputs: dict, training_keys: set
                 raise ConfigError(f"{at}: neither a key of training: nor an option of {m['arch']!r} (model {model})"
                                   f"{did_you_mean(key, [*training_keys, *valid])}")
             models.check_options(m["arch"], {**kwargs, key: values[0]}, probe_inputs[m["modality"]], key=at.rsplit(".", 1)[0])
-            if kind in ("choice", "int"):
-                for v in values:
-                    problem = build_problem(m["arch"], {**kwargs, key: v}, probe_inputs[m["modality"]])
-                    if problem and not build_problem(m["arch"], kwargs, probe_inputs[m["modality"]]):
-                        raise ConfigError(f"{at}: {v!r} is rejected by {m['arch']!r} (model {model}): {problem}")
+            for v in values:  # every choice, both bounds and a value between them: built on the meta device
+                problem = build_problem(m["arch"], {**kwargs, key: v}, probe_inputs[m["modality"]])
+                if problem and not build_problem(m["arch"], kwargs, probe_inputs[m["modality"]]):
+                    hint = (f" (a {kind} draw is a float: for a whole-number option use int: [low, high])"
+                            if kind in ("uniform", "loguniform") and not float(v).is_integer() else "")
+                    raise ConfigError(f"{at}: {v!r} is rejected by {m['arch']!r} (model {model}): {problem}{hint}")
 
 
 def build_problem(arch: str, kwargs: dict, input_info: dict) -> str | None:
