@@ -83,16 +83,15 @@ def test_sobol_points_are_balanced_and_a_budget_not_a_power_of_two_is_warned(emb
     assert sorted(np.floor(u[:, 0] * 8).astype(int)) == list(range(8))  # one point per eighth
     cfg = tuned(embedded, budget=6, sampler="sobol")
     with pytest.warns(UserWarning, match=r"tuning\.sampler: sobol with a budget of 6 trials"):
-        tuning.check(config.with_defaults(cfg), config.PROBE_INPUTS, config.TRAINING_KEYS, config.MODEL_RESERVED_KEYS)
+        config.check_tuning(config.with_defaults(cfg))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        tuning.check(config.with_defaults(tuned(embedded, budget=8, sampler="sobol")), config.PROBE_INPUTS,
-                     config.TRAINING_KEYS, config.MODEL_RESERVED_KEYS)
+        config.check_tuning(config.with_defaults(tuned(embedded, budget=8, sampler="sobol")))
 
 
 def test_trial_specs_carry_their_values_and_no_budget_final_specs_name_the_tuning(embedded):
     cfg = config.with_defaults(tuned(embedded, budget=3, runs_per_job=2))
-    specs = tuning.trial_specs(cfg, "wordnet", "bilstm")
+    specs = config.trial_specs(cfg, "wordnet", "bilstm")
     assert [s["trial"] for s in specs] == [0, 1, 2] and [s["seed"] for s in specs] == [0, 1, 2]
     assert all(s["training"]["lr"] == s["tuned_values"]["lr"] and "tuning" not in s for s in specs)
     assert specs[0]["training"]["epochs"] == 5  # the task's own training: keys stay
@@ -112,7 +111,7 @@ def test_a_model_space_replaces_its_family_default_and_builder_options_go_to_the
                                        "budget": 2}
     config.check(cfg)
     cfg = config.with_defaults(cfg)
-    specs = tuning.trial_specs(cfg, "typefaces", "crnn")
+    specs = config.trial_specs(cfg, "typefaces", "crnn")
     assert len(specs) == 2
     assert all(32 <= s["model_kwargs"]["hidden"] <= 64 and s["model_kwargs"]["cell"] in ("gru", "lstm") for s in specs)
     assert specs[0]["training"]["lr"] == 0.002  # not in its space: hand-set

@@ -356,7 +356,7 @@ def parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_train)
 
     s = sub.add_parser("train-trials", help="train tuning trials one after another in one process (validation only)")
-    s.add_argument("--specs", required=True, help="JSON list of trial specs (finebench.tuning.trial_specs)")
+    s.add_argument("--specs", required=True, help="JSON list of trial specs (finebench.config.trial_specs)")
     s.add_argument("--data", required=True, help="prepared dataset folder")
     s.add_argument("--experiment-file", required=True)
     s.add_argument("--out-root", required=True, help="each trial k trains in OUT_ROOT/trial<k>")

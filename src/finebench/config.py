@@ -14,6 +14,7 @@ import json
 import os
 import re
 import sys
+import warnings
 from pathlib import Path
 
 import yaml
@@ -201,9 +202,7 @@ def check(config: dict) -> None:
             modality = task_modality_of(config, task)
             kind = "" if task_type_of(config, task) == "classification" else f" and a {task_type_of(config, task)} architecture"
             raise ConfigError(f"tasks.{task}: no model in `models:` has modality {modality!r}{kind}, so nothing would run")
-    from finebench import tuning
-
-    tuning.check(config, PROBE_INPUTS, TRAINING_KEYS, MODEL_RESERVED_KEYS)
+    check_tuning(config)
     check_every_time(config)
 
 
@@ -388,6 +387,110 @@ def resolve_spec(config: dict, task: str, model: str, seed: int) -> dict:
     if tuning.is_tuned(config, task, model):
         spec["tuning"] = tuning.identity(config, task, model)
     return spec
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Tuning (finebench.tuning: spaces, draws, selection, expected best): its checks and its trials' specs
+
+
+def check_tuning(config: dict) -> None:
+    """Every space of every tuned model: known distributions and keys, bounds in order, choices the model accepts,
+    keys the model uses; the tasks list and the budgets. Raises ConfigError naming the key."""
+    from finebench import tuning as tn
+
+    tuning = tn.settings(config)
+    if tuning is None:
+        for model, m in config["models"].items():
+            if isinstance(m.get("tuning"), dict):
+                raise ConfigError(f"models.{model}.tuning: given, but the config has no top-level tuning: section, "
+                                  f"so nothing is tuned; add one (e.g. tuning: {{budget: 8}}) or remove this key")
+        return
+    for task in tuning["tasks"] or []:
+        if task not in config["tasks"]:
+            raise ConfigError(f"tuning.tasks: unknown task {task!r}{did_you_mean(task, config['tasks'])}; tasks in "
+                              f"this config: {', '.join(config['tasks'])}")
+    for family, space in (tuning.get("spaces") or {}).items():
+        if family not in tn.DEFAULT_SPACES:
+            raise ConfigError(f"tuning.spaces.{family}: not a family{did_you_mean(family, tn.DEFAULT_SPACES)}; families: "
+                              f"{', '.join(tn.DEFAULT_SPACES)}")
+        tn.dimensions(space, f"tuning.spaces.{family}")  # its form, even where no tuned model is of that family
+    if tuning["sampler"] == "sobol":
+        for model in config["models"]:
+            b = tn.budget_of(config, model)
+            if b & (b - 1):
+                warnings.warn(f"tuning.sampler: sobol with a budget of {b} trials ({model}), not a power of two: "
+                              f"the points lose the Sobol sequence's balance (use 8, 16, 32 …)", stacklevel=2)
+    tuned = {m for t in config["tasks"] for m in task_models(config, t) if tn.is_tuned(config, t, m)}
+    for model in config["models"]:
+        own = config["models"][model].get("tuning")
+        if isinstance(own, dict) and "budget" in own and (isinstance(own["budget"], bool) or
+                                                          not isinstance(own["budget"], int) or own["budget"] < 1):
+            raise ConfigError(f"models.{model}.tuning.budget: {own['budget']!r} — a whole number of trials, at least 1")
+        if model in tuned:
+            check_tuning_space(config, model)
+
+
+def check_tuning_space(config: dict, model: str) -> None:
+    """One tuned model's space, each key checked against training: and the model's builder (see check_tuning)."""
+    from finebench import models
+    from finebench import tuning as tn
+    from finebench.models.registry import builder_parameters
+
+    probe_inputs, training_keys, reserved = PROBE_INPUTS, TRAINING_KEYS, MODEL_RESERVED_KEYS
+
+    space, where = tn.space_of(config, model)
+    m = config["models"][model]
+    tasks = [t for t in config["tasks"] if model in task_models(config, t) and tn.is_tuned(config, t, model)]
+    task_types = {task_type_of(config, t) for t in tasks}
+    base = resolve_spec(config, tasks[0], model, 0)
+    kwargs = base["model_kwargs"]
+    for key, kind, args in tn.dimensions(space, where):
+        at = f"{where}.{key}"
+        values = args if kind == "choice" else [args[0], args[1]]
+        if kind in ("uniform", "loguniform"):  # what a draw looks like: a float between the bounds, seldom whole
+            values = [*values, float(args[0] + 0.37 * (args[1] - args[0]))]
+        if key in training_keys:
+            why = tn.unused_training_key(key, base["training"], task_types, m["modality"])
+            if why:
+                raise ConfigError(f"{at}: model {model} does not use it — {why}")
+            import jsonschema
+
+            schema = yaml.safe_load(SCHEMA_PATH.read_text())["$defs"]["training"]["properties"][key]
+            if schema.get("type") == "integer" and kind in ("uniform", "loguniform"):
+                raise ConfigError(f"{at}.{kind}: training.{key} is a whole number; draw it with int: [low, high]")
+            for v in values:
+                err = next(jsonschema.Draft202012Validator(schema).iter_errors(v), None)
+                if err is not None:
+                    raise ConfigError(f"{at}: {v!r} is not a valid training.{key} ({err.message})")
+        elif key in reserved:
+            raise ConfigError(f"{at}: {key} is not tunable (it says what the model is, not how it trains)")
+        else:
+            if m["arch"].startswith("hf:"):
+                raise ConfigError(f"{at}: tune the training keys of hf: models ({', '.join(sorted(training_keys))}); "
+                                  f"their builder options load a checkpoint")
+            valid = builder_parameters(m["arch"], probe_inputs[m["modality"]]) or []
+            if key not in valid and not m["arch"].startswith("timm:"):
+                raise ConfigError(f"{at}: neither a key of training: nor an option of {m['arch']!r} (model {model})"
+                                  f"{did_you_mean(key, [*training_keys, *valid])}")
+            models.check_options(m["arch"], {**kwargs, key: values[0]}, probe_inputs[m["modality"]], key=at.rsplit(".", 1)[0])
+            for v in values:  # every choice, both bounds and a value between them: built on the meta device
+                problem = tn.build_problem(m["arch"], {**kwargs, key: v}, probe_inputs[m["modality"]])
+                if problem and not tn.build_problem(m["arch"], kwargs, probe_inputs[m["modality"]]):
+                    hint = (f" (a {kind} draw is a float: for a whole-number option use int: [low, high])"
+                            if kind in ("uniform", "loguniform") and not float(v).is_integer() else "")
+                    raise ConfigError(f"{at}: {v!r} is rejected by {m['arch']!r} (model {model}): {problem}{hint}")
+
+
+def trial_specs(config: dict, task: str, model: str) -> list[dict]:
+    """One spec per trial: the model's resolved spec (trial k trains with seed k) with trial k's values."""
+    from finebench import tuning as tn
+
+    specs = []
+    for k, values in enumerate(tn.draws(config, task, model)):
+        spec = tn.apply(resolve_spec(config, task, model, k), values, TRAINING_KEYS)
+        spec.pop("tuning", None)  # a trial does not depend on the budget: a larger one keeps the earlier trials
+        specs.append({**spec, "trial": k, "tuned_values": values})
+    return specs
 
 
 def spec_hash(spec: dict) -> str:

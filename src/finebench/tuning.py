@@ -14,6 +14,8 @@ and its seed, and search spaces: one per family by default (:data:`DEFAULT_SPACE
   dimension's distribution; floats keep 3 significant digits. The workflow's DAG is static, each trial an ordinary
   job of the one trainer (``results/tune/{task}/{model}/trial{k}/``: resume, Slurm and MLflow as for any run), and a
   larger budget keeps the earlier trials (the same first draws).
+- **Checks and trial specs** live with the config's (finebench.config: ``check_tuning``, ``trial_specs``), which
+  this module never imports.
 - **Validation only.** A trial's spec carries ``trial: k``; the trainer then never evaluates the test split
   (finebench.train). :func:`select` picks the trial with the best validation score — the task type's selection key
   at the trial's best epoch (higher is better: validation accuracy, PSNR …) — and writes it to ``selected.json``,
@@ -109,43 +111,6 @@ def identity(config: dict, task: str, model: str) -> dict:
 # Checks (before any job; every message starts with the config key)
 
 
-def check(config: dict, probe_inputs: dict, training_keys: set, reserved: set) -> None:
-    """Every space of every tuned model: known distributions and keys, bounds in order, choices the model accepts,
-    keys the model uses; the tasks list and the budgets. Raises ConfigError naming the key."""
-    tuning = settings(config)
-    if tuning is None:
-        for model, m in config["models"].items():
-            if isinstance(m.get("tuning"), dict):
-                raise ConfigError(f"models.{model}.tuning: given, but the config has no top-level tuning: section, "
-                                  f"so nothing is tuned; add one (e.g. tuning: {{budget: 8}}) or remove this key")
-        return
-    for task in tuning["tasks"] or []:
-        if task not in config["tasks"]:
-            raise ConfigError(f"tuning.tasks: unknown task {task!r}{did_you_mean(task, config['tasks'])}; tasks in "
-                              f"this config: {', '.join(config['tasks'])}")
-    for family, space in (tuning.get("spaces") or {}).items():
-        if family not in DEFAULT_SPACES:
-            raise ConfigError(f"tuning.spaces.{family}: not a family{did_you_mean(family, DEFAULT_SPACES)}; families: "
-                              f"{', '.join(DEFAULT_SPACES)}")
-        dimensions(space, f"tuning.spaces.{family}")  # its form, even where no tuned model is of that family
-    if tuning["sampler"] == "sobol":
-        for model in config["models"]:
-            b = budget_of(config, model)
-            if b & (b - 1):
-                warnings.warn(f"tuning.sampler: sobol with a budget of {b} trials ({model}), not a power of two: "
-                              f"the points lose the Sobol sequence's balance (use 8, 16, 32 …)", stacklevel=2)
-    from finebench.config import task_models
-
-    tuned = {m for t in config["tasks"] for m in task_models(config, t) if is_tuned(config, t, m)}
-    for model in config["models"]:
-        own = config["models"][model].get("tuning")
-        if isinstance(own, dict) and "budget" in own and (isinstance(own["budget"], bool) or
-                                                          not isinstance(own["budget"], int) or own["budget"] < 1):
-            raise ConfigError(f"models.{model}.tuning.budget: {own['budget']!r} — a whole number of trials, at least 1")
-        if model in tuned:
-            check_space(config, model, probe_inputs, training_keys, reserved)
-
-
 def dimensions(space: dict, where: str) -> list[tuple[str, str, list]]:
     """[(key, distribution, arguments)] of a space, sorted by key; each checked for its form."""
     if not isinstance(space, dict) or not space:
@@ -192,55 +157,6 @@ def unused_training_key(key: str, training: dict, task_types: set, modality: str
     if key in ("eval_batch_size", "keep_checkpoint", "max_train_batches", "compile", "channels_last", "precision"):
         return f"{key} does not change what a model learns: nothing to tune"
     return None
-
-
-def check_space(config: dict, model: str, probe_inputs: dict, training_keys: set, reserved: set) -> None:
-    from finebench import models
-    from finebench.models.registry import builder_parameters
-    from finebench.config import SCHEMA_PATH, resolve_spec, task_models, task_type_of
-
-    space, where = space_of(config, model)
-    m = config["models"][model]
-    tasks = [t for t in config["tasks"] if model in task_models(config, t) and is_tuned(config, t, model)]
-    task_types = {task_type_of(config, t) for t in tasks}
-    base = resolve_spec(config, tasks[0], model, 0)
-    kwargs = base["model_kwargs"]
-    for key, kind, args in dimensions(space, where):
-        at = f"{where}.{key}"
-        values = args if kind == "choice" else [args[0], args[1]]
-        if kind in ("uniform", "loguniform"):  # what a draw looks like: a float between the bounds, seldom whole
-            values = [*values, float(args[0] + 0.37 * (args[1] - args[0]))]
-        if key in training_keys:
-            why = unused_training_key(key, base["training"], task_types, m["modality"])
-            if why:
-                raise ConfigError(f"{at}: model {model} does not use it — {why}")
-            import jsonschema
-            import yaml
-
-            schema = yaml.safe_load(SCHEMA_PATH.read_text())["$defs"]["training"]["properties"][key]
-            if schema.get("type") == "integer" and kind in ("uniform", "loguniform"):
-                raise ConfigError(f"{at}.{kind}: training.{key} is a whole number; draw it with int: [low, high]")
-            for v in values:
-                err = next(jsonschema.Draft202012Validator(schema).iter_errors(v), None)
-                if err is not None:
-                    raise ConfigError(f"{at}: {v!r} is not a valid training.{key} ({err.message})")
-        elif key in reserved:
-            raise ConfigError(f"{at}: {key} is not tunable (it says what the model is, not how it trains)")
-        else:
-            if m["arch"].startswith("hf:"):
-                raise ConfigError(f"{at}: tune the training keys of hf: models ({', '.join(sorted(training_keys))}); "
-                                  f"their builder options load a checkpoint")
-            valid = builder_parameters(m["arch"], probe_inputs[m["modality"]]) or []
-            if key not in valid and not m["arch"].startswith("timm:"):
-                raise ConfigError(f"{at}: neither a key of training: nor an option of {m['arch']!r} (model {model})"
-                                  f"{did_you_mean(key, [*training_keys, *valid])}")
-            models.check_options(m["arch"], {**kwargs, key: values[0]}, probe_inputs[m["modality"]], key=at.rsplit(".", 1)[0])
-            for v in values:  # every choice, both bounds and a value between them: built on the meta device
-                problem = build_problem(m["arch"], {**kwargs, key: v}, probe_inputs[m["modality"]])
-                if problem and not build_problem(m["arch"], kwargs, probe_inputs[m["modality"]]):
-                    hint = (f" (a {kind} draw is a float: for a whole-number option use int: [low, high])"
-                            if kind in ("uniform", "loguniform") and not float(v).is_integer() else "")
-                    raise ConfigError(f"{at}: {v!r} is rejected by {m['arch']!r} (model {model}): {problem}{hint}")
 
 
 def build_problem(arch: str, kwargs: dict, input_info: dict) -> str | None:
@@ -306,18 +222,6 @@ def apply(spec: dict, values: dict, training_keys) -> dict:
     for key, v in values.items():
         (out["training"] if key in training_keys else out["model_kwargs"])[key] = v
     return out
-
-
-def trial_specs(config: dict, task: str, model: str) -> list[dict]:
-    """One spec per trial: the model's resolved spec (trial k trains with seed k) with trial k's values."""
-    from finebench.config import TRAINING_KEYS, resolve_spec
-
-    specs = []
-    for k, values in enumerate(draws(config, task, model)):
-        spec = apply(resolve_spec(config, task, model, k), values, TRAINING_KEYS)
-        spec.pop("tuning", None)  # a trial does not depend on the budget: a larger one keeps the earlier trials
-        specs.append({**spec, "trial": k, "tuned_values": values})
-    return specs
 
 
 def chunks(config: dict, task: str, model: str) -> list[range]:

@@ -115,7 +115,7 @@ TUNED = [(t, m) for t in CFG["tasks"] for m in fbconfig.task_models(CFG, t) if f
 
 def trial_chunk_json(wildcards):
     """The specs of one group of trials (tuning.runs_per_job): Snakemake's params, so a changed space reruns them."""
-    specs = fbtuning.trial_specs(CFG, wildcards.task, wildcards.model)
+    specs = fbconfig.trial_specs(CFG, wildcards.task, wildcards.model)
     group = fbtuning.chunks(CFG, wildcards.task, wildcards.model)[int(wildcards.chunk)]
     return json.dumps([specs[k] for k in group], sort_keys=True)
 
