@@ -25,6 +25,7 @@ import pytest
 import yaml
 
 from finebench import config as fbconfig
+from finebench.tasks import TASK_TYPES
 
 from cluster.local_slurm import ACCOUNT, LocalSlurm, Unavailable, free_port, pid_alive, unavailable_reason
 
@@ -77,8 +78,6 @@ def _planned_resources(repo, tmp_path, *args, env=None) -> dict[str, list[dict]]
 
 def _training_plan(plan: dict) -> dict:
     """The training jobs of every task type (rules train_classification, train_superres …) as "train"."""
-    from finebench.tasks import TASK_TYPES
-
     return {**plan, "train": [job for tt in TASK_TYPES.values() for job in plan.pop(tt.rule, [])]}
 
 
@@ -88,7 +87,7 @@ def test_slurm_profile_resources(repo, tmp_path):
     env = {"FINEBENCH_SLURM_PARTITION": "short", "FINEBENCH_SLURM_ACCOUNT": "lab42"}
     plan = _training_plan(_planned_resources(repo, tmp_path, *profile, env=env))
     smoke = yaml.safe_load((repo / "config" / "smoke.yaml").read_text())
-    assert len(plan["train"]) == len(fbconfig.runs(fbconfig.with_defaults(smoke)))  # classification + superres runs
+    assert len(plan["train"]) == len(fbconfig.runs(fbconfig.with_defaults(smoke)))  # every task type's runs
     assert len(plan["prepare_data"]) == len(smoke["tasks"])
     for job in plan["train"]:  # device: auto on a CPU partition: no GPU asked for
         assert job["gpu"] == "0" and job["slurm_partition"] == "short" and job["slurm_account"] == "lab42"
@@ -258,7 +257,7 @@ def test_every_training_and_preparation_job_ran_as_a_slurm_job(slurm_run, local_
     assert n_runs == len(fbconfig.runs(fbconfig.with_defaults(cfg)))
     # one Slurm job per training run (train_<task type>) and per task's preparation; download,
     # init_tracking and log_summary are local rules (aggregate may be either: it needs neither MLflow nor the internet)
-    trains = {f"rule_train_{name}" for name in ("classification", "superres")}
+    trains = {f"rule_{task_type.rule}" for task_type in TASK_TYPES.values()}  # train_classification, _superres, _asr
     assert sum(rules.count(name) for name in trains) == n_runs, rules
     assert rules.count("rule_prepare_data") == len(cfg["tasks"]), rules
     assert set(rules) <= trains | {"rule_prepare_data", "rule_aggregate"}, rules
