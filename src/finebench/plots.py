@@ -133,3 +133,30 @@ def draw_per_task(tasks, kinds, drawers, out: Path) -> list[Path]:
             draw[kind](path)
             written.append(path)
     return written
+
+
+def metric_vs_cost(models: pd.DataFrame, axes_spec, y: str, err_cols, scale: float, ylabel: str, baseline,
+                   title: str, path: Path) -> None:
+    """Two panels, the test metric ``scale`` × ``y`` of each model against two costs (``axes_spec``: [(column,
+    label)] × 2, log x), error bars from the first of ``err_cols`` that a row has, coloured by family, a baseline
+    ``(value, label)`` as a dashed line."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5), sharey=True)
+    for ax, (xcol, xlabel) in zip(axes, axes_spec):
+        for _, r in models.dropna(subset=[xcol]).iterrows():
+            err = next((r[c] for c in err_cols if not np.isnan(r[c])), float("nan"))
+            ax.errorbar(r[xcol], scale * r[y], yerr=0 if np.isnan(err) else scale * err, fmt="o", capsize=3,
+                        color=FAMILY_COLORS.get(r["family"], "tab:gray"))
+            ax.annotate(r["model"], (r[xcol], scale * r[y]), textcoords="offset points", xytext=(5, 4), fontsize=8)
+        ax.axhline(baseline[0], color="black", ls="--", lw=1)
+        ax.set_xscale("log")
+        ax.set_xlabel(xlabel)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel(ylabel)
+    handles = [plt.Line2D([], [], marker="o", ls="", color=c, label=f) for f, c in FAMILY_COLORS.items()
+               if f in set(models["family"])]
+    axes[1].legend(handles=handles + [plt.Line2D([], [], color="black", ls="--", label=baseline[1])], fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from finebench.plots import FAMILY_COLORS, _plt, draw_per_task, per_epoch_curves
+from finebench.plots import _plt, draw_per_task, metric_vs_cost, per_epoch_curves
 
 
 def sr_learning_curves(runs: pd.DataFrame, task: str, path: Path) -> None:
@@ -19,29 +19,12 @@ def sr_learning_curves(runs: pd.DataFrame, task: str, path: Path) -> None:
 
 
 def sr_pareto(board: pd.DataFrame, task: str, path: Path) -> None:
-    plt = _plt()
     g = board[board.task == task]
     models, base = g[~g["is_baseline"].astype(bool)], g[g["is_baseline"].astype(bool)].iloc[0]
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5), sharey=True)
-    for ax, xcol, xlabel in ((axes[0], "flops_per_output_pixel", "FLOPs per output pixel (forward, log scale)"),
-                             (axes[1], "train_seconds_mean", "training time per run (s, log scale)")):
-        for _, r in models.dropna(subset=[xcol]).iterrows():
-            err = 0 if np.isnan(r["test_psnr_ci95"]) else r["test_psnr_ci95"]
-            ax.errorbar(r[xcol], r["test_psnr_mean"], yerr=err, fmt="o", capsize=3,
-                        color=FAMILY_COLORS.get(r["family"], "tab:gray"))
-            ax.annotate(r["model"], (r[xcol], r["test_psnr_mean"]), textcoords="offset points", xytext=(5, 4), fontsize=8)
-        ax.axhline(base["test_psnr_mean"], color="black", ls="--", lw=1)
-        ax.set_xscale("log")
-        ax.set_xlabel(xlabel)
-        ax.grid(alpha=0.3)
-    axes[0].set_ylabel("test PSNR on Y (dB, mean ± 95 % CI)")
-    handles = [plt.Line2D([], [], marker="o", ls="", color=c, label=f) for f, c in FAMILY_COLORS.items()
-               if f in set(models["family"])]
-    axes[1].legend(handles=handles + [plt.Line2D([], [], color="black", ls="--", label="bicubic")], fontsize=8)
-    fig.suptitle(f"{task}: PSNR vs cost (×{int(base['scale'])})")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    metric_vs_cost(models, (("flops_per_output_pixel", "FLOPs per output pixel (forward, log scale)"),
+                            ("train_seconds_mean", "training time per run (s, log scale)")),
+                   "test_psnr_mean", ("test_psnr_ci95",), 1, "test PSNR on Y (dB, mean ± 95 % CI)",
+                   (base["test_psnr_mean"], "bicubic"), f"{task}: PSNR vs cost (×{int(base['scale'])})", path)
 
 
 def sr_examples(runs: pd.DataFrame, fam: pd.DataFrame, task: str, path: Path) -> None:
