@@ -126,8 +126,8 @@ def test_audio_over_max_seconds_is_named_or_skipped_and_counted(tmp_path):
 ASR_ARCHS = ["quartznet", "ds2", "conformer"]
 
 
-@pytest.mark.parametrize("arch", ASR_ARCHS)
-def test_every_asr_model_maps_padded_frames_to_per_frame_logits(arch):
+@pytest.mark.parametrize("arch, options", [(a, {}) for a in ASR_ARCHS] + [("ds2", {"cell": "lstm", "layers": 2})])
+def test_every_asr_model_maps_padded_frames_to_per_frame_logits(arch, options):
     import torch
 
     from finebench.models import ARCHS, build_model
@@ -135,7 +135,7 @@ def test_every_asr_model_maps_padded_frames_to_per_frame_logits(arch):
 
     assert ARCHS[arch].task_type == "asr"
     torch.manual_seed(0)
-    model = build_model(arch, {}, {"kind": "asr_features", "n_mels": 40}, 29)
+    model = build_model(arch, options, {"kind": "asr_features", "n_mels": 40}, 29)
     lengths = torch.tensor([37, 20])
     values = torch.randn(2, 37, 40)
     values[1, 20:] = 0  # the loader pads with zeros (the train mean, after standardisation)
@@ -165,3 +165,55 @@ def test_a_transcript_longer_than_the_models_output_frames_is_named_before_train
     with pytest.raises(FinebenchError, match=r"test utterance 'u0' \(0.20 s, 18 characters.*needs 19 output frames for "
                                              r"CTC, but this model gives 5"):
         check_alignable(coarse, data)
+
+
+def test_training_batches_are_cut_by_length_within_pools_and_cover_every_utterance_once(tmp_path):
+    import torch
+
+    from finebench.tasks.asr.objective import ASRLoader
+
+    seconds = [0.1 * (1 + (7 * i) % 40) for i in range(40)]  # 40 utterances of 0.1-4.0 s, in a scrambled order
+    train = [{**utterances(["go no"], s)[0], "id": f"u{i}"} for i, s in enumerate(seconds)]
+    data = prepared(tmp_path, {"train": train, "val": utterances(["up"]), "test": utterances(["up"])})
+    lengths = data.index("train")[:, 1]
+
+    def padded_frames(buckets, seed=0):
+        loader = ASRLoader(data, "train", 4, "cpu", train=True, generator=torch.Generator().manual_seed(seed),
+                           buckets=buckets)
+        batches = loader.batches()
+        assert sorted(np.concatenate(batches).tolist()) == list(range(40))  # each utterance exactly once
+        return sum(int(lengths[b].max()) * len(b) for b in batches), batches
+
+    plain, _ = padded_frames(1)
+    pooled, batches = padded_frames(5)  # pools of 5 batches = 20 utterances
+    whole, _ = padded_frames(10)  # one pool: the split sorted by length
+    assert whole == sum(int(lengths[b].max()) * 4 for b in np.argsort(lengths, kind="stable").reshape(10, 4))
+    assert lengths.sum() <= whole <= pooled < plain  # less padding the larger the pool
+    # Reproducible from the run's generator, and another seed gives other batches.
+    assert [b.tolist() for b in padded_frames(5)[1]] == [b.tolist() for b in batches]
+    assert [b.tolist() for b in padded_frames(5, seed=1)[1]] != [b.tolist() for b in batches]
+    # Evaluation keeps the prepared order whatever the option.
+    loader = ASRLoader(data, "train", 16, "cpu", buckets=5)
+    assert [b.tolist() for b in loader.batches()] == [list(range(16)), list(range(16, 32)), list(range(32, 40))]
+
+
+def test_spec_augment_masks_asr_training_features_within_each_utterance_only_when_asked(tmp_path):
+    import torch
+
+    from finebench.tasks.asr.objective import ASRLoader
+
+    data = prepared(tmp_path, {"train": utterances(["go", "no", "up", "off"], 1.0), "val": utterances(["up"]),
+                               "test": utterances(["up"])})
+    aug = {"freq_masks": 1, "freq_width": 10, "time_masks": 0, "time_width": 1}
+
+    def first(spec_aug, train=True):
+        loader = ASRLoader(data, "train", 4, "cpu", train=train, generator=torch.Generator().manual_seed(0),
+                           spec_aug=spec_aug)
+        return next(iter(loader))[0].values
+
+    plain, masked = first(None), first(aug)
+    zeroed = (masked == 0) & (plain != 0)
+    assert zeroed.any() and torch.equal(masked[~zeroed], plain[~zeroed])
+    bands = zeroed.all(1)  # [B, n_mels]: a masked mel band is zero over every frame of its utterance
+    assert bands.any(1).any() and (bands.sum(1) <= 10).all() and torch.equal(zeroed, bands[:, None].expand_as(zeroed))
+

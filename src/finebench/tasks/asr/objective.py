@@ -3,8 +3,10 @@
 - **Input**: :class:`ASRLoader` — batches of utterances of different lengths, padded: ``x`` is a :class:`Padded`
   (features ``[B, T, n_mels]`` standardised per band with the train split's statistics, and each utterance's frame
   count), ``y`` a :class:`Padded` of character ids (padding 0 = blank, and each transcript's length). Training
-  batches are drawn from a permutation of the train split by the run's torch generator (reproducible, resumable);
-  evaluation keeps the prepared order. ``hf:`` audio models get the 16 kHz waveforms instead (``x.kind == "wav"``).
+  batches come from a permutation of the train split by the run's torch generator (reproducible, resumable), cut
+  by length into pools of ``training.length_buckets`` batches (:meth:`ASRLoader.batches`: a batch pads to lengths
+  close to its own; SpecAugment masks from the same generator where ``training.spec_augment`` asks); evaluation
+  keeps the prepared order. ``hf:`` audio models get the 16 kHz waveforms instead (``x.kind == "wav"``).
   Slicing a :class:`Padded` (``x[:1]``) cuts its padding to the slice's longest utterance, so the cost measurements
   count each utterance at its own length.
 - **Models** return ``(logits [B, T', V], output lengths [B])`` (finebench.models.asr).
@@ -69,12 +71,14 @@ class ASRLoader:
     """Padded batches of one split of a prepared ``asr`` task, as device tensors."""
 
     def __init__(self, data, split: str, batch_size: int, device, train: bool = False, generator=None,
-                 max_batches: int | None = None, waveform: bool = False):
+                 max_batches: int | None = None, waveform: bool = False, buckets: int = 1,
+                 spec_aug: dict | None = None):
         from finebench.data.asr import ASRData
 
         self.asr = data if isinstance(data, ASRData) else ASRData(data.path)
         self.split, self.batch_size, self.device, self.train = split, batch_size, device, train
         self.generator, self.max_batches, self.waveform = generator, max_batches, waveform
+        self.buckets, self.spec_aug = buckets, spec_aug
         self.n = self.asr.count(split)
         self.data_seconds = 0.0
 
@@ -91,15 +95,35 @@ class ASRLoader:
         return (Padded(torch.from_numpy(x), torch.from_numpy(x_len), "wav" if self.waveform else "features")
                 .to(self.device), Padded(torch.from_numpy(y), torch.from_numpy(y_len), "labels").to(self.device))
 
-    def __iter__(self):
+    def batches(self) -> list[np.ndarray]:
+        """Each batch's utterance indices. Evaluation: the prepared order. Training: a permutation from the run's
+        generator; with ``buckets`` > 1 it is cut into pools of that many batches, each pool sorted by length and cut
+        into batches, and the batches shuffled — each batch pads to lengths close to its own."""
         import torch
 
-        order = (torch.randperm(self.n, generator=self.generator).numpy() if self.train else np.arange(self.n))
-        for b in range(len(self)):
+        size = self.batch_size
+        if not self.train:
+            return [np.arange(i, min(i + size, self.n)) for i in range(0, self.n, size)]
+        order = torch.randperm(self.n, generator=self.generator).numpy()
+        if self.buckets <= 1:
+            return [order[i : i + size] for i in range(0, self.n, size)]
+        lengths = self.asr.index(self.split)[:, 5 if self.waveform else 1]
+        pools = (order[i : i + size * self.buckets] for i in range(0, self.n, size * self.buckets))
+        batches = [p[j : j + size] for p in (p[np.argsort(lengths[p], kind="stable")] for p in pools)
+                   for j in range(0, len(p), size)]
+        return [batches[i] for i in torch.randperm(len(batches), generator=self.generator).tolist()]
+
+    def __iter__(self):
+        from finebench.loader import spec_augment
+
+        for idx in self.batches()[: len(self)]:
             t0 = time.perf_counter()
-            batch = self.batch(order[b * self.batch_size : (b + 1) * self.batch_size])
+            x, y = self.batch(idx)
+            if self.spec_aug and x.kind == "features":  # [B, T, n_mels] -> the [B, 1, F, T] spec_augment masks
+                x = Padded(spec_augment(x.values.transpose(1, 2)[:, None], self.generator, **self.spec_aug)[:, 0]
+                           .transpose(1, 2), x.lengths, x.kind)
             self.data_seconds += time.perf_counter() - t0
-            yield batch
+            yield x, y
 
 
 def check_alignable(module, data, splits=("train", "val", "test")) -> None:
@@ -138,7 +162,9 @@ class SpeechRecognition:
         loader = ASRLoader(job.data, split, t["batch_size"] if train else t["eval_batch_size"], job.dev, train=train,
                            generator=job.generator if train else None,
                            max_batches=job.steps_per_epoch if train else None,
-                           waveform=bool(getattr(job.module, "takes_waveform", False)))
+                           waveform=bool(getattr(job.module, "takes_waveform", False)),
+                           buckets=t.get("length_buckets", 1) if train else 1,
+                           spec_aug=t.get("spec_augment") if train else None)
         if not self.checked:  # the first loader of a run is built before its first step (or its evaluation)
             check_alignable(job.module, loader.asr)
             self.checked = True
