@@ -92,7 +92,7 @@ def test_sobol_points_are_balanced_and_a_budget_not_a_power_of_two_is_warned(emb
 def test_trial_specs_carry_their_values_and_no_budget_final_specs_name_the_tuning(embedded):
     cfg = config.with_defaults(tuned(embedded, budget=3, runs_per_job=2))
     specs = config.trial_specs(cfg, "wordnet", "bilstm")
-    assert [s["trial"] for s in specs] == [0, 1, 2] and [s["seed"] for s in specs] == [0, 1, 2]
+    assert [s["trial"] for s in specs] == [0, 1, 2] and [s["seed"] for s in specs] == [1000, 1001, 1002]
     assert all(s["training"]["lr"] == s["tuned_values"]["lr"] and "tuning" not in s for s in specs)
     assert specs[0]["training"]["epochs"] == 5  # the task's own training: keys stay
     final = config.resolve_spec(cfg, "wordnet", "bilstm", 0)
@@ -175,6 +175,16 @@ def test_bad_budgets_tasks_and_families_are_named(embedded, tmp_path):
     cfg = tuned(embedded, spaces={"cnn": {"lr": {"uniform": [0.01, 0.001]}}})
     with pytest.raises(ConfigError, match=r"tuning\.spaces\.cnn\.lr\.uniform: low 0\.01 >= high 0\.001"):
         config.check(cfg)
+
+
+def test_a_final_seed_that_is_also_a_trials_seed_is_named(embedded):
+    cfg = tuned(embedded, budget=4)
+    cfg["seeds"] = [0, 1, 1003]
+    with pytest.raises(ConfigError, match=r"seeds: 1003 is also the seed of tuning trial 3 \(trial k trains with seed "
+                                          r"1000 \+ k\); a final run must not repeat a trial"):
+        config.check(cfg)
+    cfg["seeds"] = [0, 1, 1004]  # past the last trial's seed
+    config.check(cfg)
 
 
 def test_an_empty_tuning_section_tunes_with_every_default(embedded):

@@ -421,6 +421,12 @@ def check_tuning(config: dict) -> None:
                 warnings.warn(f"tuning.sampler: sobol with a budget of {b} trials ({model}), not a power of two: "
                               f"the points lose the Sobol sequence's balance (use 8, 16, 32 …)", stacklevel=2)
     tuned = {m for t in config["tasks"] for m in task_models(config, t) if tn.is_tuned(config, t, m)}
+    trial_seeds = range(tn.TRIAL_SEED, tn.TRIAL_SEED + max((tn.budget_of(config, m) for m in tuned), default=0))
+    clash = sorted(s for s in config.get("seeds") or [] if s in trial_seeds)
+    if clash:
+        raise ConfigError(f"seeds: {clash[0]} is also the seed of tuning trial {clash[0] - tn.TRIAL_SEED} (trial k "
+                          f"trains with seed {tn.TRIAL_SEED} + k); a final run must not repeat a trial — use final "
+                          f"seeds below {tn.TRIAL_SEED}")
     for model in config["models"]:
         own = config["models"][model].get("tuning")
         if isinstance(own, dict) and "budget" in own and (isinstance(own["budget"], bool) or
@@ -482,12 +488,13 @@ def check_tuning_space(config: dict, model: str) -> None:
 
 
 def trial_specs(config: dict, task: str, model: str) -> list[dict]:
-    """One spec per trial: the model's resolved spec (trial k trains with seed k) with trial k's values."""
+    """One spec per trial: the model's resolved spec (trial k trains with seed tuning.TRIAL_SEED + k) with trial k's
+    values."""
     from finebench import tuning as tn
 
     specs = []
     for k, values in enumerate(tn.draws(config, task, model)):
-        spec = tn.apply(resolve_spec(config, task, model, k), values, TRAINING_KEYS)
+        spec = tn.apply(resolve_spec(config, task, model, tn.TRIAL_SEED + k), values, TRAINING_KEYS)
         spec.pop("tuning", None)  # a trial does not depend on the budget: a larger one keeps the earlier trials
         specs.append({**spec, "trial": k, "tuned_values": values})
     return specs

@@ -16,6 +16,9 @@ and its seed, and search spaces: one per family by default (:data:`DEFAULT_SPACE
   larger budget keeps the earlier trials (the same first draws).
 - **Checks and trial specs** live with the config's (finebench.config: ``check_tuning``, ``trial_specs``), which
   this module never imports.
+- **Trial seeds.** Trial k trains with seed :data:`TRIAL_SEED` + k, never one of the final ``seeds:`` (the config
+  check refuses an overlap): a final run never repeats the chosen trial, so the luck of the seed that won the
+  selection does not enter the final scores.
 - **Validation only.** A trial's spec carries ``trial: k``; the trainer then never evaluates the test split
   (finebench.train). :func:`select` picks the trial with the best validation score — the task type's selection key
   at the trial's best epoch (higher is better: validation accuracy, PSNR …) — and writes it to ``selected.json``,
@@ -51,6 +54,7 @@ DEFAULT_SPACES = {
 }
 # Pretrained hf: models are fine-tuned: a lower learning-rate range, whatever their family.
 PRETRAINED_SPACE = {"lr": {"loguniform": [1e-5, 2e-4]}, "weight_decay": {"loguniform": [1e-3, 0.1]}}
+TRIAL_SEED = 1000  # trial k's seed is TRIAL_SEED + k: apart from the final seeds (0, 1, 2 …)
 TUNING_DEFAULTS = {"budget": 8, "sampler": "random", "seed": 0, "runs_per_job": 4, "tasks": None, "spaces": {}}
 
 
