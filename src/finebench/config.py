@@ -45,7 +45,8 @@ DEFAULTS = {"tracking_uri": "sqlite:///results/mlflow.db", "device": "auto", "th
             "download": {"cache": "results/downloads", "mirror": None, "lock": None}}
 MODEL_RESERVED_KEYS = {"family", "modality", "arch", "tasks", "training", "tuning"}
 # Every key of a training: section (the schema's): what a search space may tune besides builder options
-TRAINING_KEYS = frozenset(yaml.safe_load(SCHEMA_PATH.read_text())["$defs"]["training"]["properties"])
+SCHEMA = yaml.safe_load(SCHEMA_PATH.read_text())  # read once: validation, TRAINING_KEYS, the tuning checks
+TRAINING_KEYS = frozenset(SCHEMA["$defs"]["training"]["properties"])
 # Inputs of a typical task per modality, to check a model's builder options before any data exists (option names
 # only: errors about shapes are left to the real build).
 PROBE_INPUTS = {
@@ -125,8 +126,7 @@ def drop_removed(config: dict) -> list[str]:
 def validate_schema(config: dict, source: str = "config") -> None:
     import jsonschema
 
-    schema = yaml.safe_load(SCHEMA_PATH.read_text())
-    errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(config), key=lambda e: list(e.path))
+    errors = sorted(jsonschema.Draft202012Validator(SCHEMA).iter_errors(config), key=lambda e: list(e.path))
     if errors:
         lines = [f"{'.'.join(map(str, e.path)) or '<top level>'}: {e.message}" for e in errors]
         raise ConfigError(f"{source} does not match the config schema:\n  " + "\n  ".join(lines))
@@ -442,8 +442,6 @@ def check_tuning_space(config: dict, model: str) -> None:
     from finebench import tuning as tn
     from finebench.models.registry import builder_parameters
 
-    probe_inputs, training_keys, reserved = PROBE_INPUTS, TRAINING_KEYS, MODEL_RESERVED_KEYS
-
     space, where = tn.space_of(config, model)
     m = config["models"][model]
     tasks = [t for t in config["tasks"] if model in task_models(config, t) and tn.is_tuned(config, t, model)]
@@ -455,33 +453,33 @@ def check_tuning_space(config: dict, model: str) -> None:
         values = args if kind == "choice" else [args[0], args[1]]
         if kind in ("uniform", "loguniform"):  # what a draw looks like: a float between the bounds, seldom whole
             values = [*values, float(args[0] + 0.37 * (args[1] - args[0]))]
-        if key in training_keys:
+        if key in TRAINING_KEYS:
             why = tn.unused_training_key(key, base["training"], task_types, m["modality"])
             if why:
                 raise ConfigError(f"{at}: model {model} does not use it — {why}")
             import jsonschema
 
-            schema = yaml.safe_load(SCHEMA_PATH.read_text())["$defs"]["training"]["properties"][key]
+            schema = SCHEMA["$defs"]["training"]["properties"][key]
             if schema.get("type") == "integer" and kind in ("uniform", "loguniform"):
                 raise ConfigError(f"{at}.{kind}: training.{key} is a whole number; draw it with int: [low, high]")
             for v in values:
                 err = next(jsonschema.Draft202012Validator(schema).iter_errors(v), None)
                 if err is not None:
                     raise ConfigError(f"{at}: {v!r} is not a valid training.{key} ({err.message})")
-        elif key in reserved:
+        elif key in MODEL_RESERVED_KEYS:
             raise ConfigError(f"{at}: {key} is not tunable (it says what the model is, not how it trains)")
         else:
             if m["arch"].startswith("hf:"):
-                raise ConfigError(f"{at}: tune the training keys of hf: models ({', '.join(sorted(training_keys))}); "
+                raise ConfigError(f"{at}: tune the training keys of hf: models ({', '.join(sorted(TRAINING_KEYS))}); "
                                   f"their builder options load a checkpoint")
-            valid = builder_parameters(m["arch"], probe_inputs[m["modality"]]) or []
+            valid = builder_parameters(m["arch"], PROBE_INPUTS[m["modality"]]) or []
             if key not in valid and not m["arch"].startswith("timm:"):
                 raise ConfigError(f"{at}: neither a key of training: nor an option of {m['arch']!r} (model {model})"
-                                  f"{did_you_mean(key, [*training_keys, *valid])}")
-            models.check_options(m["arch"], {**kwargs, key: values[0]}, probe_inputs[m["modality"]], key=at.rsplit(".", 1)[0])
+                                  f"{did_you_mean(key, [*TRAINING_KEYS, *valid])}")
+            models.check_options(m["arch"], {**kwargs, key: values[0]}, PROBE_INPUTS[m["modality"]], key=at.rsplit(".", 1)[0])
             for v in values:  # every choice, both bounds and a value between them: built on the meta device
-                problem = tn.build_problem(m["arch"], {**kwargs, key: v}, probe_inputs[m["modality"]])
-                if problem and not tn.build_problem(m["arch"], kwargs, probe_inputs[m["modality"]]):
+                problem = tn.build_problem(m["arch"], {**kwargs, key: v}, PROBE_INPUTS[m["modality"]])
+                if problem and not tn.build_problem(m["arch"], kwargs, PROBE_INPUTS[m["modality"]]):
                     hint = (f" (a {kind} draw is a float: for a whole-number option use int: [low, high])"
                             if kind in ("uniform", "loguniform") and not float(v).is_integer() else "")
                     raise ConfigError(f"{at}: {v!r} is rejected by {m['arch']!r} (model {model}): {problem}{hint}")

@@ -142,12 +142,16 @@ class DeepSpeech2(ASRModel):
         # Frame j of utterance i <-> frame len_i - 1 - j; padding frames stay where they are.
         back = lengths[:, None] - 1 - torch.arange(t, device=h.device)[None]
         back = torch.where(back >= 0, back, torch.arange(t, device=h.device)[None].expand(b, t))[:, :, None]
+
+        def flip(z):  # its own inverse
+            return z.gather(1, back.expand(-1, -1, z.shape[2]))
+
         for i, (forward, backward) in enumerate(self.rnns):
             if i:
                 h = self.dropout(h)
             ahead, _ = forward(h)
-            behind, _ = backward(h.gather(1, back.expand(-1, -1, h.shape[2])))
-            h = torch.cat([ahead, behind.gather(1, back.expand(-1, -1, behind.shape[2]))], -1)
+            behind, _ = backward(flip(h))
+            h = torch.cat([ahead, flip(behind)], -1)
         return self.out(h), lengths
 
 
