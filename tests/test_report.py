@@ -77,6 +77,15 @@ def test_cost_columns_and_ranks():
     assert "| 1.50 " in costs and "| 101 " in costs and "| 500 " in costs
     html = ctables.leaderboard_html(board)
     assert "<b>81.0 ± " in html and "<table>" in html
+    assert "<strong>Bold</strong>" in html and "<em>± test</em>" in html and "**" not in html  # Markdown rendered
+
+
+def test_html_paragraph_renders_marks_and_keeps_html_as_text():
+    assert report.html_paragraph("**Bold**: best; *± seeds*; `a < b`") == (
+        "<p><strong>Bold</strong>: best; <em>± seeds</em>; <code>a &lt; b</code></p>")
+    assert report.html_paragraph("model <script>x</script> & test_wer") == (
+        "<p>model &lt;script&gt;x&lt;/script&gt; &amp; test_wer</p>")
+    assert report.html_paragraph("") == ""
 
 
 def test_families_pick_best_model_per_family():
@@ -379,3 +388,26 @@ def test_aggregate_reads_predictions_beside_each_metrics_file(tmp_path):
     assert math.isnan(board.loc["b", "p_vs_best_welch"]) or board.loc["b", "p_vs_best_welch"] == 0.0  # constant seeds
     fam = pd.read_csv(tmp_path / "tables" / "families.csv")
     assert fam["best_test_accuracy_ci95_comb"].notna().all()
+
+
+def test_cost_plot_error_bars_are_the_leaderboards_combined_interval(tmp_path, monkeypatch):
+    """The accuracy-vs-cost plot's bars: the CI over seeds and test examples, seeds alone where a model has none."""
+    import matplotlib.axes
+
+    from finebench.tasks.classification import plots as cplots
+
+    board = report.leaderboard(runs_frame({"a": [0.8, 0.82, 0.84], "b": [0.7, 0.74, 0.71]}))
+    board["test_accuracy_ci95_comb"] = np.where(board["model"] == "a", 0.1, np.nan)
+    seen = []
+    real = matplotlib.axes.Axes.errorbar
+
+    def errorbar(self, x, y, yerr=None, **kw):
+        seen.append((round(y, 6), yerr))
+        return real(self, x, y, yerr, **kw)
+
+    monkeypatch.setattr(matplotlib.axes.Axes, "errorbar", errorbar)
+    cplots.pareto(board, "t", tmp_path / "t_pareto.png")
+    b_mean, b_seed_ci = round(100 * np.mean([0.7, 0.74, 0.71]), 6), 100 * board.set_index("model").loc["b", "test_accuracy_ci95"]
+    # one bar per model in each of the two panels: a's combined 10 points, b's seed-only interval
+    assert sorted(seen) == sorted([(82.0, pytest.approx(10.0)), (b_mean, pytest.approx(b_seed_ci))] * 2)
+    assert (tmp_path / "t_pareto.png").stat().st_size > 0

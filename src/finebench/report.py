@@ -247,6 +247,21 @@ def aggregate(metrics_files, out_dir: str | Path, plots_dir: str | Path | None =
     return out
 
 
+def html_paragraph(text: str) -> str:
+    """A paragraph of the tables' Markdown (an intro, a note: ``**bold**``, ``*italic*``, backticks) as HTML with
+    Python-Markdown, the docs site's renderer; raw HTML and entities in the text stay text (a model name, a config
+    value). Empty text gives ``""``."""
+    import markdown
+
+    if not text:
+        return ""
+    md = markdown.Markdown()
+    md.preprocessors.deregister("html_block")
+    for pattern in ("html", "entity"):
+        md.inlinePatterns.deregister(pattern)
+    return md.convert(text)
+
+
 def fallback_note(g: pd.DataFrame, key: str, more: str = "") -> str:
     """A line under a task's table naming the models (not baselines) whose statistics fell back to seeds only, and
     why: † (no per-example scores of their own: ± and ≈ over seeds) or their ≈ only (the best model has none).

@@ -21,8 +21,8 @@ def pareto(board: pd.DataFrame, task: str, path: Path) -> None:
     metric_vs_cost(g, (("flops_per_audio_second", "forward FLOPs per second of audio (log scale)"),
                        ("train_seconds_mean", "training time per run (s, log scale)")),
                    "test_wer_mean", ("test_wer_ci95_comb", "test_wer_ci95"), 100,
-                   "test WER % (mean ± 95 % CI; lower is better)", (100.0, "no output"), f"{label(g, task)}: WER vs cost",
-                   path)
+                   "test WER % (lower is better)\nmean ± 95 % CI over seeds and test utterances", (100.0, "no output"),
+                   f"{label(g, task)}: WER vs cost", path)
 
 
 def asr_plots(runs: pd.DataFrame, board: pd.DataFrame, out: Path, kinds) -> list[Path]:

@@ -46,7 +46,7 @@ INTRO = ("Word and character error rates in % (lower is better), sclite-style: e
          "them (jiwer); both transcripts normalised first (finebench.data.asr: lower case, punctuation removed, "
          f"spaces collapsed). Decoding: greedy CTC, no language model. WER: {UNCERTAINTY} *± seeds*: its 95 % CI "
          "half-width over seeds alone (Student's t; the test set held fixed). *± test*: the test sample's alone. CER: mean ± "
-         "95 % CI over seeds. Bold: the best WER in the task; ≈: not significantly different from it by a paired "
+         "95 % CI over seeds. **Bold**: the best WER in the task; ≈: not significantly different from it by a paired "
          "test on the same utterances, seeds and test sample combined the same way (two-sided, "
          f"α = {ALPHA}). *no output*: a model that outputs nothing (every word deleted) — "
          "an untrained CTC model mostly emits blanks and scores near it (docs: Task types). FLOPs per second of audio "
@@ -180,7 +180,7 @@ def examples_markdown(ex: list[dict]) -> list[str]:
 def leaderboard_markdown(runs: pd.DataFrame, board: pd.DataFrame, fam: pd.DataFrame) -> str:
     from tabulate import tabulate
 
-    parts = ["", "# Speech recognition", "", INTRO.replace("Bold", "**Bold**"), ""]
+    parts = ["", "# Speech recognition", "", INTRO, ""]
     for task, g in board.groupby("task", sort=False):
         note = fallback_note(g)
         parts += [f"## {heading(g)}", "",
@@ -192,7 +192,9 @@ def leaderboard_markdown(runs: pd.DataFrame, board: pd.DataFrame, fam: pd.DataFr
 def leaderboard_html(runs: pd.DataFrame, board: pd.DataFrame, fam: pd.DataFrame) -> str:
     from tabulate import tabulate
 
-    parts = ["<h1>Speech recognition</h1>", f"<p>{html.escape(INTRO)}</p>"]
+    from finebench.report import html_paragraph
+
+    parts = ["<h1>Speech recognition</h1>", html_paragraph(INTRO)]
     for task, g in board.groupby("task", sort=False):
         table = [[html.escape(str(c)) for c in row] for row in rows(g, lambda t: t)]
         for row, (_, r) in zip(table, g.iterrows()):
@@ -201,7 +203,7 @@ def leaderboard_html(runs: pd.DataFrame, board: pd.DataFrame, fam: pd.DataFrame)
         ex = examples(runs, fam, task)
         parts += [f"<h2>{html.escape(heading(g))}</h2>",
                   tabulate(table, headers=HEADERS, tablefmt="unsafehtml", disable_numparse=True),
-                  *([f"<p>{html.escape(fallback_note(g))}</p>"] if fallback_note(g) else []),
+                  html_paragraph(fallback_note(g)),
                   *(["<h3>Transcripts</h3>", tabulate(
                       [[html.escape(str(e[k])) for k in ("family", "model", "id", "reference", "hypothesis")]
                        for e in ex], headers=["family", "model", "utterance", "reference", "hypothesis"],

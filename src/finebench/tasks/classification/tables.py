@@ -150,7 +150,7 @@ UNCERTAINTY = (
 )
 LEADERBOARD_INTRO = (
     f"Test accuracy in %: {UNCERTAINTY} *± seeds*: the 95 % CI half-width over seeds alone (Student's t; the test "
-    "set held fixed); *± test*: the test sample's alone. Bold: best mean in the task; ≈: not significantly "
+    "set held fixed); *± test*: the test sample's alone. **Bold**: best mean in the task; ≈: not significantly "
     "different from the best by a paired test on the same test examples, seeds and test sample combined the same "
     "way (Welch's seed term, the per-example differences' test term; two-sided, "
     f"α = {ALPHA}). leaderboard.csv also keeps Welch's t-test over seed scores alone (`p_vs_best_welch`). "
@@ -214,7 +214,7 @@ def costs_markdown(board: pd.DataFrame) -> str:
 def leaderboard_markdown(board: pd.DataFrame) -> str:
     from tabulate import tabulate
 
-    parts = ["# finebench leaderboard", "", LEADERBOARD_INTRO.replace("Bold", "**Bold**"), ""]
+    parts = ["# finebench leaderboard", "", LEADERBOARD_INTRO, ""]
     for _, g in board.groupby("task", sort=False):
         note = fallback_note(g)
         parts += [f"## {task_heading(g)}", "",
@@ -228,10 +228,12 @@ def leaderboard_html(board: pd.DataFrame) -> str:
 
     from tabulate import tabulate
 
+    from finebench.report import html_paragraph
+
     parts = ["<!doctype html><meta charset='utf-8'><title>finebench leaderboard</title>",
              "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
              "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}</style>",
-             "<h1>finebench leaderboard</h1>", f"<p>{html.escape(LEADERBOARD_INTRO)}</p>"]
+             "<h1>finebench leaderboard</h1>", html_paragraph(LEADERBOARD_INTRO)]
     for _, g in board.groupby("task", sort=False):
         rows = [[html.escape(str(c)) for c in row] for row in leaderboard_rows(g, lambda t: t)]
         for row, (_, r) in zip(rows, g.iterrows()):
@@ -239,7 +241,7 @@ def leaderboard_html(board: pd.DataFrame) -> str:
                 row[5] = f"<b>{row[5]}</b>"
         parts += [f"<h2>{html.escape(task_heading(g))}</h2>",
                   tabulate(rows, headers=LEADERBOARD_HEADERS, tablefmt="unsafehtml", disable_numparse=True),
-                  *([f"<p>{html.escape(fallback_note(g))}</p>"] if fallback_note(g) else []),
+                  html_paragraph(fallback_note(g)),
                   "<h3>Cost</h3>",
                   tabulate([[html.escape(str(c)) for c in row] for row in cost_rows(g)], headers=COST_HEADERS,
                            tablefmt="unsafehtml", disable_numparse=True)]

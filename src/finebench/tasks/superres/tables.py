@@ -46,7 +46,7 @@ UNCERTAINTY = (
 INTRO = ("PSNR (dB) and SSIM on the Y channel (BT.601), `scale` pixels shaved at the border, 8-bit outputs — the "
          f"literature's protocol. PSNR: {UNCERTAINTY} *± seeds*: the PSNR's 95 % CI half-width over seeds alone "
          "(Student's t; the test images held fixed); *± test*: the test images' alone. "
-         "SSIM: mean ± 95 % CI over seeds (Student's t). Bold: best PSNR in the task; ≈: not significantly different "
+         "SSIM: mean ± 95 % CI over seeds (Student's t). **Bold**: best PSNR in the task; ≈: not significantly different "
          "from it by a paired test on the same test images, seeds and test images combined the same way (Welch's "
          f"seed term, the per-image differences' test term; two-sided, α = {ALPHA}); leaderboard_sr.csv also keeps "
          "Welch's t-test over seed scores alone (`p_vs_best_welch`). *vs bicubic*: gain over MATLAB-style "
@@ -244,7 +244,7 @@ def verdict(g: pd.DataFrame) -> str:
 def leaderboard_markdown(board: pd.DataFrame) -> str:
     from tabulate import tabulate
 
-    parts = ["", "# Super-resolution", "", INTRO.replace("Bold", "**Bold**"), ""]
+    parts = ["", "# Super-resolution", "", INTRO, ""]
     for _, g in board.groupby("task", sort=False):
         note = fallback_note(g)
         parts += [f"## {heading(g)}", "", tabulate(rows(g, lambda t: f"**{t}**"), headers=HEADERS, tablefmt="github",
@@ -256,7 +256,9 @@ def leaderboard_markdown(board: pd.DataFrame) -> str:
 def leaderboard_html(board: pd.DataFrame) -> str:
     from tabulate import tabulate
 
-    parts = ["<h1>Super-resolution</h1>", f"<p>{html.escape(INTRO)}</p>"]
+    from finebench.report import html_paragraph
+
+    parts = ["<h1>Super-resolution</h1>", html_paragraph(INTRO)]
     for _, g in board.groupby("task", sort=False):
         table = [[html.escape(str(c)) for c in row] for row in rows(g, lambda t: f"<b>{t}</b>")]
         for row, (_, r) in zip(table, g.iterrows()):
@@ -264,8 +266,8 @@ def leaderboard_html(board: pd.DataFrame) -> str:
                 row[5] = row[5].replace("&lt;b&gt;", "<b>").replace("&lt;/b&gt;", "</b>")
         parts += [f"<h2>{html.escape(heading(g))}</h2>",
                   tabulate(table, headers=HEADERS, tablefmt="unsafehtml", disable_numparse=True),
-                  f"<p>{html.escape(verdict(g))}</p>",
-                  *([f"<p>{html.escape(fallback_note(g))}</p>"] if fallback_note(g) else [])]
+                  html_paragraph(verdict(g)),
+                  html_paragraph(fallback_note(g))]
     return "\n".join(parts) + "\n"
 
 
