@@ -200,11 +200,12 @@ def test_checkpoint_of_another_spec_is_ignored(tmp_path, tiny_data, experiment_f
 def test_divergence_fails_the_run_with_epoch_and_step(tmp_path, tiny_data, experiment_file):
     from finebench.train import Diverged, fit
 
-    with pytest.raises(Diverged, match=r"non-finite loss at epoch \d+, step \d+"):
+    with pytest.raises(Diverged, match=r"non-finite loss at epoch \d+, step \d+") as err:
         fit(spec(epochs=3, lr=1e6), tiny_data, tmp_path / "nan", experiment_file, device="cpu")
     assert not (tmp_path / "nan" / "metrics.json").exists()
     _, runs = runs_of(experiment_file)
     assert [r.info.status for r in runs] == ["FAILED"] and "non-finite loss" in runs[0].data.tags["error"]
+    assert err.value.mlflow_run_id == runs[0].info.run_id  # a diverged trial's record names it: nested in its search
 
 
 def test_ghost_runs_are_ended_at_the_end_of_the_pipeline(tmp_path, experiment_file):
@@ -229,3 +230,29 @@ def test_metrics_json_is_strict_json(tmp_path, tiny_data, experiment_file):
     text = (tmp_path / "r" / "metrics.json").read_text()
     json.loads(text, parse_constant=lambda c: pytest.fail(f"non-standard JSON constant {c}"))
     assert os.path.getsize(tmp_path / "r" / "metrics.json") > 100
+
+
+def test_a_diverged_trial_is_recorded_and_nested_under_its_search(tmp_path, tiny_data, experiment_file):
+    """train-trials: a trial whose loss goes non-finite is a result (DIVERGED, no score), not a failed job; the
+    selection then files its FAILED MLflow run under the search's parent like every other trial."""
+    from mlflow.tracking import MlflowClient
+
+    identity = {"space": {"lr": {"loguniform": [1e-4, 1e6]}}, "budget": 2, "sampler": "random", "seed": 0}
+    trials = [{**spec(epochs=1, lr=lr), "trial": k, "seed": 1000 + k, "tuned_values": {"lr": lr}}
+              for k, lr in enumerate((0.003, 1e6))]
+    chunk, selected = tmp_path / "chunk.json", tmp_path / "selected.json"
+    base = [sys.executable, "-m", "finebench"]
+    subprocess.run(base + ["train-trials", "--specs", json.dumps(trials), "--data", str(tiny_data),
+                           "--experiment-file", str(experiment_file), "--out-root", str(tmp_path / "tune"),
+                           "--out", str(chunk), "--device", "cpu"], check=True, capture_output=True)
+    ok, bad = json.loads(chunk.read_text())
+    assert ok["status"] == "FINISHED" and bad["status"] == "DIVERGED" and bad["val_score"] is None
+    assert "non-finite loss" in bad["error"]
+    subprocess.run(base + ["select-trials", str(chunk), "--identity", json.dumps(identity), "--experiment-file",
+                           str(experiment_file), "--out", str(selected)], check=True, capture_output=True)
+    sel = json.loads(selected.read_text())
+    assert sel["trial"] == 0 and sel["diverged"] == 1
+    client = MlflowClient(json.loads(experiment_file.read_text())["tracking_uri"])
+    failed = client.get_run(bad["mlflow_run_id"])
+    assert failed.info.status == "FAILED" and failed.data.tags["mlflow.parentRunId"] == sel["mlflow_parent_run_id"]
+    assert client.get_run(ok["mlflow_run_id"]).data.tags["mlflow.parentRunId"] == sel["mlflow_parent_run_id"]

@@ -208,7 +208,8 @@ def cmd_train_trials(args) -> int:
             log(f"{spec['task']}/{spec['model']}/trial{spec['trial']}: diverged ({exc}); recorded without a score")
             result = {**{k: spec[k] for k in ("task", "dataset", "modality", "model", "family", "arch", "seed",
                                               "trial", "tuned_values")},
-                      "status": "DIVERGED", "error": str(exc), "val_score": None, "spec_hash": spec_hash(spec)}
+                      "status": "DIVERGED", "error": str(exc), "val_score": None, "spec_hash": spec_hash(spec),
+                      "mlflow_run_id": exc.mlflow_run_id}  # its FAILED run, nested under the search like the others
             write_json_atomic(done, result)
             results.append(result)
     write_json_atomic(args.out, results)

@@ -59,7 +59,10 @@ WORK_SECONDS = [0.0]
 
 
 class Diverged(FinebenchError):
-    """The training loss became NaN or infinite."""
+    """The training loss became NaN or infinite. ``mlflow_run_id``: the run it failed (set by :func:`fit`), so that a
+    diverged tuning trial is still filed under its search."""
+
+    mlflow_run_id: str | None = None
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -616,8 +619,12 @@ def fit(spec: dict, data_dir: str | Path, out_dir: str | Path, experiment_file: 
         for epoch in range(first, t["epochs"] + 1):
             if t.get("compile") and epoch == first:
                 s["compile_epochs"].append(epoch)  # the first epoch of each process compiles the model
-            with memory_hint(job, "training"):
-                tr = train_one_epoch(job, epoch, show)
+            try:
+                with memory_hint(job, "training"):
+                    tr = train_one_epoch(job, epoch, show)
+            except Diverged as exc:
+                exc.mlflow_run_id = run.run_id
+                raise
             t_val = time.perf_counter()
             with memory_hint(job, "evaluating"):
                 val = evaluate(job, "val")
