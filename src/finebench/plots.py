@@ -135,17 +135,23 @@ def draw_per_task(tasks, kinds, drawers, out: Path) -> list[Path]:
     return written
 
 
+def error_bars(frame: pd.DataFrame, cols) -> pd.Series:
+    """Each row's error bar: the first of ``cols`` (e.g. the interval over seeds and the test sample, then over seeds
+    alone) that is not NaN; 0 where none is."""
+    return frame[list(cols)].bfill(axis=1).iloc[:, 0].fillna(0.0)
+
+
 def metric_vs_cost(models: pd.DataFrame, axes_spec, y: str, err_cols, scale: float, ylabel: str, baseline,
                    title: str, path: Path) -> None:
     """Two panels, the test metric ``scale`` × ``y`` of each model against two costs (``axes_spec``: [(column,
-    label)] × 2, log x), error bars from the first of ``err_cols`` that a row has, coloured by family, a baseline
-    ``(value, label)`` as a dashed line."""
+    label)] × 2, log x), error bars from the first of ``err_cols`` that a row has (:func:`error_bars`), coloured by
+    family, a baseline ``(value, label)`` as a dashed line."""
     plt = _plt()
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.5), sharey=True)
+    err = error_bars(models, err_cols)
     for ax, (xcol, xlabel) in zip(axes, axes_spec):
-        for _, r in models.dropna(subset=[xcol]).iterrows():
-            err = next((r[c] for c in err_cols if not np.isnan(r[c])), float("nan"))
-            ax.errorbar(r[xcol], scale * r[y], yerr=0 if np.isnan(err) else scale * err, fmt="o", capsize=3,
+        for i, r in models.dropna(subset=[xcol]).iterrows():
+            ax.errorbar(r[xcol], scale * r[y], yerr=scale * err[i], fmt="o", capsize=3,
                         color=FAMILY_COLORS.get(r["family"], "tab:gray"))
             ax.annotate(r["model"], (r[xcol], scale * r[y]), textcoords="offset points", xytext=(5, 4), fontsize=8)
         ax.axhline(baseline[0], color="black", ls="--", lw=1)

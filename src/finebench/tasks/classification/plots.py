@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from finebench.plots import FAMILY_COLORS, _plt, draw_per_task, label, per_epoch_curves, plot_confusion
+from finebench.plots import FAMILY_COLORS, _plt, draw_per_task, error_bars, label, per_epoch_curves, plot_confusion
 
 
 def learning_curves(runs: pd.DataFrame, task: str, path: Path) -> None:
@@ -32,15 +32,15 @@ ERR_COLS = ("test_accuracy_ci95_comb", "test_accuracy_ci95")
 def pareto(board: pd.DataFrame, task: str, path: Path) -> None:
     plt = _plt()
     g = board[board.task == task]
+    acc, ci = 100 * g["test_accuracy_mean"], 100 * error_bars(g, ERR_COLS)
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.5), sharey=True)
     for ax, xcol, xlabel in ((axes[0], "flops_per_sample", "FLOPs per sample (forward, log scale)"),
                              (axes[1], "train_seconds_mean", "training time per run (s, log scale)")):
         d = g.dropna(subset=[xcol]).sort_values(xcol)
-        for _, r in d.iterrows():
-            err = next((r[c] for c in ERR_COLS if not np.isnan(r[c])), 0.0) * 100
-            ax.errorbar(r[xcol], 100 * r["test_accuracy_mean"], yerr=err, fmt="o", capsize=3,
+        for i, r in d.iterrows():
+            ax.errorbar(r[xcol], acc[i], yerr=ci[i], fmt="o", capsize=3,
                         color=FAMILY_COLORS.get(r["family"], "tab:gray"))
-            ax.annotate(r["model"], (r[xcol], 100 * r["test_accuracy_mean"]), textcoords="offset points",
+            ax.annotate(r["model"], (r[xcol], acc[i]), textcoords="offset points",
                         xytext=(5, 4), fontsize=8)
         # Pareto front: models no other model beats on both cost and accuracy.
         front, best = [], -np.inf
@@ -52,7 +52,6 @@ def pareto(board: pd.DataFrame, task: str, path: Path) -> None:
             ax.step(*zip(*front), where="post", color="black", alpha=0.4, lw=1, label="Pareto front")
         ax.set_xscale("log")
         ax.set_xlabel(xlabel)
-        acc, ci = 100 * g["test_accuracy_mean"], 100 * g[ERR_COLS[0]].fillna(g[ERR_COLS[1]]).fillna(0)
         ax.set_ylim(max(0.0, (acc - ci).min() - 5), min(100.0, (acc + ci).max() + 5))
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("test accuracy (%)\nmean ± 95 % CI over seeds and test examples")
