@@ -65,8 +65,8 @@ smoke: setup
 	@$(UNLOCK_STALE) --configfile config/smoke.yaml
 	$(BIN)/snakemake --cores $(CORES) --configfile config/smoke.yaml
 
-# The real public datasets (downloads ~7.5 GB for the classification sets, plus DIV2K and the SR test sets, once
-# unless tasks set root:); meant for a GPU machine.
+# The real public datasets (downloads ~7.5 GB for the classification sets, plus DIV2K and the SR test sets, and
+# ~7 GB of LibriSpeech, once unless tasks set root:); meant for a GPU machine.
 benchmark: setup
 	@$(UNLOCK_STALE) --configfile config/benchmark.yaml
 	$(BIN)/snakemake --cores $(CORES) --resources gpu=$(GPUS) --configfile config/benchmark.yaml

@@ -8,7 +8,8 @@ the papers (not their code), tiny by default (a 2-core CPU), scaled by their opt
 - ``quartznet`` (CNN): QuartzNet (Kriman et al. 2020) — 1-D time-channel separable convolutions (a depthwise
   convolution over time per channel, then a pointwise one across channels, batch norm, ReLU), ``blocks`` residual
   blocks of ``repeats`` such sub-blocks with growing kernels, a stride-2 first layer; QuartzNet 15x5 is
-  ``blocks: 15`` (5 kernels x 3), ``repeats: 5``, ``channels: 256..512``.
+  ``blocks: 15`` with ``kernels`` the paper's 5 sizes x 3, ``repeats: 5`` (one ``channels`` width for every block:
+  the paper's 256 -> 512 widening is not an option).
 - ``ds2`` (RNN): Deep Speech 2 (Amodei et al. 2016) — two 2-D convolutions over time x frequency (the first of stride
   2 in time), then ``layers`` bidirectional GRUs (``cell: lstm`` for LSTMs), a linear output. Each layer runs one
   RNN forward over the padded batch and one over every utterance reversed within its own length (padding stays at
