@@ -135,20 +135,21 @@ def draw_per_task(tasks, kinds, drawers, out: Path) -> list[Path]:
     return written
 
 
-def error_bars(frame: pd.DataFrame, cols) -> pd.Series:
-    """Each row's error bar: the first of ``cols`` (e.g. the interval over seeds and the test sample, then over seeds
-    alone) that is not NaN; 0 where none is."""
-    return frame[list(cols)].bfill(axis=1).iloc[:, 0].fillna(0.0)
+def error_bars(frame: pd.DataFrame, mean: str) -> pd.Series:
+    """Each row's error bar for the column ``mean`` (``test_accuracy_mean``): the leaderboard's interval over seeds and
+    the test sample (``…_ci95_comb``), over seeds alone (``…_ci95``) where a row has none; 0 where neither is."""
+    base = mean.removesuffix("_mean")
+    return frame[[f"{base}_ci95_comb", f"{base}_ci95"]].bfill(axis=1).iloc[:, 0].fillna(0.0)
 
 
-def metric_vs_cost(models: pd.DataFrame, axes_spec, y: str, err_cols, scale: float, ylabel: str, baseline,
-                   title: str, path: Path) -> None:
-    """Two panels, the test metric ``scale`` × ``y`` of each model against two costs (``axes_spec``: [(column,
-    label)] × 2, log x), error bars from the first of ``err_cols`` that a row has (:func:`error_bars`), coloured by
-    family, a baseline ``(value, label)`` as a dashed line."""
+def metric_vs_cost(models: pd.DataFrame, axes_spec, y: str, scale: float, ylabel: str, baseline, title: str,
+                   path: Path) -> None:
+    """Two panels, the test metric ``scale`` × ``y`` (a ``…_mean`` column) of each model against two costs
+    (``axes_spec``: [(column, label)] × 2, log x), with :func:`error_bars`, coloured by family, a baseline
+    ``(value, label)`` as a dashed line."""
     plt = _plt()
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.5), sharey=True)
-    err = error_bars(models, err_cols)
+    err = error_bars(models, y)
     for ax, (xcol, xlabel) in zip(axes, axes_spec):
         for i, r in models.dropna(subset=[xcol]).iterrows():
             ax.errorbar(r[xcol], scale * r[y], yerr=scale * err[i], fmt="o", capsize=3,

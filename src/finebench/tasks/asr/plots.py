@@ -20,7 +20,7 @@ def pareto(board: pd.DataFrame, task: str, path: Path) -> None:
     g = board[(board.task == task) & ~board["is_baseline"].astype(bool)]
     metric_vs_cost(g, (("flops_per_audio_second", "forward FLOPs per second of audio (log scale)"),
                        ("train_seconds_mean", "training time per run (s, log scale)")),
-                   "test_wer_mean", ("test_wer_ci95_comb", "test_wer_ci95"), 100,
+                   "test_wer_mean", 100,
                    "test WER % (lower is better)\nmean ± 95 % CI over seeds and test utterances", (100.0, "no output"),
                    f"{label(g, task)}: WER vs cost", path)
 

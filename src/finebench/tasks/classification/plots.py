@@ -25,14 +25,10 @@ def best_confusion(runs: pd.DataFrame, board: pd.DataFrame, task: str, path: Pat
                    f"{label(runs, task)}: best model {best['model']} — test confusion summed over {len(mats)} seeds")
 
 
-# Error bars: the 95 % CI over seeds and test examples; over seeds alone for a model without per-example scores (†).
-ERR_COLS = ("test_accuracy_ci95_comb", "test_accuracy_ci95")
-
-
 def pareto(board: pd.DataFrame, task: str, path: Path) -> None:
     plt = _plt()
     g = board[board.task == task]
-    acc, ci = 100 * g["test_accuracy_mean"], 100 * error_bars(g, ERR_COLS)
+    acc, ci = 100 * g["test_accuracy_mean"], 100 * error_bars(g, "test_accuracy_mean")
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.5), sharey=True)
     for ax, xcol, xlabel in ((axes[0], "flops_per_sample", "FLOPs per sample (forward, log scale)"),
                              (axes[1], "train_seconds_mean", "training time per run (s, log scale)")):

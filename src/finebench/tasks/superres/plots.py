@@ -23,7 +23,7 @@ def sr_pareto(board: pd.DataFrame, task: str, path: Path) -> None:
     models, base = g[~g["is_baseline"].astype(bool)], g[g["is_baseline"].astype(bool)].iloc[0]
     metric_vs_cost(models, (("flops_per_output_pixel", "FLOPs per output pixel (forward, log scale)"),
                             ("train_seconds_mean", "training time per run (s, log scale)")),
-                   "test_psnr_mean", ("test_psnr_ci95_comb", "test_psnr_ci95"), 1,
+                   "test_psnr_mean", 1,
                    "test PSNR on Y (dB)\nmean ± 95 % CI over seeds and test images",
                    (base["test_psnr_mean"], "bicubic"), f"{task}: PSNR vs cost (×{int(base['scale'])})", path)
 
