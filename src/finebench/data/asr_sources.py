@@ -9,20 +9,24 @@ Layouts read (``root:``, or what the download rule fetched and extracted):
   (test-clean; test-other is a second task with ``test: test-other``), each a subset name or a list of them.
 - ``mini_librispeech`` (OpenSLR resource 31, for a quick run): train-clean-5 and dev-clean-2 in the same layout;
   dev-clean-2 is the test split and ``val_fraction`` of train-clean-5's speakers are held out for validation.
-- ``asr_table``: a table (``table:``, csv / tsv / jsonl) with columns ``path`` (relative to ``root``) and ``text``,
-  optionally ``speaker`` and ``split`` (train / val / test); missing val / test splits are carved from train by
-  speaker (by utterance where there is no speaker column). Any audio format libsndfile reads, any sample rate.
+- ``asr_table``: a table (``table:``, csv / tsv / jsonl, in ``encoding`` utf-8) with columns ``path`` (relative to
+  ``root``, and inside it) and ``text``, optionally ``speaker`` and ``split`` (train / val / test); missing val / test
+  splits are carved from train by speaker (by utterance where there is no speaker column). Any audio format
+  libsndfile reads, any sample rate.
 
 Bad input is named, file and line: a transcript line without its audio file, an audio file without a transcript
 line (``skip_unpaired: true`` skips both kinds and counts them in the manifest instead), an utterance id that is not
-``{speaker}-{chapter}-…``, an id given twice, unreadable audio; the prepared form names characters outside the
-vocabulary, empty transcripts and audio longer than ``max_seconds``.
+``{speaker}-{chapter}-…``, an id given twice, unreadable audio or audio with NaN / inf samples; in a table also an
+undecodable byte, a jsonl line that is not an object or has no path, a path outside ``root``, and one audio file (or
+one utterance id: the path without its extension) in two rows — compared resolved, so ``./a.wav`` and
+``b/../a.wav`` are ``a.wav``: no file leaks from one split into another. The prepared form names characters outside
+the vocabulary, empty transcripts and audio longer than ``max_seconds``.
 """
 
 from __future__ import annotations
 
-import csv
-import json
+import codecs
+import os
 import sys
 from pathlib import Path
 
@@ -33,9 +37,12 @@ from finebench.data.download import Remote
 from finebench.data.layout import root_of
 from finebench.data.registry import DatasetSource, register
 from finebench.data.speech import audio_extensions, header_problem
+from finebench.data.textsets import read_table
 from finebench.errors import FinebenchError
 
-ASR_DEFAULTS = {"root": None, "sample_rate": 16000, "n_fft": 400, "hop": 160, "n_mels": 80, "max_seconds": None,
+# max_seconds 60: LibriSpeech was cut into utterances of at most 35 s; without a cap one 30-minute file reached the
+# Conformer's attention and died in the allocator instead of being named here (issue 32, item 8d)
+ASR_DEFAULTS = {"root": None, "sample_rate": 16000, "n_fft": 400, "hop": 160, "n_mels": 80, "max_seconds": 60,
                 "skip_long": False, "skip_unpaired": False, "waveform": True, "alphabet": None, "seed": 0}
 OPENSLR = "https://www.openslr.org/resources"
 # sha256 as torchaudio pins them (torchaudio/datasets/librispeech.py _CHECKSUMS)
@@ -67,7 +74,12 @@ def read_audio(path: Path):
             raise FinebenchError(f"{path}: cannot read audio ({exc})") from exc
         if problem:
             raise FinebenchError(f"{path}: {problem}; replace the file")
-        return wav.mean(1), rate
+        wav = wav.mean(1)
+        bad = int(np.count_nonzero(~np.isfinite(wav)))
+        if bad:  # one NaN would make every band's mean and std NaN, and training "diverge" for the wrong reason
+            raise FinebenchError(f"{path}: {bad} of {len(wav)} samples are not finite (NaN or inf) — a damaged float "
+                                 f"file; replace it, or leave it out")
+        return wav, rate
 
     return load
 
@@ -197,25 +209,21 @@ def build_mini_librispeech(work: Path, opt: dict) -> dict:
     return out
 
 
-def table_rows(path: Path) -> list[tuple[int, dict]]:
-    """(line number, row) of a csv / tsv / jsonl transcript table."""
+def table_rows(path: Path, encoding: str) -> list[tuple[int, dict]]:
+    """(line number, row of strings) of a csv / tsv / jsonl transcript table, read as ``text_table`` reads one
+    (finebench.data.textsets.read_table: an undecodable byte or a jsonl line that is not an object is named with its
+    line)."""
     if not path.is_file():
         raise FinebenchError(f"{path}: transcript table not found (tasks.<task>.table)")
-    suffix = path.suffix.lower()
-    if suffix == ".jsonl":
-        out = []
-        for i, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), 1):
-            if line.strip():
-                try:
-                    out.append((i, json.loads(line)))
-                except json.JSONDecodeError as exc:
-                    raise FinebenchError(f"{path}:{i}: not a JSON object ({exc.msg})") from None
-        return out
-    if suffix not in (".csv", ".tsv"):
+    if path.suffix not in (".csv", ".tsv", ".jsonl"):
         raise FinebenchError(f"{path}: a transcript table is .csv, .tsv or .jsonl")
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        reader = csv.DictReader(f, delimiter="\t" if suffix == ".tsv" else ",")
-        return [(i + 2, row) for i, row in enumerate(reader)]
+    try:
+        utf8 = codecs.lookup(encoding).name == "utf-8"
+    except LookupError:
+        raise FinebenchError(f"tasks.<task>.encoding: {encoding!r} is not an encoding (e.g. utf-8, latin-1, "
+                             f"cp1252)") from None
+    df, _ = read_table(path, "utf-8-sig" if utf8 else encoding)  # -sig: a byte-order mark is not part of a path
+    return list(zip(df.index.tolist(), df.fillna("").to_dict("records")))
 
 
 def build_asr_table(work: Path, opt: dict) -> dict:
@@ -224,30 +232,43 @@ def build_asr_table(work: Path, opt: dict) -> dict:
         raise FinebenchError("asr_table: no table — set tasks.<task>.table to a csv / tsv / jsonl file with path and "
                              "text columns")
     table = Path(opt["table"]) if Path(opt["table"]).is_absolute() else root / opt["table"]
-    rows = table_rows(table)
+    rows = table_rows(table, opt.get("encoding") or "utf-8")
     missing = [c for c in ("path", "text") if rows and c not in rows[0][1]]
     if missing or not rows:
         raise FinebenchError(f"{table}: needs the columns path and text (optional: speaker, split)"
                              + (f"; missing: {', '.join(missing)}" if missing else "; it has no row"))
     unpaired = Unpaired(opt.get("skip_unpaired"))
-    splits, seen = {"train": [], "val": [], "test": []}, {}
+    base = Path(os.path.abspath(root))
+    splits, seen, ids = {"train": [], "val": [], "test": []}, {}, {}
     for i, row in rows:
         where = f"{table}:{i}"
-        rel = str(row["path"]).strip()
-        if rel in seen:
-            raise FinebenchError(f"{where}: {rel} is listed twice (first at line {seen[rel]})")
-        seen[rel] = i
+        rel = str(row.get("path") or "").strip()
+        if not rel:
+            raise FinebenchError(f"{where}: no path — each row names its audio file (path, relative to root)")
         split = str(row.get("split") or "train").strip()
         if split not in splits:
             raise FinebenchError(f"{where}: split {split!r} — train, val or test")
-        audio = root / rel
+        audio = Path(os.path.normpath(base / rel))  # ./a.wav, b/../a.wav -> a.wav; an absolute path stays itself
+        if base not in audio.parents and base.resolve() in audio.resolve().parents:  # root a link, rel its target's
+            audio = base / audio.resolve().relative_to(base.resolve())
+        if base not in audio.parents:
+            raise FinebenchError(f"{where}: {rel} is outside root {base} — audio paths are relative to "
+                                 f"tasks.<task>.root and stay inside it")
+        key, uid = audio.resolve(), audio.relative_to(base).with_suffix("").as_posix()  # resolved: a link is its file
+        first = seen.get(key) or ids.get(uid)
+        if first:
+            same = "the same file as" if key in seen else f"the same utterance id {uid!r} (its path without the " \
+                                                          f"extension) as"
+            raise FinebenchError(f"{where}: {rel} (split {split}) is {same} {first[1]} at line {first[0]} (split "
+                                 f"{first[2]}) — list each audio file once, in one split")
+        seen[key] = ids[uid] = (i, rel, split)
         if not audio.is_file():
             unpaired.add(f"{where}: transcript of {rel} but no such file in {root}")
             continue
         speaker = str(row.get("speaker") or "").strip() or Path(rel).stem
-        splits[split].append({"id": Path(rel).with_suffix("").as_posix(), "speaker": speaker,
-                              "text": str(row.get("text") or ""), "where": where, "audio": read_audio(audio)})
-    listed = {(root / p).resolve() for p in seen}
+        splits[split].append({"id": uid, "speaker": speaker, "text": str(row.get("text") or ""), "where": where,
+                              "audio": read_audio(audio)})
+    listed = set(seen)
     for p in sorted(root.rglob("*")):
         if p.is_file() and p.suffix.lower() in audio_extensions() and p.resolve() not in listed:
             unpaired.add(f"{p}: audio without a row in {table.name}")
@@ -287,5 +308,5 @@ register(DatasetSource(
 register(DatasetSource(
     name="asr_table", modality="speech", task_type="asr",
     description="Bring your own: audio files under root + a transcript table (path, text, optional speaker, split)",
-    defaults={**ASR_DEFAULTS, "table": None, "val_fraction": 0.1, "test_fraction": 0.1},
+    defaults={**ASR_DEFAULTS, "table": None, "encoding": "utf-8", "val_fraction": 0.1, "test_fraction": 0.1},
     build=build_asr_table))
