@@ -332,7 +332,37 @@ def log_tuning_parent(experiment_file: str | Path, selected: dict) -> str:
                 print(f"[finebench] {name}: trial {t['trial']}'s run {t['mlflow_run_id']} not tagged ({exc})",
                       file=sys.stderr)
     _supersede(client, [r for r in old if r.info.run_id != rid])
+    supersede_stale_trials(client, info["experiment_id"], selected)
     return rid
+
+
+def supersede_stale_trials(client, experiment_id: str, selected: dict) -> list[str]:
+    """Make the trial runs of a (task, model) the selection's: a trial run beyond its budget (one lowered from 4 to
+    3 leaves ``trial3``) or other than the run the selection holds for its trial (a child of an earlier parent) is
+    marked superseded; a run the selection holds is current again (raised back to 4, ``trial3`` is kept, not
+    retrained). The UI's current-runs filter then shows exactly the trials ``tuning.csv`` holds. Returns the ids
+    marked superseded."""
+    import re
+
+    task, model = selected["task"], selected["model"]
+    named = re.compile(rf"{re.escape(task)}/{re.escape(model)}/trial(\d+)")
+    held = {t["trial"]: t["mlflow_run_id"] for t in selected["trials"] if t.get("mlflow_run_id")}
+    # LIKE narrows the search (its `_` matches any character: the exact name is matched here)
+    runs = retry(client.search_runs, [experiment_id],
+                 filter_string=f"attributes.run_name LIKE '{task}/{model}/trial%'", max_results=5000)
+    stale = []
+    for r in runs:
+        m = named.fullmatch(r.info.run_name or "")
+        if m is None or r.data.tags.get("finebench.summary") == "true":
+            continue
+        k = int(m.group(1))
+        if k >= selected["budget"] or (k in held and held[k] != r.info.run_id):
+            if r.data.tags.get(SUPERSEDED) != "true":
+                retry(client.set_tag, r.info.run_id, SUPERSEDED, "true")
+                stale.append(r.info.run_id)
+        elif held.get(k) == r.info.run_id and r.data.tags.get(SUPERSEDED) == "true":
+            retry(client.set_tag, r.info.run_id, SUPERSEDED, "false")
+    return stale
 
 
 SUMMARY_DIGEST = "finebench.summary_sha256"  # of the tables a summary run holds

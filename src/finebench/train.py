@@ -514,20 +514,16 @@ def compile_figures(job: Job) -> dict:
 
 def with_selection(spec: dict, tuned: str | Path) -> dict:
     """A tuned final run's spec with the values its tuning chose (``selected.json`` of finebench.tuning.select), which
-    must come from the tuning its spec names (space, budget, sampler, seed)."""
-    import json
-
+    must be that selection as written for this run's task, model and tuning (space, budget, sampler, seed), its
+    values inside the space (finebench.tuning.read_selection): an edited or copied file is an error, never trained."""
     from finebench import tuning
     from finebench.config import TRAINING_KEYS
 
     path = Path(tuned)
-    selected = json.loads(path.read_text())
     if "tuning" not in spec:
         raise FinebenchError(f"--tuned {path}: the run {spec['task']}/{spec['model']} is not tuned (its spec has no "
                              f"`tuning`)")
-    if selected.get("identity_hash") != tuning.identity_hash(spec["tuning"]):
-        raise FinebenchError(f"{path}: chosen by another tuning of {spec['task']}/{spec['model']} than this run's "
-                             f"(space, budget, sampler or seed differ); rerun its selection")
+    selected = tuning.read_selection(path, spec["task"], spec["model"], spec["tuning"])
     out = tuning.apply(spec, selected["values"], TRAINING_KEYS)
     out["tuning"] = {**spec["tuning"], "trial": selected["trial"], "values": selected["values"],
                      "val_score": selected["val_score"]}

@@ -22,7 +22,9 @@ and its seed, and search spaces: one per family by default (:data:`DEFAULT_SPACE
 - **Validation only.** A trial's spec carries ``trial: k``; the trainer then never evaluates the test split
   (finebench.train). :func:`select` picks the trial with the best validation score — the task type's selection key
   at the trial's best epoch (higher is better: validation accuracy, PSNR …) — and writes it to ``selected.json``,
-  which the final ``seeds:`` runs read (``train --tuned``).
+  which the final ``seeds:`` runs read (``train --tuned``). It is read back checked (:func:`read_selection`): its
+  task, model and tuning, a digest of its trials, its values inside the space — an edited or copied file is an
+  error at the final run and at the tables, never a result "tuned on validation".
 - **Expected validation performance** (Dodge et al. 2019, "Show Your Work"): :func:`expected_max` — the expected
   best validation score among n trials drawn from the N trials' empirical distribution, for n = 1 … N, ± its std.
 """
@@ -38,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
-from finebench.errors import ConfigError, did_you_mean
+from finebench.errors import ConfigError, FinebenchError, did_you_mean
 
 DISTRIBUTIONS = ("loguniform", "uniform", "int", "choice")
 SAMPLERS = ("random", "sobol")
@@ -134,9 +136,9 @@ def dimensions(space: dict, where: str) -> list[tuple[str, str, list]]:
                 raise ConfigError(f"{at}.choice: a non-empty list of values")
         else:
             numbers = isinstance(args, list) and len(args) == 2 and all(
-                isinstance(a, (int, float)) and not isinstance(a, bool) for a in args)
+                isinstance(a, (int, float)) and not isinstance(a, bool) and math.isfinite(a) for a in args)
             if not numbers:
-                raise ConfigError(f"{at}.{kind}: [low, high], two numbers (got {args!r})")
+                raise ConfigError(f"{at}.{kind}: [low, high], two finite numbers (got {args!r})")
             low, high = args
             if kind == "int" and not all(float(a).is_integer() for a in args):
                 raise ConfigError(f"{at}.int: whole-number bounds (got {args!r})")
@@ -253,22 +255,20 @@ def select(trials: list[dict], tuning: dict, out: str | Path, experiment_file: s
     if len(trials) != tuning["budget"] or [t["trial"] for t in trials] != list(range(tuning["budget"])):
         raise ConfigError(f"select-trials: trials {[t['trial'] for t in trials]} given, the tuning has "
                           f"{tuning['budget']} (0 … {tuning['budget'] - 1})")
-    scores = np.array([np.nan if t.get("val_score") is None else t["val_score"] for t in trials], dtype=float)
+    scores = trial_scores(trials)
     if not np.isfinite(scores).any():
         raise ConfigError(f"{trials[0]['task']}/{trials[0]['model']}: no trial has a finite validation score")
-    best = int(np.argmax(np.where(np.isfinite(scores), scores, -np.inf)))
-    # E[best of n] over the trials with a score: a diverged trial (no score) is left out, and counted in the tables
-    mean, std = expected_max(scores[np.isfinite(scores)])
+    best = best_trial(scores)
+    rows = [{"trial": t["trial"], "values": t["tuned_values"], "val_score": t.get("val_score"),
+             "status": t.get("status", "FINISHED"), "train_seconds": t.get("train_seconds"),
+             "mlflow_run_id": t.get("mlflow_run_id")} for t in trials]
     result = {"task": trials[0]["task"], "model": trials[0]["model"], "family": trials[0]["family"],
               "task_type": trials[0].get("task_type", "classification"),
               "identity": tuning, "identity_hash": identity_hash(tuning), "budget": len(trials),
               "sampler": tuning["sampler"], "trial": trials[best]["trial"], "values": trials[best]["tuned_values"],
               "val_score": float(scores[best]), "val_metric": trials[best].get("val_metric", ""),
-              "trials": [{"trial": t["trial"], "values": t["tuned_values"], "val_score": t.get("val_score"),
-                          "status": t.get("status", "FINISHED"), "train_seconds": t.get("train_seconds"),
-                          "mlflow_run_id": t.get("mlflow_run_id")} for t in trials],
-              "diverged": sum(t.get("status") == "DIVERGED" for t in trials),
-              "evp": [{"n": n + 1, "mean": float(a), "std": float(b)} for n, (a, b) in enumerate(zip(mean, std))]}
+              "trials": rows, "trials_digest": trials_digest(rows),
+              "diverged": sum(t.get("status") == "DIVERGED" for t in trials), "evp": evp_curve(scores)}
     if log_parent is not None and experiment_file is not None:
         result["mlflow_parent_run_id"] = log_parent(experiment_file, result)
     write_json_atomic(out, result)
@@ -277,6 +277,28 @@ def select(trials: list[dict], tuning: dict, out: str | Path, experiment_file: s
 
 def identity_hash(tuning: dict) -> str:
     return hashlib.sha256(json.dumps(tuning, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def trial_scores(trials: list[dict]) -> np.ndarray:
+    """The trials' validation scores, NaN where a trial has none (diverged)."""
+    return np.array([np.nan if t.get("val_score") is None else t["val_score"] for t in trials], dtype=float)
+
+
+def best_trial(scores: np.ndarray) -> int:
+    """The index of the best finite score; ties: the lowest index."""
+    return int(np.argmax(np.where(np.isfinite(scores), scores, -np.inf)))
+
+
+def evp_curve(scores: np.ndarray) -> list[dict]:
+    """E[best of n] over the trials with a score: a diverged trial (no score) is left out, and counted in the tables."""
+    mean, std = expected_max(scores[np.isfinite(scores)])
+    return [{"n": n + 1, "mean": float(a), "std": float(b)} for n, (a, b) in enumerate(zip(mean, std))]
+
+
+def trials_digest(trials: list[dict]) -> str:
+    """Of every trial's values, score, status, cost and run as ``selected.json`` lists them: a trial edited
+    afterwards no longer matches it."""
+    return hashlib.sha256(json.dumps(trials, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def expected_max(scores) -> tuple[np.ndarray, np.ndarray]:
@@ -296,13 +318,167 @@ def expected_max(scores) -> tuple[np.ndarray, np.ndarray]:
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# A selection read back (the tuned final runs, the tables): what select wrote for this (task, model), or an error
+
+SELECTION_FIX = ("delete it and rerun the workflow: Snakemake's select_trials step writes it again from the trials' "
+                 "results beside it (trials*.json; no trial is retrained), then reruns the final runs that read it. "
+                 "To set values by hand, give the model `tuning: false` and write them in its training: or options")
+
+
+def _round3(x: float) -> float:
+    return float(f"{x:.3g}")  # as transform keeps a float draw
+
+
+def value_problem(value, kind: str, args) -> str | None:
+    """Why ``value`` is not a draw of the dimension ``{kind: args}`` (its type, inside its bounds, among its
+    choices), or None."""
+    if kind == "choice":  # 1 == True == 1.0 in Python: the type must match as well
+        if any(value == c and type(value) is type(c) for c in args):
+            return None
+        return f"{value!r} is not one of the choices {args!r}"
+    if kind == "int" and (isinstance(value, bool) or not isinstance(value, int)):
+        return f"{value!r} ({type(value).__name__}) is not a whole number, as int: {args!r} draws"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return f"{value!r} ({type(value).__name__}) is not a number, as {kind}: {args!r} draws"
+    # a float draw keeps 3 significant digits, which can round it past a bound of more digits: the bounds as rounded
+    low, high = (int(args[0]), int(args[1])) if kind == "int" else (_round3(args[0]), _round3(args[1]))
+    if not low <= value <= high:  # NaN is outside too
+        return f"{value!r} is outside the searched range {kind}: {args!r}"
+    return None
+
+
+def values_problem(values, dims: list[tuple[str, str, list]], where: str) -> str | None:
+    """Why ``values`` ({key: value}) are not one draw of the space ``dims``: exactly its keys, each a draw."""
+    if not isinstance(values, dict):
+        return f"{where}: {values!r} is not a mapping of the space's keys to values"
+    keys = [key for key, _, _ in dims]
+    for key in values:
+        if key not in keys:
+            return (f"{where}.{key}: not a key of the search space ({', '.join(keys)}){did_you_mean(str(key), keys)}"
+                    f" — a selection sets exactly the space's keys")
+    for key, kind, args in dims:
+        if key not in values:
+            return f"{where}: no {key}, a key of the search space ({', '.join(keys)})"
+        problem = value_problem(values[key], kind, args)
+        if problem:
+            return f"{where}.{key} = {problem}"
+    return None
+
+
+def selection_problem(selected, task: str | None = None, model: str | None = None,
+                      identity: dict | None = None) -> str | None:
+    """Why ``selected`` (a selection file's content) is not what :func:`select` wrote for the tuning ``identity`` of
+    (``task``, ``model``) — each of them checked where given — or None. Checked: its task and model; its identity and
+    hash; the trials (0 … budget − 1) against the digest written with them; every value inside the space, of the
+    right type and under the space's keys only; the chosen trial the best one and its values that trial's; the
+    expected-best curve the trials' own."""
+    if not isinstance(selected, dict):
+        return "not a selection (a JSON object written by `finebench select-trials`)"
+    missing = [k for k in ("task", "model", "identity", "identity_hash", "budget", "sampler", "trial", "values",
+                           "val_score", "trials", "trials_digest", "evp") if k not in selected]
+    if missing:
+        return f"no {', '.join(missing)}: not written by this finebench's `select-trials` (an older one, or edited)"
+    if (task, model) != (None, None) and (selected["task"], selected["model"]) != (task, model):
+        return (f"chosen for {selected['task']}/{selected['model']}, not {task}/{model} (a copy of another "
+                f"model's selection?)")
+    ident = selected["identity"]
+    if not isinstance(ident, dict) or selected["identity_hash"] != identity_hash(ident):
+        return "its identity (space, budget, sampler, seed) does not match its identity_hash: edited"
+    if identity is not None and selected["identity_hash"] != identity_hash(identity):
+        return (f"chosen by another tuning of {selected['task']}/{selected['model']} than this run's (space, budget, "
+                f"sampler or seed differ)")
+    try:
+        dims = dimensions(ident.get("space"), "identity.space")
+    except ConfigError as exc:
+        return str(exc)
+    trials = selected["trials"]
+    budget = ident.get("budget")
+    if not isinstance(trials, list) or not all(isinstance(t, dict) for t in trials) or \
+            [t.get("trial") for t in trials] != list(range(len(trials))) or len(trials) != budget or \
+            selected["budget"] != budget or selected["sampler"] != ident.get("sampler"):
+        return (f"its trials, budget or sampler are not those of its identity (budget {budget!r}, trials 0 … "
+                f"budget − 1)")
+    problem = values_problem(selected["values"], dims, "values")
+    if problem:
+        return problem
+    if selected["trials_digest"] != trials_digest(trials):
+        return "its trials do not match the digest written with them (trials_digest): a trial's values or score edited"
+    for t in trials:
+        problem = values_problem(t.get("values"), dims, f"trials[{t['trial']}].values")
+        if problem:
+            return problem
+        score = t.get("val_score")
+        if score is not None and (isinstance(score, bool) or not isinstance(score, (int, float))):
+            return f"trials[{t['trial']}].val_score = {score!r}: not a number"
+    scores = trial_scores(trials)
+    k = selected["trial"]
+    if not np.isfinite(scores).any() or type(k) is not int or k != best_trial(scores):
+        return f"trial {k!r} is chosen, but the best validation score is trial {best_trial(scores)}'s"
+    if selected["values"] != trials[k]["values"] or selected["val_score"] != trials[k].get("val_score"):
+        return (f"values {selected['values']} (score {selected['val_score']}) are not those of trial {k}, the one "
+                f"chosen ({trials[k]['values']}, score {trials[k].get('val_score')})")
+    evp = evp_curve(scores)
+    try:
+        same = [(e["n"], e["mean"], e["std"]) for e in selected["evp"]]
+        same = [n for n, _, _ in same] == [e["n"] for e in evp] and np.allclose(
+            [[m, sd] for _, m, sd in same], [[e["mean"], e["std"]] for e in evp], rtol=1e-9, atol=1e-12)
+    except (TypeError, KeyError, ValueError):
+        same = False
+    if not same:
+        return "its expected-best curve (evp) is not the one its trials' scores give: edited"
+    return None
+
+
+def read_selection(path: str | Path, task: str | None = None, model: str | None = None,
+                   identity: dict | None = None) -> dict:
+    """The selection in ``path`` (:func:`selection_problem` checks it), or a FinebenchError naming the file and the
+    fix."""
+    path = Path(path)
+    try:
+        selected = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise FinebenchError(f"{path}: missing — the select_trials step writes it (python -m finebench "
+                             f"select-trials)") from None
+    except ValueError as exc:
+        selected, problem = None, f"not valid JSON ({exc})"
+    else:
+        problem = selection_problem(selected, task, model, identity)
+    if problem:
+        named = selected if isinstance(selected, dict) else {}
+        pair = f"{task or named.get('task', '?')}/{model or named.get('model', '?')}"
+        raise FinebenchError(f"{path}: {problem}. This file is not what `finebench select-trials` wrote for {pair} "
+                             f"— {SELECTION_FIX}")
+    return selected
+
+
+def workflow_pair(path: str | Path) -> tuple[str | None, str | None]:
+    """(task, model) that a selection's place in the workflow's layout (``{results}/tune/{task}/{model}/
+    selected.json``) names; (None, None) elsewhere."""
+    p = Path(path)
+    if p.name == "selected.json" and p.parent.parent.parent.name == "tune":
+        return p.parent.parent.name, p.parent.name
+    return None, None
+
+
+# ---------------------------------------------------------------------------------------------------------------
 # Tables (finebench.report writes them when the workflow tunes: tuning.csv, evp.csv, tuning.md, {task}_evp.png)
 
 TUNING_FILES = ("tuning.csv", "evp.csv", "tuning.md")
 
 
 def load_selected(paths) -> list[dict]:
-    return [json.loads(Path(p).read_text()) for p in paths]
+    """The selections, each checked (:func:`read_selection`: a file edited, or copied from another model's folder,
+    is refused), and one per (task, model)."""
+    selected, seen = [], {}
+    for p in paths:
+        s = read_selection(p, *workflow_pair(p))
+        pair = f"{s['task']}/{s['model']}"
+        if pair in seen:
+            raise FinebenchError(f"{p}: a second selection of {pair} (the first: {seen[pair]}): one of them is a copy "
+                                 f"of the other — {SELECTION_FIX}")
+        seen[pair] = p
+        selected.append(s)
+    return selected
 
 
 def trials_table(selected: list[dict]):
