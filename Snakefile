@@ -8,8 +8,9 @@ import sys
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
 
-from finebench.config import SCHEMA_PATH, coerce_numbers, drop_removed
+from finebench.config import SCHEMA_PATH, check_expansion, coerce_numbers, drop_removed
 from finebench.cluster import export_gpu_claims
+from finebench.errors import ConfigError
 from finebench.workdir import discard_finished, stale_lock_hint
 
 min_version("9.0")
@@ -36,6 +37,11 @@ if not (workflow.remote_exec or workflow.subprocess_exec or "--unlock" in sys.ar
         print(hint, file=sys.stderr)
 
 
+# A config whose YAML aliases expand it to millions of values would hang everything below that walks it.
+try:
+    check_expansion(config, "the config (--configfile)")
+except ConfigError as exc:
+    raise WorkflowError(f"invalid finebench config — {exc}") from None
 # Snakemake reads YAML 1.1 (`lr: 1e-3` becomes a string); finebench reads such numbers as numbers everywhere.
 coerce_numbers(config)
 # Config files given one after another merge (make tune: config/config.yaml, then config/tune.yaml); a task or model

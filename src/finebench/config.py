@@ -55,6 +55,13 @@ PROBE_INPUTS = {
     "text": {"kind": "tokens", "vocab_size": 1000, "pad_id": 0, "max_len": 64},
 }
 TASK_RESERVED_KEYS = {"dataset", "training"}
+# Task and model names become path components (results/data/{task}, results/runs/{task}/{model}/seed{seed}) and MLflow
+# run names ({task}/{model}/seed0, {task}/{model}/tuning, {task}/summary). The schema keeps them to one component
+# that cannot climb (no separator, no leading dot: not . or ..); these are the names finebench gives its own folders
+# and runs, which a task or model named alike would be mistaken for.
+RESERVED_NAMES = frozenset({"data", "runs", "tune", "tokens", "waveform", "logs", "tables", "plots", "mlflow",
+                            "mlartifacts", "downloads", "tracking-server", "summary", "tuning"})
+SAFE_NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]*$")  # the schema's propertyNames pattern of tasks and models
 
 
 def load(path: str | Path) -> dict:
@@ -63,7 +70,7 @@ def load(path: str | Path) -> dict:
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
     try:
-        config = load_yaml(path.read_text())
+        config = load_yaml(path.read_text(), source=str(path))
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
     if not isinstance(config, dict):
@@ -88,9 +95,47 @@ class YamlLoader(yaml.SafeLoader):
 YamlLoader.add_implicit_resolver("tag:yaml.org,2002:float", EXP_FLOAT_RE, list("-+.0123456789"))
 
 
-def load_yaml(text: str):
-    """Parse YAML the way every finebench file is read (configs, references): safe, with YAML 1.2 floats."""
-    return yaml.load(text, Loader=YamlLoader)
+def load_yaml(text: str, source: str = "YAML"):
+    """Parse YAML the way every finebench file is read (configs, references): safe, with YAML 1.2 floats, and refused
+    when its aliases expand it past MAX_VALUES values (:func:`check_expansion`)."""
+    obj = yaml.load(text, Loader=YamlLoader)
+    check_expansion(obj, source)
+    return obj
+
+
+# A "billion laughs" file: nine lines of anchors (&a) and aliases (*a) that PyYAML loads in a blink, as shared lists,
+# but that expand to 10⁹ values for whatever walks them (the schema check, Snakemake, json.dumps): it would hang.
+# The largest real config (config/benchmark.yaml) has under 2,000 values.
+MAX_VALUES = 100_000
+
+
+def check_expansion(obj, source: str = "config") -> int:
+    """The number of values ``obj`` holds once its shared parts (YAML aliases) are expanded, counted without
+    expanding them; a ConfigError naming ``source`` when it exceeds MAX_VALUES or contains itself."""
+    sizes: dict[int, int] = {}
+    open_: set[int] = set()
+
+    def size(o) -> int:
+        if not isinstance(o, (dict, list)):
+            return 1
+        if id(o) in sizes:
+            return sizes[id(o)]
+        if id(o) in open_:
+            raise ConfigError(f"{source}: a YAML alias (*name) makes the document contain itself; write the values out")
+        open_.add(id(o))
+        n = 1 + sum(size(v) for v in (o.values() if isinstance(o, dict) else o))
+        open_.discard(id(o))
+        sizes[id(o)] = n = min(n, MAX_VALUES + 1)
+        return n
+
+    try:
+        total = size(obj)
+    except RecursionError:
+        raise ConfigError(f"{source}: nested too deeply to be a finebench config") from None
+    if total > MAX_VALUES:
+        raise ConfigError(f"{source}: its YAML aliases (&anchor / *alias) expand it to more than {MAX_VALUES:,} values "
+                          f"(a \"billion laughs\" document?); refused before anything reads it — write the values out")
+    return total
 
 
 def coerce_numbers(obj, key: str = "") -> list[str]:
@@ -144,6 +189,7 @@ def check(config: dict) -> None:
     from finebench import data, models
 
     config = with_defaults(config)
+    check_names(config)
     for task, tcfg in config["tasks"].items():
         key = f"tasks.{task}"
         ds = tcfg.get("dataset")
@@ -206,10 +252,43 @@ def check(config: dict) -> None:
     check_every_time(config)
 
 
+def check_names(config: dict) -> None:
+    """Task and model names are safe path components that are not finebench's own (checked here too, for a config
+    that did not pass through the schema)."""
+    for section in ("tasks", "models"):
+        for name in config.get(section) or {}:
+            if not isinstance(name, str) or not SAFE_NAME.match(name):
+                raise ConfigError(f"{section}.{name}: not a usable name — it becomes a folder name "
+                                  f"(results/{'data' if section == 'tasks' else 'runs/<task>'}/{name}): use letters, "
+                                  f"digits, _ - and . (not first), e.g. {re.sub(r'[^A-Za-z0-9_-]', '_', str(name))}")
+            if name.lower() in RESERVED_NAMES:
+                raise ConfigError(f"{section}.{name}: finebench names its own folders and MLflow runs so "
+                                  f"({', '.join(sorted(RESERVED_NAMES))}); choose another name, e.g. {name}_1")
+
+
+def check_results_folder(config: dict, workdir: str | Path | None = None) -> Path:
+    """The results: folder, resolved: inside the working directory (a subfolder of it), or anywhere else with
+    results_outside_workdir: true — never the working directory itself or a folder above it, which a rerun would
+    empty (it replaces prepared-data and run folders inside it). Raises ConfigError naming the key."""
+    workdir = Path(workdir or os.getcwd()).resolve()
+    given = config.get("results") or "results"
+    folder = (workdir / Path(given).expanduser()).resolve()
+    if folder == workdir or folder in workdir.parents:
+        what = "the working directory" if folder == workdir else "a folder above the working directory"
+        raise ConfigError(f"results: {given!r} is {what} ({folder}); finebench replaces and removes folders inside results:, so it must be a "
+                          f"folder of its own, e.g. results: results")
+    if workdir not in folder.parents and not config.get("results_outside_workdir"):
+        raise ConfigError(f"results: {given!r} resolves to {folder}, outside the working directory {workdir}; set "
+                          f"results_outside_workdir: true to keep this suite's results there (a rerun replaces and "
+                          f"removes folders inside it), or use a folder inside, e.g. results: results")
+    return folder
+
+
 def check_every_time(config: dict) -> None:
     """The cheap checks that :func:`check_cached` repeats even for a config it has seen: the tracking store may have
-    become unreachable since, and a warning should not be shown only once."""
+    become unreachable since, the working directory may be another, and a warning should not be shown only once."""
     config = with_defaults(config)
+    check_results_folder(config)
     for warning in modality_warnings(config):
         print(f"[finebench] WARNING {warning}", file=sys.stderr, flush=True)
     check_tracking_uri(config["tracking_uri"])
@@ -430,8 +509,8 @@ def check_tuning(config: dict) -> None:
     for model in config["models"]:
         own = config["models"][model].get("tuning")
         if isinstance(own, dict) and "budget" in own and (isinstance(own["budget"], bool) or
-                                                          not isinstance(own["budget"], int) or own["budget"] < 1):
-            raise ConfigError(f"models.{model}.tuning.budget: {own['budget']!r} — a whole number of trials, at least 1")
+                                                          not isinstance(own["budget"], int) or not 1 <= own["budget"] <= 1000):
+            raise ConfigError(f"models.{model}.tuning.budget: {own['budget']!r} — a whole number of trials, 1 to 1000")
         if model in tuned:
             check_tuning_space(config, model)
 

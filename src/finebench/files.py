@@ -110,12 +110,24 @@ def remove_stale_partials(target: str | Path) -> list[Path]:
     return removed
 
 
+def owned(path: str | Path, owner: str | Path) -> Path:
+    """``path`` resolved, after checking that it lies strictly inside ``owner``: every folder finebench replaces or
+    removes passes here first, so that no name (a task called ``..``) or setting makes it delete its owner or
+    anything outside it (the config check refuses such names too; this is the guard at the point of deletion)."""
+    resolved, root = Path(path).resolve(), Path(owner).resolve()
+    if root not in resolved.parents:
+        raise FinebenchError(f"refusing to replace or remove {path}: it resolves to {resolved}, which is not inside "
+                             f"{root} — check the task and model names and results: in the config")
+    return resolved
+
+
 @contextmanager
 def atomic_dir(target: str | Path):
     """Yield a temporary sibling folder to fill; on success it replaces ``target`` in one rename, on any error it is
     removed — a half-built folder is never seen under ``target``'s name. Partial folders that killed processes left
     behind are removed first (see :func:`remove_stale_partials`)."""
     target = Path(target)
+    owned(target, target.parent)  # results/data/.. is results/ itself: never replaced
     target.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_partials(target)
     work = target.parent / f".{target.name}.partial-{socket.gethostname()}-{os.getpid()}"

@@ -133,6 +133,11 @@ def clean(folder: Path, data: bool = False, mlflow: bool = False, downloads: str
         path = folder / rel
         if not (path.exists() or path.is_symlink()):
             continue
+        # a link is removed as a link (its target is left alone), so where the link itself lies is what counts
+        where = path.parent.resolve() / path.name if path.is_symlink() else path.resolve()
+        if folder.resolve() not in where.parents:
+            sys.exit(f"finebench: refusing to remove {rel}: it resolves to {where}, outside {folder.resolve()} — "
+                     f"remove it yourself if you mean it")
         files, total = size_of(path)
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path)

@@ -43,8 +43,8 @@ def gpus_per_train_job(wildcards):
 
 
 wildcard_constraints:
-    task="[A-Za-z0-9_.-]+",
-    model="[A-Za-z0-9_.-]+",
+    task="[A-Za-z0-9_-][A-Za-z0-9_.-]*",
+    model="[A-Za-z0-9_-][A-Za-z0-9_.-]*",
     seed="[0-9]+",
 
 
