@@ -369,7 +369,8 @@ def test_predictions_that_do_not_average_to_the_runs_accuracy_are_not_used(tmp_p
     files = write_classification_runs(tmp_path, {"a": [correct_on(20, (0, 15))] * 2, "b": [correct_on(20, (0, 10))] * 2})
     pd.DataFrame({"correct": np.ones(20, int)}).to_csv(files[-1].parent / "predictions.csv", index=False)  # stale
     board = report.leaderboard(report.load_metrics(files)).set_index("model")
-    assert board.loc["b", "tie_test"] == "Welch" and "do not average to test_accuracy (seed 1)" in board.loc["b", "stats_note"]
+    # seed-only, and both models' seed scores are constant: Welch's t is undefined, so no test (not p = 0)
+    assert board.loc["b", "tie_test"] == "none" and "do not average to test_accuracy (seed 1)" in board.loc["b", "stats_note"]
 
 
 def test_aggregate_reads_predictions_beside_each_metrics_file(tmp_path):

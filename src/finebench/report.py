@@ -31,11 +31,13 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from finebench.errors import FinebenchError
 from finebench.stats import ALPHA, ci95, ci95_test, combine_ci95, paired_p, welch_p
 from finebench import tuning
 from finebench.tasks import TASK_TYPES, TaskType
@@ -50,14 +52,55 @@ TUNING_FILES = tuning.TUNING_FILES
 
 
 def load_metrics(paths) -> pd.DataFrame:
-    rows = []
+    """Every run's ``metrics.json`` as a row. A run whose file is not a JSON object, or whose declared test metrics
+    (its task type's: finebench.tasks) are not all finite numbers (null, NaN, a string: an edited or damaged file), is
+    left out with a warning naming the file and the field; ``frame.attrs["left_out"]`` lists them as
+    ``(metrics_file, why)`` for the tables to say so. An absent metric (top-5 below five classes) is not a fault."""
+    from finebench.tasks import get
+
+    rows, left_out = [], []
     for p in paths:
-        m = json.loads(Path(p).read_text())
+        try:
+            m = json.loads(Path(p).read_text())
+        except (OSError, ValueError) as exc:
+            left_out.append((str(p), f"not readable as JSON ({exc})"))
+            continue
+        if not isinstance(m, dict):
+            left_out.append((str(p), "not a JSON object"))
+            continue
+        try:
+            declared = get(m.get("task_type") or "classification").metrics
+        except FinebenchError as exc:  # an unknown task type: the error names the registered ones
+            left_out.append((str(p), str(exc)))
+            continue
+        bad = [f"{d.name} is {json.dumps(m[d.name])}" for d in declared
+               if d.name in m and not (isinstance(m[d.name], (int, float)) and not isinstance(m[d.name], bool)
+                                       and math.isfinite(m[d.name]))]
+        if any(d.primary and d.name not in m for d in declared):
+            bad.insert(0, f"{next(d.name for d in declared if d.primary)} is missing")
+        if bad:
+            left_out.append((str(p), ", ".join(bad)))
+            continue
         m["metrics_file"] = str(p)
         rows.append(m)
+    for path, why in left_out:
+        print(f"[finebench] WARNING {path}: {why} — this run is left out of every table (rerun it: delete its "
+              f"folder and run snakemake again)", file=sys.stderr, flush=True)
     if not rows:
-        raise ValueError("no metrics.json files given")
-    return pd.DataFrame(rows)
+        raise FinebenchError("no usable metrics.json: " + ("; ".join(f"{p}: {w}" for p, w in left_out) or
+                                                           "none given"))
+    frame = pd.DataFrame(rows)
+    frame.attrs["left_out"] = left_out
+    return frame
+
+
+def left_out_note(frame: pd.DataFrame) -> str:
+    """The Markdown paragraph under the leaderboard naming the runs :func:`load_metrics` left out (empty if none)."""
+    left = frame.attrs.get("left_out") or []
+    if not left:
+        return ""
+    return ("\n**Left out of every table** (their metrics.json is damaged; rerun them): "
+            + "; ".join(f"`{p}` ({why})" for p, why in left) + ".\n")
 
 
 def task_type_of(runs: pd.DataFrame) -> pd.Series:
@@ -98,6 +141,9 @@ def example_matrices(runs: pd.DataFrame, code, key: str) -> tuple[dict, dict]:
             continue
         if len({len(s) for _, _, s in rows}) > 1:
             why[task, model] = f"per-example scores of different lengths ({', '.join(str(len(s)) for *_, s in rows)})"
+            continue
+        if len(rows[0][2]) < 2:  # the test sample's variation is unknown, not zero: no interval, no paired test
+            why[task, model] = f"{len(rows[0][2])} test example: no interval over the test sample, no paired test"
             continue
         off = [str(seed) for seed, m, s in rows if not abs(float(np.mean(s)) - m) <= 1e-6 * max(1.0, abs(m))]
         if off:
@@ -156,6 +202,7 @@ def leaderboard(runs: pd.DataFrame, task_type: str | TaskType | None = None) -> 
                     board.loc[i, ["p_vs_best", "tie_test"]] = [welch, "Welch"]
                     if not board.loc[i, "stats_note"]:
                         board.loc[i, "stats_note"] = f"the best model ({best}): {why[task, best]}"
+    board.loc[~board["is_best"] & board["p_vs_best"].isna(), "tie_test"] = "none"  # no test possible (stats.py)
     board["tie_with_best"] = board["p_vs_best"] >= ALPHA
     baseline = code.baseline_rows(runs) if hasattr(code, "baseline_rows") else []
     if baseline:
@@ -200,7 +247,7 @@ def load_references(path: str | Path | None, task_type: str | TaskType | None = 
     cols = tt.table_code.REFERENCE_COLUMNS
     if not path or not Path(path).is_file():
         return pd.DataFrame(columns=cols)
-    entries = (load_yaml(Path(path).read_text()) or {}).get("references") or []
+    entries = (load_yaml(Path(path).read_text(), str(path)) or {}).get("references") or []
     refs = [(i, r) for i, r in enumerate(entries) if r.get("task_type", "classification") == tt.name]
     for i, r in refs:
         missing = [c for c in cols if c not in r and c not in getattr(tt.table_code, "OPTIONAL_REFERENCE_COLUMNS", ())]
@@ -239,6 +286,7 @@ def aggregate(metrics_files, out_dir: str | Path, plots_dir: str | Path | None =
             frame.to_csv(out_dir / name, index=False)
         for name, text in parts.items():
             texts[name].append(text)
+    texts["leaderboard.md"].append(left_out_note(all_runs))
     for name, chunks in texts.items():
         (out_dir / name).write_text("".join(chunks))
     all_runs.drop(columns=["metrics_file"]).to_csv(out_dir / "runs.csv", index=False)
@@ -278,7 +326,20 @@ def fallback_note(g: pd.DataFrame, key: str, more: str = "") -> str:
     return f"Seed-only statistics (± Student's t over seeds, marked †; ≈ from Welch's t-test) for: {names}." + more
 
 
+def untested_note(g: pd.DataFrame) -> str:
+    """A line naming the models that could not be tested against the best (``tie_test`` "none"): neither ≈ nor a
+    difference is claimed for them."""
+    if "tie_test" not in g:
+        return ""
+    rows = g[g["tie_test"].fillna("").astype(str) == "none"]
+    if rows.empty:
+        return ""
+    return (f"No test against the best model was possible for: {', '.join(rows['model'].astype(str))} (fewer than 2 "
+            f"test examples, every score identical, or a single seed where only seed scores exist): neither ≈ nor "
+            f"a difference is claimed.")
+
+
 def table_notes(g: pd.DataFrame, key: str, more: str = "") -> str:
-    """What a task type prints under a task's table: :func:`fallback_note` and, with tuning, which models were tuned
-    (budget, chosen values) and which hand-set (finebench.tuning.note)."""
-    return " ".join(filter(None, (fallback_note(g, key, more), tuning.note(g))))
+    """What a task type prints under a task's table: :func:`fallback_note`, :func:`untested_note` and, with tuning,
+    which models were tuned (budget, chosen values) and which hand-set (finebench.tuning.note)."""
+    return " ".join(filter(None, (fallback_note(g, key, more), untested_note(g), tuning.note(g))))

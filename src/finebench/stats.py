@@ -33,7 +33,8 @@ with the n / (n − 1) correction, which matters on the few-image test sets of s
   |d| — Welch's p when the test term is 0, the paired t-test's when the seed term is.
 
 No random numbers: a table is the same on every rebuild, and a model's interval does not depend on the other
-models. Ties: p >= ALPHA.
+models. Ties: p >= ALPHA; a NaN p (fewer than 2 test examples, or scores without any variation) is "no test
+possible": the tables say so and claim neither a tie nor a difference.
 """
 
 from __future__ import annotations
@@ -56,13 +57,14 @@ def ci95(values: np.ndarray) -> float:
 
 
 def welch_p(a: np.ndarray, b: np.ndarray) -> float:
-    """Two-sided Welch t-test p-value; NaN when either side has < 2 seeds. Identical constant samples -> 1."""
+    """Two-sided Welch t-test p-value; NaN (no test possible) when either side has < 2 seeds, or when both are
+    constant and differ. Identical constant samples -> 1."""
     from scipy import stats
 
     if len(a) < 2 or len(b) < 2:
         return float("nan")
-    if np.std(a) == 0 and np.std(b) == 0:
-        return 1.0 if np.mean(a) == np.mean(b) else 0.0
+    if np.std(a) == 0 and np.std(b) == 0:  # a difference with no spread at all: t is undefined, no test possible
+        return 1.0 if np.mean(a) == np.mean(b) else float("nan")
     return float(stats.ttest_ind(a, b, equal_var=False).pvalue)
 
 
@@ -98,8 +100,9 @@ def paired_p(a, b) -> float:
     """Two-sided p-value of the difference of two models' seed-averaged scores on the same test examples (``a``,
     ``b``: ``[seeds, examples]``, the examples in the same order), seeds and test sample combined as in
     :func:`combine_ci95` (module docstring): the α at which sqrt((t_{1−α/2, ν} · se_seed)² + (t_{1−α/2, n−1} ·
-    se_test)²) = |d|, ν Welch–Satterthwaite's over the models with at least 2 seeds. 1 for d = 0; 0 for d ≠ 0 with
-    neither seed nor test variation."""
+    se_test)²) = |d|, ν Welch–Satterthwaite's over the models with at least 2 seeds. 1 for d = 0. NaN — no test
+    possible, neither a tie nor a difference — with fewer than 2 test examples (the test sample's variation is unknown,
+    not zero) and for d ≠ 0 with neither seed nor test variation (every score identical: t is undefined)."""
     from scipy import optimize, stats
 
     a, b = _matrix(a), _matrix(b)
@@ -111,11 +114,13 @@ def paired_p(a, b) -> float:
     vs = sum(v for v, _ in seed_vars)
     # Welch–Satterthwaite: ν = (Σ vᵢ)² / Σ vᵢ² / dfᵢ
     nu = vs * vs / sum(v * v / df for v, df in seed_vars) if vs > 0 else math.inf
-    vt = float((a.mean(axis=0) - b.mean(axis=0)).var(ddof=1) / n) if n >= 2 else 0.0
+    if n < 2:
+        return float("nan")
+    vt = float((a.mean(axis=0) - b.mean(axis=0)).var(ddof=1) / n)
     if d == 0:
         return 1.0
     if vs + vt == 0:
-        return 0.0
+        return float("nan")
     if vt == 0:
         return float(2 * stats.t.sf(d / math.sqrt(vs), nu))  # Welch's t-test
     if vs == 0:

@@ -383,6 +383,8 @@ def log_summaries(experiment_file: str | Path, tables_dir: str | Path, plots_dir
     from finebench.report import of_type
     from finebench.tasks import TASK_TYPES
 
+    kinds = {kind for tt in TASK_TYPES.values() for kind in tt.plot_kinds} | {"evp"}  # evp: finebench.tuning
+
     info = json.loads(Path(experiment_file).read_text())
     client = _client(info["tracking_uri"])
     tables_dir, plots_dir = Path(tables_dir), Path(plots_dir)
@@ -403,7 +405,9 @@ def log_summaries(experiment_file: str | Path, tables_dir: str | Path, plots_dir
         files = [tables_dir / f for f in ("leaderboard.md", "leaderboard.html", "families.md", "ranks.md")
                  if (tables_dir / f).is_file()]
         plotted = plotted_as(task)
-        pngs = sorted(plots_dir.glob(f"{plotted}_*.png")) if plotted else []
+        # the exact names the task types and the tuning draw ({task}_{kind}.png): a glob {task}_*.png would also
+        # collect task tf_b's plots into task tf's summary
+        pngs = sorted(p for kind in kinds if plotted and (p := plots_dir / f"{plotted}_{kind}.png").is_file())
         # what the summary shows: the same tables give the same summary, which is kept instead of filed again
         digest = hashlib.sha256(g.to_csv(index=False).encode() + b"".join(f.read_bytes() for f in files)).hexdigest()
         old = retry(client.search_runs, [info["experiment_id"]],

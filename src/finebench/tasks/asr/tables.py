@@ -38,8 +38,8 @@ UNCERTAINTY = (
     "mean over seeds ± the 95 % half-width over seeds and test utterances, sqrt(seeds² + test²): the seeds' "
     "Student-t half-width and the test sample's (Student's t over the utterances' linearised WER, averaged over "
     "seeds: WER is a ratio of sums, so each utterance counts by its errors minus the corpus rate times its length) "
-    "added in quadrature; with one seed the test sample's alone. †: a model whose runs have no hypotheses.csv: its ± "
-    "is the 95 % CI over seeds alone (Student's t) and its ≈ comes from Welch's t-test."
+    "added in quadrature; with one seed the test sample's alone. †: a model without usable per-utterance scores (no "
+    "hypotheses.csv, or one test utterance; the note under the table says which): its ± is the 95 % CI over seeds alone (Student's t) and its ≈ comes from Welch's t-test."
 )
 INTRO = ("Word and character error rates in % (lower is better), sclite-style: errors (substitutions + deletions + "
          "insertions) summed over every test utterance ÷ reference words (characters, the spaces counted) summed over "

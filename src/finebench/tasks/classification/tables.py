@@ -145,7 +145,8 @@ UNCERTAINTY = (
     "Student-t half-width and the test sample's (Student's t over the test examples' seed-averaged correctness; "
     "every seed is scored on the same test set, so its sampling noise does not average out over seeds) added in "
     "quadrature — never narrower than either; with one seed the test sample's alone. "
-    "†: a model whose runs have no per-example test predictions (metrics.json of an older version): its ± is the "
+    "†: a model without usable per-example test predictions (metrics.json of an older version, or one test example; "
+    "the note under the table says which): its ± is the "
     "95 % CI over seeds alone (Student's t) and its ≈ comes from Welch's t-test."
 )
 LEADERBOARD_INTRO = (

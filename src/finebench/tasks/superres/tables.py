@@ -39,8 +39,8 @@ UNCERTAINTY = (
     "mean over seeds ± the 95 % half-width over seeds and test images, sqrt(seeds² + test²): the seeds' Student-t "
     "half-width and the test images' (Student's t over the images' seed-averaged PSNR, each run's PSNR being the "
     "mean over images; every seed is scored on the same images, so their sampling noise does not average out over "
-    "seeds) added in quadrature — never narrower than either; with one seed the images' alone. †: a model whose "
-    "runs have no per-image scores: its ± is the 95 % CI over seeds alone (Student's "
+    "seeds) added in quadrature — never narrower than either; with one seed the images' alone. †: a model without "
+    "usable per-image scores (none written, or one test image; the note under the table says which): its ± is the 95 % CI over seeds alone (Student's "
     "t) and its ≈ comes from Welch's t-test."
 )
 INTRO = ("PSNR (dB) and SSIM on the Y channel (BT.601), `scale` pixels shaved at the border, 8-bit outputs — the "
