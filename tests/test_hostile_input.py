@@ -143,14 +143,31 @@ def test_a_run_with_a_nan_or_null_metric_is_left_out_by_name_and_the_tables_are_
     assert f"{damaged}: test_accuracy is" in capsys.readouterr().err
 
 
-def test_a_null_secondary_metric_never_prints_nan(tmp_path):
+@pytest.mark.parametrize("value", [None, float("nan")])
+def test_a_null_or_nan_secondary_metric_is_shown_as_a_dash_never_nan(tmp_path, value):
+    """A secondary metric may be null (top-5 with fewer than five classes: not measured); null or NaN in one seed
+    makes the model's mean unknown — "—" — rather than a mean over fewer seeds or "nan"."""
     files = write_classification_runs(tmp_path / "runs", {"a": [np.ones(10), np.ones(10)], "b": [np.zeros(10)] * 2})
     m = json.loads(files[0].read_text())
-    m["test_macro_f1"] = None
+    m["test_macro_f1"] = value
+    files[0].write_text(json.dumps(m))
+    out = report.aggregate(files, tmp_path / "tables")
+    board = out["classification"]["leaderboard"].set_index("model")
+    assert board.loc["a", "n_seeds"] == 2 and math.isnan(board.loc["a", "test_macro_f1_mean"])
+    for name in ("leaderboard.md", "leaderboard.html", "costs.md", "families.md"):
+        assert "nan" not in (tmp_path / "tables" / name).read_text().lower(), name
+    row = next(line for line in (tmp_path / "tables" / "leaderboard.md").read_text().splitlines()
+               if line.startswith("| ") and line.split("|")[2].strip() == "a")
+    assert row.split("|")[11].strip() == "—"  # the macro-F1 column
+
+
+def test_a_secondary_metric_that_is_not_a_number_leaves_the_run_out(tmp_path):
+    files = write_classification_runs(tmp_path / "runs", {"a": [np.ones(10), np.ones(10)], "b": [np.zeros(10)] * 2})
+    m = json.loads(files[0].read_text())
+    m["test_macro_f1"] = "0.9"
     files[0].write_text(json.dumps(m))
     report.aggregate(files, tmp_path / "tables")
-    md = (tmp_path / "tables" / "leaderboard.md").read_text()
-    assert "nan" not in md.lower().replace("nan</", "") and "test_macro_f1 is null" in md
+    assert 'test_macro_f1 is "0.9"' in (tmp_path / "tables" / "leaderboard.md").read_text()
 
 
 def test_no_usable_metrics_file_is_an_error_naming_each(tmp_path):
@@ -292,3 +309,4 @@ def test_an_experiment_name_with_a_separator_is_refused(smoke, name):
     smoke["experiment"] = name
     with pytest.raises(ConfigError, match=r"experiment: .* does not match"):
         config.validate_schema(smoke)
+

@@ -96,9 +96,14 @@ def test_slurm_profile_resources(repo, tmp_path):
         assert job["slurm_partition"] == "short" and job["runtime"] == "120" and "gpu" not in job
     # a GPU partition for training only, and gpus_per_job: 1 (device: auto)
     plan = _training_plan(_planned_resources(repo, tmp_path, *profile, "--config", "gpus_per_job=1",
-                                             env={**env, "FINEBENCH_SLURM_TRAIN_PARTITION": "gpu"}))
+                                             env={**env, "FINEBENCH_SLURM_TRAIN_PARTITION": "gpu",
+                                                  "FINEBENCH_SLURM_GPU_MODEL": "h100",
+                                                  "FINEBENCH_SLURM_CONSTRAINT": "gpu80g"}))
     assert {(j["gpu"], j["slurm_partition"]) for j in plan["train"]} == {("1", "gpu")}
+    # one GPU model for every training job (#33 item 9: cost columns measured alike), pinned from the environment
+    assert {(j["gpu_model"], j["constraint"]) for j in plan["train"]} == {("h100", "gpu80g")}
     assert {j["slurm_partition"] for j in plan["prepare_data"]} == {"short"}
+    assert not any("gpu_model" in j or "constraint" in j for j in plan["prepare_data"])
     # device: cuda asks for a GPU without gpus_per_job; without the variables no partition/account is forced
     plan = _training_plan(_planned_resources(repo, tmp_path, *profile, "--config", "device=cuda"))
     assert {j["gpu"] for j in plan["train"]} == {"1"} and not any("slurm_partition" in j for j in plan["train"])

@@ -190,6 +190,10 @@ def check(config: dict) -> None:
 
     config = with_defaults(config)
     check_names(config)
+    if (config.get("gpus_per_job") or 0) > 1:
+        raise ConfigError(f"gpus_per_job: {config['gpus_per_job']} — a training run uses one GPU (finebench has no "
+                          f"DistributedDataParallel yet), so the other {config['gpus_per_job'] - 1} would be held idle; "
+                          f"set 1 and let more jobs run at once (--resources gpu=N locally, one Slurm job per GPU)")
     for task, tcfg in config["tasks"].items():
         key = f"tasks.{task}"
         ds = tcfg.get("dataset")

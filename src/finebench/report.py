@@ -52,10 +52,11 @@ TUNING_FILES = tuning.TUNING_FILES
 
 
 def load_metrics(paths) -> pd.DataFrame:
-    """Every run's ``metrics.json`` as a row. A run whose file is not a JSON object, or whose declared test metrics
-    (its task type's: finebench.tasks) are not all finite numbers (null, NaN, a string: an edited or damaged file), is
-    left out with a warning naming the file and the field; ``frame.attrs["left_out"]`` lists them as
-    ``(metrics_file, why)`` for the tables to say so. An absent metric (top-5 below five classes) is not a fault."""
+    """Every run's ``metrics.json`` as a row. A run whose file is not a JSON object, whose primary test metric (its
+    task type's: finebench.tasks) is not a finite number (null, NaN, a string: an edited or damaged file), or whose
+    other declared metrics are not numbers, is left out with a warning naming the file and the field;
+    ``frame.attrs["left_out"]`` lists them as ``(metrics_file, why)`` for the tables to say so. A secondary metric
+    that is null (top-5 below five classes: not measured) or NaN is shown as "—"."""
     from finebench.tasks import get
 
     rows, left_out = [], []
@@ -73,11 +74,17 @@ def load_metrics(paths) -> pd.DataFrame:
         except FinebenchError as exc:  # an unknown task type: the error names the registered ones
             left_out.append((str(p), str(exc)))
             continue
-        bad = [f"{d.name} is {json.dumps(m[d.name])}" for d in declared
-               if d.name in m and not (isinstance(m[d.name], (int, float)) and not isinstance(m[d.name], bool)
-                                       and math.isfinite(m[d.name]))]
-        if any(d.primary and d.name not in m for d in declared):
-            bad.insert(0, f"{next(d.name for d in declared if d.primary)} is missing")
+        bad = []
+        for d in declared:
+            v = m.get(d.name)
+            number = isinstance(v, (int, float)) and not isinstance(v, bool)
+            if d.primary and not (number and math.isfinite(v)):
+                bad.append(f"{d.name} is {'missing' if d.name not in m else json.dumps(v)}")
+            elif not d.primary and v is not None and not number:
+                bad.append(f"{d.name} is {json.dumps(v)}")
+            elif not d.primary and number and not math.isfinite(v):  # shown as "—", like an absent metric
+                print(f"[finebench] WARNING {p}: {d.name} is {v}; shown as — (not measured)", file=sys.stderr)
+                m[d.name] = None
         if bad:
             left_out.append((str(p), ", ".join(bad)))
             continue
@@ -172,7 +179,7 @@ def leaderboard(runs: pd.DataFrame, task_type: str | TaskType | None = None) -> 
                      f"{key}_ci95": seed_ci, f"{key}_ci95_test": test_ci,
                      f"{key}_ci95_comb": combine_ci95(seed_ci, test_ci) if (task, model) in mats else float("nan"),
                      f"{key}_min": v.min(), f"{key}_max": v.max(), **code.board_fields(g),
-                     "stats_note": why.get((task, model), ""), "is_baseline": False,
+                     "stats_note": why.get((task, model), ""), "is_baseline": False, "device_name": devices_of(g),
                      **(tuning.board_fields(g) if tuned else {})})
     board = pd.DataFrame(rows)
     board["rank"] = board.groupby("task")[f"{key}_mean"].rank(ascending=not up, method="min")
@@ -308,6 +315,33 @@ def html_paragraph(text: str) -> str:
     for pattern in ("html", "entity"):
         md.inlinePatterns.deregister(pattern)
     return md.convert(text)
+
+
+def devices_of(runs: pd.DataFrame) -> str:
+    """The devices (metrics.json ``device_name``: the GPU or CPU model) a model's runs were timed on, " + "-joined;
+    "" for runs of a version that did not record it."""
+    if "device_name" not in runs:
+        return ""
+    return " + ".join(sorted({str(d) for d in runs["device_name"].dropna() if str(d)}))
+
+
+def cost_groups(g: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    """A task's model rows (no baselines) split by the device their cost columns were measured on, so that no cost
+    table compares timings, throughput or memory taken on different hardware: [(a line naming the device, rows)],
+    one group per device, models whose seeds ran on several devices in a group of their own."""
+    rows = g[~g["is_baseline"].astype(bool)] if "is_baseline" in g else g
+    device = rows["device_name"].fillna("").astype(str) if "device_name" in rows else pd.Series("", index=rows.index)
+    groups = []
+    for name in sorted(device.unique(), key=lambda d: (" + " in d, d == "", d)):
+        if " + " in name:
+            line = (f"Seeds timed on several devices ({name}): their time, throughput and memory mix hardware and are "
+                    f"comparable with no table here.")
+        elif name:
+            line = f"Measured on: {name}."
+        else:
+            line = "Measured on: not recorded (metrics.json of an older version)."
+        groups.append((line, rows[device == name]))
+    return groups
 
 
 def fallback_note(g: pd.DataFrame, key: str, more: str = "") -> str:

@@ -23,7 +23,7 @@ from finebench.stats import ALPHA, ci95, human, num
 BOARD_COLUMNS = ["task", "modality", "model", "family", "arch", "n_seeds", "seeds", "test_wer_mean", "test_wer_std",
                  "test_wer_ci95", "test_wer_ci95_test", "test_wer_ci95_comb", "test_wer_min",
                  "test_wer_max", "test_cer_mean", "test_cer_ci95", "params", "flops_per_audio_second", "rtf_mean",
-                 "latency_ms_batch1_mean", "train_seconds_mean", "peak_memory_mb_max", "n_test", "test_ref_words",
+                 "latency_ms_batch1_mean", "train_seconds_mean", "peak_memory_mb_max", "device_name", "n_test", "test_ref_words",
                  "decoding", "data_note", "rank", "is_best", "p_vs_best", "tie_test", "tie_with_best",
                  "p_vs_best_welch", "stats_note", "is_baseline"]
 FAMILY_COLUMNS = ["task", "modality", "family", "n_models", "best_model", "best_test_wer_mean", "best_test_wer_ci95",
@@ -214,18 +214,22 @@ def leaderboard_html(runs: pd.DataFrame, board: pd.DataFrame, fam: pd.DataFrame)
 def costs_markdown(board: pd.DataFrame) -> str:
     from tabulate import tabulate
 
+    from finebench.report import cost_groups
+
     parts = ["", "# Cost of each speech-recognition model", "",
              "Forward FLOPs per second of audio (torch FlopCounterMode over the first 8 test utterances, each at its "
              "own length, ÷ their mean duration), real-time factor (median batch-1 latency on the first test "
              "utterance ÷ its duration), peak memory, training time per run. Sorted by FLOPs.", ""]
     for _, g in board[~board["is_baseline"].astype(bool)].groupby("task", sort=False):
-        table = [[r["model"], r["family"], human(r["params"]), human(r["flops_per_audio_second"]),
-                  num(r["rtf_mean"], ".3f"), num(r["latency_ms_batch1_mean"], ".1f"), num(r["peak_memory_mb_max"], ".0f"),
-                  f"{r['train_seconds_mean']:.1f}", pct(r["test_wer_mean"])]
-                 for _, r in g.sort_values("flops_per_audio_second", na_position="last").iterrows()]
-        parts += [f"## {heading(g)}", "", tabulate(table, headers=["model", "family", "params", "FLOPs / s audio", "RTF",
-                                                                   "latency ms (b=1)", "peak MB", "train s", "WER %"],
-                                                   tablefmt="github", disable_numparse=True), ""]
+        parts += [f"## {heading(g)}", ""]
+        for device, d in cost_groups(g):  # one table per device the costs were measured on
+            table = [[r["model"], r["family"], human(r["params"]), human(r["flops_per_audio_second"]),
+                      num(r["rtf_mean"], ".3f"), num(r["latency_ms_batch1_mean"], ".1f"),
+                      num(r["peak_memory_mb_max"], ".0f"), f"{r['train_seconds_mean']:.1f}", pct(r["test_wer_mean"])]
+                     for _, r in d.sort_values("flops_per_audio_second", na_position="last").iterrows()]
+            parts += [device, "", tabulate(table, headers=["model", "family", "params", "FLOPs / s audio", "RTF",
+                                                           "latency ms (b=1)", "peak MB", "train s", "WER %"],
+                                           tablefmt="github", disable_numparse=True), ""]
     return "\n".join(parts)
 
 

@@ -23,7 +23,7 @@ BOARD_COLUMNS = [*ID_COLS, "n_seeds", "seeds", "test_accuracy_mean", "test_accur
                  "test_accuracy_ci95_test", "test_accuracy_ci95_comb",
                  "test_accuracy_min", "test_accuracy_max", "test_mean_class_accuracy_mean", "test_macro_f1_mean",
                  "test_top5_mean", "params", "flops_per_sample", "train_seconds_mean", "train_samples_per_s_mean",
-                 "latency_ms_batch1_mean", "inference_samples_per_s_mean", "peak_memory_mb_max", "chance_accuracy",
+                 "latency_ms_batch1_mean", "inference_samples_per_s_mean", "peak_memory_mb_max", "device_name", "chance_accuracy",
                  "data_note", "majority_accuracy", "rank", "is_best", "p_vs_best", "tie_test", "tie_with_best",
                  "p_vs_best_welch", "stats_note"]
 FAMILY_COLUMNS = ["task", "modality", "family", "n_models", "best_model", "best_test_accuracy_mean",
@@ -55,8 +55,9 @@ def board_fields(g: pd.DataFrame) -> dict:
     """The leaderboard fields of one (task, model)'s runs besides the primary metric's statistics."""
     return {
         "modality": g["modality"].iloc[0], "family": g["family"].iloc[0], "arch": g["arch"].iloc[0],
-        "test_mean_class_accuracy_mean": col(g, "test_mean_class_accuracy").mean(),
-        "test_macro_f1_mean": g["test_macro_f1"].mean(),
+        # a seed without it (null: damaged, or an older version) makes the mean unknown ("—"), not a mean of fewer seeds
+        "test_mean_class_accuracy_mean": col(g, "test_mean_class_accuracy").mean(skipna=False),
+        "test_macro_f1_mean": col(g, "test_macro_f1").mean(skipna=False),
         "test_top5_mean": g["test_top5"].mean() if "test_top5" in g and g["test_top5"].notna().any() else float("nan"),
         "params": int(col(g, "n_params").fillna(col(g, "params")).iloc[0]),  # metrics.json before 0.2: "params"
         "flops_per_sample": col(g, "flops_per_sample").iloc[0],
@@ -181,7 +182,7 @@ def leaderboard_rows(g: pd.DataFrame, bold) -> list[list]:
             half_width(r["test_accuracy_ci95"]), half_width(r["test_accuracy_ci95_test"]),
             "—" if math.isnan(r["test_accuracy_std"]) else f"{100 * r['test_accuracy_std']:.1f}",
             num(100 * r["test_mean_class_accuracy_mean"], ".1f"),
-            f"{100 * r['test_macro_f1_mean']:.1f}",
+            num(100 * r["test_macro_f1_mean"], ".1f"),
             "—" if math.isnan(r["test_top5_mean"]) else f"{100 * r['test_top5_mean']:.1f}",
             human(r["params"]), human(r["flops_per_sample"]), f"{r['train_seconds_mean']:.1f}",
         ]
@@ -202,13 +203,17 @@ def cost_rows(g: pd.DataFrame) -> list[list]:
 def costs_markdown(board: pd.DataFrame) -> str:
     from tabulate import tabulate
 
+    from finebench.report import cost_groups
+
     parts = ["# Cost of each model", "",
              "Forward FLOPs per sample (torch FlopCounterMode), mean training time per run, training throughput, "
              "median batch-1 latency, batched inference throughput (batch <= 256), peak memory (CUDA: allocated; "
              "CPU: the training process's peak RSS). Sorted by FLOPs. Test accuracy %: " + UNCERTAINTY, ""]
     for _, g in board.groupby("task", sort=False):
-        parts += [f"## {task_heading(g)}", "",
-                  tabulate(cost_rows(g), headers=COST_HEADERS, tablefmt="github", disable_numparse=True), ""]
+        parts += [f"## {task_heading(g)}", ""]
+        for device, d in cost_groups(g):  # one table per device the costs were measured on
+            parts += [device, "", tabulate(cost_rows(d), headers=COST_HEADERS, tablefmt="github",
+                                           disable_numparse=True), ""]
     return "\n".join(parts)
 
 
@@ -229,7 +234,7 @@ def leaderboard_html(board: pd.DataFrame) -> str:
 
     from tabulate import tabulate
 
-    from finebench.report import html_paragraph
+    from finebench.report import cost_groups, html_paragraph
 
     parts = ["<!doctype html><meta charset='utf-8'><title>finebench leaderboard</title>",
              "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
@@ -243,9 +248,11 @@ def leaderboard_html(board: pd.DataFrame) -> str:
         parts += [f"<h2>{html.escape(task_heading(g))}</h2>",
                   tabulate(rows, headers=LEADERBOARD_HEADERS, tablefmt="unsafehtml", disable_numparse=True),
                   html_paragraph(fallback_note(g)),
-                  "<h3>Cost</h3>",
-                  tabulate([[html.escape(str(c)) for c in row] for row in cost_rows(g)], headers=COST_HEADERS,
-                           tablefmt="unsafehtml", disable_numparse=True)]
+                  "<h3>Cost</h3>"]
+        for device, d in cost_groups(g):
+            parts += [html_paragraph(device),
+                      tabulate([[html.escape(str(c)) for c in row] for row in cost_rows(d)], headers=COST_HEADERS,
+                               tablefmt="unsafehtml", disable_numparse=True)]
     return "\n".join(parts) + "\n"
 
 

@@ -28,7 +28,7 @@ SR_COLUMNS = ["task", "modality", "scale", "model", "family", "arch", "n_seeds",
               "test_psnr_std", "test_psnr_ci95", "test_psnr_ci95_test", "test_psnr_ci95_comb",
               "test_psnr_min", "test_psnr_max", "test_ssim_mean", "test_ssim_ci95",
               "bicubic_psnr", "gain_db_vs_bicubic", "above_bicubic", "seeds_above_bicubic", "params", "flops_per_output_pixel",
-              "gflops_720p", "latency_ms_lr64_mean", "train_seconds_mean", "peak_memory_mb_max", "n_test", "rank",
+              "gflops_720p", "latency_ms_lr64_mean", "train_seconds_mean", "peak_memory_mb_max", "device_name", "n_test", "rank",
               "is_best", "p_vs_best", "tie_test", "tie_with_best", "p_vs_best_welch", "stats_note", "is_baseline"]
 FAMILY_COLUMNS = ["task", "modality", "family", "n_models", "best_model", "best_test_psnr_mean", "best_test_psnr_ci95",
                   "best_test_psnr_ci95_comb",
@@ -182,6 +182,8 @@ def family_ranks(fam: pd.DataFrame) -> pd.DataFrame:
 
 
 def db(mean: float, ci: float, n: int, digits: int = 2) -> str:
+    if mean is None or math.isnan(mean):
+        return "—"
     if n < 2 or ci is None or math.isnan(ci):
         return f"{mean:.{digits}f}" + ("" if n == 0 else " (1 seed, no CI)")
     return f"{mean:.{digits}f} ± {ci:.{digits}f}"
@@ -274,20 +276,23 @@ def leaderboard_html(board: pd.DataFrame) -> str:
 def costs_markdown(board: pd.DataFrame) -> str:
     from tabulate import tabulate
 
+    from finebench.report import cost_groups
+
     parts = ["", "# Cost of each super-resolution model", "",
              "FLOPs per output pixel and for a 1280×720 output, median batch-1 latency on a 64×64 LR input, mean "
              "training time per run, peak memory. Sorted by FLOPs. PSNR: " + UNCERTAINTY, ""]
     models = board[~board["is_baseline"].astype(bool)]
     for _, g in models.groupby("task", sort=False):
-        table = [[r["model"], r["family"], human(r["params"]), human(r["flops_per_output_pixel"]),
-                  num(r["gflops_720p"], ".1f"), num(r["latency_ms_lr64_mean"], ".2f"), f"{r['train_seconds_mean']:.1f}",
-                  num(r["peak_memory_mb_max"], ".0f"),
-                  psnr_cell(r["test_psnr_mean"], r["test_psnr_ci95_comb"], r["test_psnr_ci95"], r["n_seeds"])]
-                 for _, r in g.sort_values("flops_per_output_pixel", na_position="last").iterrows()]
-        parts += [f"## {g.iloc[0]['task']} (×{int(g.iloc[0]['scale'])})", "",
-                  tabulate(table, headers=["model", "family", "params", "FLOPs/px", "GFLOPs @720p",
-                                           "latency ms (64² LR)", "train s", "peak MB", "PSNR dB"],
-                           tablefmt="github", disable_numparse=True), ""]
+        parts += [f"## {g.iloc[0]['task']} (×{int(g.iloc[0]['scale'])})", ""]
+        for device, d in cost_groups(g):  # one table per device the costs were measured on
+            table = [[r["model"], r["family"], human(r["params"]), human(r["flops_per_output_pixel"]),
+                      num(r["gflops_720p"], ".1f"), num(r["latency_ms_lr64_mean"], ".2f"),
+                      f"{r['train_seconds_mean']:.1f}", num(r["peak_memory_mb_max"], ".0f"),
+                      psnr_cell(r["test_psnr_mean"], r["test_psnr_ci95_comb"], r["test_psnr_ci95"], r["n_seeds"])]
+                     for _, r in d.sort_values("flops_per_output_pixel", na_position="last").iterrows()]
+            parts += [device, "", tabulate(table, headers=["model", "family", "params", "FLOPs/px", "GFLOPs @720p",
+                                                           "latency ms (64² LR)", "train s", "peak MB", "PSNR dB"],
+                                           tablefmt="github", disable_numparse=True), ""]
     return "\n".join(parts)
 
 
@@ -296,7 +301,7 @@ def families_markdown(fam: pd.DataFrame) -> str:
 
     table = [[r["task"], r["family"], r["best_model"], psnr_cell(r["best_test_psnr_mean"], r["best_test_psnr_ci95_comb"],
                                                                 r["best_test_psnr_ci95"], r["best_n_seeds"]),
-              f"{r['best_test_ssim_mean']:.4f}", f"{r['best_gain_db_vs_bicubic']:+.2f}" + ("" if r["best_above_bicubic"] else " ✗"),
+              num(r["best_test_ssim_mean"], ".4f"), f"{r['best_gain_db_vs_bicubic']:+.2f}" + ("" if r["best_above_bicubic"] else " ✗"),
               f"{r['family_mean_test_psnr']:.2f}", r["n_models"],
               "✓" if r["best_is_task_best"] else ("≈" if r["best_tie_with_task_best"] else "")]
              for _, r in fam.iterrows()]
