@@ -1,14 +1,18 @@
 """Cost measurements of a trained model: FLOPs per sample, inference latency and throughput, peak memory.
 
 FLOPs come from ``torch.utils.flop_counter.FlopCounterMode``: forward passes of single samples (text: each at its own
-length), averaged over the first test samples; it counts matmuls, convolutions, recurrent cells and attention,
-2 FLOPs per multiply-accumulate; elementwise ops are not counted. Latency is the median
-wall time of a batch-1 forward; throughput is samples/s of batched forwards. Peak memory is
-``torch.cuda.max_memory_allocated`` on CUDA and the process's peak resident set size on CPU.
+length), averaged over the first test samples; it counts matmuls, convolutions and attention, 2 FLOPs per
+multiply-accumulate; elementwise ops are not counted. Recurrent layers (``nn.LSTM`` / ``nn.GRU`` / ``nn.RNN``) are
+counted from their shapes and the time steps they ran (``recurrent_flops``), the same on every device: their fused
+kernels (cuDNN's ``_cudnn_rnn``, oneDNN's ``mkldnn_rnn_layer``) have no FlopCounterMode formula, so on a GPU an RNN
+would otherwise count as almost free. Latency is the median wall time of a batch-1 forward; throughput is samples/s
+of batched forwards. Peak memory is ``torch.cuda.max_memory_allocated`` on CUDA and the process's peak resident set
+size on CPU.
 """
 
 from __future__ import annotations
 
+import contextlib
 import resource
 import sys
 import time
@@ -16,17 +20,55 @@ import time
 import numpy as np
 
 
-def _mkldnn_rnn_layer_flops(input_shape, w_ih, w_hh, *args, out_shape=None, **kwargs) -> int:
-    """One direction of one LSTM layer as the CPU (oneDNN) kernel runs it — an op FlopCounterMode has no formula
-    for: 2 FLOPs per weight per time step per sample (GRUs decompose into counted matmuls on their own)."""
-    return 2 * input_shape[0] * input_shape[1] * (w_ih[0] * w_ih[1] + w_hh[0] * w_hh[1])
+def recurrent_flops(rnn, input) -> int:
+    """Forward FLOPs of one call of ``rnn`` (an ``nn.RNNBase``: LSTM, GRU, RNN) on ``input`` (a tensor, batched or
+    not, or a PackedSequence), from its shapes alone: for every layer and direction, at every time step of every
+    sample, 2 FLOPs per weight — gates x hidden x (layer input + recurrent input), plus the projection of an LSTM with
+    ``proj_size``; biases and the gates' elementwise ops are not counted, as FlopCounterMode counts a linear layer.
+    A packed batch runs sum(lengths) steps (padding never enters the recurrence), a padded one batch x length."""
+    from torch.nn.utils.rnn import PackedSequence
+
+    steps = input.data.shape[0] if isinstance(input, PackedSequence) else input.numel() // input.shape[-1]
+    gates = {"LSTM": 4, "GRU": 3, "RNN_TANH": 1, "RNN_RELU": 1}[rnn.mode]
+    out = rnn.proj_size or rnn.hidden_size  # what a layer emits per direction, and feeds back
+    directions = 2 if rnn.bidirectional else 1
+    weights = sum(gates * rnn.hidden_size * ((rnn.input_size if layer == 0 else directions * out) + out)
+                  + rnn.proj_size * rnn.hidden_size for layer in range(rnn.num_layers))
+    return 2 * steps * directions * weights
+
+
+@contextlib.contextmanager
+def recurrent_layers_by_shape(model, counter):
+    """While open, each call of an ``nn.RNNBase`` inside ``model`` is counted by ``recurrent_flops`` instead of by
+    what ``counter`` (a FlopCounterMode) saw inside it: the yielded list's one number is the correction to add to
+    ``counter.get_total_flops()``. On the CPU a GRU or a packed LSTM decomposes into counted matmuls (the same count),
+    a padded LSTM runs oneDNN's uncounted ``mkldnn_rnn_layer``; on CUDA both run cuDNN's uncounted ``_cudnn_rnn``."""
+    from torch import nn
+
+    correction, started = [0], []
+
+    def before(module, args, kwargs):
+        started.append(counter.get_total_flops())
+
+    def after(module, args, kwargs, output):
+        seen = counter.get_total_flops() - started.pop()
+        correction[0] += recurrent_flops(module, args[0] if args else kwargs["input"]) - seen
+
+    handles = [hook for m in model.modules() if isinstance(m, nn.RNNBase)
+               for hook in (m.register_forward_pre_hook(before, with_kwargs=True),
+                            m.register_forward_hook(after, with_kwargs=True))]
+    try:
+        yield correction
+    finally:
+        for hook in handles:
+            hook.remove()
 
 
 def flops_per_sample(model, xs, trim=None, n: int = 8) -> float:
     """Mean forward FLOPs over the first ``n`` samples, each run alone (``trim`` drops a sequence's padding).
 
     PyTorch's fused fast path for nn.TransformerEncoder in eval mode is invisible to FlopCounterMode, so it is
-    switched off while counting.
+    switched off while counting; recurrent layers are counted by shape (``recurrent_layers_by_shape``).
     """
     import torch
     from torch.utils.flop_counter import FlopCounterMode
@@ -38,11 +80,10 @@ def flops_per_sample(model, xs, trim=None, n: int = 8) -> float:
         counts = []
         for i in range(min(n, len(xs))):
             x1 = xs[i : i + 1] if trim is None else trim(xs[i : i + 1])
-            # keys are op packets: that is how FlopCounterMode looks formulas up
-            rnn_ops = {torch.ops.aten.mkldnn_rnn_layer: _mkldnn_rnn_layer_flops}
-            with torch.no_grad(), FlopCounterMode(display=False, custom_mapping=rnn_ops) as counter:
+            with (torch.no_grad(), FlopCounterMode(display=False) as counter,
+                  recurrent_layers_by_shape(model, counter) as correction):
                 model(x1)
-            counts.append(counter.get_total_flops())
+            counts.append(counter.get_total_flops() + correction[0])
     finally:
         torch.backends.mha.set_fastpath_enabled(fastpath)
     return float(np.mean(counts))

@@ -228,6 +228,10 @@ def set_up(spec: dict, data_dir: str | Path, device: str = "auto", threads: int 
                objective=objective, module=module,
                model=torch.compile(module) if t.get("compile") else module, optimizer=optimizer, scheduler=scheduler,
                generator=torch.Generator().manual_seed(spec["seed"]),
+    if precision == "bf16":  # LSTM/GRU in fp32: cuDNN's autocast would run them in fp16, unscaled (models/precision.py)
+        from finebench.models.precision import fp32_recurrent
+
+        fp32_recurrent(module)
                preprocess=preprocessing(spec["arch"], spec["model_kwargs"], module), steps_per_epoch=steps,
                threads=threads, precision=precision, device_name=device_name(dev),
                scaler=torch.amp.GradScaler(dev.type, enabled=precision == "fp16"))

@@ -4,7 +4,9 @@
 # 1. the smoke suite on cuda (every modality and family, bf16 autocast): through Snakemake end to end where the
 #    finebench environment is there (.venv); else each of its training jobs directly (tests/benchmarks/smoke_jobs.py);
 # 2. loop_efficiency.py on benchmark.yaml's vision models at 224 px (trainer vs model-only samples/s, data-wait share);
-# 3. benchmark_time.py --device cuda: the projected time of `make benchmark` on this GPU.
+# 3. benchmark_time.py --device cuda: the projected time of `make benchmark` on this GPU;
+# 4. recurrent layers (#33 items 2, 3): an LSTM's/GRU's output dtype under bf16 autocast with and without
+#    fp32_recurrent (cuDNN's autocast casts to fp16 whatever dtype was asked), and their FLOPs counted on this device.
 # Everything it prints is also written under OUT_DIR (default: results/gpu_check). A failing stage is reported and the
 # next one still runs. Rehearsal without a GPU (the script's logic, tiny steps):
 #   GPU_CHECK_DEVICE=cpu GPU_CHECK_NO_SNAKEMAKE=1 GPU_CHECK_STEPS=1 bash tests/benchmarks/gpu_check.sh /tmp/gc
@@ -70,4 +72,28 @@ echo ">> 2. loop efficiency, benchmark.yaml vision models at 224 px"
 echo ">> 3. projected benchmark time on this GPU"
 "$PY" tests/benchmarks/benchmark_time.py --config config/benchmark.yaml --device "$DEVICE" --steps "${STEPS:-30}" \
     --out "$OUT/benchmark_time_cuda.csv" 2>&1 | tee "$OUT/benchmark_time_cuda.txt" || echo "!! benchmark_time.py failed"
+
+echo ">> 4. recurrent layers under bf16 autocast, and their FLOPs, on $DEVICE"
+"$PY" - "$DEVICE" <<'PY' 2>&1 | tee "$OUT/rnn_precision.txt" || echo "!! the recurrent-layer check failed (above)"
+import copy, sys, torch
+from torch.utils.flop_counter import FlopCounterMode
+from finebench.cost import flops_per_sample
+from finebench.models.precision import fp32_recurrent
+dev = torch.device(sys.argv[1])
+for cls in (torch.nn.LSTM, torch.nn.GRU):
+    plain = cls(64, 128, num_layers=2, bidirectional=True, batch_first=True).to(dev)
+    x = torch.randn(4, 50, 64, device=dev)
+    with torch.autocast(dev.type, dtype=torch.bfloat16):
+        try:
+            bare = plain(x)[0].dtype
+        except RuntimeError as exc:  # CPUs without bf16 units: oneDNN's bf16 LSTM has no kernel
+            bare = f"an error ({str(exc)[:60]})"
+        wrapped = fp32_recurrent(copy.deepcopy(plain))(x)[0].dtype
+    with torch.no_grad(), FlopCounterMode(display=False) as seen:
+        plain(x[:1])
+    hand = 2 * 50 * sum(p.numel() for n, p in plain.named_parameters() if n.startswith("weight"))  # both directions
+    print(f"{cls.__name__}: bf16 autocast output {bare} (expected float16 on cuda), with fp32_recurrent {wrapped}"
+          f" (expected float32); FLOPs/sample by shape {flops_per_sample(plain, x):,.0f} (hand {hand:,}), "
+          f"FlopCounterMode alone {seen.get_total_flops():,}")
+PY
 echo ">> done: $OUT"
