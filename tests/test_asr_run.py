@@ -128,7 +128,7 @@ def train_cmd(s, data, exp, out):
 def test_an_asr_run_killed_with_sigkill_resumes_to_the_same_numbers(tmp_path, tiny_speech, experiment_file):
     from test_resume import wait_for
 
-    s = spec("qn", epochs=4)
+    s = spec("qn", epochs=4, checkpoint_minutes=0)  # a checkpoint after every epoch, for the kill to land between
     ref = tmp_path / "ref"
     subprocess.run(train_cmd(s, tiny_speech, experiment_file, ref), check=True, capture_output=True)
     want = json.loads((ref / "metrics.json").read_text())

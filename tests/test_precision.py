@@ -193,7 +193,8 @@ def test_fp16_scales_its_loss_checkpoints_the_scale_and_resumes_exactly(prepared
     import finebench.train as train_mod
 
     dataset, path = prepared("vision")
-    s = spec("vision", dataset, "vision", "small_cnn", {"precision": "fp16", "epochs": 3, "grad_clip": 1.0},
+    s = spec("vision", dataset, "vision", "small_cnn", {"precision": "fp16", "epochs": 3, "grad_clip": 1.0,
+                                                             "checkpoint_minutes": 0},
              channels=[8, 16])
     whole = fit(s, path, tmp_path / "whole", experiment_file, device="cpu")
     fp32 = fit(spec("vision", dataset, "vision", "small_cnn", {"epochs": 3, "grad_clip": 1.0}, channels=[8, 16]),

@@ -1,7 +1,10 @@
 """Killed jobs resume where they stopped; one current MLflow run per (task, model, seed); divergence fails loudly."""
 
+import contextlib
 import json
 import os
+import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -25,10 +28,15 @@ def tiny_data(tmp_path_factory):
     return out
 
 
+DEFAULT_INTERVAL = config.TRAINING_DEFAULTS["checkpoint_minutes"]
+
+
 def spec(epochs=5, lr=0.003, **training):
+    """A tiny run (epochs of a tenth of a second) that saves its checkpoint after every epoch, unless
+    ``checkpoint_minutes`` says otherwise (DEFAULT_INTERVAL: nothing saved before finished.pt)."""
     cfg = config.with_defaults({
         "experiment": "t", "seeds": [0], "tasks": {"tf": {"dataset": "typefaces"}},
-        "training": {"epochs": epochs, "batch_size": 8, "lr": lr, **training},
+        "training": {"epochs": epochs, "batch_size": 8, "lr": lr, "checkpoint_minutes": 0, **training},
         "models": {"crnn": {"family": "rnn", "modality": "vision", "arch": "crnn", "stem": [8], "hidden": 16}},
     })
     return config.resolve_spec(cfg, "tf", "crnn", 0)
@@ -56,6 +64,18 @@ def wait_for(path, text, proc, timeout=600):
             raise AssertionError(f"job ended early:\n{path.read_text()}")
         time.sleep(0.05)
     raise AssertionError(f"timed out waiting for {text!r}")
+
+
+def wait_for_match(path, pattern, proc, timeout=600) -> re.Match:
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        m = path.is_file() and re.search(pattern, path.read_text())
+        if m:
+            return m
+        if proc.poll() is not None:
+            raise AssertionError(f"job ended early:\n{path.read_text()}")
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {pattern!r}")
 
 
 @pytest.mark.slow
@@ -256,3 +276,173 @@ def test_a_diverged_trial_is_recorded_and_nested_under_its_search(tmp_path, tiny
     failed = client.get_run(bad["mlflow_run_id"])
     assert failed.info.status == "FAILED" and failed.data.tags["mlflow.parentRunId"] == sel["mlflow_parent_run_id"]
     assert client.get_run(ok["mlflow_run_id"]).data.tags["mlflow.parentRunId"] == sel["mlflow_parent_run_id"]
+
+
+# -- when checkpoints are written (finebench.checkpoint): an interval, Slurm's warning signal, the end -----------------
+
+LONG = 16  # epochs of the runs interrupted between two saves
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tiny_data, tmp_path_factory):
+    """A run of LONG epochs at the default interval (5 min: nothing saved before finished.pt), never interrupted."""
+    from finebench.tracking import init_experiment
+
+    root = tmp_path_factory.mktemp("uninterrupted")
+    exp = root / "mlflow" / "experiment.json"
+    init_experiment(f"sqlite:///{root}/mlflow.db", "tests", root / "artifacts", exp)
+    s = spec(epochs=LONG, checkpoint_minutes=DEFAULT_INTERVAL)
+    subprocess.run(train_cmd(s, tiny_data, exp, root / "run"), check=True, capture_output=True)
+    return root / "run"
+
+
+def resumed_equals_uninterrupted(s, data, experiment_file, out, saved, uninterrupted) -> dict:
+    """Rerun the killed job in ``out``: it continues after epoch ``saved`` and ends as the uninterrupted run did."""
+    done = subprocess.run(train_cmd(s, data, experiment_file, out), check=True, capture_output=True, text=True)
+    assert f"resuming after epoch {saved} " in done.stderr, done.stderr
+    got, want = (json.loads((d / "metrics.json").read_text()) for d in (out, uninterrupted))
+    assert {k: got[k] for k in STABLE} == {k: want[k] for k in STABLE}
+    assert (out / "history.csv").read_text().splitlines()[-1].split(",")[:5] == \
+        (uninterrupted / "history.csv").read_text().splitlines()[-1].split(",")[:5]
+    assert not (out / "checkpoint.pt").exists() and (out / "finished.pt").is_file()
+    return got
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how", ["SIGUSR1 to the trainer", "SIGURG to every process of the job step"])
+def test_a_signal_saves_after_its_epoch_training_carries_on_and_the_rerun_resumes_from_it(
+        how, tmp_path, tiny_data, experiment_file, uninterrupted):
+    """Slurm's warning before the time limit (workflow/profiles/slurm: --signal=URG@120, which slurmstepd sends to
+    every process of the job step: Snakemake, its shell, the trainer; by hand: kill -USR1 PID). The trainer saves at
+    the end of the epoch and trains on — its parents too; killed later (at the limit), its rerun resumes from that
+    save and ends with the uninterrupted run's numbers."""
+    import torch
+
+    s, out, log = spec(epochs=LONG, checkpoint_minutes=DEFAULT_INTERVAL), tmp_path / "run", tmp_path / "run.log"
+    cmd, name = train_cmd(s, tiny_data, experiment_file, out), how.split()[0]
+    if name == "SIGURG":  # a Python parent without handlers (as Snakemake) and a shell above the trainer, one group
+        cmd = [sys.executable, "-c", "import subprocess, sys; sys.exit(subprocess.call(sys.argv[1:]))",
+               "bash", "-c", shlex.join(cmd)]
+    with open(log, "w") as f:
+        proc = subprocess.Popen(cmd, stderr=f, stdout=f, start_new_session=True)
+    try:
+        wait_for(log, "epoch 1:", proc)
+        if name == "SIGURG":
+            os.killpg(proc.pid, signal.SIGURG)  # as slurmstepd signals a step's processes (proctrack/cgroup: all)
+        else:
+            proc.send_signal(signal.SIGUSR1)
+        saved = int(wait_for_match(log, rf"checkpoint after epoch (\d+) on {name}", proc).group(1))
+        wait_for(log, f"epoch {saved + 2}:", proc)  # trained on, the parents alive; nothing saved since (5 min)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # the time limit; this test's own process group
+        proc.wait()
+    assert not (out / "metrics.json").exists()
+    size = (out / "checkpoint.pt").stat().st_size
+    assert torch.load(out / "checkpoint.pt", weights_only=True)["state"]["epoch"] == saved
+
+    got = resumed_equals_uninterrupted(s, tiny_data, experiment_file, out, saved, uninterrupted)
+    # the bytes of the run's saves, both processes: the signalled checkpoint, then the rerun's finished.pt
+    assert got["checkpoint_bytes_written"] == size + (out / "finished.pt").stat().st_size
+
+
+@pytest.mark.slow
+def test_a_kill_9_between_two_interval_saves_resumes_from_the_last_one(tmp_path, tiny_data, experiment_file,
+                                                                        uninterrupted):
+    """checkpoint_minutes: a save every ~3 epochs on this machine; the job is stopped (SIGSTOP: nothing moves while
+    it is looked at) at a moment when epochs have finished since the last save, and killed with SIGKILL. The rerun
+    continues after the last saved epoch — the later ones are trained again — and ends with the numbers of an
+    uninterrupted run at the default interval."""
+    import torch
+
+    rows = (uninterrupted / "history.csv").read_text().splitlines()
+    col = rows[0].split(",").index("epoch_seconds")
+    epoch_seconds = sum(float(r.split(",")[col]) for r in rows[1:]) / (len(rows) - 1)
+    s = spec(epochs=LONG, checkpoint_minutes=3 * epoch_seconds / 60)
+    out, log = tmp_path / "run", tmp_path / "run.log"
+    with open(log, "w") as f:
+        proc = subprocess.Popen(train_cmd(s, tiny_data, experiment_file, out), stderr=f, stdout=f)
+    try:
+        while True:
+            assert proc.poll() is None, f"the run ended before a kill between two saves:\n{log.read_text()}"
+            if (out / "checkpoint.pt").is_file():
+                proc.send_signal(signal.SIGSTOP)
+                os.waitpid(proc.pid, os.WUNTRACED)  # stopped: the files and the log stay as they are now
+                saved = torch.load(out / "checkpoint.pt", weights_only=True)["state"]["epoch"]
+                last = max(int(e) for e in re.findall(r"seed0 epoch (\d+):", log.read_text()))
+                if last > saved:  # finished epochs since the last save: the kill loses them
+                    break
+                proc.send_signal(signal.SIGCONT)
+            time.sleep(0.02)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert 1 <= saved < last < LONG and not (out / "metrics.json").exists()
+    resumed_equals_uninterrupted(s, tiny_data, experiment_file, out, saved, uninterrupted)
+
+
+def test_the_save_schedule_interval_signals_and_the_end(capsys):
+    from finebench.checkpoint import SaveSchedule
+
+    now = [0.0]
+    every = SaveSchedule(1, clock=lambda: now[0])
+    now[0] = 59.0
+    assert every.due(1, 10) is None
+    now[0] = 60.0
+    assert every.due(2, 10) == "1 min since the last save"
+    every.saved("tf/crnn/seed0", 2, 2**20)
+    now[0] = 100.0
+    assert every.due(3, 10) is None
+    os.kill(os.getpid(), signal.SIGUSR1)  # handled (not the default: ending the process); saved at the epoch's end
+    assert every.due(3, 10) == "SIGUSR1"
+    every.saved("tf/crnn/seed0", 3, 2**20)
+    assert "tf/crnn/seed0: checkpoint after epoch 3 on SIGUSR1" in capsys.readouterr().err
+    assert every.due(4, 10) is None  # the request was consumed
+    assert every.due(10, 10) is None  # the last epoch: finished.pt follows in any case
+    assert SaveSchedule(1, keep=True).due(10, 10) == "the last epoch"  # keep_checkpoint: the whole checkpoint
+    assert SaveSchedule(0).due(1, 10) == "every epoch"
+
+
+def test_checkpoints_hold_the_best_weights_once_and_metrics_count_their_bytes(tmp_path, tiny_data, experiment_file,
+                                                                             monkeypatch):
+    """Best weights: kept in memory (CPU, no optimizer state) and written into a checkpoint only when they are not the
+    model's own there. Results are those of a run saved at the default interval; the report takes the new field."""
+    import torch
+
+    import finebench.train as train_mod
+    from finebench.report import aggregate
+
+    real, seen = train_mod.save_checkpoint, []
+
+    def recorded(job, path, finished=False):
+        size = real(job, path, finished)
+        ckpt = torch.load(path, weights_only=True)
+        seen.append((ckpt["state"]["epoch"], ckpt["state"]["best"][1], ckpt["best_is_model"],
+                     ckpt["state"]["best_state"] is None, "optimizer" in ckpt, size, path.stat().st_size))
+        if ckpt["best_is_model"]:  # loaded back, the best weights are the model's
+            job2 = train_mod.set_up(job.spec, tiny_data, "cpu")
+            assert train_mod.load_checkpoint(job2, path)
+            assert all(torch.equal(v, job.state["best_state"][k]) for k, v in job2.state["best_state"].items())
+        return size
+
+    monkeypatch.setattr(train_mod, "save_checkpoint", recorded)
+    every = train_mod.fit(spec(epochs=3), tiny_data, tmp_path / "every", experiment_file,
+                          device="cpu")
+    # the last epoch's whole checkpoint is not written: finished.pt follows at once
+    assert [s[0] for s in seen] == [1, 2, 3] and [s[4] for s in seen] == [True, True, False]
+    for epoch, best, best_is_model, no_copy, full, size, on_disk in seen[:-1]:
+        assert best_is_model == (best == epoch) == no_copy and size == on_disk
+    assert any(s[2] for s in seen[:-1]) and not all(s[2] for s in seen[:-1])  # both cases met (epoch 2 is worse)
+    assert every["checkpoint_bytes_written"] == sum(s[5] for s in seen)
+    print(f"\ncheckpoint bytes written, 3 epochs, every epoch: {every['checkpoint_bytes_written']:,}")
+
+    seen.clear()
+    default = train_mod.fit(spec(epochs=3, checkpoint_minutes=DEFAULT_INTERVAL), tiny_data, tmp_path / "default",
+                            experiment_file, device="cpu")
+    assert [s[0] for s in seen] == [3] and not seen[0][4]  # finished.pt only
+    assert {k: default[k] for k in STABLE} == {k: every[k] for k in STABLE}
+    assert default["checkpoint_bytes_written"] == (tmp_path / "default" / "finished.pt").stat().st_size
+    print(f"checkpoint bytes written, 3 epochs, every 5 min: {default['checkpoint_bytes_written']:,}")
+
+    tables = aggregate([tmp_path / "default" / "metrics.json", tmp_path / "every" / "metrics.json"], tmp_path / "t")
+    assert "checkpoint_bytes_written" in tables["runs"] and (tmp_path / "t" / "leaderboard.md").is_file()

@@ -379,7 +379,7 @@ def test_a_training_job_past_its_time_limit_is_resubmitted_and_resumes(repo, slu
     cfg = yaml.safe_load((repo / "config" / "smoke.yaml").read_text())
     typefaces = {**cfg["tasks"]["typefaces"], "train_per_class": 120}
     config = _smoke_config(repo, work, seeds=[0], tasks={"typefaces": typefaces}, models={"crnn": cfg["models"]["crnn"]},
-                           training={**cfg["training"], "epochs": 250})
+                           training={**cfg["training"], "epochs": 250, "checkpoint_minutes": 0})
     # ~90 s of training under a 1-minute limit; more attempts than the profile's 2 retries, so that a machine slowed
     # down by other tests still gets there (each attempt trains ~40-60 s)
     out, seconds = _snakemake(repo, work, config, "--workflow-profile", str(repo / "workflow/profiles/slurm"),

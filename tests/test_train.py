@@ -273,8 +273,10 @@ def test_a_crash_mid_training_ends_the_run_failed_with_the_reason(tmp_path, tiny
         return real(job, epoch, show)
 
     monkeypatch.setattr(train_mod, "train_one_epoch", crash_in_epoch_2)
+    s = spec()
+    s["training"]["checkpoint_minutes"] = 0  # a checkpoint after every epoch: epoch 1's is there to check
     with pytest.raises(RuntimeError, match="crash in epoch 2"):
-        fit(spec(), tiny_data, tmp_path / "x", experiment_file)
+        fit(s, tiny_data, tmp_path / "x", experiment_file)
     from mlflow.tracking import MlflowClient
 
     info = json.loads(experiment_file.read_text())

@@ -37,9 +37,12 @@ TRAINING_DEFAULTS = {
     "grad_clip": 0.0,
     "max_train_batches": None,
     "spec_augment": None,
-    "channels_last": False,
+    "channels_last": "auto",
+    "cudnn_benchmark": True,
+    "tf32": True,
     "compile": False,
     "keep_checkpoint": False,
+    "checkpoint_minutes": 5,
 }
 DEFAULTS = {"tracking_uri": "sqlite:///results/mlflow.db", "device": "auto", "threads": 1, "training": {},
             "download": {"cache": "results/downloads", "mirror": None, "lock": None}}
@@ -55,6 +58,10 @@ PROBE_INPUTS = {
     "text": {"kind": "tokens", "vocab_size": 1000, "pad_id": 0, "max_len": 64},
 }
 TASK_RESERVED_KEYS = {"dataset", "training"}
+# Training keys left out of a run's spec at their default: how fast it runs on a GPU, not what it computes there
+# (the CPU ignores them), so adding them did not make every finished run's spec change and retrain.
+OMITTED_DEFAULTS = {"precision": "auto", "channels_last": "auto", "cudnn_benchmark": True, "tf32": True,
+                    "checkpoint_minutes": 5}
 # Task and model names become path components (results/data/{task}, results/runs/{task}/{model}/seed{seed}) and MLflow
 # run names ({task}/{model}/seed0, {task}/{model}/tuning, {task}/summary). The schema keeps them to one component
 # that cannot climb (no separator, no leading dot: not . or ..); these are the names finebench gives its own folders
@@ -454,8 +461,9 @@ def resolve_spec(config: dict, task: str, model: str, seed: int) -> dict:
     tcfg, mcfg = config["tasks"][task], config["models"][model]
     training = {**config["training"], **(tcfg.get("training") or {}),
                 **training_defaults(mcfg["arch"], mcfg["modality"]), **(mcfg.get("training") or {})}
-    if training.get("precision") == "auto":  # the default, written out: the same spec (and hash) as leaving it out
-        del training["precision"]
+    for key, default in OMITTED_DEFAULTS.items():  # a default written out: the same spec (and hash) as leaving it out
+        if key in training and training[key] == default and type(training[key]) is type(default):
+            del training[key]
     spec = {
         "task": task,
         "dataset": tcfg["dataset"],

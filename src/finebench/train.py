@@ -7,14 +7,16 @@ write metrics.
 Read top to bottom: :func:`set_up` builds everything a run needs (seeded model, optimizer and schedule, loaders,
 the task type's :class:`Objective`); :func:`train_one_epoch` runs one pass over the training split, timing the wait
 for input (``data_seconds``) apart from the loop; :func:`evaluate` scores a split; :func:`assemble` turns the best
-epoch's test evaluation into the result; :func:`fit` runs them, checkpointing after every epoch.
+epoch's test evaluation into the result; :func:`fit` runs them, checkpointing as :mod:`finebench.checkpoint` says.
 
 - Same spec + same seed on the CPU gives identical metrics (seeded init, seeded shuffling and augmentation,
   deterministic kernels) — also across a kill and resume. On a GPU with bf16 units the forward pass runs under bf16 autocast
   (``training.precision``: ``auto`` / ``bf16`` / ``fp32``; bf16 on the CPU too where asked).
-- **Resume**: after every epoch the run's whole state (model, optimizer, schedule, RNG states, history, best epoch
-  so far, its MLflow run id) is written atomically to ``checkpoint.pt``; a rerun of a killed job continues after the
-  last completed epoch, in the same MLflow run. After the last epoch it is replaced by the small ``finished.pt`` (the
+- **Resume**: every ``training.checkpoint_minutes`` (default 5; 0: every epoch), on Slurm's time-limit warning and
+  at the end (finebench.checkpoint), the run's whole state (model, optimizer, schedule, RNG states, history, best
+  epoch so far and its weights — stored once —, its MLflow run id) is written atomically to ``checkpoint.pt``; a
+  rerun of a killed job continues after the epoch last saved, in the same MLflow run. After the last epoch it is
+  replaced by the small ``finished.pt`` (the
   best epoch's weights and the run's state, no optimizer), which the Snakefile's ``onsuccess`` hook removes
   (``finebench.workdir.discard_finished``) once a whole workflow run has succeeded: a job that Slurm marks failed *after* training (its time
   limit hit while Snakemake wraps up) is rerun as a re-evaluation, not from epoch 1. ``training.keep_checkpoint: true``
@@ -31,7 +33,6 @@ split, best epoch; super-resolution: ``per_image.csv``, ``examples.npz``), ``fin
 from __future__ import annotations
 
 import contextlib
-import copy
 import math
 import os
 import pickle
@@ -44,7 +45,8 @@ from pathlib import Path
 import numpy as np
 
 from finebench import tasks
-from finebench.config import spec_hash
+from finebench.checkpoint import SaveSchedule
+from finebench.config import TRAINING_DEFAULTS, spec_hash
 from finebench.data import Prepared
 from finebench.errors import FinebenchError
 from finebench.files import finite_or_none, full_disk_named, remove_stale_temporaries, replacing, write_json_atomic
@@ -159,6 +161,7 @@ class Job:
     precision: str  # "bf16" / "fp16" (autocast) or "fp32"
     device_name: str  # the GPU or CPU model (metrics.json, MLflow tag)
     scaler: object  # torch.amp.GradScaler: scales fp16 losses; with another precision a pass-through
+    channels_last: bool = False  # training.channels_last resolved for this device and model (speed_settings)
     environment: dict | None = None  # tracking.provenance(), taken when the run starts
     state: dict = field(default_factory=lambda: {"epoch": 0, "history": [], "best": None, "best_state": None,
                                                  "train_seconds": 0.0, "data_seconds": 0.0, "samples_seen": 0,
@@ -184,7 +187,7 @@ class Job:
         return Loader(self.data, split, t["batch_size"] if train else t["eval_batch_size"], self.dev,
                       shuffle=train, generator=self.generator if train else None, augment=train,
                       preprocess=self.preprocess, spec_aug=t.get("spec_augment") if train else None,
-                      max_batches=self.steps_per_epoch if train else None, channels_last=t.get("channels_last", False),
+                      max_batches=self.steps_per_epoch if train else None, channels_last=self.channels_last,
                       # a loader thread overlaps input with GPU compute; on the CPU it would only compete for cores
                       prefetch=2 if self.dev.type == "cuda" else 0)
 
@@ -213,28 +216,48 @@ def set_up(spec: dict, data_dir: str | Path, device: str = "auto", threads: int 
     log(f"{run_name(spec)}: prepared data {data_dir}: {data.verify()}")
     task_type = tasks.get(data.manifest.get("task_type", "classification"))
     module = build_model(spec["arch"], spec["model_kwargs"], data.input, data.num_classes).to(dev)
-    if t.get("channels_last"):
+    channels_last = speed_settings(t, dev, spec.get("family"), data.input)
+    if channels_last:
         module = module.to(memory_format=torch.channels_last)
     optimizer = make_optimizer(module, t)
     objective = task_type.new_objective()
     n_train = objective.train_size(data) if hasattr(objective, "train_size") else data.manifest["splits"]["train"]["n"]
     steps = math.ceil(n_train / t["batch_size"])
+    if hasattr(objective, "train_steps"):  # batches of varying size (speech recognition's batch_seconds)
+        steps = objective.train_steps(data, t, torch.Generator().manual_seed(spec["seed"]), module) or steps
     if t.get("max_train_batches"):
         steps = min(steps, t["max_train_batches"])
     total, warmup = steps * t["epochs"], int(round(t["warmup_epochs"] * steps))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, total, warmup, t["scheduler"]))
     precision = resolve_precision(t.get("precision"), dev)
-    return Job(spec=spec, name=run_name(spec), dev=dev, data=data,
-               objective=objective, module=module,
-               model=torch.compile(module) if t.get("compile") else module, optimizer=optimizer, scheduler=scheduler,
-               generator=torch.Generator().manual_seed(spec["seed"]),
     if precision == "bf16":  # LSTM/GRU in fp32: cuDNN's autocast would run them in fp16, unscaled (models/precision.py)
         from finebench.models.precision import fp32_recurrent
 
         fp32_recurrent(module)
+    return Job(spec=spec, name=run_name(spec), dev=dev, data=data,
+               objective=objective, module=module,
+               model=torch.compile(module) if t.get("compile") else module, optimizer=optimizer, scheduler=scheduler,
+               generator=torch.Generator().manual_seed(spec["seed"]),
                preprocess=preprocessing(spec["arch"], spec["model_kwargs"], module), steps_per_epoch=steps,
                threads=threads, precision=precision, device_name=device_name(dev),
-               scaler=torch.amp.GradScaler(dev.type, enabled=precision == "fp16"))
+               scaler=torch.amp.GradScaler(dev.type, enabled=precision == "fp16"), channels_last=channels_last)
+
+
+def speed_settings(t: dict, dev, family: str | None, inputs: dict) -> bool:
+    """Apply the CUDA speed keys of ``training:`` (cudnn_benchmark, tf32) and resolve channels_last, which it returns:
+    ``auto`` is on for the cnn family's image / spectrogram models on CUDA. On the CPU nothing changes (its
+    deterministic kernels keep every result's digits)."""
+    import torch
+
+    asked = t.get("channels_last", "auto")
+    if dev.type != "cuda":
+        return asked is True
+    torch.backends.cudnn.benchmark = bool(t.get("cudnn_benchmark", True))
+    tf32 = bool(t.get("tf32", True))
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = tf32
+    if asked == "auto":
+        return family == "cnn" and inputs.get("kind") in ("image", "spectrogram")
+    return bool(asked)
 
 
 def check_compiler(dev) -> None:
@@ -374,23 +397,33 @@ def set_rng_states(states: dict) -> None:
         torch.cuda.set_rng_state_all(states["cuda"])
 
 
-def save_checkpoint(job: Job, path: Path, finished: bool = False) -> None:
-    """Everything needed to continue after this epoch, written to a temporary sibling and renamed into place.
-    ``finished``: training is over — only the state (history, best epoch and its weights, MLflow run id) is needed."""
+def save_checkpoint(job: Job, path: Path, finished: bool = False) -> int:
+    """Everything needed to continue after this epoch, written to a temporary sibling and renamed into place; returns
+    its size, which is added to the state's ``checkpoint_bytes_written``. ``finished``: training is over — only the
+    state (history, best epoch and its weights, MLflow run id) is needed. The best weights are stored once: when the
+    best epoch is this one they are the model's (``best_is_model``), restored from those by :func:`load_checkpoint`."""
     import torch
 
+    state = job.state
+    best_is_model = not finished and state["best"] is not None and state["best"][1] == state["epoch"]
+    if best_is_model:
+        state = {**state, "best_state": None}
     ckpt = {"spec_hash": spec_hash(job.spec), "train_hash": train_hash(job.spec),
-            "data_hash": data_hash(job.data.manifest), "state": job.state,
-            "finished": finished}
+            "data_hash": data_hash(job.data.manifest), "state": state,
+            "finished": finished, "best_is_model": best_is_model}
     if not finished:
         ckpt.update(model=job.module.state_dict(), optimizer=job.optimizer.state_dict(),
                     scheduler=job.scheduler.state_dict(), scaler=job.scaler.state_dict(),
                     generator=job.generator.get_state(), rng=rng_states())
     with replacing(path) as tmp:
         torch.save(ckpt, tmp)
+        size = tmp.stat().st_size
+    job.state["checkpoint_bytes_written"] = job.state.get("checkpoint_bytes_written", 0) + size
+    return size
 
 
-EVALUATION_ONLY = ("eval_batch_size",)  # training keys that do not change what is trained
+# training keys that do not change what is trained (the checkpoint interval: when the state is written)
+EVALUATION_ONLY = ("eval_batch_size", "checkpoint_minutes")
 
 
 def train_hash(spec: dict) -> str:
@@ -443,8 +476,12 @@ def load_checkpoint(job: Job, path: Path) -> bool:
         print(f"[finebench] {job.name}: ignoring {path}: {why}", file=sys.stderr, flush=True)
         return False
     job.state = ckpt["state"]
+    # the bytes of the saves before this one are in its state; its own are added here (a resumed run counts both)
+    job.state["checkpoint_bytes_written"] = job.state.get("checkpoint_bytes_written", 0) + path.stat().st_size
     if ckpt.get("finished"):  # no epochs left: fit evaluates the best epoch's weights (in the state)
         return True
+    if ckpt.get("best_is_model"):  # saved at its best epoch: the best weights are the model's, stored once
+        job.state["best_state"] = dict(ckpt["model"])  # tensors of their own: load_state_dict copies them
     job.module.load_state_dict(ckpt["model"])
     job.optimizer.load_state_dict(ckpt["optimizer"])
     job.scheduler.load_state_dict(ckpt["scheduler"])
@@ -486,6 +523,7 @@ def assemble(job: Job, test: dict, cost: dict, run_id: str, experiment_id: str) 
         "n_params": sum(p.numel() for p in job.module.parameters()),
         "train_seconds": s["train_seconds"],
         "data_seconds": s["data_seconds"],
+        "checkpoint_bytes_written": s.get("checkpoint_bytes_written", 0),  # every save of the run (checkpoint.py)
         **compile_figures(job),
         **cost,
     }
@@ -557,6 +595,7 @@ def trial_result(job: Job, run_id: str, experiment_id: str) -> dict:
         "best_epoch": s["best"][1], **job.objective.best_fields(key),
         "n_params": sum(p.numel() for p in job.module.parameters()),
         "train_seconds": s["train_seconds"], "data_seconds": s["data_seconds"], **compile_figures(job),
+        "checkpoint_bytes_written": s.get("checkpoint_bytes_written", 0),
     }
     return {k: finite_or_none(v) for k, v in result.items()}
 
@@ -616,6 +655,8 @@ def fit(spec: dict, data_dir: str | Path, out_dir: str | Path, experiment_file: 
         if job.precision not in s.setdefault("precisions", []):  # a resume on another device may change it
             s["precisions"].append(job.precision)
         first = s["epoch"] + 1
+        saves = SaveSchedule(t.get("checkpoint_minutes", TRAINING_DEFAULTS["checkpoint_minutes"]),
+                             keep=bool(t.get("keep_checkpoint")))
         for epoch in range(first, t["epochs"] + 1):
             if t.get("compile") and epoch == first:
                 s["compile_epochs"].append(epoch)  # the first epoch of each process compiles the model
@@ -641,10 +682,12 @@ def fit(spec: dict, data_dir: str | Path, out_dir: str | Path, experiment_file: 
             key = job.objective.selection_key(val)
             if s["best"] is None or key > s["best"][0]:
                 s["best"] = (key, epoch)
-                s["best_state"] = copy.deepcopy({k: v.detach().cpu() for k, v in job.module.state_dict().items()})
+                # the best weights: one copy, on the CPU, without optimizer state (checkpoints: save_checkpoint)
+                s["best_state"] = {k: v.detach().to("cpu", copy=True) for k, v in job.module.state_dict().items()}
             s["epoch"] = epoch
             run.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=epoch)
-            save_checkpoint(job, ckpt)
+            if saves.due(epoch, t["epochs"]):  # on an interval, Slurm's warning, the end (finebench.checkpoint)
+                saves.saved(job.name, epoch, save_checkpoint(job, ckpt))
             log(f"{job.name} epoch {epoch}: train_loss {row['train_loss']:.4f} "
                 + " ".join(f"{k} {v:.4f}" for k, v in job.objective.epoch_fields(val).items())
                 + f" ({row['epoch_seconds']:.1f}s, data wait {row['data_seconds']:.2f}s)")

@@ -158,11 +158,12 @@ def unused_training_key(key: str, training: dict, task_types: set, modality: str
         return f"label_smoothing is used by classification only (this model runs {', '.join(sorted(task_types))})"
     if key == "loss" and "superres" not in task_types:
         return "loss is chosen by super-resolution tasks only (classification always uses cross-entropy)"
-    if key == "length_buckets" and "asr" not in task_types:
-        return "length_buckets forms the batches of speech-recognition tasks only"
+    if key in ("length_buckets", "batch_seconds") and "asr" not in task_types:
+        return f"{key} forms the batches of speech-recognition tasks only"
     if key == "spec_augment" and modality != "speech":
         return "spec_augment masks spectrograms: speech models only"
-    if key in ("eval_batch_size", "keep_checkpoint", "max_train_batches", "compile", "channels_last", "precision"):
+    if key in ("eval_batch_size", "keep_checkpoint", "max_train_batches", "compile", "channels_last", "precision",
+               "cudnn_benchmark", "tf32", "checkpoint_minutes"):
         return f"{key} does not change what a model learns: nothing to tune"
     return None
 

@@ -50,8 +50,12 @@ class Padded:
         longest = int(lengths.max()) if len(lengths) else 0
         return Padded(self.values[s][:, :longest], lengths, self.kind)
 
-    def to(self, device):
-        return Padded(self.values.to(device), self.lengths.to(device), self.kind)
+    def to(self, device, non_blocking: bool = False):
+        return Padded(self.values.to(device, non_blocking=non_blocking),
+                      self.lengths.to(device, non_blocking=non_blocking), self.kind)
+
+    def pin_memory(self):
+        return Padded(self.values.pin_memory(), self.lengths.pin_memory(), self.kind)
 
 
 def pad(rows: list[np.ndarray], dtype) -> tuple[np.ndarray, np.ndarray]:
@@ -67,62 +71,131 @@ def ctc_frames_needed(labels: np.ndarray) -> int:
     return int(len(labels) + np.count_nonzero(labels[1:] == labels[:-1])) if len(labels) else 0
 
 
+def form_batches(order: np.ndarray, lengths: np.ndarray, size: int, buckets: int = 1,
+                 cap: float | None = None) -> list[np.ndarray]:
+    """Training batches from a permutation ``order`` of the utterances (``lengths``: each one's frames or samples).
+    ``buckets`` > 1: the order is cut into pools of that many batches, each pool sorted by length and cut into
+    batches, so a batch pads its utterances to lengths close to their own. ``cap`` (in the same unit as
+    ``lengths``): besides at most ``size`` utterances, a batch holds no more than ``cap`` padded length — its
+    count × its longest utterance (SpeechBrain's dynamic batching, ESPnet's batch bins) — so batches of short
+    utterances are larger and batches of long ones smaller; one utterance longer than the cap is a batch of its own.
+    The caller shuffles the batches."""
+    pool = size * buckets if buckets > 1 else size
+    batches = []
+    for s in range(0, len(order), pool):
+        p = order[s : s + pool]
+        if buckets > 1:
+            p = p[np.argsort(lengths[p], kind="stable")]
+        if cap is None:
+            batches += [p[j : j + size] for j in range(0, len(p), size)]
+            continue
+        start, longest = 0, 0
+        for k in range(len(p)):
+            longest_with = max(longest, int(lengths[p[k]]))
+            if k > start and ((k - start + 1) * longest_with > cap or k - start >= size):
+                batches.append(p[start:k])
+                start, longest_with = k, int(lengths[p[k]])
+            longest = longest_with
+        batches.append(p[start:])
+    return batches
+
+
+def padding_ratio(batches: list[np.ndarray], lengths: np.ndarray) -> float:
+    """Padded length over real length, summed over ``batches`` (1.0: no padding)."""
+    return sum(len(b) * int(lengths[b].max()) for b in batches) / float(sum(int(lengths[b].sum()) for b in batches))
+
+
 class ASRLoader:
-    """Padded batches of one split of a prepared ``asr`` task, as device tensors."""
+    """Padded batches of one split of a prepared ``asr`` task, as device tensors. On CUDA the host batches (reading,
+    padding, pinning) are built in a background thread two batches ahead and copied without blocking, as the
+    classification loader's; the batches, their order and the SpecAugment masks are the same with and without it."""
 
     def __init__(self, data, split: str, batch_size: int, device, train: bool = False, generator=None,
                  max_batches: int | None = None, waveform: bool = False, buckets: int = 1,
-                 spec_aug: dict | None = None):
+                 spec_aug: dict | None = None, batch_seconds: float | None = None, prefetch: int | None = None):
+        import torch
+
         from finebench.data.asr import ASRData
 
         self.asr = data if isinstance(data, ASRData) else ASRData(data.path)
         self.split, self.batch_size, self.device, self.train = split, batch_size, device, train
         self.generator, self.max_batches, self.waveform = generator, max_batches, waveform
-        self.buckets, self.spec_aug = buckets, spec_aug
+        self.buckets, self.spec_aug, self.batch_seconds = buckets, spec_aug, batch_seconds
+        self.prefetch = (2 if torch.device(device).type == "cuda" else 0) if prefetch is None else prefetch
         self.n = self.asr.count(split)
         self.data_seconds = 0.0
 
     def __len__(self) -> int:
-        n = -(-self.n // self.batch_size)
+        if self.train and self.batch_seconds:  # as many as the epoch's permutation gives (estimated: steps_estimate)
+            n = self.steps_estimate()
+        else:
+            n = -(-self.n // self.batch_size)
         return min(n, self.max_batches) if self.train and self.max_batches else n
 
-    def batch(self, idx) -> tuple[Padded, Padded]:
+    def lengths(self) -> np.ndarray:
+        return self.asr.index(self.split)[:, 5 if self.waveform else 1]
+
+    def cap(self) -> float | None:
+        """training.batch_seconds in the unit of :meth:`lengths` (samples, or feature frames)."""
+        if not (self.train and self.batch_seconds):
+            return None
+        rate = self.asr.input["sample_rate"] / (1 if self.waveform else self.asr.input["hop"])
+        return float(self.batch_seconds) * rate
+
+    def steps_estimate(self) -> int:
+        """The number of training batches of the next epoch, from a copy of the generator (nothing consumed)."""
+        import torch
+
+        copy = torch.Generator().manual_seed(0)
+        copy.set_state(self.generator.get_state())
+        order = torch.randperm(self.n, generator=copy).numpy()
+        return len(form_batches(order, self.lengths(), self.batch_size, self.buckets, self.cap()))
+
+    def host_batch(self, idx, pin: bool = False) -> tuple[Padded, Padded]:
         import torch
 
         get = self.asr.waveform if self.waveform else self.asr.features
         x, x_len = pad([get(self.split, int(i)) for i in idx], np.float32)
         y, y_len = pad([self.asr.labels(self.split, int(i)) for i in idx], np.int64)
-        return (Padded(torch.from_numpy(x), torch.from_numpy(x_len), "wav" if self.waveform else "features")
-                .to(self.device), Padded(torch.from_numpy(y), torch.from_numpy(y_len), "labels").to(self.device))
+        x = Padded(torch.from_numpy(x), torch.from_numpy(x_len), "wav" if self.waveform else "features")
+        y = Padded(torch.from_numpy(y), torch.from_numpy(y_len), "labels")
+        return (x.pin_memory(), y.pin_memory()) if pin else (x, y)
+
+    def batch(self, idx) -> tuple[Padded, Padded]:
+        x, y = self.host_batch(idx)
+        return x.to(self.device), y.to(self.device)
 
     def batches(self) -> list[np.ndarray]:
         """Each batch's utterance indices. Evaluation: the prepared order. Training: a permutation from the run's
-        generator; with ``buckets`` > 1 it is cut into pools of that many batches, each pool sorted by length and cut
-        into batches, and the batches shuffled — each batch pads to lengths close to its own."""
+        generator, cut by :func:`form_batches` (length pools, the batch_seconds cap), the batches shuffled."""
         import torch
 
         size = self.batch_size
         if not self.train:
             return [np.arange(i, min(i + size, self.n)) for i in range(0, self.n, size)]
         order = torch.randperm(self.n, generator=self.generator).numpy()
-        if self.buckets <= 1:
+        if self.buckets <= 1 and not self.batch_seconds:
             return [order[i : i + size] for i in range(0, self.n, size)]
-        lengths = self.asr.index(self.split)[:, 5 if self.waveform else 1]
-        pools = (order[i : i + size * self.buckets] for i in range(0, self.n, size * self.buckets))
-        batches = [p[j : j + size] for p in (p[np.argsort(lengths[p], kind="stable")] for p in pools)
-                   for j in range(0, len(p), size)]
+        batches = form_batches(order, self.lengths(), size, self.buckets, self.cap())
         return [batches[i] for i in torch.randperm(len(batches), generator=self.generator).tolist()]
 
     def __iter__(self):
-        from finebench.loader import spec_augment
+        import torch
 
-        for idx in self.batches()[: len(self)]:
-            t0 = time.perf_counter()
-            x, y = self.batch(idx)
+        from finebench.loader import prefetched, spec_augment, timed
+
+        dev = torch.device(self.device)
+        chosen = self.batches()  # the generator is used here and below, in this thread only
+        if self.train and self.max_batches:
+            chosen = chosen[: self.max_batches]
+        host = (self.host_batch(idx, pin=dev.type == "cuda") for idx in chosen)
+        for x, y in (prefetched(host, self.prefetch, self) if self.prefetch else timed(host, self)):
+            x, y = x.to(dev, non_blocking=True), y.to(dev, non_blocking=True)
             if self.spec_aug and x.kind == "features":  # [B, T, n_mels] -> the [B, 1, F, T] spec_augment masks
+                t0 = time.perf_counter()
                 x = Padded(spec_augment(x.values.transpose(1, 2)[:, None], self.generator, **self.spec_aug)[:, 0]
                            .transpose(1, 2), x.lengths, x.kind)
-            self.data_seconds += time.perf_counter() - t0
+                self.data_seconds += time.perf_counter() - t0
             yield x, y
 
 
@@ -159,16 +232,28 @@ class SpeechRecognition:
     # -- optional hooks the trainer asks an objective for --
     def loader(self, job, split: str, train: bool = False) -> ASRLoader:
         t = job.t
+        capped = train and t.get("batch_seconds")  # batches vary: every one of the epoch, unless capped by hand
         loader = ASRLoader(job.data, split, t["batch_size"] if train else t["eval_batch_size"], job.dev, train=train,
                            generator=job.generator if train else None,
-                           max_batches=job.steps_per_epoch if train else None,
+                           max_batches=(t.get("max_train_batches") if capped else job.steps_per_epoch) if train else None,
                            waveform=bool(getattr(job.module, "takes_waveform", False)),
                            buckets=t.get("length_buckets", 1) if train else 1,
-                           spec_aug=t.get("spec_augment") if train else None)
+                           spec_aug=t.get("spec_augment") if train else None,
+                           batch_seconds=t.get("batch_seconds") if train else None)
         if not self.checked:  # the first loader of a run is built before its first step (or its evaluation)
             check_alignable(job.module, loader.asr)
             self.checked = True
         return loader
+
+    def train_steps(self, data, t: dict, generator, module) -> int | None:
+        """Training batches per epoch with ``training.batch_seconds`` (their count depends on the permutation: the
+        first epoch's, which the learning-rate schedule is sized by; later epochs differ by a few batches, the
+        cosine's end is held at 0), else None: ceil(utterances / batch_size)."""
+        if not t.get("batch_seconds"):
+            return None
+        return ASRLoader(data, "train", t["batch_size"], "cpu", train=True, generator=generator,
+                         waveform=bool(getattr(module, "takes_waveform", False)), buckets=t.get("length_buckets", 1),
+                         batch_seconds=t["batch_seconds"]).steps_estimate()
 
     def cost_input(self, job):
         """The first test utterances (padded; the trainer slices them, which trims the padding)."""

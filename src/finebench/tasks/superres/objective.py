@@ -36,9 +36,10 @@ class SRLoader:
     """Training patches or whole evaluation images of a prepared SR task, as device tensors (``x`` LR, ``y`` HR)."""
 
     def __init__(self, data, split: str, batch_size: int, device, train: bool = False, generator=None,
-                 max_batches: int | None = None):
+                 max_batches: int | None = None, prefetch: int | None = None):
         from finebench.data.superres import SRData
 
+        self.prefetch = prefetch  # batches read ahead in a thread; None: 2 on CUDA, 0 (this thread) elsewhere
         self.sr = data if isinstance(data, SRData) else SRData(data.path)
         self.split, self.batch_size, self.device, self.train = split, batch_size, device, train
         self.generator, self.max_batches = generator, max_batches
@@ -50,36 +51,45 @@ class SRLoader:
         n = -(-int(self.sr.input["patches_per_epoch"]) // self.batch_size)
         return min(n, self.max_batches) if self.max_batches else n
 
-    def _tensor(self, a: np.ndarray):
+    @staticmethod
+    def _host(a: np.ndarray, pin: bool):
+        """uint8 array -> a CPU tensor (pinned for a non-blocking copy to CUDA); made float on the device."""
         import torch
 
         a = np.ascontiguousarray(a)
         if not a.flags.writeable:  # a one-channel image's CHW view of the read-only store is contiguous: not copied
             a = a.copy()
-        return torch.from_numpy(a).to(self.device).float().div_(255.0)
+        t = torch.from_numpy(a)
+        return t.pin_memory() if pin else t
 
-    def __iter__(self):
-        import torch
-
+    def _host_pairs(self, pin: bool, rng):
         if not self.train:
             from finebench.data.superres import as_rgb
 
             for i in range(self.sr.count(self.split)):
-                t0 = time.perf_counter()
                 lr, hr = self.sr.pair(self.split, i)  # y: [1, 3, H, W], or [1, 1, H, W] for a grey image
-                x, y = self._tensor(as_rgb(lr).transpose(2, 0, 1)[None]), self._tensor(hr.transpose(2, 0, 1)[None])
-                self.data_seconds += time.perf_counter() - t0
-                yield x, y
+                yield self._host(as_rgb(lr).transpose(2, 0, 1)[None], pin), self._host(hr.transpose(2, 0, 1)[None], pin)
             return
-        seed = int(torch.randint(0, 2**31 - 1, (1,), generator=self.generator))
-        rng = np.random.default_rng(seed)
         total = int(self.sr.input["patches_per_epoch"])
         for b in range(len(self)):
-            t0 = time.perf_counter()
             lr, hr = self.sr.patches(min(self.batch_size, total - b * self.batch_size), rng)
-            x, y = self._tensor(lr), self._tensor(hr)
-            self.data_seconds += time.perf_counter() - t0
-            yield x, y
+            yield self._host(lr, pin), self._host(hr, pin)
+
+    def __iter__(self):
+        """On CUDA the host batches (crops, pinning) are read in a background thread two ahead and copied without
+        blocking; the same batches either way (the epoch's crop generator is seeded here, from the run's)."""
+        import torch
+
+        from finebench.loader import prefetched, timed
+
+        dev = torch.device(self.device)
+        rng = None
+        if self.train:  # the run's generator is used here, in this thread only
+            rng = np.random.default_rng(int(torch.randint(0, 2**31 - 1, (1,), generator=self.generator)))
+        host = self._host_pairs(dev.type == "cuda", rng)
+        depth = (2 if dev.type == "cuda" else 0) if self.prefetch is None else self.prefetch
+        for x, y in (prefetched(host, depth, self) if depth else timed(host, self)):
+            yield (x.to(dev, non_blocking=True).float().div_(255.0), y.to(dev, non_blocking=True).float().div_(255.0))
 
 
 def crop_example(img: np.ndarray, ex: dict, scale: int, lr: bool = False) -> np.ndarray:
@@ -112,7 +122,7 @@ class SuperResolution:
         s = min(COST_LR_SIZE, lr.shape[0], lr.shape[1])
         top, left = (lr.shape[0] - s) // 2, (lr.shape[1] - s) // 2
         crop = as_rgb(lr[top : top + s, left : left + s]).transpose(2, 0, 1)[None]
-        return SRLoader(job.data, "test", 1, job.dev)._tensor(crop)
+        return SRLoader._host(crop, False).to(job.dev).float().div_(255.0)
 
     # evaluation runs one whole image at a time: no batch size to lower (finebench.train.memory_hint)
     eval_memory_advice = ("super-resolution scores every validation and test image whole, one at a time: this model "
