@@ -11,6 +11,7 @@
     python -m finebench verify-data results/data/*     # prepared arrays against their manifest (sha256 included)
     python -m finebench baseline results/data/wordnet   # TF-IDF + logistic regression reference for a text task
     python -m finebench tracking-server start|status|stop  # shared MLflow server on PostgreSQL (clusters)
+    python -m finebench prefetch --configfile config/benchmark.yaml  # pretrained weights, ahead of offline jobs
 """
 
 from __future__ import annotations
@@ -73,6 +74,29 @@ def cmd_download(args) -> int:
     write_json_atomic(Path(args.out), {"dataset": args.dataset, "root": str((root / source.archive_root).resolve()),
                                        "files": [r.url for r in source.remotes]})
     print(f"[finebench] {args.dataset}: downloaded and verified -> {root}", file=sys.stderr)
+    return 0
+
+
+def cmd_prefetch(args) -> int:
+    from finebench import prefetch
+
+    if bool(args.configfile) == bool(args.weights):
+        raise FinebenchError("give --configfile (every pretrained weight of a config) or --weights (the rule's list)")
+    if args.configfile:
+        from finebench import config
+
+        cfg = config.load(args.configfile)
+        weights = list(prefetch.weights_needed(cfg["models"], [m for _, m, _ in config.runs(cfg)]).values())
+        root = args.hub_cache or prefetch.hub_root(cfg["download"]["cache"])
+    else:
+        try:
+            weights = json.loads(args.weights)
+        except json.JSONDecodeError as exc:
+            raise FinebenchError(f"--weights: not valid JSON: {exc}") from exc
+        if not args.hub_cache:
+            raise FinebenchError("--weights needs --hub-cache (the folder the jobs read: {download.cache}/hub)")
+        root = args.hub_cache
+    prefetch.prefetch(weights, root, args.out)
     return 0
 
 
@@ -337,6 +361,14 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--lock", default="", help="checksum lock file (default: finebench/data/downloads.lock.json in the package)")
     s.add_argument("--out", required=True, help="marker JSON written when everything is verified")
     s.set_defaults(func=cmd_download)
+
+    s = sub.add_parser("prefetch", help="fetch a config's pretrained weights and tokenizers for jobs without network")
+    s.add_argument("--configfile", help="the config whose pretrained weights to fetch (into its download.cache/hub)")
+    s.add_argument("--weights", help="JSON list of weights (finebench.prefetch.weights_needed; the rule's form)")
+    s.add_argument("--hub-cache", help="folder of the cache (default: the config's download.cache + /hub)")
+    s.add_argument("--out", nargs="+", help="each weight's marker, written last (default: "
+                   "HUB_CACHE/<weight>.prefetched.json)")
+    s.set_defaults(func=cmd_prefetch)
 
     s = sub.add_parser("init-tracking", help="create the MLflow store and experiment (once, before training)")
     s.add_argument("--tracking-uri", required=True)

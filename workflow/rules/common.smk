@@ -201,3 +201,44 @@ def train_data(wildcards):
             return f"{RESULTS}/tokens/{wildcards.task}/{slug}"
         return f"{RESULTS}/waveform/{wildcards.task}"
     return f"{RESULTS}/data/{wildcards.task}"
+
+
+# Weights from the hubs (timm pretrained: true, hf: without pretrained_dir; finebench.prefetch): fetched by the local
+# rule prefetch_weights (hf.smk), one job per weight, into {download.cache}/hub; the jobs that read them wait for it.
+from finebench import prefetch as fbprefetch
+
+HUB_WEIGHTS = fbprefetch.weights_needed(CFG["models"], [m for _, m, _ in RUNS])  # {slug: weight, models using it}
+
+
+def hub_weight_json(wildcards):
+    """One weight's prefetch job's params: the weight alone (not which models use it), so that a model added later
+    never reruns it — nor, through its marker, the finished runs of the models that share it."""
+    if wildcards.weights not in HUB_WEIGHTS:
+        raise WorkflowError(
+            f"no model of this config starts from pretrained weights {wildcards.weights!r} "
+            f"(those it needs: {', '.join(HUB_WEIGHTS) or 'none'})"
+        )
+    weight = {k: v for k, v in HUB_WEIGHTS[wildcards.weights].items() if k != "models"}
+    return json.dumps([weight], sort_keys=True)
+
+
+def hub_marker(wildcards):
+    """The marker of the weight a training or tuning job's model starts from, or a tokenize job's hf: model; nothing
+    for the others (so a config without pretrained weights has no prefetch job)."""
+    if hasattr(wildcards, "tokenizer"):
+        name, opts = HF_TOKENIZE[(wildcards.task, wildcards.tokenizer)]
+        arch, revision = HF_PREFIX + name, opts.get("revision")
+        if not fbprefetch.needs_hub(arch, opts):
+            return []
+    else:
+        weight = fbprefetch.model_weight(CFG["models"][wildcards.model])
+        if weight is None:
+            return []
+        arch, revision = weight["arch"], weight.get("revision")
+    return fbprefetch.marker_path(CFG["download"]["cache"], fbprefetch.weight_slug(arch, revision))
+
+
+def hub_env(wildcards, input):
+    """The job's hub environment (finebench.prefetch.job_env): offline always, reading the prefetched cache when the
+    job has a weight's marker as input. Derived from the input, so it never marks a finished run stale by itself."""
+    return fbprefetch.shell_env(os.path.dirname(input.hub) if input.hub else None)

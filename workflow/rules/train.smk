@@ -33,6 +33,7 @@ for _task_type in TASK_TYPES.values():
             data=train_data,  # the prepared task, or its hf: form (workflow/rules/hf.smk)
             experiment=ancient(EXPERIMENT_FILE),
             tuned=selected_file,  # a tuned model's chosen values (workflow/rules/tune.smk); none when hand-set
+            hub=hub_marker,  # prefetched pretrained weights (workflow/rules/hf.smk); none for the other models
         output:
             **{
                 name.replace(".", "_"): f"{RESULTS}/runs/{{task}}/{{model}}/seed{{seed}}/{name}"
@@ -54,7 +55,9 @@ for _task_type in TASK_TYPES.values():
             out=lambda w, output: os.path.dirname(output.metrics),
             device=CFG["device"],
             tuned=lambda w, input: f"--tuned {input.tuned}" if input.tuned else "",
+            hub_env=hub_env,  # hubs offline; the prefetched cache
         shell:
-            "python -m finebench train --spec {params.spec:q} --data {input.data} --experiment-file {input.experiment} "
-            "--out {params.out} --device {params.device} --threads {threads} --no-progress {params.tuned} > {log} 2>&1 "
+            "{params.hub_env}python -m finebench train --spec {params.spec:q} --data {input.data} "
+            "--experiment-file {input.experiment} --out {params.out} --device {params.device} --threads {threads} "
+            "--no-progress {params.tuned} > {log} 2>&1 "
             "|| python -m finebench job-failed $? {log}"

@@ -9,6 +9,7 @@ rule tune:
     input:
         data=train_data,
         experiment=ancient(EXPERIMENT_FILE),
+        hub=hub_marker,  # prefetched pretrained weights (workflow/rules/hf.smk); none for the other models
     output:
         f"{RESULTS}/tune/{{task}}/{{model}}/trials{{chunk}}.json",
     log:
@@ -22,8 +23,9 @@ rule tune:
         specs=trial_chunk_json,
         root=lambda w: f"{RESULTS}/tune/{w.task}/{w.model}",
         device=CFG["device"],
+        hub_env=hub_env,  # hubs offline; the prefetched cache
     shell:
-        "python -m finebench train-trials --specs {params.specs:q} --data {input.data} "
+        "{params.hub_env}python -m finebench train-trials --specs {params.specs:q} --data {input.data} "
         "--experiment-file {input.experiment} --out-root {params.root} --out {output} --device {params.device} "
         "--threads {threads} > {log} 2>&1 "
         "|| python -m finebench job-failed $? {log}"

@@ -42,9 +42,11 @@ def load_pretrained(auto_cls, name: str, kwargs: dict, what: str, **extra):
         if src != name:
             raise FinebenchError(f"hf:{name}: could not load the {what} from pretrained_dir {src} "
                                  f"({type(exc).__name__}: {exc})") from exc
+        from finebench.prefetch import missing_hint  # offline jobs: the prefetched cache and how to fill it
+
         raise FinebenchError(f"hf:{name}: could not load the {what} from the Hugging Face hub and found no local copy "
                              f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}). "
-                             f"{offline_hint(name, auto_cls.__name__)}") from exc
+                             f"{missing_hint()}{offline_hint(name, auto_cls.__name__)}") from exc
 
 
 def load_model(auto_cls, name: str, kwargs: dict, num_classes: int):

@@ -249,13 +249,17 @@ def _build_timm(name: str, kwargs: dict, input_info: dict, num_classes: int):
         load_pretrained_file(model, pretrained_file)
         return model
     if kwargs.get("pretrained"):
+        from finebench.prefetch import check_timm_offline, missing_hint  # offline jobs read the prefetched cache
+
+        check_timm_offline(name)
         try:
             return _create_timm(name, kwargs, input_info, num_classes)
         except FinebenchError:
             raise
         except Exception as exc:  # hub unreachable, no weights for this name, ...
             raise FinebenchError(
-                f"timm:{name}: could not fetch pretrained weights ({type(exc).__name__}: {exc}). Offline? Download the "
+                f"timm:{name}: could not fetch pretrained weights ({type(exc).__name__}: {exc}). {missing_hint()}"
+                f"Offline? Download the "
                 f"weights elsewhere (e.g. timm.create_model('{name}', pretrained=True) and torch.save(model.state_dict(), "
                 f"'{name}.pth')) and set `pretrained_file: /path/to/{name}.pth` (or .safetensors) in the model's entry"
             ) from exc
