@@ -19,10 +19,15 @@ FRAMES_PER_SECOND = 100
 N = 28539
 
 
+def seconds(rng, n: int = N) -> np.ndarray:
+    """``n`` utterance durations in seconds, LibriSpeech-like (the module's docstring); also the synthetic speech
+    recognition data of benchmark_time.py and gpu_check.sh."""
+    long = rng.random(n) < 0.7
+    return np.where(long, rng.uniform(13, 17, n), rng.uniform(1.5, 13, n))
+
+
 def lengths(rng) -> np.ndarray:
-    long = rng.random(N) < 0.7
-    seconds = np.where(long, rng.uniform(13, 17, N), rng.uniform(1.5, 13, N))
-    return np.round(seconds * FRAMES_PER_SECOND).astype(int)
+    return np.round(seconds(rng) * FRAMES_PER_SECOND).astype(int)
 
 
 def main() -> None:

@@ -2,8 +2,9 @@
 # Prepare, on a machine with the package registries and `make setup` done, what the GPU check needs on an OFFLINE GPU
 # machine that has Python 3.12 with torch/timm/pandas/... but not finebench's other dependencies (this workplace's
 # `device` machine):
-#   .whl/       wheels for CPython 3.12 x86-64 of mlflow, jsonschema and their dependencies that the GPU machine's image
-#               lacks (the image's package list: DEVICE_HAS below, from /work/.library/device/KINDS.md, 2026-11-17)
+#   .whl/       wheels for CPython 3.12 x86-64 of mlflow, jsonschema, jiwer (speech recognition's WER) and their
+#               dependencies that the GPU machine's image lacks (the image's package list: DEVICE_HAS below, from
+#               /work/.library/device/KINDS.md, 2026-11-17)
 #   .gpu-data/  the smoke suite's tasks, prepared here (typefaces needs Debian fonts, wordnet WordNet, speech espeak-ng)
 # Both are git-ignored; carry them: run(command="bash tests/benchmarks/gpu_check.sh $OUT", carry=[".whl", ".gpu-data"]).
 set -euo pipefail
@@ -32,6 +33,7 @@ tmp=$(mktemp -d)
     --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64 \
     --platform manylinux2014_x86_64 --platform manylinux1_x86_64 --platform any \
     -c requirements.txt -d "$tmp" "$(grep '^mlflow==' requirements.txt)" "$(grep '^jsonschema==' requirements.txt)" \
+    "$(grep '^jiwer==' requirements.txt)" \
     2> >(grep -v "^WARNING: Location" >&2)
 rm -rf .whl && mkdir .whl
 has=$(tr -s ' \n' '\n\n' <<<"$DEVICE_HAS")

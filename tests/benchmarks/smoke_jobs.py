@@ -2,6 +2,7 @@
 
     python tests/benchmarks/smoke_jobs.py --device cuda --data .gpu-data --out results/gpu_check/smoke_jobs.csv
     python tests/benchmarks/smoke_jobs.py --prepare-only --data .gpu-data        # here: prepare the tasks' data
+    ... --jobs 4                                                                  # 4 jobs at once
 
 What `make smoke` checks, for a machine that has torch (and the wheels gpu_check.sh installs) but not the whole
 finebench environment — the offline GPU box, without the Debian fonts, WordNet and espeak-ng that *preparing* the
@@ -18,6 +19,7 @@ import json
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pandas as pd
@@ -45,6 +47,8 @@ def main() -> int:
     ap.add_argument("--prepare-only", action="store_true", help="prepare the config's tasks into --data and stop")
     ap.add_argument("--work", help="runs and the MLflow store (default: a temporary folder)")
     ap.add_argument("--out", help="also write the table as CSV here")
+    ap.add_argument("--jobs", type=int, default=1, help="jobs at once (each job's wall time is then shared)")
+    ap.add_argument("--time-limit", type=float, help="seconds: start no job after this, stop a running one at it")
     args = ap.parse_args()
     cfg = fbconfig.with_defaults(fbconfig.load(args.config))
     data = Path(args.data)
@@ -57,22 +61,34 @@ def main() -> int:
     from finebench.tracking import init_experiment
 
     init_experiment(f"sqlite:///{work}/mlflow.db", "smoke-jobs", work / "mlartifacts", exp_file)
-    rows, problems = [], []
+    rows, problems, jobs = [], [], []
     for task in cfg["tasks"]:
         if not (data / task / "manifest.json").is_file():
             problems.append(f"{task}: no prepared data in {data / task} (run with --prepare-only where it can be made)")
             continue
-        for model in fbconfig.task_models(cfg, task):
-            spec = fbconfig.resolve_spec(cfg, task, model, 0)
-            out = work / "runs" / task / model
+        jobs += [(task, model) for model in fbconfig.task_models(cfg, task)]
+
+    def run(job):
+        task, model = job
+        spec = fbconfig.resolve_spec(cfg, task, model, 0)
+        out = work / "runs" / task / model
+        elapsed = time.perf_counter() - t0
+        if args.time_limit and elapsed >= args.time_limit:
+            raise JobFailed(f"not started: --time-limit {args.time_limit:.0f} s reached")
+        timeout = args.time_limit - elapsed if args.time_limit else None
+        return run_job(spec, data / task, exp_file, out, args.device, cfg["threads"], timeout), out
+
+    with ThreadPoolExecutor(max(1, args.jobs)) as pool:  # each job is its own process; the threads only wait
+        futures = [pool.submit(run, job) for job in jobs]
+        for (task, model), future in zip(jobs, futures):
             try:
-                wall = run_job(spec, data / task, exp_file, out, args.device, cfg["threads"])
+                wall, out = future.result()
             except JobFailed as exc:
                 problems.append(f"{task}/{model}: {exc}")
                 print(f"{task:10s} {model:14s} FAILED: {exc}", flush=True)
                 continue
             m = json.loads((out / "metrics.json").read_text())
-            metric = "test_psnr" if "test_psnr" in m else "test_accuracy"
+            metric = next(k for k in ("test_psnr", "test_wer", "test_accuracy") if k in m)
             rows.append({"task": task, "model": model, "family": m["family"], "device": m["device"],
                          "metric": metric, "value": round(m[metric], 4), "epochs": m["epochs"],
                          "train_samples_per_s": round(m["train_samples_per_s"], 1),
