@@ -22,7 +22,8 @@ def write_wordnet(root: Path, per_class: dict[tuple[str, int], list[str]]) -> Pa
             offset += 100
             word = f"w{lexnum}_{i}"
             files[pos].append(
-                f"{offset:08d} {lexnum:02d} {pos} 01 {word} 0 001 @ 00001740 {pos} 0000 | {gloss}; \"an example of {word}\"  "
+                f"{offset:08d} {lexnum:02d} {pos} 01 {word} 0 001 @ 00001740 {pos} 0000 | {gloss}; "
+                f"\"an example of {word}\"  "
             )
     for pos, name in (("n", "data.noun"), ("v", "data.verb")):
         header = ["  1 This software and database is being provided to you, the LICENSEE, by  ",

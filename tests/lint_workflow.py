@@ -21,8 +21,8 @@ def main() -> int:
     other = sorted(set(findings) - ACCEPTED)
     if other or (proc.returncode != 0 and not findings):  # a workflow that does not even load has no findings
         print(out, file=sys.stderr)
-        print(f"snakemake --lint: {len(findings)} finding(s), {len(other)} kind(s) not accepted: {other or proc.returncode}",
-              file=sys.stderr)
+        print(f"snakemake --lint: {len(findings)} finding(s), {len(other)} kind(s) not accepted: "
+              f"{other or proc.returncode}", file=sys.stderr)
         return 1
     print(f"snakemake --lint: OK ({len(findings)} accepted finding(s): conda/container per rule — see README)")
     return 0

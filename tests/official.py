@@ -85,7 +85,8 @@ def flowers(base: Path) -> tuple[Path, dict]:
 
 def pets(base: Path) -> tuple[Path, dict]:
     root = base / "oxford-iiit-pet"
-    header = "#Image CLASS-ID SPECIES BREED ID\n#ID: 1:37 Class ids\n#SPECIES: 1:Cat 2:Dog\n#BREED ID: 1-25:Cat 1:12:Dog\n"
+    header = ("#Image CLASS-ID SPECIES BREED ID\n#ID: 1:37 Class ids\n#SPECIES: 1:Cat 2:Dog\n"
+              "#BREED ID: 1-25:Cat 1:12:Dog\n")
     breeds = [("Abyssinian", 1, 1), ("american_bulldog", 2, 1), ("Bengal", 1, 2)]
     files = {"trainval.txt": [], "test.txt": []}
     for cid, (breed, species, bid) in enumerate(breeds, 1):
@@ -104,7 +105,8 @@ def sst(base: Path, sizes=(5, 3, 4)) -> tuple[Path, dict]:
     trees = root / "trees"
     trees.mkdir(parents=True)
     lines = [
-        "(3 (2 It) (4 (4 (2 's) (4 (3 (2 a) (4 (3 lovely) (2 film))) (3 (2 with) (4 (3 (3 lovely) (2 performances)) (2 (2 by) (2 (2 (2 Buy) (2 and)) (2 Accorsi))))))) (2 .)))",
+        "(3 (2 It) (4 (4 (2 's) (4 (3 (2 a) (4 (3 lovely) (2 film))) (3 (2 with) (4 (3 (3 lovely) (2 performances)) "
+        "(2 (2 by) (2 (2 (2 Buy) (2 and)) (2 Accorsi))))))) (2 .)))",
         "(0 (1 (2 The) (1 plot)) (0 (0 (2 is) (0 (0 dreadful) (2 (2 -LRB-) (2 really) (2 -RRB-)))) (2 .)))",
         "(2 (2 It) (2 (2 (2 is) (2 a) (2 movie)) (2 .)))",
         "(1 (2 Not) (1 (1 good) (2 .)))",

@@ -4,7 +4,6 @@ decoding, the prepared form, bad input named before training, the three acoustic
 import json
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from finebench.data.asr import ASRData, GrowingNpy, normalize_transcript, vocabulary, write_asr
@@ -105,7 +104,8 @@ def test_bad_transcripts_are_named_with_their_file_and_line(tmp_path):
     ok = {"val": utterances(["up"]), "test": utterances(["up"])}
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
-    with pytest.raises(FinebenchError, match=r"list.csv:3: transcript 'room 101' has characters outside the vocabulary.*'1'"):
+    with pytest.raises(FinebenchError,
+                       match=r"list.csv:3: transcript 'room 101' has characters outside the vocabulary.*'1'"):
         write_asr(tmp_path / "a", {"train": utterances(["go", "room 101"]), **ok}, OPT, {})
     with pytest.raises(FinebenchError, match=r"list.csv:2: empty transcript for utterance 'u0'"):
         write_asr(tmp_path / "b", {"train": utterances(["?!"]), **ok}, OPT, {})

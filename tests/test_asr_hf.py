@@ -9,10 +9,10 @@ import json  # noqa: E402
 
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
-from hf_tiny import save_tiny_wav2vec2  # noqa: E402
 
 from finebench import config  # noqa: E402
 from finebench.data import DATASETS, prepare_task  # noqa: E402
+from hf_tiny import save_tiny_wav2vec2  # noqa: E402
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")

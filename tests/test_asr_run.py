@@ -56,15 +56,16 @@ UNTRAINED = {**MODELS, "ds2": {"family": "rnn", "modality": "speech", "arch": "d
 def test_an_untrained_model_scores_no_better_than_no_output(tiny_speech, model):
     import torch
 
+    from finebench.data.asr import ASRData
     from finebench.models import build_model
     from finebench.tasks.asr.objective import ASRLoader, SpeechRecognition
-    from finebench.data.asr import ASRData
 
     torch.manual_seed(0)
     data = ASRData(tiny_speech)
     kw = {k: v for k, v in UNTRAINED[model].items() if k not in ("family", "modality", "arch")}
     net = build_model(UNTRAINED[model]["arch"], kw, data.input, len(data.vocab))
-    ev = SpeechRecognition().evaluate(net, ASRLoader(data, "test", 8, "cpu"), lambda: torch.autocast("cpu", enabled=False))
+    ev = SpeechRecognition().evaluate(net, ASRLoader(data, "test", 8, "cpu"),
+                                      lambda: torch.autocast("cpu", enabled=False))
     assert ev["wer"] >= 0.95 and ev["cer"] >= 0.9
 
 
@@ -95,7 +96,8 @@ def test_asr_runs_write_hypotheses_that_add_up_and_are_tabled(tmp_path, tiny_spe
     runs = tables["runs"]
     for model in MODELS:
         assert board.loc[model, "test_wer_mean"] == pytest.approx(runs[runs.model == model]["test_wer"].mean())
-        assert board.loc[model, "n_seeds"] == 2 and board.loc[model, "test_wer_ci95_test"] >= 0  # per-utterance scores found
+        # per-utterance scores found
+        assert board.loc[model, "n_seeds"] == 2 and board.loc[model, "test_wer_ci95_test"] >= 0
     best = min(MODELS, key=lambda m: board.loc[m, "test_wer_mean"])  # (two epochs of a tiny set: both may be at 100 %)
     other = next(m for m in MODELS if m != best)
     assert board.loc[best, "rank"] == 1.0 and board.loc[best, "is_best"] and board.loc[other, "tie_test"] == "paired"
@@ -104,7 +106,8 @@ def test_asr_runs_write_hypotheses_that_add_up_and_are_tabled(tmp_path, tiny_spe
     md = (tmp_path / "tables" / "leaderboard.md").read_text()
     assert "# Speech recognition" in md and "## sent [SYNTHESIZED speech (espeak-ng)]" in md and "no output" in md
     assert "| reference" in md  # transcripts per family
-    assert (tmp_path / "plots" / "sent_learning_curves.png").is_file() and (tmp_path / "plots" / "sent_pareto.png").is_file()
+    assert ((tmp_path / "plots" / "sent_learning_curves.png").is_file()
+            and (tmp_path / "plots" / "sent_pareto.png").is_file())
     info = json.loads(experiment_file.read_text())
     client = MlflowClient(info["tracking_uri"])
     run = client.get_run(json.loads(files[0].read_text())["mlflow_run_id"])

@@ -92,8 +92,8 @@ def test_a_transcript_without_audio_and_audio_without_a_transcript_are_named(lib
     (d / "1089-134686-0001.flac").unlink()
     flac(d / "1089-134686-0009.flac")
     with pytest.raises(FinebenchError, match=r"2 unpaired item\(s\): .*1089-134686\.trans\.txt:2: transcript of "
-                                             r"1089-134686-0001 but no 1089-134686-0001\.flac; .*1089-134686-0009\.flac: "
-                                             r"audio without a line"):
+                                             r"1089-134686-0001 but no 1089-134686-0001\.flac; "
+                                             r".*1089-134686-0009\.flac: audio without a line"):
         prepare_task("ls", "librispeech", opt, tmp_path / "a")
     m = prepare_task("ls", "librispeech", {**opt, "skip_unpaired": True}, tmp_path / "b")
     assert m["splits"]["test"]["n"] == 1 and m["skipped"]["unpaired"]["n"] == 2
@@ -103,7 +103,8 @@ def test_a_wrong_utterance_id_and_characters_outside_the_vocabulary_name_the_lin
     opt = {**DATASETS["librispeech"].defaults, **SMALL, "root": str(libri)}
     trans = libri / "dev-clean" / "84" / "121123" / "84-121123.trans.txt"
     trans.write_text("84-121124-0000 GO DO YOU HEAR\n")
-    with pytest.raises(FinebenchError, match=r"84-121123\.trans\.txt:1: utterance id '84-121124-0000' is not 84-121123-<n>"):
+    with pytest.raises(FinebenchError,
+                       match=r"84-121123\.trans\.txt:1: utterance id '84-121124-0000' is not 84-121123-<n>"):
         prepare_task("ls", "librispeech", opt, tmp_path / "a")
     trans.write_text("84-121123-0000 GO DO YOU HEAR 2\n")
     with pytest.raises(FinebenchError, match=r"84-121123\.trans\.txt:1: transcript 'go do you hear 2' has characters "
@@ -134,7 +135,7 @@ def test_bring_your_own_audio_and_transcript_table(tmp_path):
     (root / "bob" / "1.flac").unlink()
     with pytest.raises(FinebenchError, match=r"transcripts\.csv:6: transcript of bob/1\.flac but no such file"):
         prepare_task("mine", "asr_table", opt, tmp_path / "b")
-    (root / "t.jsonl").write_text("".join(json.dumps({"path": f"ann/{k}.flac", "text": t, "split": s}) + "\n" for k, t, s
-                                          in ((0, "", "train"), (1, "go", "val"), (2, "no", "test"))))
+    (root / "t.jsonl").write_text("".join(json.dumps({"path": f"ann/{k}.flac", "text": t, "split": s}) + "\n"
+                                          for k, t, s in ((0, "", "train"), (1, "go", "val"), (2, "no", "test"))))
     with pytest.raises(FinebenchError, match=r"t\.jsonl:1: empty transcript for utterance 'ann/0'"):
         prepare_task("mine", "asr_table", {**opt, "table": "t.jsonl", "skip_unpaired": True}, tmp_path / "c")

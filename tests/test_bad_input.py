@@ -30,7 +30,8 @@ def test_text_table_non_utf8_names_file_and_line(tmp_path):
     rows = good_rows()
     rows[6] = "caf\xe9 au lait,pos"
     path, opt = table(tmp_path, ("text,label\n" + "\n".join(rows) + "\n").encode("latin-1"))
-    with pytest.raises(FinebenchError, match=rf"^{path}:8: not valid utf-8 \(byte 0xe9 at column 4\).*tasks\.mine\.encoding"):
+    with pytest.raises(FinebenchError,
+                       match=rf"^{path}:8: not valid utf-8 \(byte 0xe9 at column 4\).*tasks\.mine\.encoding"):
         prepare_task("mine", "text_table", opt, tmp_path / "out")
     assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out.partial-*"))
     m = prepare_task("mine", "text_table", {**opt, "encoding": "latin-1"}, tmp_path / "out")  # the documented fix
@@ -214,7 +215,8 @@ def test_empty_audio_class_folder_is_named(tmp_path):
     make_audio(tmp_path / "a")
     (tmp_path / "a" / "left").mkdir()
     (tmp_path / "a" / "left" / "song.m4a").write_bytes(b"x")
-    with pytest.raises(FinebenchError, match=rf"hold no audio files: {tmp_path}/a/left \(only 1 unsupported file\(s\)\)"):
+    with pytest.raises(FinebenchError,
+                       match=rf"hold no audio files: {tmp_path}/a/left \(only 1 unsupported file\(s\)\)"):
         prepare_task("words", "audiofolder", audio_opts(tmp_path / "a", skip_bad_files=True), tmp_path / "out")
 
 

@@ -35,7 +35,9 @@ def test_default_suite_is_three_seeds(repo):
 
 def test_misspelled_timm_arch_names_key_and_suggests(smoke):
     smoke["models"]["vit"]["arch"] = "timm:vit_tiny_patch16_22"
-    with pytest.raises(ConfigError, match=r"^models\.vit\.arch: unknown timm architecture 'vit_tiny_patch16_22'.*vit_tiny_patch16_224"):
+    with pytest.raises(ConfigError,
+                       match=r"^models\.vit\.arch: unknown timm architecture 'vit_tiny_patch16_22'"
+                             r".*vit_tiny_patch16_224"):
         config.check(smoke)
 
 
@@ -50,7 +52,8 @@ def test_misspelled_builtin_arch_lists_valid_names(smoke):
 def test_renamed_arch_names_its_new_name(smoke):
     assert smoke["models"]["speech_gru"]["arch"] == "column_rnn"
     smoke["models"]["speech_gru"]["arch"] = "row_lstm"
-    with pytest.raises(ConfigError, match=r"^models\.speech_gru\.arch: architecture 'row_lstm' is now called 'column_rnn'"):
+    with pytest.raises(ConfigError,
+                       match=r"^models\.speech_gru\.arch: architecture 'row_lstm' is now called 'column_rnn'"):
         config.check(smoke)
 
 
@@ -63,7 +66,8 @@ def test_arch_of_wrong_modality_is_rejected(smoke):
 def test_unknown_dataset_and_option(smoke):
     bad = copy.deepcopy(smoke)
     bad["tasks"]["typefaces"]["dataset"] = "typeface"
-    with pytest.raises(ConfigError, match=r"tasks\.typefaces\.dataset: unknown dataset 'typeface'.*did you mean 'typefaces'"):
+    with pytest.raises(ConfigError,
+                       match=r"tasks\.typefaces\.dataset: unknown dataset 'typeface'.*did you mean 'typefaces'"):
         config.check(bad)
     bad = copy.deepcopy(smoke)
     bad["tasks"]["typefaces"]["fmilies"] = ["NimbusSans"]

@@ -92,8 +92,8 @@ def test_sqlite_store_in_read_only_folder_fails_fast_naming_the_path(tmp_path, s
     ro.mkdir()
     ro.chmod(0o555)
     smoke["tracking_uri"] = f"sqlite:///{ro}/sub/mlflow.db"
-    with pytest.raises(ConfigError, match=rf"tracking_uri: cannot create or write the MLflow database {ro}/sub/mlflow.db: "
-                                          rf"the folder {ro} is not writable"):
+    with pytest.raises(ConfigError, match=rf"tracking_uri: cannot create or write the MLflow database "
+                                          rf"{ro}/sub/mlflow.db: the folder {ro} is not writable"):
         config.check(smoke)
 
 
@@ -187,8 +187,9 @@ def test_a_server_that_is_not_mlflow_is_named():
 def test_init_tracking_refuses_an_unreachable_server_in_seconds(tmp_path):
     url = f"http://127.0.0.1:{free_port()}"
     t0 = time.monotonic()
-    out = subprocess.run([sys.executable, "-m", "finebench", "init-tracking", "--tracking-uri", url, "--experiment", "x",
-                          "--artifact-root", str(tmp_path / "a"), "--out", str(tmp_path / "e.json")],
+    out = subprocess.run([sys.executable, "-m", "finebench", "init-tracking", "--tracking-uri", url,
+                          "--experiment", "x", "--artifact-root", str(tmp_path / "a"),
+                          "--out", str(tmp_path / "e.json")],
                          capture_output=True, text=True)
     assert out.returncode == 2 and f"the MLflow server {url} does not answer" in out.stderr
     assert len(out.stderr.splitlines()) <= 2 and time.monotonic() - t0 < 30

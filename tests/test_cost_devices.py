@@ -20,7 +20,8 @@ def write_runs(root, devices: dict[str, list[str]]):
     for _, r in frame.iterrows():
         run = root / r["model"] / f"seed{r['seed']}"
         run.mkdir(parents=True)
-        (run / "metrics.json").write_text(json.dumps({**r.to_dict(), "test_accuracy": r["test_accuracy"] + 0.01 * r["seed"],
+        (run / "metrics.json").write_text(json.dumps({**r.to_dict(),
+                                                      "test_accuracy": r["test_accuracy"] + 0.01 * r["seed"],
                                                       "device": "cuda", "device_name": devices[r["model"]][r["seed"]]}))
         files.append(run / "metrics.json")
     return files

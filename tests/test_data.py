@@ -50,7 +50,8 @@ def test_wordnet_parser_split_by_synset_and_train_only_tokenizer(tmp_path, tiny_
     m = prepare_task("wn", "wordnet_supersenses", opts, tmp_path / "wn")
     assert m["classes"] == ["noun.animal", "noun.plant", "verb.motion"]
     assert {s: v["n"] for s, v in m["splits"].items()} == {"train": 63, "val": 9, "test": 18}
-    texts = {s: [json.loads(l)["text"] for l in open(tmp_path / "wn" / f"{s}_text.jsonl")] for s in ("train", "val", "test")}
+    texts = {s: [json.loads(line)["text"] for line in open(tmp_path / "wn" / f"{s}_text.jsonl")]
+             for s in ("train", "val", "test")}
     assert all(set(texts["train"]).isdisjoint(texts[s]) for s in ("val", "test"))  # each synset in one split
     assert not any('"' in t for t in texts["train"])  # usage examples stripped from the gloss
     vocab = json.loads((tmp_path / "wn" / "tokenizer.json").read_text())["model"]["vocab"]
@@ -114,7 +115,8 @@ def test_loader_trims_token_batches_and_scales_images(tmp_path, tiny_wordnet):
     ys1 = [b[1] for b in data.batches("train", 5, "cpu", shuffle=True, generator=g1)]
     ys2 = [b[1] for b in data.batches("train", 5, "cpu", shuffle=True, generator=g2)]
     assert all(torch.equal(a, b) for a, b in zip(ys1, ys2))
-    opts = {**DATASETS["wordnet_supersenses"].defaults, "wordnet_dir": str(tiny_wordnet), "vocab_size": 200, "max_len": 40}
+    opts = {**DATASETS["wordnet_supersenses"].defaults, "wordnet_dir": str(tiny_wordnet), "vocab_size": 200,
+            "max_len": 40}
     prepare_task("wn", "wordnet_supersenses", opts, tmp_path / "wn")
     wn = Prepared(tmp_path / "wn")
     x, _ = next(wn.batches("test", 4, "cpu"))

@@ -14,6 +14,7 @@ sys.path.insert(0, str(REPO / "tests" / "benchmarks"))
 
 import benchmark_time as bt  # noqa: E402
 import gpu_sections  # noqa: E402
+
 from finebench import config as fbconfig  # noqa: E402
 
 
@@ -23,8 +24,9 @@ def test_the_projection_covers_every_run_of_the_benchmark_config():
     assert [f"{p.task}/{p.model}" for p in pairs if p.skip] == []
     assert len(pairs) * len(cfg["seeds"]) == 126
     new = sorted(f"{p.task}/{p.model}" for p in pairs if p.new)  # hf: models and speech recognition
-    assert new == ["goemotions/distilbert", "librispeech100/conformer", "librispeech100/ds2", "librispeech100/quartznet",
-                   "librispeech100/wav2vec2_ctc", "speech_commands/wav2vec2", "sst5/distilbert", "trec50/distilbert"]
+    assert new == ["goemotions/distilbert", "librispeech100/conformer", "librispeech100/ds2",
+                   "librispeech100/quartznet", "librispeech100/wav2vec2_ctc", "speech_commands/wav2vec2",
+                   "sst5/distilbert", "trec50/distilbert"]
     keys = {p.key for p in pairs}  # a model on tasks of the same input shape is measured once
     assert len(keys) < len(pairs)
     assert len({p.key for p in pairs if p.model == "resnet50"}) == 1
@@ -70,9 +72,9 @@ def test_synthetic_speech_recognition_data_is_a_prepared_asr_task(tmp_path):
 
 def test_synthetic_hf_token_ids_pass_the_models_tokenizer_check(tmp_path):
     import torch
-    from hf_tiny import save_tiny_bert
 
     from finebench.models.hf_modules import HFTextClassifier
+    from hf_tiny import save_tiny_bert
 
     folder = save_tiny_bert(tmp_path / "bert")
     kwargs = {"pretrained_dir": str(folder), "max_length": 16}

@@ -10,7 +10,8 @@ from torch.overrides import TorchFunctionMode
 
 from finebench import config
 from finebench.tasks.asr.objective import ASRLoader, form_batches, padding_ratio
-from test_asr import prepared as prepared_asr, utterances  # noqa: E402
+from test_asr import prepared as prepared_asr  # noqa: E402
+from test_asr import utterances
 
 
 class FakeCuda(TorchFunctionMode):
@@ -120,7 +121,8 @@ def test_duration_capped_batches_by_hand():
     # without a cap: batches of 3 in sorted order
     assert [b.tolist() for b in form_batches(order, lengths, 3, 2)] == [[0, 4, 2], [3, 1, 5]]
     # an utterance longer than the cap is a batch of its own
-    assert [b.tolist() for b in form_batches(np.arange(4), np.array([10, 10, 50, 10]), 6, 1, cap=45)] == [[0, 1], [2], [3]]
+    assert ([b.tolist() for b in form_batches(np.arange(4), np.array([10, 10, 50, 10]), 6, 1, cap=45)]
+            == [[0, 1], [2], [3]])
     assert padding_ratio([np.array([0, 4, 2])], lengths) == pytest.approx(60 / 40)
 
 

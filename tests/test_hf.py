@@ -13,14 +13,13 @@ import yaml
 os.environ["HF_HUB_OFFLINE"] = "1"  # before transformers/huggingface_hub are imported anywhere in this process
 
 import official  # noqa: E402
-from hf_tiny import save_tiny_ast, save_tiny_bert, save_tiny_wav2vec2  # noqa: E402
-
 from finebench import config as fbconfig  # noqa: E402
 from finebench import protocol  # noqa: E402
 from finebench.data import DATASETS, Prepared, prepare_task  # noqa: E402
 from finebench.data.hf_tokens import cache_slug, load_tokenizer, tokenize_task, tokenizer_sha256, waveform_view  # noqa: E402
 from finebench.errors import ConfigError, FinebenchError  # noqa: E402
 from finebench.models import build_model, check_arch, default_family  # noqa: E402
+from hf_tiny import save_tiny_ast, save_tiny_bert, save_tiny_wav2vec2  # noqa: E402
 
 torch = pytest.importorskip("torch")
 
@@ -60,18 +59,22 @@ def test_fine_tuning_defaults_replace_from_scratch_values_but_the_model_entry_wi
     fbconfig.check(cfg)
     bert = fbconfig.resolve_spec(cfg, "wn", "bert", 0)
     assert bert["family"] == "transformer"
-    assert bert["training"]["lr"] == 2e-5 and bert["training"]["weight_decay"] == 0.01 and bert["training"]["epochs"] == 9
+    assert (bert["training"]["lr"] == 2e-5 and bert["training"]["weight_decay"] == 0.01
+            and bert["training"]["epochs"] == 9)
     assert fbconfig.resolve_spec(cfg, "wn", "bert_fast", 0)["training"]["lr"] == 5e-5
     assert fbconfig.resolve_spec(cfg, "wn", "cnn", 0)["training"]["lr"] == 5e-3  # from-scratch models untouched
 
 
 def test_tokenisation_cache_is_keyed_by_tokenizer(tmp_path, tiny, wordnet_task):
-    a = tokenize_task(wordnet_task, tmp_path / "tok_a", "tiny-bert", {"pretrained_dir": str(tiny["bert_a"]), "max_length": 20})
-    b = tokenize_task(wordnet_task, tmp_path / "tok_b", "tiny-bert", {"pretrained_dir": str(tiny["bert_b"]), "max_length": 20})
+    a = tokenize_task(wordnet_task, tmp_path / "tok_a", "tiny-bert",
+                      {"pretrained_dir": str(tiny["bert_a"]), "max_length": 20})
+    b = tokenize_task(wordnet_task, tmp_path / "tok_b", "tiny-bert",
+                      {"pretrained_dir": str(tiny["bert_b"]), "max_length": 20})
     assert cache_slug("tiny-bert", {"pretrained_dir": str(tiny["bert_a"]), "max_length": 20}) != \
         cache_slug("tiny-bert", {"pretrained_dir": str(tiny["bert_b"]), "max_length": 20})
     assert a["input"]["tokenizer_sha256"] != b["input"]["tokenizer_sha256"]
-    assert a["input"]["tokenizer_sha256"] == tokenizer_sha256(load_tokenizer("x", {"pretrained_dir": str(tiny["bert_a"])}))
+    assert a["input"]["tokenizer_sha256"] == tokenizer_sha256(
+        load_tokenizer("x", {"pretrained_dir": str(tiny["bert_a"])}))
     assert str(tiny["bert_a"]) in a["input"]["tokenizer"] and a["input"]["pad_id"] == 0 and a["input"]["max_len"] == 20
     xa, xb = np.load(tmp_path / "tok_a/train_x.npy"), np.load(tmp_path / "tok_b/train_x.npy")
     assert xa.shape == xb.shape == (63, 20) and not np.array_equal(xa, xb)
@@ -146,7 +149,8 @@ def test_speech_prepared_form_keeps_the_raw_waveform(tmp_path):
     from finebench.data.speech import read_clip
 
     root, _ = official.speech_commands(tmp_path)
-    m = prepare_task("sc", "speech_commands", {**DATASETS["speech_commands"].defaults, "root": str(root)}, tmp_path / "sc")
+    m = prepare_task("sc", "speech_commands", {**DATASETS["speech_commands"].defaults, "root": str(root)},
+                     tmp_path / "sc")
     assert m["waveform"] == {"file": "{split}_wav.npy", "sample_rate": 16000, "samples": 16000, "dtype": "float16"}
     wav = np.load(tmp_path / "sc/test_wav.npy", mmap_mode="r")
     assert isinstance(wav, np.memmap) and wav.dtype == np.float16 and wav.shape == (3, 16000)
@@ -173,7 +177,8 @@ def test_wav2vec2_features_in_torch_equal_its_feature_extractor(tiny):
     out = model(wav)
     assert out.shape == (3, 4)
     out.sum().backward()
-    unfrozen = build_model("hf:tiny-w2v", {"pretrained_dir": str(tiny["w2v"]), "freeze_feature_encoder": False}, info, 4)
+    unfrozen = build_model("hf:tiny-w2v", {"pretrained_dir": str(tiny["w2v"]), "freeze_feature_encoder": False},
+                           info, 4)
     assert all(p.requires_grad for p in unfrozen.net.wav2vec2.feature_extractor.parameters())
 
 
@@ -258,7 +263,8 @@ def test_workflow_refuses_a_pretrained_dir_without_model_or_tokenizer_before_any
     proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     assert proc.returncode != 0
     assert f"models.bert.pretrained_dir: {tmp_path / 'empty'} holds no config.json" in proc.stdout + proc.stderr
-    (tmp_path / "empty" / "config.json").write_text((tiny["bert_a"] / "config.json").read_text())  # a model, no tokenizer
+    # a model, no tokenizer
+    (tmp_path / "empty" / "config.json").write_text((tiny["bert_a"] / "config.json").read_text())
     proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     assert proc.returncode != 0 and "holds no tokenizer" in proc.stdout + proc.stderr
     assert not (tmp_path / "run" / "results").exists()
@@ -296,8 +302,8 @@ def test_workflow_with_pretrained_text_and_speech_models(repo, tmp_path, tiny):
         assert runs[key]["family"] == "transformer" and runs[key]["status"] == "FINISHED"
         assert runs[key]["protocol"]["pretraining"] == "hf_folder"
         assert runs[key]["protocol"]["pretrained_file"] == tiny[key[1]].name
-        assert json.loads((work / f"results/runs/{key[0]}/{key[1]}/seed0/spec.json").read_text())["training"]["lr"] == 2e-5 \
-            or key[0] == "speech"
+        assert json.loads((work / f"results/runs/{key[0]}/{key[1]}/seed0/spec.json").read_text())["training"]["lr"] \
+            == 2e-5 or key[0] == "speech"
     assert runs[("wordnet", "textcnn")]["protocol"]["pretraining"] == "none"
     board = (work / "results/tables/leaderboard.md").read_text()
     assert "hf:tiny-bert" in board and "hf:tiny-w2v" in board

@@ -132,8 +132,8 @@ def test_a_run_with_a_nan_or_null_metric_is_left_out_by_name_and_the_tables_are_
     files = write_classification_runs(tmp_path / "runs", {m: [(rng.random(40) < p).astype(float) for _ in range(3)]
                                                           for m, p in (("a", 0.8), ("b", 0.5))})
     damaged = files[1]
-    damaged.write_text(damaged.read_text().replace(f'"test_accuracy": {json.loads(damaged.read_text())["test_accuracy"]}',
-                                                   f'"test_accuracy": {value}'))
+    damaged.write_text(damaged.read_text().replace(
+        f'"test_accuracy": {json.loads(damaged.read_text())["test_accuracy"]}', f'"test_accuracy": {value}'))
     assert value in damaged.read_text()
     out = report.aggregate(files, tmp_path / "tables")
     board = out["classification"]["leaderboard"].set_index("model")

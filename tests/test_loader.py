@@ -31,7 +31,8 @@ def test_random_resized_crop_is_seeded_and_varied():
 
 def test_normalisation_uses_the_model_statistics():
     x = torch.tensor([0.0, 127.5, 255.0]).view(1, 1, 1, 3).repeat(1, 3, 1, 1)
-    torch.testing.assert_close(normalize_images(x.clone(), {"mean": (0.5,), "std": (0.5,)})[0, 0, 0], torch.tensor([-1.0, 0.0, 1.0]))
+    torch.testing.assert_close(normalize_images(x.clone(), {"mean": (0.5,), "std": (0.5,)})[0, 0, 0],
+                               torch.tensor([-1.0, 0.0, 1.0]))
     imagenet = {"mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225)}
     got = normalize_images(x.clone(), imagenet)
     torch.testing.assert_close(got[0, 2, 0, 0], torch.tensor((0 - 0.406) / 0.225))

@@ -116,7 +116,8 @@ def test_pretrained_timm_models_bring_their_own_preprocessing(tmp_path):
         kw = {"pretrained_file": str(weights), **({"patch_size": 8} if "vit" in name else {})}
         model = build_model(f"timm:{name}", kw, rgb, 4)
         pre = preprocessing(f"timm:{name}", kw, model)
-        assert pre["mean"] == pytest.approx(mean) and pre["std"] == pytest.approx(std) and pre["interpolation"] == interp
+        assert (pre["mean"] == pytest.approx(mean) and pre["std"] == pytest.approx(std)
+                and pre["interpolation"] == interp)
     scratch = build_model("timm:resnet18", {}, rgb, 4)
     assert preprocessing("timm:resnet18", {}, scratch)["mean"] == (0.5,)
 
@@ -139,10 +140,11 @@ def test_weight_decay_spares_position_embeddings_tokens_biases_and_norms():
         assert any(n.endswith("weight") for n in decayed)  # the projections are decayed
 
 
-@pytest.mark.parametrize("arch,option,hint", [("crnn", "hiddne", "hidden"), ("timm:vit_tiny_patch16_224", "embed_dims", "embed_dim"),
+@pytest.mark.parametrize("arch,option,hint", [("crnn", "hiddne", "hidden"),
+                                              ("timm:vit_tiny_patch16_224", "embed_dims", "embed_dim"),
                                               ("textcnn", "famly", "family")])
 def test_builder_options_are_checked_with_did_you_mean(arch, option, hint):
-    from finebench.config import PROBE_INPUTS, MODEL_RESERVED_KEYS
+    from finebench.config import MODEL_RESERVED_KEYS, PROBE_INPUTS
     from finebench.models import ARCHS, check_options
 
     modality = "vision" if arch.startswith("timm:") else ARCHS[arch].modalities[0]

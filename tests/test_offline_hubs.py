@@ -10,19 +10,18 @@ import hashlib
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
-from hf_tiny import save_tiny_bert
 
 from finebench import config as fbconfig
 from finebench import prefetch
 from finebench.config import load_yaml
 from finebench.errors import FinebenchError
+from hf_tiny import save_tiny_bert
 
 torch = pytest.importorskip("torch")
 

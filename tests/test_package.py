@@ -32,7 +32,8 @@ def test_wheel_install_finds_schema_and_lock_file(repo, tmp_path):
     venv = tmp_path / "venv"
     run([sys.executable, "-m", "venv", venv])
     run([venv / "bin" / "python", "-m", "pip", "install", "-q", "--no-deps", "--no-index", wheel])
-    site = run([venv / "bin" / "python", "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"]).stdout.strip()
+    site = run([venv / "bin" / "python", "-c",
+                "import sysconfig; print(sysconfig.get_paths()['purelib'])"]).stdout.strip()
     # the dependencies, after the venv's own site-packages (a plain path: the editable finebench's .pth is not read)
     (venv / site.split(str(venv) + "/", 1)[1] / "deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
 

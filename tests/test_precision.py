@@ -199,7 +199,8 @@ def test_fp16_scales_its_loss_checkpoints_the_scale_and_resumes_exactly(prepared
     whole = fit(s, path, tmp_path / "whole", experiment_file, device="cpu")
     fp32 = fit(spec("vision", dataset, "vision", "small_cnn", {"epochs": 3, "grad_clip": 1.0}, channels=[8, 16]),
                path, tmp_path / "fp32", experiment_file, device="cpu")
-    assert whole["precision"] == "fp16" and math.isfinite(whole["test_loss"]) and whole["test_loss"] != fp32["test_loss"]
+    assert (whole["precision"] == "fp16" and math.isfinite(whole["test_loss"])
+            and whole["test_loss"] != fp32["test_loss"])
 
     real, calls = train_mod.evaluate, []
 

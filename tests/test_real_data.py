@@ -91,7 +91,7 @@ def test_sst5_ptb_trees(tmp_path):
     m = prep(tmp_path, "sst5", root)
     assert m["classes"] == ["very negative", "negative", "neutral", "positive", "very positive"]
     assert sizes(m) == {k: want[k] for k in ("train", "val", "test")}
-    rows = [json.loads(l) for l in open(tmp_path / "prepared/sst5/train_text.jsonl")]
+    rows = [json.loads(line) for line in open(tmp_path / "prepared/sst5/train_text.jsonl")]
     assert rows[0] == {"text": want["first_text"], "label": 3}
     assert rows[1]["text"].endswith("dreadful ( really ) .") and rows[1]["label"] == 0
 
@@ -101,7 +101,8 @@ def test_trec50_latin1(tmp_path):
     m = prep(tmp_path, "trec50", root)
     assert m["num_classes"] == want["classes"] and "HUM:ind" in m["classes"]
     assert sizes(m)["test"] == want["test"] and sizes(m)["train"] + sizes(m)["val"] == want["train+val"]
-    texts = [json.loads(l)["text"] for s in ("train", "val") for l in open(tmp_path / f"prepared/trec50/{s}_text.jsonl")]
+    texts = [json.loads(line)["text"] for s in ("train", "val")
+             for line in open(tmp_path / f"prepared/trec50/{s}_text.jsonl")]
     assert any("café" in t for t in texts)
     coarse = prepare_task("t", "trec50", {**DATASETS["trec50"].defaults, "root": str(root), "granularity": "coarse"},
                           tmp_path / "coarse")
@@ -148,7 +149,8 @@ def test_imagefolder_with_and_without_splits(tmp_path):
             official.jpeg(tmp_path / "flat" / c / f"{i}.png", i)
             official.jpeg(tmp_path / "split" / ("train" if i < 4 else "test") / c / f"{i}.jpg", i)
     m = prep(tmp_path, "imagefolder", tmp_path / "flat")
-    assert m["classes"] == ["cat", "dog"] and sum(sizes(m).values()) == 12 and set(m["carved_splits"]) == {"val", "test"}
+    assert (m["classes"] == ["cat", "dog"] and sum(sizes(m).values()) == 12
+            and set(m["carved_splits"]) == {"val", "test"})
     m2 = prepare_task("s", "imagefolder", {**DATASETS["imagefolder"].defaults, "root": str(tmp_path / "split"),
                                            "image_size": 16, "resize": 20, "workers": 1}, tmp_path / "s")
     assert sizes(m2)["test"] == 4 and list(m2["carved_splits"]) == ["val"]
@@ -168,7 +170,8 @@ def test_text_table_formats(tmp_path):
                          tmp_path / ext)
         assert m["classes"] == ["neg", "pos"] and sizes(m)["test"] == 6 and sizes(m)["train"] + sizes(m)["val"] == 14
     with pytest.raises(FinebenchError, match=r"text_column: column 'text' not in"):
-        prepare_task("t", "text_table", {**DATASETS["text_table"].defaults, "path": str(tmp_path / "t.csv")}, tmp_path / "x")
+        prepare_task("t", "text_table", {**DATASETS["text_table"].defaults, "path": str(tmp_path / "t.csv")},
+                     tmp_path / "x")
 
 
 def test_audiofolder_resamples_any_rate(tmp_path):
@@ -187,10 +190,12 @@ def test_real_vision_augmentation_and_normalisation(tmp_path):
     prep(tmp_path, "cub200", root)
     data = Prepared(tmp_path / "prepared" / "cub200")
     x_eval, _ = next(data.batches("train", 6, "cpu"))
-    x_train, _ = next(data.batches("train", 6, "cpu", shuffle=True, generator=torch.Generator().manual_seed(0), augment=True))
+    x_train, _ = next(data.batches("train", 6, "cpu", shuffle=True, generator=torch.Generator().manual_seed(0),
+                                   augment=True))
     assert x_eval.shape == x_train.shape == (6, 3, 24, 24)
     assert -3 < float(x_eval.min()) < 0 < float(x_eval.max()) < 3  # ImageNet-standardised
-    again, _ = next(data.batches("train", 6, "cpu", shuffle=True, generator=torch.Generator().manual_seed(0), augment=True))
+    again, _ = next(data.batches("train", 6, "cpu", shuffle=True, generator=torch.Generator().manual_seed(0),
+                                 augment=True))
     assert torch.equal(x_train, again)
 
 
@@ -224,5 +229,6 @@ def test_pretrained_unreachable_says_how_to_provide_weights(monkeypatch):
 
     monkeypatch.setattr(timm, "create_model", offline)
     info = {"kind": "image", "channels": 3, "height": 32, "width": 32}
-    with pytest.raises(FinebenchError, match=r"could not fetch pretrained weights .*pretrained_file: /path/to/resnet18\.pth"):
+    with pytest.raises(FinebenchError,
+                       match=r"could not fetch pretrained weights .*pretrained_file: /path/to/resnet18\.pth"):
         build_model("timm:resnet18", {"pretrained": True}, info, 4)

@@ -7,8 +7,8 @@ from scipy import stats
 
 from finebench import protocol, report
 from finebench import stats as stats_mod
-from finebench.tasks.classification import tables as ctables
 from finebench.protocol import run_protocol
+from finebench.tasks.classification import tables as ctables
 
 
 def runs_frame(accs: dict[str, list[float]], task="t", modality="vision", families=None):
@@ -65,7 +65,8 @@ def test_cost_columns_and_ranks():
     b = runs_frame({"a": [0.5, 0.52], "b": [0.6, 0.62]}, task="t2", families={"a": "cnn", "b": "rnn"})
     board = report.leaderboard(pd.concat([a, b], ignore_index=True))
     row = board[(board.task == "t1") & (board.model == "a")].iloc[0]
-    assert row["flops_per_sample"] == 2e6 and row["latency_ms_batch1_mean"] == 1.5 and row["peak_memory_mb_max"] == 101.0
+    assert (row["flops_per_sample"] == 2e6 and row["latency_ms_batch1_mean"] == 1.5
+            and row["peak_memory_mb_max"] == 101.0)
     model_ranks, family_ranks = ctables.ranks(board, report.with_family_rank(report.families(board)))
     assert dict(zip(model_ranks["model"], model_ranks["mean_rank"])) == {"a": 1.5, "b": 1.5}
     overall = family_ranks[family_ranks.modality == "all"].set_index("family")
@@ -109,15 +110,19 @@ def test_aggregate_writes_exactly_the_declared_tables_and_plots(tmp_path):
         run = tmp_path / "runs" / f"{row['model']}_{row['seed']}"
         run.mkdir(parents=True)
         (run / "metrics.json").write_text(json.dumps(row.to_dict()))
-        pd.DataFrame({"epoch": [1, 2], "val_accuracy": [0.4, row["test_accuracy"]]}).to_csv(run / "history.csv", index=False)
-        pd.DataFrame([[3, 1], [0, 4]], index=pd.Index(["x", "y"], name="true"), columns=["x", "y"]).to_csv(run / "confusion.csv")
+        pd.DataFrame({"epoch": [1, 2], "val_accuracy": [0.4, row["test_accuracy"]]}).to_csv(run / "history.csv",
+                                                                                          index=False)
+        pd.DataFrame([[3, 1], [0, 4]], index=pd.Index(["x", "y"], name="true"),
+                     columns=["x", "y"]).to_csv(run / "confusion.csv")
         files.append(run / "metrics.json")
     report.aggregate(files, tmp_path / "tables", tmp_path / "plots")
     board = pd.read_csv(tmp_path / "tables" / "leaderboard.csv")
     assert list(board["model"]) == ["a", "b"] and list(board["n_seeds"]) == [2, 2]
-    # the workflow's aggregate rule declares report.TABLE_FILES and the task type's plot_kinds: nothing more, nothing less
+    # the workflow's aggregate rule declares report.TABLE_FILES and the task type's plot_kinds: nothing more, nothing
+    # less
     assert sorted(p.name for p in (tmp_path / "tables").iterdir()) == sorted(report.TABLE_FILES)
-    assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == sorted(f"t_{kind}.png" for kind in PLOT_KINDS)
+    assert (sorted(p.name for p in (tmp_path / "plots").iterdir())
+            == sorted(f"t_{kind}.png" for kind in PLOT_KINDS))
     assert all((tmp_path / "tables" / name).stat().st_size > 0 for name in report.TABLE_FILES)
 
 
@@ -150,7 +155,8 @@ def test_resolution_difference_is_flagged():
     assert protocol.protocol_differences({**ref, "split": "official train/test"}, ours) == [
         "data: our copy's counts differ from the official release",
         "training set: ours holds out a validation split carved from the official train split"]
-    assert protocol.protocol_differences({"pretraining": "none"}, {**ours, "pretraining": "file", "pretrained_file": "w.pth"})[0] \
+    assert protocol.protocol_differences({"pretraining": "none"},
+                                         {**ours, "pretraining": "file", "pretrained_file": "w.pth"})[0] \
         == "pretraining: published none, ours file"
 
 
@@ -345,7 +351,8 @@ def test_the_tie_mark_follows_the_paired_test_not_welch(tmp_path):
 
 def test_runs_without_predictions_fall_back_to_welch_and_the_seed_ci_and_say_so(tmp_path):
     rng = np.random.default_rng(1)
-    correct = {m: [(rng.random(100) < p).astype(float) for _ in range(3)] for m, p in (("a", 0.8), ("b", 0.7), ("c", 0.3))}
+    correct = {m: [(rng.random(100) < p).astype(float) for _ in range(3)]
+               for m, p in (("a", 0.8), ("b", 0.7), ("c", 0.3))}
     files = write_classification_runs(tmp_path / "mixed", correct, without_predictions=("c",))
     board = report.leaderboard(report.load_metrics(files)).set_index("model")
     assert board.loc["b", "tie_test"] == "paired" and board.loc["b", "stats_note"] == ""
@@ -366,11 +373,13 @@ def test_runs_without_predictions_fall_back_to_welch_and_the_seed_ci_and_say_so(
 
 
 def test_predictions_that_do_not_average_to_the_runs_accuracy_are_not_used(tmp_path):
-    files = write_classification_runs(tmp_path, {"a": [correct_on(20, (0, 15))] * 2, "b": [correct_on(20, (0, 10))] * 2})
+    files = write_classification_runs(tmp_path, {"a": [correct_on(20, (0, 15))] * 2,
+                                                 "b": [correct_on(20, (0, 10))] * 2})
     pd.DataFrame({"correct": np.ones(20, int)}).to_csv(files[-1].parent / "predictions.csv", index=False)  # stale
     board = report.leaderboard(report.load_metrics(files)).set_index("model")
     # seed-only, and both models' seed scores are constant: Welch's t is undefined, so no test (not p = 0)
-    assert board.loc["b", "tie_test"] == "none" and "do not average to test_accuracy (seed 1)" in board.loc["b", "stats_note"]
+    assert board.loc["b", "tie_test"] == "none"
+    assert "do not average to test_accuracy (seed 1)" in board.loc["b", "stats_note"]
 
 
 def test_aggregate_reads_predictions_beside_each_metrics_file(tmp_path):
@@ -408,7 +417,8 @@ def test_cost_plot_error_bars_are_the_leaderboards_combined_interval(tmp_path, m
 
     monkeypatch.setattr(matplotlib.axes.Axes, "errorbar", errorbar)
     cplots.pareto(board, "t", tmp_path / "t_pareto.png")
-    b_mean, b_seed_ci = round(100 * np.mean([0.7, 0.74, 0.71]), 6), 100 * board.set_index("model").loc["b", "test_accuracy_ci95"]
+    b_mean, b_seed_ci = (round(100 * np.mean([0.7, 0.74, 0.71]), 6),
+                         100 * board.set_index("model").loc["b", "test_accuracy_ci95"])
     # one bar per model in each of the two panels: a's combined 10 points, b's seed-only interval
     assert sorted(seen) == sorted([(82.0, pytest.approx(10.0)), (b_mean, pytest.approx(b_seed_ci))] * 2)
     assert (tmp_path / "t_pareto.png").stat().st_size > 0

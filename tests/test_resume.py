@@ -430,7 +430,7 @@ def test_checkpoints_hold_the_best_weights_once_and_metrics_count_their_bytes(tm
                           device="cpu")
     # the last epoch's whole checkpoint is not written: finished.pt follows at once
     assert [s[0] for s in seen] == [1, 2, 3] and [s[4] for s in seen] == [True, True, False]
-    for epoch, best, best_is_model, no_copy, full, size, on_disk in seen[:-1]:
+    for epoch, best, best_is_model, no_copy, _full, size, on_disk in seen[:-1]:
         assert best_is_model == (best == epoch) == no_copy and size == on_disk
     assert any(s[2] for s in seen[:-1]) and not all(s[2] for s in seen[:-1])  # both cases met (epoch 2 is worse)
     assert every["checkpoint_bytes_written"] == sum(s[5] for s in seen)

@@ -14,7 +14,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from finebench.cost import flops_per_sample, recurrent_flops, recurrent_layers_by_shape
 from finebench.models.precision import Float32GRU, Float32LSTM, fp32_recurrent
 
-I, H, B, T = 5, 7, 3, 6  # input size, hidden size, batch, padded length
+I, H, B, T = 5, 7, 3, 6  # input size, hidden size, batch, padded length  # noqa: E741 (the formulas' I)
 LENGTHS = torch.tensor([6, 4, 2])  # packed: 12 time steps in all, against 18 padded
 
 # Per direction and time step, 2 FLOPs per weight: gates x H x (layer input + H); layer 2's input is 2 directions x H.

@@ -24,11 +24,10 @@ from pathlib import Path
 
 import pytest
 
+from cluster.local_slurm import free_port, pid_alive
 from finebench import config
 from finebench.errors import FinebenchError
 from finebench.server import CLIENT_ENV, CREDENTIALS_ENV, TrackingServer, read_credentials, use_credentials
-
-from cluster.local_slurm import free_port, pid_alive
 
 CMD = [sys.executable, "-m", "finebench"]
 
@@ -62,7 +61,8 @@ def test_credentials_found_in_the_working_directory_only_for_their_own_server(tm
     for uri in ("sqlite:///results/mlflow.db", "http://otherhost:5000", "http://127.0.0.1:5001"):
         assert use_credentials(uri) is None and not any(os.environ.get(k) for k in CLIENT_ENV), uri
     assert use_credentials("http://login1:5000/") == Path("results/tracking-server/credentials")
-    assert (os.environ["MLFLOW_TRACKING_USERNAME"], os.environ["MLFLOW_TRACKING_PASSWORD"]) == ("admin", "s3cret-s3cret")
+    assert (os.environ["MLFLOW_TRACKING_USERNAME"],
+            os.environ["MLFLOW_TRACKING_PASSWORD"]) == ("admin", "s3cret-s3cret")
 
 
 def test_credentials_named_by_the_environment_and_user_set_credentials_win(tmp_path, clean_env):
@@ -145,7 +145,8 @@ def server():
     try:
         assert proc.returncode == 0, f"tracking-server start failed:\n{proc.stdout}\n{proc.stderr}"
         uri = re.search(r"^tracking_uri: (\S+)$", proc.stdout, re.M).group(1)
-        yield {"work": work, "uri": uri, "start": start, "out": proc.stderr, "state": json.loads(state_file.read_text())}
+        yield {"work": work, "uri": uri, "start": start, "out": proc.stderr,
+               "state": json.loads(state_file.read_text())}
     finally:
         dirs = work / "results" / "tracking-server"
         pids = {f: int(f.read_text()) for f in (dirs / "mlflow.pid", dirs / "postgres.pid") if f.is_file()}

@@ -125,7 +125,8 @@ def small_tmpfs(tmp_path):
 
     mnt = tmp_path / "tmpfs"
     mnt.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=160k", "tmpfs", str(mnt)], capture_output=True, text=True)
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=160k", "tmpfs", str(mnt)], capture_output=True,
+                          text=True)
     if done.returncode:
         pytest.skip(f"cannot mount a tmpfs here (needs root): {done.stderr.strip()}")
     yield mnt
@@ -161,6 +162,7 @@ def test_a_full_disk_is_named_the_run_ends_failed_and_nothing_half_written_stays
         while True:
             f.write(b"\0" * 4096)
             f.flush()
-    done = subprocess.run([sys.executable, "-m", "finebench", "job-failed", "2", str(log)], capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-m", "finebench", "job-failed", "2", str(log)], capture_output=True,
+                          text=True)
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert "job failed: exit status 2" in done.stderr and f"not appended to {log}" in done.stderr

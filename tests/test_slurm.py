@@ -24,10 +24,9 @@ import pandas as pd
 import pytest
 import yaml
 
+from cluster.local_slurm import ACCOUNT, LocalSlurm, Unavailable, free_port, pid_alive, unavailable_reason
 from finebench import config as fbconfig
 from finebench.tasks import TASK_TYPES
-
-from cluster.local_slurm import ACCOUNT, LocalSlurm, Unavailable, free_port, pid_alive, unavailable_reason
 
 # Columns of leaderboard.csv that are measurements of this machine's speed, not results.
 MEASURED = re.compile(r"seconds|per_s|latency|memory")
@@ -52,7 +51,7 @@ def say(pytestconfig):
     return say
 
 
-# -- without a cluster: the GPU decision and what the profile asks Slurm for (dry runs) ---------------------------------
+# -- without a cluster: the GPU decision and what the profile asks Slurm for (dry runs) ------------------------------
 @pytest.mark.parametrize("device, gpus_per_job, local, cluster", [
     ("cuda", None, 1, 1), ("cpu", None, 0, 0), ("auto", None, 1, 0), ("auto", 1, 1, 1), ("cuda", 2, 2, 2),
     ("auto", 0, 0, 0),
@@ -112,7 +111,7 @@ def test_slurm_profile_resources(repo, tmp_path):
     assert {j["gpu"] for j in plan["train"]} == {"1"}
 
 
-# -- on a real single-node Slurm cluster --------------------------------------------------------------------------------
+# -- on a real single-node Slurm cluster -----------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def slurm(say):
     reason = unavailable_reason()
@@ -182,10 +181,10 @@ def _snakemake(repo: Path, work: Path, configfile: Path, *args: str, env: dict |
                             env={**os.environ, **(env or {})})
     try:
         out, _ = proc.communicate(timeout=TIMEOUT)
-    except subprocess.TimeoutExpired:
+    except subprocess.TimeoutExpired as err:
         proc.send_signal(signal.SIGTERM)  # the Slurm executor cancels its jobs on SIGTERM (not promptly on SIGINT)
         out, _ = proc.communicate(timeout=120)
-        raise AssertionError(f"snakemake did not finish in {TIMEOUT} s:\n{out[-6000:]}")
+        raise AssertionError(f"snakemake did not finish in {TIMEOUT} s:\n{out[-6000:]}") from err
     seconds = time.monotonic() - t0
     if proc.returncode != 0:
         raise AssertionError(f"snakemake failed ({proc.returncode}):\n{out[-8000:]}")
@@ -360,8 +359,11 @@ def test_a_gpu_partition_job_asks_for_a_gpu(repo, slurm, slurm_run, workdirs):
                         "--config", "gpus_per_job=1", env=_slurm_env(slurm, FINEBENCH_SLURM_TRAIN_PARTITION="gpu"))
     jobs = {j["Comment"].split("_wildcards_")[0]: j
             for j in _sacct(slurm, re.search(r"SLURM run ID: (\S+)", out).group(1))}
-    assert {"rule_prepare_data", "rule_train_classification"} <= set(jobs) <= {"rule_prepare_data", "rule_train_classification", "rule_aggregate"}
-    assert jobs["rule_train_classification"]["Partition"] == "gpu" and "gres/gpu=1" in jobs["rule_train_classification"]["AllocTRES"]
+    assert {"rule_prepare_data", "rule_train_classification"} <= set(jobs) <= {"rule_prepare_data",
+                                                                                "rule_train_classification",
+                                                                                "rule_aggregate"}
+    assert (jobs["rule_train_classification"]["Partition"] == "gpu"
+            and "gres/gpu=1" in jobs["rule_train_classification"]["AllocTRES"])
     assert jobs["rule_prepare_data"]["Partition"] == "cpu" and "gres/gpu" not in jobs["rule_prepare_data"]["AllocTRES"]
     got = json.loads((work / "results/runs/wordnet/textcnn/seed0/metrics.json").read_text())
     want = json.loads((slurm_run[0] / "results/runs/wordnet/textcnn/seed0/metrics.json").read_text())
@@ -378,12 +380,14 @@ def test_a_training_job_past_its_time_limit_is_resubmitted_and_resumes(repo, slu
     work = workdirs / "timeout"
     cfg = yaml.safe_load((repo / "config" / "smoke.yaml").read_text())
     typefaces = {**cfg["tasks"]["typefaces"], "train_per_class": 120}
-    config = _smoke_config(repo, work, seeds=[0], tasks={"typefaces": typefaces}, models={"crnn": cfg["models"]["crnn"]},
+    config = _smoke_config(repo, work, seeds=[0], tasks={"typefaces": typefaces},
+                           models={"crnn": cfg["models"]["crnn"]},
                            training={**cfg["training"], "epochs": 250, "checkpoint_minutes": 0})
     # ~90 s of training under a 1-minute limit; more attempts than the profile's 2 retries, so that a machine slowed
     # down by other tests still gets there (each attempt trains ~40-60 s)
     out, seconds = _snakemake(repo, work, config, "--workflow-profile", str(repo / "workflow/profiles/slurm"),
-                              "--set-resources", "train_classification:runtime=1", "--retries", "6", env=_slurm_env(slurm))
+                              "--set-resources", "train_classification:runtime=1", "--retries", "6",
+                              env=_slurm_env(slurm))
     run = work / "results" / "runs" / "typefaces" / "crnn" / "seed0"
     log = (work / "results" / "logs" / "train" / "typefaces" / "crnn" / "seed0.log").read_text()
     last = re.search(r"resuming after epoch (\d+)|trained earlier", log)  # the last attempt's log

@@ -12,10 +12,10 @@ import pytest
 from PIL import Image
 
 from finebench import config as fbconfig
-from finebench.tasks.superres import metrics as metrics_sr
 from finebench.data import DATASETS, prepare_task
 from finebench.data.superres import SRData, bicubic_upscale, imresize, pil_bicubic, resize_matrix, resize_operator
 from finebench.errors import ConfigError, FinebenchError
+from finebench.tasks.superres import metrics as metrics_sr
 
 
 def photo(seed=0, h=64, w=80) -> np.ndarray:
@@ -52,7 +52,8 @@ def test_y_channel_is_bt601_as_rgb2ycbcr():
 
     img = photo(3)
     assert np.allclose(metrics_sr.rgb_to_y(img), rgb2ycbcr(img / 255.0)[..., 0], atol=1e-9)
-    assert metrics_sr.rgb_to_y(np.zeros((2, 2, 3)))[0, 0] == 16 and metrics_sr.rgb_to_y(np.full((2, 2, 3), 255))[0, 0] == 235
+    assert metrics_sr.rgb_to_y(np.zeros((2, 2, 3)))[0, 0] == 16
+    assert metrics_sr.rgb_to_y(np.full((2, 2, 3), 255))[0, 0] == 235
 
 
 def test_border_of_scale_pixels_is_not_scored():
@@ -125,7 +126,8 @@ def test_imresize_equals_antialiased_bicubic_inside_the_border():
     img = photo(6).astype(np.float64)
     ours = imresize(img, 0.5, as_uint8=False)
     t = torch.from_numpy(img).permute(2, 0, 1)[None]
-    theirs = F.interpolate(t, scale_factor=0.5, mode="bicubic", antialias=True, align_corners=False)[0].permute(1, 2, 0).numpy()
+    theirs = F.interpolate(t, scale_factor=0.5, mode="bicubic", antialias=True,
+                           align_corners=False)[0].permute(1, 2, 0).numpy()
     assert np.allclose(ours[3:-3, 3:-3], theirs[3:-3, 3:-3], atol=1e-6)
     assert np.abs(ours - theirs).max() > 1e-3  # the borders differ
 
@@ -234,7 +236,8 @@ def test_split_by_source_image_and_lr_is_matlab_bicubic(tiny_photos):
     assert manifest["task_type"] == "superres" and manifest["input"]["scale"] == 2
     names = {s: set(manifest["splits"][s]["images"]) for s in ("train", "val", "test")}
     assert names["train"] == {"astronaut", "coffee", "rocket"} and names["test"] == {"camera", "motorcycle_left"}
-    assert not (names["train"] & names["test"]) and not (names["train"] & names["val"]) and not (names["val"] & names["test"])
+    assert (not (names["train"] & names["test"]) and not (names["train"] & names["val"])
+            and not (names["val"] & names["test"]))
     data = SRData(path)
     import skimage.data
 
@@ -415,7 +418,8 @@ def test_one_training_is_scored_on_several_test_sets(tmp_path, experiment_file):
     assert manifest["superres"]["splits"]["test_set5"]["images"] == ["Set5/set5_a", "Set5/set5_b"]
     assert manifest["superres"]["splits"]["test_set5"]["official_lr"] == 2
     data = SRData(path)
-    per = [metrics_sr.sr_scores(hr, bicubic_upscale(lr, 2), 2) for lr, hr in (data.pair("test_set5", i) for i in range(2))]
+    per = [metrics_sr.sr_scores(hr, bicubic_upscale(lr, 2), 2)
+           for lr, hr in (data.pair("test_set5", i) for i in range(2))]
     assert manifest["baseline"]["bicubic"]["test_set5"]["psnr"] == pytest.approx(np.mean([p["psnr"] for p in per]))
     assert manifest["baseline"]["bicubic"]["test"]["psnr"] != manifest["baseline"]["bicubic"]["test_set5"]["psnr"]
 
@@ -468,7 +472,8 @@ def test_one_training_is_scored_on_several_test_sets(tmp_path, experiment_file):
 
     from finebench.tracking import log_summaries
 
-    ids = log_summaries(experiment_file, tmp_path / "tables", tmp_path / "plots", tmp_path / "summary.json")["summary_runs"]
+    ids = log_summaries(experiment_file, tmp_path / "tables", tmp_path / "plots",
+                        tmp_path / "summary.json")["summary_runs"]
     client = MlflowClient(json.loads(experiment_file.read_text())["tracking_uri"])
     plotted = {task: sorted(f.path for f in client.list_artifacts(rid, "plots")) for task, rid in ids.items()}
     assert plotted == {"div2k@set14": ["plots/div2k_learning_curves.png", "plots/div2k_pareto.png",
@@ -478,7 +483,8 @@ def test_one_training_is_scored_on_several_test_sets(tmp_path, experiment_file):
 def test_an_unknown_or_repeated_test_set_fails_the_config_check():
     cfg = {"experiment": "x", "seeds": [0], "models": {"sr": {"modality": "vision", "arch": "edsr"}},
            "tasks": {"div2k": {"dataset": "sr_benchmark", "root": "/", "test_set": ["set5", "set6"]}}}
-    with pytest.raises(ConfigError, match=r"tasks.div2k.test_set: unknown 'set6'; valid: set5, set14, bsd100, urban100"):
+    with pytest.raises(ConfigError,
+                       match=r"tasks.div2k.test_set: unknown 'set6'; valid: set5, set14, bsd100, urban100"):
         fbconfig.check(cfg)
     cfg["tasks"]["div2k"]["test_set"] = ["Set5", "set5"]
     with pytest.raises(ConfigError, match=r"tasks.div2k.test_set: .* give one or more different test sets"):
@@ -508,7 +514,8 @@ def test_hr_folder_carves_val_and_test_by_image(tmp_path):
 # --- models and config ------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("arch,kw", [("edsr", {"channels": 8, "blocks": 1}), ("convgru_sr", {"channels": 8, "steps": 2}),
+@pytest.mark.parametrize("arch,kw", [("edsr", {"channels": 8, "blocks": 1}),
+                                     ("convgru_sr", {"channels": 8, "steps": 2}),
                                      ("convgru_sr", {"channels": 8, "steps": 2, "ensemble": True}),
                                      ("swinir_lite", {"dim": 8, "groups": 1, "depth": 2, "heads": 2, "window": 4})])
 @pytest.mark.parametrize("scale", [2, 3, 4])
@@ -584,7 +591,8 @@ def test_sr_leaderboard_ranks_by_psnr_and_says_who_is_not_above_bicubic():
     board = report.leaderboard(runs, "superres").set_index("model")
     assert list(board.index) == ["a", "b", "c", "bicubic"]
     assert board.loc["a", "rank"] == 1 and board.loc["a", "is_best"] and board.loc["c", "rank"] == 3
-    assert board.loc["a", "above_bicubic"] and not board.loc["b", "above_bicubic"] and not board.loc["c", "above_bicubic"]
+    assert (board.loc["a", "above_bicubic"] and not board.loc["b", "above_bicubic"]
+            and not board.loc["c", "above_bicubic"])
     assert board.loc["a", "gain_db_vs_bicubic"] == pytest.approx(1.1)
     assert board.loc["bicubic", "test_psnr_mean"] == 30.0 and board.loc["bicubic", "is_baseline"]
     assert board.loc["a", "flops_per_output_pixel"] == pytest.approx(100.0)
@@ -703,8 +711,10 @@ def test_sr_psnr_interval_and_tie_come_from_per_image_psnr_on_each_test_set(tmp_
     from finebench.tasks.superres import tables as sr_tables
 
     rng = np.random.default_rng(0)
-    set5 = {"a": [list(32 + rng.normal(0, 2, 5)) for _ in range(3)], "b": [list(31.5 + rng.normal(0, 2, 5)) for _ in range(3)]}
-    set14 = {"a": [list(30 + rng.normal(0, 2, 14)) for _ in range(3)], "b": [list(20 + rng.normal(0, 1, 14)) for _ in range(3)]}
+    set5 = {"a": [list(32 + rng.normal(0, 2, 5)) for _ in range(3)],
+            "b": [list(31.5 + rng.normal(0, 2, 5)) for _ in range(3)]}
+    set14 = {"a": [list(30 + rng.normal(0, 2, 14)) for _ in range(3)],
+             "b": [list(20 + rng.normal(0, 1, 14)) for _ in range(3)]}
     files = write_sr_runs_with_images(tmp_path, set5, set14)
     runs = sr_tables.expand(report.of_type(report.load_metrics(files), "superres"))
     board = report.leaderboard(runs, "superres")

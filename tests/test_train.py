@@ -150,7 +150,8 @@ def test_interrupt_marks_run_killed(tmp_path, tiny_data, experiment_file, monkey
     from mlflow.tracking import MlflowClient
 
     info = json.loads(experiment_file.read_text())
-    assert [r.info.status for r in MlflowClient(info["tracking_uri"]).search_runs([info["experiment_id"]])] == ["KILLED"]
+    assert [r.info.status
+            for r in MlflowClient(info["tracking_uri"]).search_runs([info["experiment_id"]])] == ["KILLED"]
 
 
 @pytest.mark.parametrize("phase,key", [("train_one_epoch", "batch_size"), ("evaluate", "eval_batch_size")])

@@ -69,7 +69,7 @@ rule work:
     output: "done.txt"
     log: "logs/work.log"
     shell: "python3 -c 'import os, time; open(\\"job.pid\\", \\"w\\").write(str(os.getpid())); time.sleep(float({config[secs]}))' > {log} 2>&1 && touch {output}"
-"""
+"""  # noqa: E501 (a Snakefile's shell line, kept as written)
 
 
 def wait_for(predicate, seconds=60):
@@ -145,13 +145,12 @@ def test_the_workflow_names_the_command_that_clears_a_stale_lock(repo, tmp_path)
     out = subprocess.run([*SNAKEMAKE, "-s", str(repo / "Snakefile"), "-n", "--configfile",
                           str(repo / "config" / "smoke.yaml")], cwd=tmp_path, capture_output=True, text=True)
     assert f"{locks} holds a lock, and no snakemake runs in {tmp_path}" in out.stderr
-    assert f"    snakemake --unlock -s {repo / 'Snakefile'} -n --configfile {repo / 'config' / 'smoke.yaml'}" in out.stderr
+    assert (f"    snakemake --unlock -s {repo / 'Snakefile'} -n --configfile {repo / 'config' / 'smoke.yaml'}"
+            in out.stderr)
 
 
 def test_every_rule_log_ends_with_why_a_job_failed(repo):
     """Every rule that runs finebench redirects into its log and, on failure, appends the reason (job-failed)."""
-    import re
-
     shells = []
     for f in sorted((repo / "workflow/rules").glob("*.smk")):
         text = re.sub(r'"\s*\n\s*"', "", f.read_text())  # join implicitly concatenated string literals
@@ -172,13 +171,15 @@ rule job:
     output: "out.txt"
     log: "job.log"
     shell: "python3 -c 'import os; print(\\"working\\"); os.kill(os.getpid(), {int(sig)})' > {{log}} 2>&1 || {FINEBENCH} job-failed $? {{log}}"
-""")
+""")  # noqa: E501 (a Snakefile's shell line, kept as written)
     out = subprocess.run([*SNAKEMAKE, "--cores", "1", "--show-failed-logs"], cwd=tmp_path, capture_output=True,
                          text=True)
     assert out.returncode != 0
     log = (tmp_path / "job.log").read_text().splitlines()
-    assert log[0] == "working" and log[-1].startswith(f"[finebench] job failed: exit status {128 + sig}: {words}"), log
-    assert words in out.stdout + out.stderr  # shown by Snakemake (the job's stderr, and the log with --show-failed-logs)
+    assert log[0] == "working" and log[-1].startswith(
+        f"[finebench] job failed: exit status {128 + sig}: {words}"), log
+    # shown by Snakemake (the job's stderr, and the log with --show-failed-logs)
+    assert words in out.stdout + out.stderr
 
 
 def test_sigterm_is_logged_and_a_half_built_dataset_removed(tmp_path):
@@ -210,7 +211,8 @@ def test_nohup_keeps_ignoring_sighup(tmp_path):
     """`nohup make run`: jobs inherit an ignored SIGHUP, and finebench must not turn it back into an exit."""
     code = ("import signal, sys, time\n"
             "from finebench import cli\n"
-            "cli.cmd_list = lambda args: (print('ready', flush=True), time.sleep(3), print('survived', flush=True)) and 0\n"
+            "cli.cmd_list = lambda args: (print('ready', flush=True), time.sleep(3), print('survived', flush=True))"
+            " and 0\n"
             "sys.exit(cli.main(['list']))\n")
     proc = subprocess.Popen(["nohup", sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                             text=True, cwd=tmp_path)

@@ -23,7 +23,8 @@ pytestmark = pytest.mark.slow
 
 def read_default_profile(proc) -> bool:
     """Snakemake's own line saying it read profiles/default (relative to the working directory, or absolute)."""
-    return re.search(r"Using workflow specific profile \S*profiles/default for setting default", proc.stderr) is not None
+    return re.search(r"Using workflow specific profile \S*profiles/default for setting default",
+                     proc.stderr) is not None
 
 
 def snakemake_cmd(repo, workdir, configfile, *args):
@@ -99,7 +100,8 @@ def test_tables_cover_every_task_model_and_seed(smoke_run):
     sr = pd.read_csv(work / "results" / "tables" / "leaderboard_sr.csv")
     assert set(sr["task"]) == set(task_types(cfg)["superres"]) == {"sr"}
     assert set(sr["family"]) == {"cnn", "rnn", "transformer", "baseline"} and len(sr) == 4
-    assert (sr[sr.model != "bicubic"]["n_seeds"] == len(cfg["seeds"])).all() and sr["test_psnr_mean"].between(10, 60).all()
+    assert ((sr[sr.model != "bicubic"]["n_seeds"] == len(cfg["seeds"])).all()
+            and sr["test_psnr_mean"].between(10, 60).all())
     assert "# Super-resolution" in md and "## sr (super-resolution ×2" in md
     asr = pd.read_csv(work / "results" / "tables" / "leaderboard_asr.csv")
     assert set(asr["task"]) == set(task_types(cfg)["asr"]) == {"sentences"} and len(asr) == 4
@@ -239,7 +241,8 @@ def test_a_deleted_run_folder_is_retrained_and_the_tables_rebuilt(repo, smoke_ru
     assert planned_training(proc) == ["results/runs/wordnet/textcnn/seed0/metrics.json"]
     shutil.rmtree(work / "results" / "runs" / "speech")  # a whole task's runs
     speech_runs = (pd.read_csv(work / "results" / "tables" / "runs.csv")["task"] == "speech").sum()
-    assert speech_runs > 1 and planned_jobs(snakemake(repo, work, path, "-n"))["train_classification"] == 1 + speech_runs
+    assert speech_runs > 1
+    assert planned_jobs(snakemake(repo, work, path, "-n"))["train_classification"] == 1 + speech_runs
 
 
 def test_bare_snakemake_in_the_repository_reads_the_default_profile(repo, tmp_path):
@@ -250,7 +253,8 @@ def test_bare_snakemake_in_the_repository_reads_the_default_profile(repo, tmp_pa
     proc = subprocess.run(cmd, cwd=repo, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert read_default_profile(proc)
-    assert planned_jobs(proc)["train_classification"] == 18  # the --configfile replaced the embedded suite (replace-workflow-config)
+    # the --configfile replaced the embedded suite (replace-workflow-config)
+    assert planned_jobs(proc)["train_classification"] == 18
 
 
 def test_profile_reruns_a_job_killed_mid_way(repo, tmp_path):
@@ -289,7 +293,8 @@ def test_profile_keeps_going_after_a_failed_job(repo, tmp_path):
            "tasks": {"broken": {"dataset": "text_table", "path": str(tmp_path / "bad.csv")},
                      "fine": {"dataset": "text_table", "path": str(tmp_path / "good.csv")}},
            "training": {"epochs": 1, "batch_size": 8},
-           "models": {"textcnn": {"family": "cnn", "modality": "text", "arch": "textcnn", "embed_dim": 8, "filters": 4}}}
+           "models": {"textcnn": {"family": "cnn", "modality": "text", "arch": "textcnn", "embed_dim": 8,
+                                  "filters": 4}}}
     path = tmp_path / "keep_going.yaml"
     path.write_text(yaml.safe_dump(cfg))
     proc = snakemake(repo, tmp_path, path, check=False)

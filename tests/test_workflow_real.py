@@ -58,7 +58,8 @@ def test_pipeline_on_roots_download_and_byo(repo, tmp_path):
     assert set(refs["task"]) == {"sst", "cub"}
     notes = dict(zip(refs["reference_model"], refs["protocol_notes"]))
     assert "pretraining" in notes["B-CNN [D,M]"] and "pretraining" in notes["CNN-non-static"]  # ImageNet / word2vec
-    assert "carved" in notes["B-CNN [D,M]"] and "carved" not in notes["RNTN"]  # CUB's val comes out of train; SST has dev
+    # CUB's val comes out of train; SST has dev
+    assert "carved" in notes["B-CNN [D,M]"] and "carved" not in notes["RNTN"]
     assert notes["RNTN"] == "data: our copy's counts differ from the official release"  # tiny fixture, not the release
     manifest = json.loads((tmp_path / "results" / "data" / "trec" / "manifest.json").read_text())
     assert manifest["splits"]["test"]["n"] == 3

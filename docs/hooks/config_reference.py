@@ -21,7 +21,6 @@ So the page cannot drift from the schema or the registry. The schema and the pac
 from __future__ import annotations
 
 import html
-import json
 import logging
 import sys
 from pathlib import Path

@@ -1,9 +1,9 @@
 """How many GPUs a training job asks for — the one decision shared by local runs and cluster profiles — and, on a
 local run with several GPUs, which one each training job takes (the second half of this file).
 
-The training rules (train_<task type>) declare the Snakemake resource ``gpu`` with :func:`train_gpus`. Locally, ``--resources gpu=N``
-(``make benchmark GPUS=N``) then runs at most N training jobs at once; on Slurm the executor plugin turns it into
-``sbatch --gpus=N``, which a partition without GPUs rejects. So:
+The training rules (train_<task type>) declare the Snakemake resource ``gpu`` with :func:`train_gpus`. Locally,
+``--resources gpu=N`` (``make benchmark GPUS=N``) then runs at most N training jobs at once; on Slurm the executor
+plugin turns it into ``sbatch --gpus=N``, which a partition without GPUs rejects. So:
 
 =================  ==========================  =====================================================
 config ``device``  local run (``--cores``)     cluster executor (``--workflow-profile .../slurm``)
@@ -42,7 +42,8 @@ def train_gpus(config: dict, cluster: bool) -> int:
 
 def cluster_executor(workflow) -> bool:
     """Whether this Snakemake run submits jobs to a cluster (a non-local executor such as slurm), also when it is
-    only a dry run of one (``-n`` swaps in the local dry-run executor; Snakemake still plans threads for the real one)."""
+    only a dry run of one (``-n`` swaps in the local dry-run executor; Snakemake still plans threads for the real
+    one)."""
     if workflow.non_local_exec:
         return True
     settings = workflow.execution_settings

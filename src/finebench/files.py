@@ -106,7 +106,8 @@ def remove_stale_partials(target: str | Path) -> list[Path]:
             continue
         shutil.rmtree(work, ignore_errors=True)
         removed.append(work)
-        print(f"[finebench] removed {work}: left half-built by process {pid}, which is gone", file=sys.stderr, flush=True)
+        print(f"[finebench] removed {work}: left half-built by process {pid}, which is gone", file=sys.stderr,
+              flush=True)
     return removed
 
 

@@ -73,8 +73,9 @@ def confusion_svg(cm: np.ndarray, classes: list[str], path: Path, title: str) ->
         out.append(f'<text transform="translate({x:.1f},{top + grid + 4}) rotate(90)" dominant-baseline="middle">'
                    f'{escape(classes[j])}</text>')
     bar = left + grid + 16
-    out += [f'<defs><linearGradient id="blues" x1="0" y1="1" x2="0" y2="0"><stop offset="0" stop-color="rgb(247,251,255)"/>'
-            f'<stop offset="1" stop-color="rgb(8,48,107)"/></linearGradient></defs>',
+    out += ['<defs><linearGradient id="blues" x1="0" y1="1" x2="0" y2="0">'
+            '<stop offset="0" stop-color="rgb(247,251,255)"/><stop offset="1" stop-color="rgb(8,48,107)"/>'
+            '</linearGradient></defs>',
             f'<rect x="{bar}" y="{top}" width="12" height="{grid}" fill="url(#blues)" stroke="#888"/>',
             f'<text x="{bar + 16}" y="{top + 4}">1</text><text x="{bar + 16}" y="{top + grid}">0</text>',
             f'<text transform="translate({bar + 40},{top + grid / 2:.0f}) rotate(90)" text-anchor="middle">'

@@ -81,7 +81,8 @@ def protocol_text(protocol: dict | None) -> str:
 
 def protocol_differences(ref: dict, ours: dict) -> list[str]:
     """Why a published number is not directly comparable with ours (empty: comparable as far as we can tell).
-    ``ref``: a protocol from config/references.yaml (words, as the paper gives them); ``ours``: run_protocol's fields."""
+    ``ref``: a protocol from config/references.yaml (words, as the paper gives them); ``ours``: run_protocol's
+    fields."""
     why = []
     ours = protocol_fields(ours)
     ref_pre = str(ref.get("pretraining", "none")).lower()

@@ -37,9 +37,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from finebench import tuning
 from finebench.errors import FinebenchError
 from finebench.stats import ALPHA, ci95, ci95_test, combine_ci95, paired_p, welch_p
-from finebench import tuning
 from finebench.tasks import TASK_TYPES, TaskType
 
 # The Markdown / HTML files every task type writes a part of, in its registration order.
@@ -174,7 +174,8 @@ def leaderboard(runs: pd.DataFrame, task_type: str | TaskType | None = None) -> 
         v = g[key].to_numpy(float)
         seed_ci = ci95(v)
         test_ci = ci95_test(mats[task, model]) if (task, model) in mats else float("nan")
-        rows.append({"task": task, "model": model, "n_seeds": len(g), "seeds": " ".join(str(s) for s in sorted(g["seed"])),
+        rows.append({"task": task, "model": model, "n_seeds": len(g),
+                     "seeds": " ".join(str(s) for s in sorted(g["seed"])),
                      f"{key}_mean": v.mean(), f"{key}_std": float(np.std(v, ddof=1)) if len(v) > 1 else float("nan"),
                      f"{key}_ci95": seed_ci, f"{key}_ci95_test": test_ci,
                      f"{key}_ci95_comb": combine_ci95(seed_ci, test_ci) if (task, model) in mats else float("nan"),
@@ -229,7 +230,8 @@ def families(board: pd.DataFrame, task_type: str | TaskType | None = None) -> pd
         rows.append({"task": task, "modality": modality, "family": family, "n_models": len(g),
                      "best_model": best["model"], f"best_{key}_mean": best[f"{key}_mean"],
                      f"best_{key}_ci95": best[f"{key}_ci95"],
-                     f"best_{key}_ci95_comb": best.get(f"{key}_ci95_comb", float("nan")), "best_n_seeds": best["n_seeds"],
+                     f"best_{key}_ci95_comb": best.get(f"{key}_ci95_comb", float("nan")),
+                     "best_n_seeds": best["n_seeds"],
                      f"family_mean_{key}": g[f"{key}_mean"].mean(),
                      "best_is_task_best": bool(best["is_best"]), "best_tie_with_task_best": bool(best["tie_with_best"]),
                      **code.family_fields(best, g)})

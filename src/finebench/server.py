@@ -249,7 +249,8 @@ class TrackingServer:
         return pid if pid_alive(pid) and marker in _cmdline(pid) else None
 
     def running(self) -> dict:
-        return {"mlflow": self._pid(self.mlflow_pid_file, "mlflow"), "postgres": self._pid(self.pg_pid_file, "postgres")}
+        return {"mlflow": self._pid(self.mlflow_pid_file, "mlflow"),
+                "postgres": self._pid(self.pg_pid_file, "postgres")}
 
     def store_uri(self, pg_port: int) -> str:
         return f"postgresql+psycopg2://{PG_USER}@/{DATABASE}?host={self.pg_run}&port={pg_port}"

@@ -161,7 +161,8 @@ def discard_finished(runs: str | Path) -> list[Path]:
     """Remove the ``finished.pt`` of every run (or tuning trial) under ``runs`` whose ``metrics.json`` is there; the
     removed paths."""
     removed = []
-    for ckpt in sorted(p for pattern in ("seed*", "trial*") for p in Path(runs).glob(f"*/*/{pattern}/{FINISHED_CHECKPOINT}")):
+    for ckpt in sorted(p for pattern in ("seed*", "trial*")
+                       for p in Path(runs).glob(f"*/*/{pattern}/{FINISHED_CHECKPOINT}")):
         if (ckpt.parent / "metrics.json").is_file():
             ckpt.unlink(missing_ok=True)
             removed.append(ckpt)

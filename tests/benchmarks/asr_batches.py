@@ -34,7 +34,8 @@ def main() -> None:
     rng = np.random.default_rng(0)
     frames = lengths(rng)
     order = rng.permutation(N)
-    print(f"{N} utterances, mean {frames.mean() / FRAMES_PER_SECOND:.1f} s, {frames.sum() / FRAMES_PER_SECOND / 3600:.1f} h")
+    print(f"{N} utterances, mean {frames.mean() / FRAMES_PER_SECOND:.1f} s, "
+          f"{frames.sum() / FRAMES_PER_SECOND / 3600:.1f} h")
     print(f"{'batches':<44} {'count':>7} {'utt/batch':>10} {'padded s/batch':>15} {'padding':>8}")
     for label, size, buckets, cap_s in [
         ("32 utterances, no pools", 32, 1, None),

@@ -94,7 +94,8 @@ def input_info(source, options: dict) -> dict:
     if source.modality == "text":
         return {"kind": "tokens", "vocab_size": options["vocab_size"], "pad_id": 0, "max_len": options["max_len"]}
     frames = int(options["sample_rate"] * options["clip_seconds"]) // options["hop"]
-    return {"kind": "spectrogram", "channels": 1, "n_mels": options["n_mels"], "frames": frames, "mean": 0.0, "std": 1.0}
+    return {"kind": "spectrogram", "channels": 1, "n_mels": options["n_mels"], "frames": frames, "mean": 0.0,
+            "std": 1.0}
 
 
 def waveform_info(options: dict) -> dict:

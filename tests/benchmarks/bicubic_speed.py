@@ -63,10 +63,10 @@ def main() -> None:
         crop = hr[: args.height - args.height % s, : args.width - args.width % s]
         lr = imresize(crop, 1 / s)
         for step, src, factor in (("downscale HR -> LR", crop, 1 / s), ("upscale LR -> HR", lr, s)):
-            t_old, old = best_of(lambda: dense_imresize(src, factor), args.repeats)
-            t_new, new = best_of(lambda: imresize(src, factor), args.repeats)
+            t_old, old = best_of(lambda src=src, factor=factor: dense_imresize(src, factor), args.repeats)
+            t_new, new = best_of(lambda src=src, factor=factor: imresize(src, factor), args.repeats)
             size = new.shape[:2]
-            t_pil, _ = best_of(lambda: pil_bicubic(src, size), args.repeats)
+            t_pil, _ = best_of(lambda src=src, size=size: pil_bicubic(src, size), args.repeats)
             print(f"{s:>5} {step:<22} {t_old / mp:>15.4f} {t_new / mp:>13.4f} {t_old / t_new:>8.1f}x "
                   f"{t_pil / mp:>8.4f} {str(np.array_equal(old, new)):>16}")
             if factor < 1:

@@ -251,7 +251,6 @@ def sync_check(args) -> int:
 
 def asr_steps(args) -> int:
     import torch
-
     from benchmark_time import librispeech_sizes, write_asr_prepared
 
     from finebench import config as fbconfig

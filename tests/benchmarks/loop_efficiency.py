@@ -56,7 +56,7 @@ def data_dir_for(cfg: dict, task: str, prepared: Path, work: Path, batch: int, s
 def measure_pair(spec: dict, data_dir: Path, device: str, threads: int, steps: int) -> dict:
     import torch
 
-    from finebench.train import train_one_epoch, set_up
+    from finebench.train import set_up, train_one_epoch
 
     spec = {**spec, "training": {**spec["training"], "max_train_batches": steps, "epochs": 2}}
     job = set_up(spec, data_dir, device, threads)
@@ -133,14 +133,17 @@ def main() -> int:
                 continue
             spec = fbconfig.resolve_spec(cfg, task, model, 0)
             spec["training"].update(overrides)  # over the task's and the model's own training keys too
-            spec["model_kwargs"] = {k: v for k, v in spec["model_kwargs"].items() if k not in ("pretrained", "pretrained_file")}
-            data_dir = data_dir_for(cfg, task, Path(args.prepared), Path(args.work), spec["training"]["batch_size"], args.steps)
+            spec["model_kwargs"] = {k: v for k, v in spec["model_kwargs"].items()
+                                    if k not in ("pretrained", "pretrained_file")}
+            data_dir = data_dir_for(cfg, task, Path(args.prepared), Path(args.work), spec["training"]["batch_size"],
+                                    args.steps)
             r = {"task": task, "model": model, **({"training": " ".join(args.training)} if overrides else {}),
                  **measure_pair(spec, data_dir, args.device, args.threads or cfg["threads"],
                                                               args.steps)}
             rows.append(r)
             print(f"{task:22s} {model:16s} trainer {r['trainer_samples_per_s']:9.1f}/s  model-only "
-                  f"{r['model_only_samples_per_s']:9.1f}/s  ratio {r['ratio']:.3f}  data wait {100 * r['data_wait_share']:.1f} %",
+                  f"{r['model_only_samples_per_s']:9.1f}/s  ratio {r['ratio']:.3f}  "
+                  f"data wait {100 * r['data_wait_share']:.1f} %",
                   flush=True)
     table = pd.DataFrame(rows)
     if table.empty:

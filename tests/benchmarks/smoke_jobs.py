@@ -97,7 +97,8 @@ def main() -> int:
                 problems.append(f"{task}/{model}: ran on {m['device']}, not {args.device}")
             r = rows[-1]
             print(f"{task:10s} {model:14s} {r['device']:5s} {metric} {r['value']:.4f}  "
-                  f"train {r['train_samples_per_s']:9.1f}/s  peak {r['peak_memory_mb']:8.1f} MB  {wall:5.1f} s", flush=True)
+                  f"train {r['train_samples_per_s']:9.1f}/s  peak {r['peak_memory_mb']:8.1f} MB  {wall:5.1f} s",
+                  flush=True)
     table = pd.DataFrame(rows)
     print()
     print(table.to_string(index=False) if len(table) else "no job finished")

@@ -79,7 +79,8 @@ def job_costs(tmp: Path, reps: int = 3) -> None:
     cfg = fbconfig.with_defaults({"experiment": "startup", "seeds": [0], "tasks": {"tf": {"dataset": "typefaces"}},
                                   "training": {"epochs": 1, "batch_size": 16, "max_train_batches": 1},
                                   "models": models})
-    print(f"per-job fixed cost (python -m finebench train, 1 epoch of 1 batch; median of {reps} runs, min in brackets):")
+    print(f"per-job fixed cost (python -m finebench train, 1 epoch of 1 batch; median of {reps} runs, "
+          f"min in brackets):")
     for name in models:
         spec = fbconfig.resolve_spec(cfg, "tf", name, 0)
         fixed, walls = [], []
@@ -98,7 +99,8 @@ def job_costs(tmp: Path, reps: int = 3) -> None:
             m = json.loads((out / "metrics.json").read_text())
             print(f"  {name:14s} wall {statistics.median(walls):5.2f} s  -> fixed {statistics.median(fixed):5.2f} s "
                   f"[{min(fixed):5.2f}]  ({m['n_params']:,} params)")
-            print("      imports: " + import_breakdown(cmd[:1] + ["-X", "importtime"] + cmd[1:], out.parent / "imports"))
+            print("      imports: " + import_breakdown(cmd[:1] + ["-X", "importtime"] + cmd[1:],
+                                                       out.parent / "imports"))
 
 
 def import_breakdown(cmd: list[str], out: Path) -> str:

@@ -38,7 +38,8 @@ def shares(results: Path) -> dict:
             hits = LINE.findall(log.read_text(errors="replace"))
             if hits:  # the last process of the job (a rerun appends nothing: snakemake rewrites the log)
                 n, w, t, f = hits[-1]
-                procs, runs, wall, work, fixed = procs + 1, runs + int(n), wall + float(w), work + float(t), fixed + float(f)
+                procs, runs, wall, work, fixed = (procs + 1, runs + int(n), wall + float(w), work + float(t),
+                                                  fixed + float(f))
         out[kind] = (int(procs), int(runs), wall, work, fixed)
     return out
 
@@ -55,7 +56,7 @@ def report(results: Path, title: str) -> None:
     if total_wall:
         print(f"  all  : fixed share {100 * total_fixed / total_wall:.1f} % of {total_wall:.0f} s of job time")
     got = shares(results)
-    (tp, tr, tw, tt, tf), (fp, fr, fw, ft, ff) = got["tune"], got["train"]
+    (tp, tr, _tw, tt, _tf), (fp, _fr, fw, _ft, ff) = got["tune"], got["train"]
     if tp and fp:  # before runs_per_job: every trial a process of its own, paying what a final run's process pays
         per_process = ff / fp
         before = ff + tr * per_process

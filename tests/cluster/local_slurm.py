@@ -97,7 +97,8 @@ def install_packages(log=print) -> list[str]:
                     ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing]):
             proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
             if proc.returncode != 0:
-                raise Unavailable(f"`{' '.join(cmd)}` failed ({proc.returncode}):\n{proc.stdout[-2000:]}{proc.stderr[-3000:]}")
+                raise Unavailable(f"`{' '.join(cmd)}` failed ({proc.returncode}):\n"
+                                  f"{proc.stdout[-2000:]}{proc.stderr[-3000:]}")
     finally:
         if created:
             policy.unlink()
@@ -279,7 +280,7 @@ class LocalSlurm:
 
     def _node_line(self) -> str:
         out = subprocess.run([_which("slurmd"), "-C"], capture_output=True, text=True, check=True).stdout
-        line = next(l for l in out.splitlines() if l.startswith("NodeName="))
+        line = next(row for row in out.splitlines() if row.startswith("NodeName="))
         fields = dict(f.split("=", 1) for f in line.split())
         fields["NodeName"] = self.host
         fields["RealMemory"] = str(max(int(fields.get("RealMemory", "0")), 32768))

@@ -1,7 +1,19 @@
 """Dataset registry. Importing this package registers every built-in source."""
 
 from finebench.data.registry import DATASETS, SPLITS, DatasetSource, Prepared, prepare_task, register
-from finebench.data import asr_sources, speech, speech_sentences, speech_synth, superres, textsets, typefaces, vision, wordnet  # noqa: F401,E501  (registers)
+
+# isort: split
+from finebench.data import (  # noqa: F401  (registers, after the registry)
+    asr_sources,
+    speech,
+    speech_sentences,
+    speech_synth,
+    superres,
+    textsets,
+    typefaces,
+    vision,
+    wordnet,
+)
 
 __all__ = ["DATASETS", "SPLITS", "DatasetSource", "Prepared", "prepare_task", "register"]
 

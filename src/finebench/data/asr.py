@@ -115,7 +115,8 @@ class GrowingNpy:
 
 
 def utterance_features(wav: np.ndarray, opt: dict) -> np.ndarray:
-    """``[samples]`` float waveform at ``sample_rate`` -> float16 ``[frames, n_mels]`` log-mel (frames = samples // hop)."""
+    """``[samples]`` float waveform at ``sample_rate`` -> float16 ``[frames, n_mels]`` log-mel (frames = samples //
+    hop)."""
     return log_mel(wav[None], opt["sample_rate"], opt["n_fft"], opt["hop"], opt["n_mels"])[0, 0].T
 
 

@@ -2,8 +2,9 @@
 
 - ``fetch``: HTTP(S) download into a cache with resume (``Range``) from a ``.part`` file; the finished file is
   verified against a pinned checksum (the publisher's md5/sha256 where one is published) or, when none is, against
-  the sha256 recorded in the lock file (``downloads.lock.json`` beside this module, package data) the first time the URL was fetched (trust on
-  first use). A mismatch deletes the file and raises; nothing unverified is ever renamed into place.
+  the sha256 recorded in the lock file (``downloads.lock.json`` beside this module, package data) the first time the
+  URL was fetched (trust on first use). A mismatch deletes the file and raises; nothing unverified is ever renamed
+  into place.
 - ``mirror``: a base URL (``https://mirror.example.org/finebench``) or a local directory holding the same file names,
   for air-gapped sites.
 - ``extract``: tar/zip extraction that refuses absolute paths, ``..`` and links pointing outside the target, into a
@@ -110,7 +111,8 @@ def fetch(remote: Remote, cache: str | Path, lock: str | Path = LOCK_FILE, mirro
 
 def _http_download(url: str, part: Path, timeout: float) -> None:
     have = part.stat().st_size if part.is_file() else 0
-    request = urllib.request.Request(url, headers={"User-Agent": "finebench", **({"Range": f"bytes={have}-"} if have else {})})
+    request = urllib.request.Request(url, headers={"User-Agent": "finebench",
+                                                   **({"Range": f"bytes={have}-"} if have else {})})
     try:
         with urllib.request.urlopen(request, timeout=timeout) as resp:
             resumed = have and resp.status == 206

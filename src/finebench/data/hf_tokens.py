@@ -12,7 +12,8 @@
 
     python -m finebench.data.hf_tokens tokenize --data results/data/sst5 --model distilbert-base-uncased \\
         --options '{"max_length": 128}' --out results/tokens/sst5/distilbert-base-uncased.L128
-    python -m finebench.data.hf_tokens waveform-view --data results/data/speech_commands --out results/waveform/speech_commands
+    python -m finebench.data.hf_tokens waveform-view --data results/data/speech_commands \\
+        --out results/waveform/speech_commands
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ from finebench.models.hf_load import DEFAULT_MAX_LENGTH, load_tokenizer, tokeniz
 SPLITS = ("train", "val", "test")
 # Files that make up a saved tokenizer (whichever of them the folder holds are the tokenize rule's inputs).
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
-                   "vocab.txt", "vocab.json", "merges.txt", "spiece.model", "sentencepiece.bpe.model", "tokenizer.model")
+                   "vocab.txt", "vocab.json", "merges.txt", "spiece.model", "sentencepiece.bpe.model",
+                   "tokenizer.model")
 
 
 def max_length_of(kwargs: dict) -> int:
@@ -62,7 +64,8 @@ def tokenizer_files(kwargs: dict) -> list[str]:
     folder = Path(folder).expanduser()
     files = [str(folder / f) for f in TOKENIZER_FILES if (folder / f).is_file()]
     if not files:
-        raise FinebenchError(f"pretrained_dir: {folder} holds no tokenizer (none of {', '.join(TOKENIZER_FILES[:6])} …) — "
+        raise FinebenchError(f"pretrained_dir: {folder} holds no tokenizer "
+                             f"(none of {', '.join(TOKENIZER_FILES[:6])} …) — "
                              f"save the model's tokenizer there with tokenizer.save_pretrained('{folder}')")
     return files
 
@@ -105,7 +108,8 @@ def tokenize_task(prepared: str | Path, out: str | Path, name: str, kwargs: dict
             texts, labels = read_texts(prepared, split)
             y = np.load(prepared / f"{split}_y.npy")
             if len(texts) != len(y) or not np.array_equal(np.asarray(labels), y):
-                raise FinebenchError(f"{prepared}: {split}_text.jsonl and {split}_y.npy disagree — prepare the task again")
+                raise FinebenchError(f"{prepared}: {split}_text.jsonl and {split}_y.npy disagree — "
+                                     f"prepare the task again")
             ids, full = encode(tok, texts, length)
             np.save(work / f"{split}_x.npy", ids)
             np.save(work / f"{split}_y.npy", y)
@@ -124,8 +128,8 @@ def tokenize_task(prepared: str | Path, out: str | Path, name: str, kwargs: dict
         (work / "manifest.json").write_text(json.dumps(manifest, indent=2))
     truncated = sum(s["truncated"] for s in stats.values())
     if truncated:
-        print(f"[finebench] {manifest['task']}: {truncated} texts longer than max_length {length} tokens were truncated "
-              f"(longest {max(s['longest'] for s in stats.values())})", file=sys.stderr)
+        print(f"[finebench] {manifest['task']}: {truncated} texts longer than max_length {length} tokens were "
+              f"truncated (longest {max(s['longest'] for s in stats.values())})", file=sys.stderr)
     return manifest
 
 
@@ -137,17 +141,19 @@ def waveform_view(prepared: str | Path, out: str | Path) -> dict:
     manifest = json.loads((prepared / "manifest.json").read_text())
     wave = manifest.get("waveform")
     if manifest.get("modality") != "speech" or not wave:
-        raise FinebenchError(f"{prepared}: no raw waveforms in this prepared task ({{split}}_wav.npy) — hf: audio models "
-                             f"need them: prepare the speech task again with this version of finebench")
+        raise FinebenchError(f"{prepared}: no raw waveforms in this prepared task ({{split}}_wav.npy) — "
+                             f"hf: audio models need them: prepare the speech task again with this version of "
+                             f"finebench")
     with atomic_dir(out) as work:
         for split in SPLITS:
-            for ours, theirs in ((f"{split}_x.npy", wave["file"].format(split=split)), (f"{split}_y.npy", f"{split}_y.npy")):
+            for ours, theirs in ((f"{split}_x.npy", wave["file"].format(split=split)),
+                                 (f"{split}_y.npy", f"{split}_y.npy")):
                 target = prepared / theirs
                 if not target.is_file():
                     raise FinebenchError(f"{target}: missing — prepare the task again")
                 os.symlink(os.path.relpath(target.resolve(), out.parent.resolve() / out.name), work / ours)
-        view = {**manifest, "input": {"kind": "waveform", "sample_rate": wave["sample_rate"], "samples": wave["samples"],
-                                      "dtype": wave["dtype"]}, "view_of": str(prepared),
+        view = {**manifest, "input": {"kind": "waveform", "sample_rate": wave["sample_rate"],
+                                      "samples": wave["samples"], "dtype": wave["dtype"]}, "view_of": str(prepared),
                 "arrays": array_records(work)}
         (work / "manifest.json").write_text(json.dumps(view, indent=2))
     return view
@@ -160,7 +166,8 @@ def main(argv=None) -> int:
     s = sub.add_parser("tokenize", help="encode a prepared text task with a Hugging Face model's own tokenizer")
     s.add_argument("--data", required=True, help="prepared text task, e.g. results/data/sst5")
     s.add_argument("--model", required=True, help="the model id after hf:")
-    s.add_argument("--options", default="{}", help="the model entry's options as JSON (pretrained_dir, revision, max_length)")
+    s.add_argument("--options", default="{}",
+                   help="the model entry's options as JSON (pretrained_dir, revision, max_length)")
     s.add_argument("--out", required=True)
     s = sub.add_parser("waveform-view", help="show a prepared speech task's raw waveforms as the model input")
     s.add_argument("--data", required=True)

@@ -13,7 +13,8 @@ from finebench.errors import FinebenchError
 
 def need(path: Path, what: str) -> Path:
     if not path.exists():
-        raise FinebenchError(f"{path}: missing — expected {what} (is tasks.<task>.root the folder the official archive extracts to?)")
+        raise FinebenchError(f"{path}: missing — expected {what} "
+                             f"(is tasks.<task>.root the folder the official archive extracts to?)")
     return path
 
 
@@ -23,7 +24,8 @@ def read_lines(path: Path, encoding: str = "utf-8") -> list[str]:
 
 def root_of(opt: dict, name: str) -> Path:
     if not opt.get("root"):
-        raise FinebenchError(f"{name}: no root — set tasks.<task>.root to the extracted official files (or let the download rule fetch them)")
+        raise FinebenchError(f"{name}: no root — set tasks.<task>.root to the extracted official files "
+                             f"(or let the download rule fetch them)")
     return Path(opt["root"])
 
 
@@ -42,7 +44,8 @@ def folder_records(root: Path, extensions: set[str], what: str, skip_bad_files: 
     if split_dirs and "train" not in split_dirs:
         raise FinebenchError(f"{root}: has {sorted(split_dirs)} folders but no train/")
     layout = split_dirs or {"train": root}
-    classes = sorted({d.name for base in layout.values() for d in base.iterdir() if d.is_dir() and not d.name.startswith((".", "_"))})
+    classes = sorted({d.name for base in layout.values() for d in base.iterdir()
+                      if d.is_dir() and not d.name.startswith((".", "_"))})
     if not classes:
         raise FinebenchError(f"{root}: no class folders found (expected root/[split/]label/files)")
     index = {c: i for i, c in enumerate(classes)}
@@ -116,7 +119,8 @@ def name_index(names: list[str], path: Path, lines: list[int] | None = None) -> 
     for k, name in enumerate(names):
         if name_key(name) in index:
             where = f":{lines[k]}" if lines else ""
-            raise FinebenchError(f"{path}{where}: class {name!r} is listed twice (also as {names[index[name_key(name)]]!r})")
+            raise FinebenchError(f"{path}{where}: class {name!r} is listed twice "
+                                 f"(also as {names[index[name_key(name)]]!r})")
         index[name_key(name)] = k
     return index
 

@@ -112,9 +112,10 @@ def carve_splits(records: dict[str, list], opt: dict, classes: list[str] | None 
             names = ", ".join(f"{classes[lab] if classes else lab!r} ({n})" for lab, n in short[:10])
             more = f" and {len(short) - 10} more" if len(short) > 10 else ""
             raise FinebenchError(
-                f"{len(short)} class(es) have too few examples to carve {' and '.join(to_carve)} from train (each class "
-                f"needs {need_n}: one for train and one per carved split): {names}{more}. Add examples, or set "
-                f"tasks.<task>.min_per_class: {need_n} to drop such classes (they are listed in the manifest)")
+                f"{len(short)} class(es) have too few examples to carve {' and '.join(to_carve)} from train "
+                f"(each class needs {need_n}: one for train and one per carved split): {names}{more}. "
+                f"Add examples, or set tasks.<task>.min_per_class: {need_n} to drop such classes "
+                f"(they are listed in the manifest)")
     for split, fraction in (("test", opt.get("test_fraction", 0.2)), ("val", opt.get("val_fraction", 0.1))):
         if records.get(split):
             continue
@@ -133,7 +134,8 @@ def carve_splits(records: dict[str, list], opt: dict, classes: list[str] | None 
     return records, carved
 
 
-def drop_rare_classes(records: dict[str, list], classes: list[str], opt: dict) -> tuple[dict[str, list], list[str], dict]:
+def drop_rare_classes(records: dict[str, list], classes: list[str],
+                      opt: dict) -> tuple[dict[str, list], list[str], dict]:
     """``min_per_class: N`` (bring-your-own datasets): drop the classes with fewer than N examples (all splits
     together) and renumber the rest. Returns the records, the kept classes and ``{class: count}`` of those dropped."""
     minimum = opt.get("min_per_class")
@@ -146,7 +148,8 @@ def drop_rare_classes(records: dict[str, list], classes: list[str], opt: dict) -
     keep = [lab for lab in range(len(classes)) if counts[lab] >= minimum]
     dropped = {classes[lab]: int(counts[lab]) for lab in range(len(classes)) if counts[lab] < minimum}
     if not keep:
-        raise FinebenchError(f"tasks.<task>.min_per_class: {minimum} drops every class (the largest has {counts.max()} examples)")
+        raise FinebenchError(f"tasks.<task>.min_per_class: {minimum} drops every class "
+                             f"(the largest has {counts.max()} examples)")
     if dropped:
         print(f"[finebench] min_per_class {minimum}: dropped {len(dropped)} class(es) with fewer examples: "
               f"{', '.join(f'{c} ({n})' for c, n in list(dropped.items())[:10])}", file=sys.stderr, flush=True)
@@ -175,8 +178,9 @@ def check_official(source: DatasetSource, options: dict, manifest: dict) -> dict
     found = {"classes": manifest["num_classes"], **{s: read.get(s, 0) for s in want["splits"]}}
     differ = [f"{k} {found[k]} (official {v})" for k, v in expected.items() if found[k] != v]
     if differ:
-        print(f"[finebench] WARNING {source.name}: the files at {options.get('root')} differ from the official release: "
-              f"{', '.join(differ)} — a partial or modified copy? The results will not be comparable with published ones.",
+        print(f"[finebench] WARNING {source.name}: the files at {options.get('root')} differ from the official "
+              f"release: {', '.join(differ)} — a partial or modified copy? The results will not be comparable with "
+              f"published ones.",
               file=sys.stderr, flush=True)
     return {"expected": expected, "found": found, "match": not differ}
 

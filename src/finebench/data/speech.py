@@ -26,8 +26,8 @@ import numpy as np
 
 from finebench.data.audio import fit_length, log_mel, resample
 from finebench.data.download import Remote
-from finebench.data.registry import SPLITS, DatasetSource, carve_splits, drop_rare_classes, register
 from finebench.data.layout import CopyFindings, examples, folder_records, list_lines, root_of, skipped_files
+from finebench.data.registry import SPLITS, DatasetSource, carve_splits, drop_rare_classes, register
 from finebench.errors import FinebenchError
 
 SPEECH_DEFAULTS = {"root": None, "sample_rate": 16000, "clip_seconds": 1.0, "n_fft": 480, "hop": 160, "n_mels": 40,
@@ -116,8 +116,8 @@ def build_features(work: Path, records: dict[str, list], classes: list[str], opt
     return {
         "arrays": arrays,
         "manifest": {
-            "input": {"kind": "spectrogram", "channels": 1, "n_mels": opt["n_mels"], "frames": frames, "sample_rate": sr,
-                      "n_fft": opt["n_fft"], "hop": opt["hop"], "mean": float(mean),
+            "input": {"kind": "spectrogram", "channels": 1, "n_mels": opt["n_mels"], "frames": frames,
+                      "sample_rate": sr, "n_fft": opt["n_fft"], "hop": opt["hop"], "mean": float(mean),
                       "std": float(np.sqrt(max(total_sq / count - mean**2, 1e-12)))},
             "waveform": {"file": "{split}_wav.npy", "sample_rate": sr, "samples": n, "dtype": "float16"},
             "classes": classes,
@@ -138,7 +138,8 @@ def build_speech_commands(work: Path, opt: dict) -> dict:
     lists, listed = {"val": root / "validation_list.txt", "test": root / "testing_list.txt"}, {}
     for split, path in lists.items():
         # "word/clip.wav"; an edited copy may write backslashes, "./", other case or trailing spaces
-        listed[split] = {l.replace("\\", "/").removeprefix("./").casefold() for _, l in list_lines(path, "a list file")}
+        listed[split] = {line.replace("\\", "/").removeprefix("./").casefold()
+                         for _, line in list_lines(path, "a list file")}
         if not listed[split]:
             raise FinebenchError(f"{path}: lists no clip")
     words = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith(("_", ".")))
@@ -149,7 +150,8 @@ def build_speech_commands(work: Path, opt: dict) -> dict:
         for wav in sorted((root / word).glob("*.wav")):
             rel = f"{word}/{wav.name}".casefold()
             on_disk.add(rel)
-            records["val" if rel in listed["val"] else ("test" if rel in listed["test"] else "train")].append((wav, label))
+            records["val" if rel in listed["val"]
+                    else ("test" if rel in listed["test"] else "train")].append((wav, label))
     folders = {w.casefold() for w in words}
     for split, path in lists.items():
         if not records[split]:
@@ -171,7 +173,8 @@ def build_speech_commands(work: Path, opt: dict) -> dict:
         found.warn("missing_files", f"{sum(map(len, missing.values()))} clip(s) listed but not on disk, left out: "
                    + ", ".join(parts), n={s: len(r) for s, r in missing.items()})
     records, classes = found.present_classes(records, words, f"(word folders in {root})")
-    return build_features(work, records, classes, opt, found.source({"layout": "Speech Commands v2", "root": str(root)}))
+    return build_features(work, records, classes, opt,
+                          found.source({"layout": "Speech Commands v2", "root": str(root)}))
 
 
 def build_audiofolder(work: Path, opt: dict) -> dict:
@@ -204,7 +207,8 @@ register(DatasetSource(
     name="speech_commands", modality="speech",
     description="Speech Commands v2: 35 words; official validation_list / testing_list splits",
     defaults=SPEECH_DEFAULTS, build=build_speech_commands,
-    remotes=[Remote("http://download.tensorflow.org/data/speech_commands_v0.02.tar.gz", md5="6b74f3901214cb2c2934e98196829835")],
+    remotes=[Remote("http://download.tensorflow.org/data/speech_commands_v0.02.tar.gz",
+                    md5="6b74f3901214cb2c2934e98196829835")],
     citation="Warden (2018), Speech Commands: A Dataset for Limited-Vocabulary Speech Recognition, arXiv:1804.03209",
     official={"classes": 35, "splits": {"train": 84843, "val": 9981, "test": 11005}}))
 register(DatasetSource(

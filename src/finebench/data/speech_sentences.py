@@ -42,7 +42,8 @@ def build(work: Path, opt: dict) -> dict:
     words = opt["words"]
     unknown = [w for w in words if w not in WORDS]
     if unknown:
-        hint = " (YAML reads unquoted yes/no/on/off as booleans: quote them)" if any(isinstance(w, bool) for w in unknown) else ""
+        hint = (" (YAML reads unquoted yes/no/on/off as booleans: quote them)"
+                if any(isinstance(w, bool) for w in unknown) else "")
         raise FinebenchError(f"tasks.<task>.words: not Speech Commands v2 words: {unknown}{hint}")
     lo, hi = opt["words_per_utterance"]
     if not 1 <= lo <= hi:

@@ -44,7 +44,8 @@ class Espeak:
         try:
             import espeakng_loader
         except ImportError as exc:
-            raise FinebenchError("speech_commands_synth needs the PyPI package espeakng-loader (pip install espeakng-loader)") from exc
+            raise FinebenchError("speech_commands_synth needs the PyPI package espeakng-loader "
+                                 "(pip install espeakng-loader)") from exc
         lib = ctypes.CDLL(espeakng_loader.get_library_path())
         lib.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
         lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
@@ -53,7 +54,8 @@ class Espeak:
                                      ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p]
         lib.espeak_Info.restype = ctypes.c_char_p
         data_parent = os.path.dirname(espeakng_loader.get_data_path())
-        self.sample_rate = lib.espeak_Initialize(AUDIO_OUTPUT_SYNCHRONOUS, 0, data_parent.encode(), INITIALIZE_DONT_EXIT)
+        self.sample_rate = lib.espeak_Initialize(AUDIO_OUTPUT_SYNCHRONOUS, 0, data_parent.encode(),
+                                                 INITIALIZE_DONT_EXIT)
         if self.sample_rate <= 0:
             raise FinebenchError(f"espeak-ng failed to initialise with data at {data_parent}")
         self.version = lib.espeak_Info(None).decode()
@@ -119,7 +121,8 @@ def build(work: Path, opt: dict) -> dict:
     words = opt["words"]
     unknown = [w for w in words if w not in WORDS]
     if unknown:
-        hint = " (YAML reads unquoted yes/no/on/off as booleans: quote them)" if any(isinstance(w, bool) for w in unknown) else ""
+        hint = (" (YAML reads unquoted yes/no/on/off as booleans: quote them)"
+                if any(isinstance(w, bool) for w in unknown) else "")
         raise FinebenchError(f"tasks.<task>.words: not Speech Commands v2 words: {unknown}{hint}")
     rng = np.random.default_rng(opt["seed"])
     sr, n_samples = opt["sample_rate"], int(opt["sample_rate"] * opt["clip_seconds"])

@@ -29,8 +29,9 @@ every set scored. The first is the ``test`` split (the report's example crop, th
 as split ``test_{name}`` and listed in ``manifest["more_tests"]`` ({name: split}), with its own bicubic baseline.
 
 Grey images (a one-channel file, e.g. Set14's ``bridge``; scikit-image's ``camera`` and ``coins``) stay grey: stored
-with one channel, their LR made (or read) grey, scored on their own grey values (finebench.tasks.superres.metrics.sr_scores);
-the models, which take RGB, get them as three equal channels (training patches and evaluation input alike).
+with one channel, their LR made (or read) grey, scored on their own grey values
+(finebench.tasks.superres.metrics.sr_scores); the models, which take RGB, get them as three equal channels (training
+patches and evaluation input alike).
 
 Counts: ``sr_benchmark`` compares the images it finds with the official counts (DIV2K 800 train / 100 valid; Set5
 5, Set14 14, B100 100, Urban100 100) through ``registry.check_official``: a partial copy gets one warning naming each
@@ -241,7 +242,7 @@ def write_split(work: Path, split: str, items: list, scale: int, degradation: st
     hr_mm = np.lib.format.open_memmap(work / f"{split}_hr.npy", mode="w+", dtype=np.uint8, shape=(hr_total,))
     lr_mm = np.lib.format.open_memmap(work / f"{split}_lr.npy", mode="w+", dtype=np.uint8, shape=(lr_total,))
     official_lr = 0
-    for (name, loader), (ho, h, w, lo, lh, lw, c) in zip(items, index):
+    for (_name, loader), (ho, h, w, lo, lh, lw, c) in zip(items, index):
         got = loader()
         hr, lr = (got if isinstance(got, tuple) else (got, None))
         hr = modcrop(as_image(hr), scale)
@@ -390,7 +391,8 @@ def build_sr(work: Path, splits: dict[str, list], opt: dict, source: dict, more_
         for name in written[split]["images"]:
             others = [s for s in written if s != split and name in written[s]["images"]]
             if others:
-                raise FinebenchError(f"image {name!r} is in both {split} and {others[0]} — splits must not share images")
+                raise FinebenchError(f"image {name!r} is in both {split} and {others[0]} — "
+                                     f"splits must not share images")
     manifest = {
         "classes": [],
         "source": source,
@@ -451,7 +453,8 @@ def build_skimage_photos(work: Path, opt: dict) -> dict:
         import skimage
         import skimage.data  # noqa: F401
     except ImportError as exc:
-        raise FinebenchError("skimage_photos needs scikit-image (pinned in requirements.txt; run `make setup`)") from exc
+        raise FinebenchError("skimage_photos needs scikit-image "
+                             "(pinned in requirements.txt; run `make setup`)") from exc
     splits = {}
     for split in SPLITS:
         names = list(opt.get(f"{split}_images") or SKIMAGE_SPLITS[split])
@@ -565,7 +568,8 @@ def test_set_names(value) -> list[str]:
     """``test_set``: one name or a list of names of :data:`TEST_SETS` (lower-cased, in order, no repeats)."""
     values = value if isinstance(value, (list, tuple)) else [value]
     if not all(isinstance(v, str) for v in values):
-        raise FinebenchError(f"test_set: {value!r} — give a test set's name or a list of names ({', '.join(TEST_SETS)})")
+        raise FinebenchError(f"test_set: {value!r} — give a test set's name or a list of names "
+                             f"({', '.join(TEST_SETS)})")
     keys = [v.lower() for v in values]
     for key in keys:
         if key not in TEST_SETS:
@@ -593,7 +597,8 @@ def _benchmark_set(root: Path, key: str, scale: int, official_lr: bool) -> list:
 
 def build_hr_folder(work: Path, opt: dict) -> dict:
     if not opt.get("root"):
-        raise FinebenchError("hr_folder: no root — set tasks.<task>.root to a folder of HR images ([train|val|test/]*.png)")
+        raise FinebenchError("hr_folder: no root — set tasks.<task>.root to a folder of HR images "
+                             "([train|val|test/]*.png)")
     root = Path(opt["root"])
     if not root.is_dir():
         raise FinebenchError(f"{root}: folder not found (tasks.<task>.root)")

@@ -26,9 +26,9 @@ import re
 from pathlib import Path
 
 from finebench.data.download import Remote
+from finebench.data.layout import CopyFindings, examples, list_lines, name_index, name_key, need, root_of
 from finebench.data.registry import SPLITS, DatasetSource, carve_splits, drop_rare_classes, register
 from finebench.data.text import encode_splits
-from finebench.data.layout import CopyFindings, examples, list_lines, name_index, name_key, need, root_of
 from finebench.errors import FinebenchError
 
 TEXT_DEFAULTS = {"root": None, "vocab_size": 16000, "max_len": 64, "val_fraction": 0.1, "test_fraction": 0.2, "seed": 0}
@@ -64,7 +64,7 @@ def build_sst5(work: Path, opt: dict) -> dict:
     records = {}
     for split, fname in (("train", "train.txt"), ("val", "dev.txt"), ("test", "test.txt")):
         path = trees / fname
-        records[split] = [parse_ptb(l, path, i) for i, l in list_lines(path, f"SST PTB trees ({fname})")]
+        records[split] = [parse_ptb(line, path, i) for i, line in list_lines(path, f"SST PTB trees ({fname})")]
         if not records[split]:
             raise FinebenchError(f"{path}: holds no tree")
     records, classes = found.present_classes(records, SST_CLASSES, "of SST-5")
@@ -188,12 +188,14 @@ def build_text_table(work: Path, opt: dict) -> dict:
     df, row_word = read_table(path, opt.get("encoding") or "utf-8")
     for key in ("text_column", "label_column") + (("split_column",) if opt.get("split_column") else ()):
         if opt[key] not in df.columns:
-            raise FinebenchError(f"tasks.<task>.{key}: column {opt[key]!r} not in {path} (columns: {', '.join(map(str, df.columns))})")
+            raise FinebenchError(f"tasks.<task>.{key}: column {opt[key]!r} not in {path} "
+                                 f"(columns: {', '.join(map(str, df.columns))})")
 
     def rows_named(mask) -> str:
         rows = [str(i) for i in df.index[mask]]
         header = " (the header is row 1)" if row_word == "row" else ""
-        return f"{row_word}{'s' if len(rows) > 1 else ''} {', '.join(rows[:10])}{' …' if len(rows) > 10 else ''}{header}"
+        return (f"{row_word}{'s' if len(rows) > 1 else ''} {', '.join(rows[:10])}{' …' if len(rows) > 10 else ''}"
+                f"{header}")
 
     text, label = df[opt["text_column"]].str.strip(), df[opt["label_column"]].str.strip()
     no_label = (label == "").to_numpy()
@@ -226,25 +228,30 @@ def build_text_table(work: Path, opt: dict) -> dict:
 
 
 register(DatasetSource(
-    name="sst5", modality="text", description="SST-5: 5 sentiment levels, official PTB train/dev/test (sentence = root)",
+    name="sst5", modality="text",
+    description="SST-5: 5 sentiment levels, official PTB train/dev/test (sentence = root)",
     defaults=TEXT_DEFAULTS, build=build_sst5, archive_root="",
     remotes=[Remote("https://nlp.stanford.edu/sentiment/trainDevTestTrees_PTB.zip")],
     citation="Socher et al. (2013), Recursive Deep Models for Semantic Compositionality, EMNLP",
     official={"classes": 5, "splits": {"train": 8544, "val": 1101, "test": 2210}}))
 register(DatasetSource(
-    name="trec50", modality="text", description="TREC question classification, 50 fine classes; official train/test, val carved",
+    name="trec50", modality="text",
+    description="TREC question classification, 50 fine classes; official train/test, val carved",
     defaults={**TEXT_DEFAULTS, "granularity": "fine"}, build=build_trec,
     remotes=[Remote("https://cogcomp.seas.upenn.edu/Data/QA/QC/train_5500.label", extract=False),
              Remote("https://cogcomp.seas.upenn.edu/Data/QA/QC/TREC_10.label", extract=False)],
     citation="Li & Roth (2002), Learning Question Classifiers, COLING",
     official={"classes": 50, "splits": {"train": 5452, "test": 500}, "options": {"granularity": "fine"}}))
 register(DatasetSource(
-    name="goemotions", modality="text", description="GoEmotions: 27 emotions + neutral; official splits, single-label examples only",
+    name="goemotions", modality="text",
+    description="GoEmotions: 27 emotions + neutral; official splits, single-label examples only",
     defaults=TEXT_DEFAULTS, build=build_goemotions,
-    remotes=[Remote(f"https://raw.githubusercontent.com/google-research/google-research/master/goemotions/data/{f}", extract=False)
+    remotes=[Remote(f"https://raw.githubusercontent.com/google-research/google-research/master/goemotions/data/{f}",
+                    extract=False)
              for f in ("train.tsv", "dev.tsv", "test.tsv", "emotions.txt")],
     citation="Demszky et al. (2020), GoEmotions: A Dataset of Fine-Grained Emotions, ACL",
-    official={"classes": 28, "splits": {"train": 43410, "val": 5426, "test": 5427}}))  # rows, before the single-label filter
+    # rows, before the single-label filter
+    official={"classes": 28, "splits": {"train": 43410, "val": 5426, "test": 5427}}))
 register(DatasetSource(
     name="text_table", modality="text", description="Bring your own: csv / tsv / jsonl with text and label columns",
     defaults={**TEXT_DEFAULTS, "path": None, "text_column": "text", "label_column": "label", "split_column": None,

@@ -51,7 +51,8 @@ def font_files(font_dir: str, families: list[str], styles_per_family: int) -> di
         for style in STYLES[fam][:styles_per_family]:
             path = root / f"{fam}-{style}.otf"
             if not path.is_file():
-                raise FinebenchError(f"typefaces: font file {path} missing — reinstall the Debian package {FONT_PACKAGE}")
+                raise FinebenchError(f"typefaces: font file {path} missing — "
+                                     f"reinstall the Debian package {FONT_PACKAGE}")
             out[f"{fam}-{style}"] = path
     return out
 
@@ -77,10 +78,12 @@ def render(word: str, font_path: Path, size: int, height: int, width: int, rng: 
     canvas = Image.new("L", (max(width, right - left) + 2 * size, height + 2 * size), 0)
     ImageDraw.Draw(canvas).text((size - left, size - top), word, font=font, fill=255)
     angle = rng.uniform(-4, 4)
-    canvas = canvas.rotate(angle, resample=Image.BILINEAR, center=(size + (right - left) / 2, size + (bottom - top) / 2))
+    canvas = canvas.rotate(angle, resample=Image.BILINEAR,
+                           center=(size + (right - left) / 2, size + (bottom - top) / 2))
     text_w, text_h = right - left, bottom - top
     # Random offset: word roughly centred vertically; horizontally anywhere it fits (cropped if wider than the frame).
-    x0 = size - int(rng.uniform(0, max(1, width - text_w))) if text_w < width else size + int(rng.uniform(0, text_w - width + 1))
+    x0 = (size - int(rng.uniform(0, max(1, width - text_w))) if text_w < width
+          else size + int(rng.uniform(0, text_w - width + 1)))
     y0 = size - (height - text_h) // 2 + int(rng.integers(-3, 4))
     ink = canvas.crop((x0, y0, x0 + width, y0 + height))
     blur = rng.uniform(0, 0.8)
@@ -122,7 +125,8 @@ def build(work: Path, opt: dict) -> dict:
             "source": {
                 "debian_package": FONT_PACKAGE,
                 "freetype": features.version_module("freetype2"),
-                "fonts": {n: {"file": str(p), "sha256": hashlib.sha256(p.read_bytes()).hexdigest()} for n, p in fonts.items()},
+                "fonts": {n: {"file": str(p), "sha256": hashlib.sha256(p.read_bytes()).hexdigest()}
+                          for n, p in fonts.items()},
             },
             "words": {s: len(w) for s, w in word_sets.items()},
             "example_words": {s: w[:5] for s, w in word_sets.items()},

@@ -8,9 +8,9 @@ model's, from its weights' config) is applied by the loader.
 
 Layouts read (``root:`` points at the folder the official archive extracts to):
 - ``cub200``: ``CUB_200_2011/`` with images.txt, image_class_labels.txt, train_test_split.txt, classes.txt, images/
-- ``fgvc_aircraft``: ``fgvc-aircraft-2013b/`` with data/variants.txt, data/images_variant_{train,val,test}.txt, data/images/;
-  the 20-pixel copyright banner at the bottom of every image is cut off (``crop_bottom: 20``), as the dataset's README
-  asks
+- ``fgvc_aircraft``: ``fgvc-aircraft-2013b/`` with data/variants.txt, data/images_variant_{train,val,test}.txt,
+  data/images/; the 20-pixel copyright banner at the bottom of every image is cut off (``crop_bottom: 20``), as the
+  dataset's README asks
 - ``flowers102``: a folder with jpg/, imagelabels.mat, setid.mat
 - ``oxford_pets``: a folder with images/ and annotations/{trainval,test}.txt
 - ``imagefolder``: root/[train|val|test/]class/image — missing splits are carved from train. A file that is not an
@@ -36,8 +36,19 @@ from pathlib import Path
 import numpy as np
 
 from finebench.data.download import Remote
-from finebench.data.layout import (CopyFindings, examples, folder_records, id_rows, list_lines, name_index, name_key,
-                                   need, ranges, root_of, skipped_files)
+from finebench.data.layout import (
+    CopyFindings,
+    examples,
+    folder_records,
+    id_rows,
+    list_lines,
+    name_index,
+    name_key,
+    need,
+    ranges,
+    root_of,
+    skipped_files,
+)
 from finebench.data.registry import SPLITS, DatasetSource, carve_splits, drop_rare_classes, register
 from finebench.errors import FinebenchError, did_you_mean
 
@@ -77,7 +88,8 @@ def load_image(args) -> np.ndarray:
             if crop_bottom:
                 cut = round(crop_bottom * h / full_height)
                 if cut >= h:
-                    raise FinebenchError(f"{path}: crop_bottom {crop_bottom} px removes the whole {full_height}-px-high image")
+                    raise FinebenchError(f"{path}: crop_bottom {crop_bottom} px removes the whole "
+                                         f"{full_height}-px-high image")
                 im, h = im.crop((0, 0, w, h - cut)), h - cut
             scale = size / min(w, h)
             im = im.resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.BILINEAR, reducing_gap=3.0)
@@ -103,7 +115,7 @@ def cache_images(work: Path, split: str, paths: list[Path], size: int, workers: 
         if isinstance(img, str):
             bad[i] = img.removeprefix(f"{paths[i]}: ")
         else:
-            arr[i] = img
+            arr[i] = img  # noqa: F821 (arr: the enclosing function's, deleted only after the last store())
 
     if workers > 1 and len(jobs) > 64:
         with get_context("spawn").Pool(workers) as pool:
@@ -161,7 +173,8 @@ def build_cub(work: Path, opt: dict) -> dict:
     file is on disk; the classes those of classes.txt with an image (class ids may have gaps)."""
     root = root_of(opt, "cub200")
     found = CopyFindings("cub200")
-    class_file, label_file, split_file = root / "classes.txt", root / "image_class_labels.txt", root / "train_test_split.txt"
+    class_file, label_file, split_file = (root / "classes.txt", root / "image_class_labels.txt",
+                                          root / "train_test_split.txt")
     images = id_rows(root / "images.txt", "image path")
     names = id_rows(class_file, "class name")
     if not names:
@@ -169,7 +182,8 @@ def build_cub(work: Path, opt: dict) -> dict:
     class_ids = sorted(names)
     position = {cid: k for k, cid in enumerate(class_ids)}
     labels, is_train = id_rows(label_file, "class id"), id_rows(split_file, "is_training_image")
-    unlisted = {f.name: [i for i in images if i not in rows] for f, rows in ((label_file, labels), (split_file, is_train))}
+    unlisted = {f.name: [i for i in images if i not in rows]
+                for f, rows in ((label_file, labels), (split_file, is_train))}
     if any(unlisted.values()):
         found.warn("unlabelled_images", "; ".join(
             f"{len(ids)} image(s) of images.txt have no line in {f} (ids {ranges(ids)})" for f, ids in unlisted.items()
@@ -184,7 +198,8 @@ def build_cub(work: Path, opt: dict) -> dict:
         records["train" if flag == "1" else "test"].append((root / "images" / images[i][0], i))
     for split in records:
         if not records[split]:
-            raise FinebenchError(f"{split_file}: no image of images.txt is marked {split} ({'1' if split == 'train' else '0'})")
+            raise FinebenchError(f"{split_file}: no image of images.txt is marked {split} "
+                                 f"({'1' if split == 'train' else '0'})")
     records = found.missing_files(records, {"train": split_file, "test": split_file})
     for split, rows in records.items():  # image id -> class position; only images on disk need a known class
         labelled = []
@@ -233,8 +248,9 @@ def build_aircraft(work: Path, opt: dict) -> dict:
         if not records[split]:
             raise FinebenchError(f"{lists[split]}: lists no image")
     if respelt:
-        found.warn("respelt_names", f"{len(respelt)} {level} name(s) in the split lists differ from {class_file.name} in "
-                   f"case or spacing, read as the {class_file.name} name: {examples(respelt)}", names=respelt)
+        found.warn("respelt_names", f"{len(respelt)} {level} name(s) in the split lists differ from "
+                   f"{class_file.name} in case or spacing, read as the {class_file.name} name: {examples(respelt)}",
+                   names=respelt)
     records = found.missing_files(records, lists)
     records, classes = found.present_classes(records, classes, f"of {class_file.name}")
     return build_images(work, records, classes, opt, found.source(
@@ -266,7 +282,8 @@ def build_flowers(work: Path, opt: dict) -> dict:
         bad = ids[(ids < 1) | (ids > len(labels))]
         if bad.size:
             raise FinebenchError(f"{setid_file}: {key!r} names image {bad[0]}, but {label_file.name} labels images "
-                                 f"1-{len(labels)} only ({bad.size} such id(s)); the two files are from different copies?")
+                                 f"1-{len(labels)} only ({bad.size} such id(s)); the two files are from different "
+                                 f"copies?")
         if not ids.size:
             raise FinebenchError(f"{setid_file}: {key!r} lists no image")
         records[split] = [(root / "jpg" / f"image_{i:05d}.jpg", labels[i - 1] - 1) for i in ids]
@@ -305,8 +322,8 @@ def build_pets(work: Path, opt: dict) -> dict:
     ids = sorted(names)
     if ids != list(range(1, len(ids) + 1)):
         found.warn("class_id_gaps", f"the annotations number {len(ids)} classes with gaps: ids {ranges(ids)} "
-                   f"(the release numbers its 37 classes 1-37); they are prepared as classes 0-{len(ids) - 1} in id order, "
-                   f"names kept", ids=ids)
+                   f"(the release numbers its 37 classes 1-37); they are prepared as classes 0-{len(ids) - 1} in "
+                   f"id order, names kept", ids=ids)
     position = {cid: k for k, cid in enumerate(ids)}
     records = {s: [(p, position[cid]) for p, cid in rows] for s, rows in records.items()}
     records, classes = found.present_classes(records, [names[c][0] for c in ids], "of the annotations")
@@ -330,7 +347,8 @@ def build_imagefolder(work: Path, opt: dict) -> dict:
 
 REAL = [
     ("cub200", "CUB-200-2011: 200 bird species; official train/test, val carved from train", build_cub,
-     [Remote("https://data.caltech.edu/records/65de6-vp158/files/CUB_200_2011.tgz?download=1", md5="97eceeb196236b17998738112f37df78")],
+     [Remote("https://data.caltech.edu/records/65de6-vp158/files/CUB_200_2011.tgz?download=1",
+             md5="97eceeb196236b17998738112f37df78")],
      "CUB_200_2011", {}, "Wah et al. (2011), The Caltech-UCSD Birds-200-2011 Dataset, CNS-TR-2011-001",
      {"classes": 200, "splits": {"train": 5994, "test": 5794}}),
     ("fgvc_aircraft", "FGVC-Aircraft 2013b: 100 aircraft variants; official train/val/test", build_aircraft,
@@ -339,14 +357,18 @@ REAL = [
      "Maji et al. (2013), Fine-Grained Visual Classification of Aircraft, arXiv:1306.5151",
      {"classes": 100, "splits": {"train": 3334, "val": 3333, "test": 3333}, "options": {"level": "variant"}}),
     ("flowers102", "Oxford Flowers-102: 102 species; official setid.mat train/val/test", build_flowers,
-     [Remote("https://www.robots.ox.ac.uk/~vgg/data/flowers/102/102flowers.tgz", md5="52808999861908f626f3c1f4e79d11fa"),
-      Remote("https://www.robots.ox.ac.uk/~vgg/data/flowers/102/imagelabels.mat", md5="e0620be6f572b9609742df49c70aed4d", extract=False),
-      Remote("https://www.robots.ox.ac.uk/~vgg/data/flowers/102/setid.mat", md5="a5357ecc9cb78c4bef273ce3793fc85c", extract=False)],
+     [Remote("https://www.robots.ox.ac.uk/~vgg/data/flowers/102/102flowers.tgz",
+             md5="52808999861908f626f3c1f4e79d11fa"),
+      Remote("https://www.robots.ox.ac.uk/~vgg/data/flowers/102/imagelabels.mat",
+             md5="e0620be6f572b9609742df49c70aed4d", extract=False),
+      Remote("https://www.robots.ox.ac.uk/~vgg/data/flowers/102/setid.mat",
+             md5="a5357ecc9cb78c4bef273ce3793fc85c", extract=False)],
      "", {}, "Nilsback & Zisserman (2008), Automated Flower Classification over a Large Number of Classes, ICVGIP",
      {"classes": 102, "splits": {"train": 1020, "val": 1020, "test": 6149}}),
     ("oxford_pets", "Oxford-IIIT Pet: 37 breeds; official trainval/test, val carved from trainval", build_pets,
      [Remote("https://www.robots.ox.ac.uk/~vgg/data/pets/data/images.tar.gz", md5="5c4f3ee8e5d25df40f4fd59a7f44e54c"),
-      Remote("https://www.robots.ox.ac.uk/~vgg/data/pets/data/annotations.tar.gz", md5="95a8c909bbe2e81eed6a22bccdf3f68f")],
+      Remote("https://www.robots.ox.ac.uk/~vgg/data/pets/data/annotations.tar.gz",
+             md5="95a8c909bbe2e81eed6a22bccdf3f68f")],
      "", {}, "Parkhi et al. (2012), Cats and Dogs, CVPR",
      {"classes": 37, "splits": {"train": 3680, "test": 3669}}),
 ]

@@ -44,7 +44,8 @@ def read_data_file(path: Path) -> list[tuple[str, int, str]]:
             head, sep, gloss = line.partition(" | ")
             fields = head.split()
             if not sep or len(fields) < 4 or not fields[1].isdigit():
-                raise FinebenchError(f"{path}:{lineno}: not a WordNet data line (expected 'offset lex_filenum ss_type ... | gloss')")
+                raise FinebenchError(f"{path}:{lineno}: not a WordNet data line "
+                                     f"(expected 'offset lex_filenum ss_type ... | gloss')")
             definition = EXAMPLE.split(gloss.strip(), maxsplit=1)[0].strip().rstrip(";").strip()
             if definition:
                 rows.append((fields[0], int(fields[1]), definition))
@@ -62,7 +63,7 @@ def build(work: Path, opt: dict) -> dict:
             )
     by_class: dict[str, list[str]] = {}
     for f in files:
-        for offset, lexnum, definition in read_data_file(f):
+        for _offset, lexnum, definition in read_data_file(f):
             by_class.setdefault(LEXNAMES[lexnum], []).append(definition)
     classes = sorted(c for c, v in by_class.items() if len(v) >= opt["min_per_class"])
     rng = np.random.default_rng(opt["seed"])

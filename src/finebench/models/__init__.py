@@ -1,8 +1,20 @@
 """Model registry. Importing this package declares every built-in architecture (without importing torch)."""
 
-from finebench.models.registry import (ARCHS, TIMM_PREFIX, arch_task_type, build_model, check_arch, check_options,
-                                       declare, default_family, known_archs, param_groups, preprocessing, register,
-                                       solves)
+from finebench.models.registry import (
+    ARCHS,
+    TIMM_PREFIX,
+    arch_task_type,
+    build_model,
+    check_arch,
+    check_options,
+    declare,
+    default_family,
+    known_archs,
+    param_groups,
+    preprocessing,
+    register,
+    solves,
+)
 
 declare("textcnn", "cnn", ("text",), "finebench.models.text:TextCNN",
         "TextCNN (Kim 2014): filter widths 3/4/5, max-over-time pooling")
@@ -32,5 +44,5 @@ declare("ds2", "rnn", ("speech",), "finebench.models.asr:DeepSpeech2",
 declare("conformer", "transformer", ("speech",), "finebench.models.asr:ConformerCTC",
         "Conv subsampling + torchaudio Conformer encoder (speech recognition, CTC)", task_type="asr")
 
-__all__ = ["ARCHS", "TIMM_PREFIX", "arch_task_type", "build_model", "check_arch", "check_options", "declare", "default_family",
-           "known_archs", "param_groups", "preprocessing", "register", "solves"]
+__all__ = ["ARCHS", "TIMM_PREFIX", "arch_task_type", "build_model", "check_arch", "check_options", "declare",
+           "default_family", "known_archs", "param_groups", "preprocessing", "register", "solves"]

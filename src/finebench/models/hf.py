@@ -74,7 +74,8 @@ def check_hf_arch(name: str, modality: str, key: str = "arch") -> None:
                           f"(for vision use 'timm:<name>', e.g. with pretrained: true)")
     if not _ID.match(name):
         raise ConfigError(f"{key}: {HF_PREFIX}{name!r} is not a Hugging Face model id; expected 'hf:<name>' or "
-                          f"'hf:<organisation>/<name>', e.g. 'hf:distilbert-base-uncased' or 'hf:facebook/wav2vec2-base'")
+                          f"'hf:<organisation>/<name>', e.g. 'hf:distilbert-base-uncased' or "
+                          f"'hf:facebook/wav2vec2-base'")
 
 
 def training_defaults(arch: str, modality: str) -> dict:
@@ -104,6 +105,6 @@ def build_hf(name: str, kwargs: dict, input_info: dict, num_classes: int):
         return hf_modules.HFCTC(name, dict(kwargs), input_info, num_classes)
     if kind == "spectrogram":
         raise FinebenchError(f"hf:{name}: pretrained audio models take the raw waveform, but this job was given the "
-                             f"log-mel form — run it through the workflow (its data is results/waveform/<task>), or pass "
-                             f"that folder as --data")
+                             f"log-mel form — run it through the workflow (its data is results/waveform/<task>), "
+                             f"or pass that folder as --data")
     raise FinebenchError(f"hf:{name}: input kind {kind!r} is not supported (hf: models take text or speech)")

@@ -28,8 +28,9 @@ def source_of(name: str, kwargs: dict) -> str:
 
 
 def offline_hint(name: str, what: str) -> str:
-    return (f"Offline? Download it where there is network — e.g. `{what}.from_pretrained('{name}').save_pretrained(DIR)` "
-            f"for the model and for its tokenizer or feature extractor — and set `pretrained_dir: DIR` in the model's entry")
+    return (f"Offline? Download it where there is network — e.g. "
+            f"`{what}.from_pretrained('{name}').save_pretrained(DIR)` for the model and for its tokenizer or feature "
+            f"extractor — and set `pretrained_dir: DIR` in the model's entry")
 
 
 def load_pretrained(auto_cls, name: str, kwargs: dict, what: str, **extra):

@@ -5,8 +5,13 @@ from __future__ import annotations
 import re
 
 from torch import nn
-from transformers import (AutoFeatureExtractor, AutoModelForAudioClassification, AutoModelForCTC,
-                          AutoModelForSequenceClassification, Wav2Vec2FeatureExtractor)
+from transformers import (
+    AutoFeatureExtractor,
+    AutoModelForAudioClassification,
+    AutoModelForCTC,
+    AutoModelForSequenceClassification,
+    Wav2Vec2FeatureExtractor,
+)
 from transformers.utils import logging as hf_logging
 
 from finebench.errors import FinebenchError
@@ -15,7 +20,8 @@ from finebench.models.hf_load import OWN_KEYS, load_model, load_pretrained, load
 hf_logging.disable_progress_bar()  # job logs are files: keep transformers' load report, drop its progress bars
 
 
-LAYER = re.compile(r"\.layers?\.(\d+)\.")  # encoder.layer.3. (BERT, DistilBERT, RoBERTa, AST), encoder.layers.3. (wav2vec2)
+# encoder.layer.3. (BERT, DistilBERT, RoBERTa, AST), encoder.layers.3. (wav2vec2)
+LAYER = re.compile(r"\.layers?\.(\d+)\.")
 HEAD_PARTS = {"classifier", "pre_classifier", "pooler", "projector", "score"}
 
 
@@ -55,8 +61,8 @@ class HFTextClassifier(LayerDecay, nn.Module):
         if have != want:
             raise FinebenchError(
                 f"hf:{name}: the token ids given were made by another tokenizer ({input_info.get('tokenizer')}, sha256 "
-                f"{want[:12]}…) than the model's own ({have[:12]}…) — delete that tokens folder and rerun, so the texts "
-                f"are tokenised again with the model's tokenizer")
+                f"{want[:12]}…) than the model's own ({have[:12]}…) — delete that tokens folder and rerun, so the "
+                f"texts are tokenised again with the model's tokenizer")
         self.pad_id = int(input_info["pad_id"])
         self.layer_decay = kwargs.get("layer_decay")
         self.net = load_model(AutoModelForSequenceClassification, name, kwargs, num_classes)
@@ -80,8 +86,8 @@ class HFAudioClassifier(LayerDecay, nn.Module):
         sr = int(input_info["sample_rate"])
         want_sr = int(getattr(self.extractor, "sampling_rate", sr))
         if want_sr != sr:
-            raise FinebenchError(f"hf:{name}: the model's feature extractor expects {want_sr} Hz audio, but the task is "
-                                 f"prepared at {sr} Hz — set the task's sample_rate: {want_sr}")
+            raise FinebenchError(f"hf:{name}: the model's feature extractor expects {want_sr} Hz audio, but the task "
+                                 f"is prepared at {sr} Hz — set the task's sample_rate: {want_sr}")
         self.sample_rate = sr
         self.layer_decay = kwargs.get("layer_decay")
         self.torch_features = isinstance(self.extractor, Wav2Vec2FeatureExtractor)
@@ -118,10 +124,11 @@ class HFCTC(LayerDecay, nn.Module):
     def __init__(self, name: str, kwargs: dict, input_info: dict, num_classes: int):
         super().__init__()
         extractor = load_pretrained(AutoFeatureExtractor, name, kwargs, "feature extractor")
-        sr, want_sr = int(input_info["sample_rate"]), int(getattr(extractor, "sampling_rate", input_info["sample_rate"]))
+        sr, want_sr = (int(input_info["sample_rate"]),
+                       int(getattr(extractor, "sampling_rate", input_info["sample_rate"])))
         if want_sr != sr:
-            raise FinebenchError(f"hf:{name}: the model's feature extractor expects {want_sr} Hz audio, but the task is "
-                                 f"prepared at {sr} Hz — set the task's sample_rate: {want_sr}")
+            raise FinebenchError(f"hf:{name}: the model's feature extractor expects {want_sr} Hz audio, but the task "
+                                 f"is prepared at {sr} Hz — set the task's sample_rate: {want_sr}")
         if not input_info.get("waveform"):
             raise FinebenchError(f"hf:{name}: takes the 16 kHz waveform, but the task was prepared without it "
                                  f"(waveform: false) — set the task's waveform: true")

@@ -120,10 +120,12 @@ def check_arch(arch: str, modality: str, key: str = "arch") -> None:
         return
     if arch not in ARCHS or modality not in ARCHS[arch].modalities:
         valid = known_archs(modality)
-        where = f"for {modality}" if arch not in ARCHS else f"for {modality} ({arch!r} is for {', '.join(ARCHS[arch].modalities)})"
+        where = (f"for {modality}" if arch not in ARCHS
+                 else f"for {modality} ({arch!r} is for {', '.join(ARCHS[arch].modalities)})")
         raise ConfigError(
             f"{key}: unknown architecture {arch!r} {where}{did_you_mean(arch, valid)}; "
-            f"valid: {', '.join(valid)}, or 'timm:<any timm model name>'" + (" (vision/speech only)" if modality == "text" else "")
+            f"valid: {', '.join(valid)}, or 'timm:<any timm model name>'"
+            + (" (vision/speech only)" if modality == "text" else "")
         )
 
 
@@ -260,8 +262,9 @@ def _build_timm(name: str, kwargs: dict, input_info: dict, num_classes: int):
             raise FinebenchError(
                 f"timm:{name}: could not fetch pretrained weights ({type(exc).__name__}: {exc}). {missing_hint()}"
                 f"Offline? Download the "
-                f"weights elsewhere (e.g. timm.create_model('{name}', pretrained=True) and torch.save(model.state_dict(), "
-                f"'{name}.pth')) and set `pretrained_file: /path/to/{name}.pth` (or .safetensors) in the model's entry"
+                f"weights elsewhere (e.g. timm.create_model('{name}', pretrained=True) and "
+                f"torch.save(model.state_dict(), '{name}.pth')) and set `pretrained_file: /path/to/{name}.pth` "
+                f"(or .safetensors) in the model's entry"
             ) from exc
     return _create_timm(name, kwargs, input_info, num_classes)
 

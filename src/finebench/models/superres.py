@@ -24,7 +24,6 @@ import torch.nn.functional as F
 from torch import nn
 
 
-
 class Upsampler(nn.Sequential):
     """Sub-pixel convolution (Shi et al. 2016): conv to ``s^2`` x channels, pixel shuffle; x4 as two x2 stages."""
 

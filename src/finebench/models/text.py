@@ -10,7 +10,6 @@ import torch.nn.functional as F
 from torch import nn
 
 
-
 def padding_mask(x: torch.Tensor, pad_id: int = 0) -> torch.Tensor:
     """True at real tokens. A fully padded row keeps its first position so pooling stays defined."""
     mask = x != pad_id

@@ -11,7 +11,8 @@ def conv_stem(in_ch: int, channels: list[int]) -> nn.Sequential:
     """3x3 conv -> BN -> ReLU -> 2x2 max-pool per entry of ``channels`` (each halves H and W)."""
     layers, c = [], in_ch
     for out in channels:
-        layers += [nn.Conv2d(c, out, 3, padding=1, bias=False), nn.BatchNorm2d(out), nn.ReLU(inplace=True), nn.MaxPool2d(2)]
+        layers += [nn.Conv2d(c, out, 3, padding=1, bias=False), nn.BatchNorm2d(out), nn.ReLU(inplace=True),
+                   nn.MaxPool2d(2)]
         c = out
     return nn.Sequential(*layers)
 
@@ -56,7 +57,8 @@ class SmallCNN(nn.Module):
     def __init__(self, input_info, num_classes, channels=(32, 64, 128), dropout=0.1):
         super().__init__()
         self.features = conv_stem(input_info.get("channels", 1), list(channels))
-        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout), nn.Linear(channels[-1], num_classes))
+        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout),
+                                  nn.Linear(channels[-1], num_classes))
 
     def forward(self, x):
         return self.head(self.features(x))

@@ -23,8 +23,10 @@ import os
 
 from finebench.tasks.registry import TASK_TYPES, Metric, TaskType, get, register
 
+# isort: off
 from finebench.tasks import classification, superres  # noqa: E402,F401  (the built-in task types register)
 from finebench.tasks import asr  # noqa: E402,F401  (after them: classification's sections title the shared files)
+# isort: on
 
 for _module in filter(None, (m.strip() for m in os.environ.get("FINEBENCH_TASK_TYPES", "").split(","))):
     importlib.import_module(_module)

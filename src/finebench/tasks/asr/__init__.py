@@ -4,7 +4,8 @@ objective.py: padded variable-length batches, CTC loss, greedy decoding, the bes
 CER), ``hypotheses.csv`` per run. metrics.py: WER / CER sclite-style with jiwer (errors summed over utterances ÷
 reference words or characters). tables.py: its leaderboard (WER and CER with intervals, ranks, families, costs per
 second of audio, a few reference / hypothesis pairs per family), the per-utterance errors for the report's paired
-test; plots.py: validation WER per epoch, WER against cost. Data: finebench.data.asr (the prepared form, the transcript normaliser); models: finebench.models.asr.
+test; plots.py: validation WER per epoch, WER against cost. Data: finebench.data.asr (the prepared form, the
+transcript normaliser); models: finebench.models.asr.
 """
 
 from finebench.tasks.registry import Metric, TaskType, register

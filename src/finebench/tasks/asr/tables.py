@@ -23,8 +23,8 @@ from finebench.stats import ALPHA, ci95, human, num
 BOARD_COLUMNS = ["task", "modality", "model", "family", "arch", "n_seeds", "seeds", "test_wer_mean", "test_wer_std",
                  "test_wer_ci95", "test_wer_ci95_test", "test_wer_ci95_comb", "test_wer_min",
                  "test_wer_max", "test_cer_mean", "test_cer_ci95", "params", "flops_per_audio_second", "rtf_mean",
-                 "latency_ms_batch1_mean", "train_seconds_mean", "peak_memory_mb_max", "device_name", "n_test", "test_ref_words",
-                 "decoding", "data_note", "rank", "is_best", "p_vs_best", "tie_test", "tie_with_best",
+                 "latency_ms_batch1_mean", "train_seconds_mean", "peak_memory_mb_max", "device_name", "n_test",
+                 "test_ref_words", "decoding", "data_note", "rank", "is_best", "p_vs_best", "tie_test", "tie_with_best",
                  "p_vs_best_welch", "stats_note", "is_baseline"]
 FAMILY_COLUMNS = ["task", "modality", "family", "n_models", "best_model", "best_test_wer_mean", "best_test_wer_ci95",
                   "best_test_wer_ci95_comb", "best_test_cer_mean", "best_n_seeds", "family_mean_test_wer",
@@ -39,15 +39,16 @@ UNCERTAINTY = (
     "Student-t half-width and the test sample's (Student's t over the utterances' linearised WER, averaged over "
     "seeds: WER is a ratio of sums, so each utterance counts by its errors minus the corpus rate times its length) "
     "added in quadrature; with one seed the test sample's alone. †: a model without usable per-utterance scores (no "
-    "hypotheses.csv, or one test utterance; the note under the table says which): its ± is the 95 % CI over seeds alone (Student's t) and its ≈ comes from Welch's t-test."
+    "hypotheses.csv, or one test utterance; the note under the table says which): its ± is the 95 % CI over seeds "
+    "alone (Student's t) and its ≈ comes from Welch's t-test."
 )
 INTRO = ("Word and character error rates in % (lower is better), sclite-style: errors (substitutions + deletions + "
          "insertions) summed over every test utterance ÷ reference words (characters, the spaces counted) summed over "
          "them (jiwer); both transcripts normalised first (finebench.data.asr: lower case, punctuation removed, "
          f"spaces collapsed). Decoding: greedy CTC, no language model. WER: {UNCERTAINTY} *± seeds*: its 95 % CI "
-         "half-width over seeds alone (Student's t; the test set held fixed). *± test*: the test sample's alone. CER: mean ± "
-         "95 % CI over seeds. **Bold**: the best WER in the task; ≈: not significantly different from it by a paired "
-         "test on the same utterances, seeds and test sample combined the same way (two-sided, "
+         "half-width over seeds alone (Student's t; the test set held fixed). *± test*: the test sample's alone. "
+         "CER: mean ± 95 % CI over seeds. **Bold**: the best WER in the task; ≈: not significantly different from it "
+         "by a paired test on the same utterances, seeds and test sample combined the same way (two-sided, "
          f"α = {ALPHA}). *no output*: a model that outputs nothing (every word deleted) — "
          "an untrained CTC model mostly emits blanks and scores near it (docs: Task types). FLOPs per second of audio "
          "(forward, torch FlopCounterMode over the first 8 test utterances, each at its own length); RTF: the "
@@ -92,7 +93,8 @@ def baseline_rows(runs: pd.DataFrame) -> list[dict]:
     for task, g in runs.groupby("task", sort=False):
         rows.append({"task": task, "modality": g["modality"].iloc[0], "model": NO_OUTPUT, "family": "baseline",
                      "arch": "", "n_seeds": 0, "seeds": "", "test_wer_mean": 1.0, "test_cer_mean": 1.0,
-                     "n_test": int(g["n_test"].iloc[0]), "data_note": g["data_note"].iloc[0] if "data_note" in g else "",
+                     "n_test": int(g["n_test"].iloc[0]),
+                     "data_note": g["data_note"].iloc[0] if "data_note" in g else "",
                      "rank": np.nan, "is_best": False, "tie_with_best": False})
     return rows
 
@@ -120,8 +122,8 @@ def heading(g: pd.DataFrame) -> str:
     return f"{task_label(first)} (speech recognition, {int(first['n_test'])} test utterances)"
 
 
-HEADERS = ["#", "model", "family", "arch", "seeds", "WER %", "± seeds", "± test", "CER %", "params", "FLOPs / s audio", "RTF",
-           "train s"]
+HEADERS = ["#", "model", "family", "arch", "seeds", "WER %", "± seeds", "± test", "CER %", "params", "FLOPs / s audio",
+           "RTF", "train s"]
 
 
 def rows(g: pd.DataFrame, bold) -> list[list]:
@@ -237,7 +239,8 @@ def families_markdown(fam: pd.DataFrame) -> str:
     from tabulate import tabulate
 
     table = [[r["task"], r["family"], r["best_model"],
-              wer_cell(r["best_test_wer_mean"], r["best_test_wer_ci95_comb"], r["best_test_wer_ci95"], r["best_n_seeds"]),
+              wer_cell(r["best_test_wer_mean"], r["best_test_wer_ci95_comb"], r["best_test_wer_ci95"],
+                       r["best_n_seeds"]),
               pct(r["best_test_cer_mean"]), pct(r["family_mean_test_wer"]), r["n_models"],
               "✓" if r["best_is_task_best"] else ("≈" if r["best_tie_with_task_best"] else "")]
              for _, r in fam.iterrows()]
@@ -296,7 +299,8 @@ def extra_frames(runs: pd.DataFrame, board: pd.DataFrame, fam: pd.DataFrame, ref
 def sections(runs: pd.DataFrame, board: pd.DataFrame, fam: pd.DataFrame, frames: dict, refs: pd.DataFrame
              ) -> dict[str, str]:
     """A speech-recognition part of each shared Markdown / HTML file."""
-    return {"leaderboard.md": leaderboard_markdown(runs, board, fam), "leaderboard.html": leaderboard_html(runs, board, fam),
+    return {"leaderboard.md": leaderboard_markdown(runs, board, fam),
+            "leaderboard.html": leaderboard_html(runs, board, fam),
             "costs.md": costs_markdown(board), "families.md": families_markdown(fam),
             "references.md": references_markdown(references_table(runs, board, refs))}
 

@@ -2,8 +2,8 @@
 
 objective.py: cross-entropy, the metrics of the confusion matrix, confusion.csv / .svg and predictions.csv (one row
 per test example) per run. metrics.py: accuracy, mean class accuracy, macro-F1, top-5. tables.py: its leaderboard
-(chance and majority class in the heading; the intervals over test examples and paired tests read predictions.csv), costs,
-families, average ranks across tasks, published references.
+(chance and majority class in the heading; the intervals over test examples and paired tests read predictions.csv),
+costs, families, average ranks across tasks, published references.
 """
 
 from finebench.tasks.registry import Metric, TaskType, register

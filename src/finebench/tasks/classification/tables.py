@@ -23,12 +23,13 @@ BOARD_COLUMNS = [*ID_COLS, "n_seeds", "seeds", "test_accuracy_mean", "test_accur
                  "test_accuracy_ci95_test", "test_accuracy_ci95_comb",
                  "test_accuracy_min", "test_accuracy_max", "test_mean_class_accuracy_mean", "test_macro_f1_mean",
                  "test_top5_mean", "params", "flops_per_sample", "train_seconds_mean", "train_samples_per_s_mean",
-                 "latency_ms_batch1_mean", "inference_samples_per_s_mean", "peak_memory_mb_max", "device_name", "chance_accuracy",
-                 "data_note", "majority_accuracy", "rank", "is_best", "p_vs_best", "tie_test", "tie_with_best",
-                 "p_vs_best_welch", "stats_note"]
+                 "latency_ms_batch1_mean", "inference_samples_per_s_mean", "peak_memory_mb_max", "device_name",
+                 "chance_accuracy", "data_note", "majority_accuracy", "rank", "is_best", "p_vs_best", "tie_test",
+                 "tie_with_best", "p_vs_best_welch", "stats_note"]
 FAMILY_COLUMNS = ["task", "modality", "family", "n_models", "best_model", "best_test_accuracy_mean",
-                  "best_test_accuracy_ci95", "best_test_accuracy_ci95_comb", "best_n_seeds", "family_mean_test_accuracy", "best_params",
-                  "best_train_seconds_mean", "best_is_task_best", "best_tie_with_task_best"]
+                  "best_test_accuracy_ci95", "best_test_accuracy_ci95_comb", "best_n_seeds",
+                  "family_mean_test_accuracy", "best_params", "best_train_seconds_mean", "best_is_task_best",
+                  "best_tie_with_task_best"]
 INTEGER_RANK = True  # every row is a model: ranks are whole numbers (1, not 1.0, in leaderboard.csv)
 REFERENCE_COLUMNS = ["dataset", "model", "family", "accuracy", "source", "protocol"]  # config/references.yaml
 
@@ -81,7 +82,8 @@ def ranks(board: pd.DataFrame, fam: pd.DataFrame) -> tuple[pd.DataFrame, pd.Data
     put in by finebench.report: the rank of the family's best model among the families of each task), plus each
     family's mean best accuracy per modality."""
     models = (board.groupby(["modality", "model", "family"], sort=False)
-              .agg(n_tasks=("task", "nunique"), mean_rank=("rank", "mean"), mean_test_accuracy=("test_accuracy_mean", "mean"))
+              .agg(n_tasks=("task", "nunique"), mean_rank=("rank", "mean"),
+                   mean_test_accuracy=("test_accuracy_mean", "mean"))
               .reset_index().sort_values(["modality", "mean_rank", "model"], kind="stable"))
     families_ = (fam.groupby(["modality", "family"], sort=False)
                  .agg(n_tasks=("task", "nunique"), mean_family_rank=("family_rank", "mean"),
@@ -90,7 +92,8 @@ def ranks(board: pd.DataFrame, fam: pd.DataFrame) -> tuple[pd.DataFrame, pd.Data
     overall = (fam.groupby("family").agg(n_tasks=("task", "nunique"), mean_family_rank=("family_rank", "mean"),
                                          mean_best_test_accuracy=("best_test_accuracy_mean", "mean"))
                .reset_index().assign(modality="all"))
-    families_ = pd.concat([families_, overall], ignore_index=True).sort_values(["modality", "mean_family_rank"], kind="stable")
+    families_ = pd.concat([families_, overall], ignore_index=True).sort_values(["modality", "mean_family_rank"],
+                                                                               kind="stable")
     return models.reset_index(drop=True), families_.reset_index(drop=True)
 
 
@@ -101,15 +104,18 @@ def ranks_markdown(model_ranks: pd.DataFrame, family_ranks: pd.DataFrame) -> str
              "Family rank per task = rank of the family's best model among the families (1 = best). "
              "Accuracy in %.", "", "## Families", ""]
     parts.append(tabulate(
-        [[r["modality"], r["family"], r["n_tasks"], f"{r['mean_family_rank']:.2f}", f"{100 * r['mean_best_test_accuracy']:.1f}"]
+        [[r["modality"], r["family"], r["n_tasks"], f"{r['mean_family_rank']:.2f}",
+          f"{100 * r['mean_best_test_accuracy']:.1f}"]
          for _, r in family_ranks.iterrows()],
         headers=["modality", "family", "tasks", "mean family rank", "mean best acc %"], tablefmt="github",
         disable_numparse=True))
     parts += ["", "## Models", ""]
     parts.append(tabulate(
-        [[r["modality"], r["model"], r["family"], r["n_tasks"], f"{r['mean_rank']:.2f}", f"{100 * r['mean_test_accuracy']:.1f}"]
+        [[r["modality"], r["model"], r["family"], r["n_tasks"], f"{r['mean_rank']:.2f}",
+          f"{100 * r['mean_test_accuracy']:.1f}"]
          for _, r in model_ranks.iterrows()],
-        headers=["modality", "model", "family", "tasks", "mean rank", "mean acc %"], tablefmt="github", disable_numparse=True))
+        headers=["modality", "model", "family", "tasks", "mean rank", "mean acc %"], tablefmt="github",
+        disable_numparse=True))
     return "\n".join(parts) + "\n"
 
 
@@ -285,16 +291,19 @@ def references_table(runs: pd.DataFrame, board: pd.DataFrame, refs: pd.DataFrame
             g = board[board.task == task]
             same = g[g.family == ref["family"]]
             ours = (same if len(same) else g).sort_values("rank").iloc[0]
-            protocol = runs[(runs.task == task) & (runs.model == ours["model"])]["protocol"].iloc[0] if "protocol" in runs else {}
+            protocol = (runs[(runs.task == task) & (runs.model == ours["model"])]["protocol"].iloc[0]
+                        if "protocol" in runs else {})
             protocol = protocol if isinstance(protocol, dict) else {}
             why = protocol_differences(ref["protocol"] or {}, protocol)
             rows.append({
-                "task": task, "dataset": ref["dataset"], "reference_model": ref["model"], "reference_family": ref["family"],
-                "reference_accuracy": ref["accuracy"] / 100, "source": ref["source"],
-                "our_model": ours["model"], "our_family": ours["family"], "our_test_accuracy_mean": ours["test_accuracy_mean"],
+                "task": task, "dataset": ref["dataset"], "reference_model": ref["model"],
+                "reference_family": ref["family"], "reference_accuracy": ref["accuracy"] / 100, "source": ref["source"],
+                "our_model": ours["model"], "our_family": ours["family"],
+                "our_test_accuracy_mean": ours["test_accuracy_mean"],
                 "our_test_accuracy_ci95": ours["test_accuracy_ci95"],
                 "our_test_accuracy_ci95_comb": ours["test_accuracy_ci95_comb"], "our_n_seeds": ours["n_seeds"],
-                "our_protocol": protocol_text(protocol), "protocol_differs": bool(why), "protocol_notes": "; ".join(why),
+                "our_protocol": protocol_text(protocol), "protocol_differs": bool(why),
+                "protocol_notes": "; ".join(why),
             })
     return pd.DataFrame(rows)
 

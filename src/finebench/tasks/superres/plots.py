@@ -15,7 +15,8 @@ def sr_learning_curves(runs: pd.DataFrame, task: str, path: Path) -> None:
     g_task = runs[runs.task == task]
     bicubic = (float(g_task["bicubic_val_psnr"].iloc[0]), "bicubic") if "bicubic_val_psnr" in g_task else None
     per_epoch_curves(runs, task, path, "val_psnr", 1, "validation PSNR on Y (dB)",
-                     f"{task}: validation PSNR per epoch (mean ± 1 std over seeds)", family_colors=True, baseline=bicubic)
+                     f"{task}: validation PSNR per epoch (mean ± 1 std over seeds)", family_colors=True,
+                     baseline=bicubic)
 
 
 def sr_pareto(board: pd.DataFrame, task: str, path: Path) -> None:
@@ -30,8 +31,8 @@ def sr_pareto(board: pd.DataFrame, task: str, path: Path) -> None:
 
 def sr_examples(runs: pd.DataFrame, fam: pd.DataFrame, task: str, path: Path) -> None:
     """LR (shown with nearest-neighbour enlargement) / bicubic / each family's best model (its lowest seed) / HR, on
-    the test crop chosen at preparation (the most detailed window of the first test image); PSNR of the crop on Y (a grey
-    image: on its own values)."""
+    the test crop chosen at preparation (the most detailed window of the first test image); PSNR of the crop on Y (a
+    grey image: on its own values)."""
     from finebench.tasks.superres.metrics import sr_scores
 
     plt = _plt()

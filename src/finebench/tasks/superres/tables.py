@@ -27,9 +27,10 @@ OUTPUT_720P = 1280 * 720
 SR_COLUMNS = ["task", "modality", "scale", "model", "family", "arch", "n_seeds", "seeds", "test_psnr_mean",
               "test_psnr_std", "test_psnr_ci95", "test_psnr_ci95_test", "test_psnr_ci95_comb",
               "test_psnr_min", "test_psnr_max", "test_ssim_mean", "test_ssim_ci95",
-              "bicubic_psnr", "gain_db_vs_bicubic", "above_bicubic", "seeds_above_bicubic", "params", "flops_per_output_pixel",
-              "gflops_720p", "latency_ms_lr64_mean", "train_seconds_mean", "peak_memory_mb_max", "device_name", "n_test", "rank",
-              "is_best", "p_vs_best", "tie_test", "tie_with_best", "p_vs_best_welch", "stats_note", "is_baseline"]
+              "bicubic_psnr", "gain_db_vs_bicubic", "above_bicubic", "seeds_above_bicubic", "params",
+              "flops_per_output_pixel", "gflops_720p", "latency_ms_lr64_mean", "train_seconds_mean",
+              "peak_memory_mb_max", "device_name", "n_test", "rank", "is_best", "p_vs_best", "tie_test",
+              "tie_with_best", "p_vs_best_welch", "stats_note", "is_baseline"]
 FAMILY_COLUMNS = ["task", "modality", "family", "n_models", "best_model", "best_test_psnr_mean", "best_test_psnr_ci95",
                   "best_test_psnr_ci95_comb",
                   "best_test_ssim_mean", "best_n_seeds", "family_mean_test_psnr", "best_gain_db_vs_bicubic",
@@ -40,16 +41,16 @@ UNCERTAINTY = (
     "half-width and the test images' (Student's t over the images' seed-averaged PSNR, each run's PSNR being the "
     "mean over images; every seed is scored on the same images, so their sampling noise does not average out over "
     "seeds) added in quadrature — never narrower than either; with one seed the images' alone. †: a model without "
-    "usable per-image scores (none written, or one test image; the note under the table says which): its ± is the 95 % CI over seeds alone (Student's "
-    "t) and its ≈ comes from Welch's t-test."
+    "usable per-image scores (none written, or one test image; the note under the table says which): its ± is the "
+    "95 % CI over seeds alone (Student's t) and its ≈ comes from Welch's t-test."
 )
 INTRO = ("PSNR (dB) and SSIM on the Y channel (BT.601), `scale` pixels shaved at the border, 8-bit outputs — the "
          f"literature's protocol. PSNR: {UNCERTAINTY} *± seeds*: the PSNR's 95 % CI half-width over seeds alone "
          "(Student's t; the test images held fixed); *± test*: the test images' alone. "
-         "SSIM: mean ± 95 % CI over seeds (Student's t). **Bold**: best PSNR in the task; ≈: not significantly different "
-         "from it by a paired test on the same test images, seeds and test images combined the same way (Welch's "
-         f"seed term, the per-image differences' test term; two-sided, α = {ALPHA}); leaderboard_sr.csv also keeps "
-         "Welch's t-test over seed scores alone (`p_vs_best_welch`). *vs bicubic*: gain over MATLAB-style "
+         "SSIM: mean ± 95 % CI over seeds (Student's t). **Bold**: best PSNR in the task; ≈: not significantly "
+         "different from it by a paired test on the same test images, seeds and test images combined the same way "
+         f"(Welch's seed term, the per-image differences' test term; two-sided, α = {ALPHA}); leaderboard_sr.csv "
+         "also keeps Welch's t-test over seed scores alone (`p_vs_best_welch`). *vs bicubic*: gain over MATLAB-style "
          "bicubic upscaling on the same test images; ✗ marks a model not above bicubic with every seed. "
          "FLOPs per output pixel (forward, torch FlopCounterMode on a 64×64 LR input) and for a 1280×720 output; "
          "latency: median batch-1 forward on a 64×64 LR input.")
@@ -210,8 +211,8 @@ def heading(g: pd.DataFrame) -> str:
             f"bicubic {base['test_psnr_mean']:.2f} dB / SSIM {base['test_ssim_mean']:.4f})")
 
 
-HEADERS = ["#", "model", "family", "arch", "seeds", "PSNR dB (Y)", "± seeds", "± test", "SSIM (Y)", "vs bicubic", "params",
-           "FLOPs/px", "GFLOPs @720p", "latency ms (64² LR)", "train s"]
+HEADERS = ["#", "model", "family", "arch", "seeds", "PSNR dB (Y)", "± seeds", "± test", "SSIM (Y)", "vs bicubic",
+           "params", "FLOPs/px", "GFLOPs @720p", "latency ms (64² LR)", "train s"]
 
 
 def rows(g: pd.DataFrame, bold) -> list[list]:
@@ -299,9 +300,11 @@ def costs_markdown(board: pd.DataFrame) -> str:
 def families_markdown(fam: pd.DataFrame) -> str:
     from tabulate import tabulate
 
-    table = [[r["task"], r["family"], r["best_model"], psnr_cell(r["best_test_psnr_mean"], r["best_test_psnr_ci95_comb"],
-                                                                r["best_test_psnr_ci95"], r["best_n_seeds"]),
-              num(r["best_test_ssim_mean"], ".4f"), f"{r['best_gain_db_vs_bicubic']:+.2f}" + ("" if r["best_above_bicubic"] else " ✗"),
+    table = [[r["task"], r["family"], r["best_model"],
+              psnr_cell(r["best_test_psnr_mean"], r["best_test_psnr_ci95_comb"], r["best_test_psnr_ci95"],
+                        r["best_n_seeds"]),
+              num(r["best_test_ssim_mean"], ".4f"),
+              f"{r['best_gain_db_vs_bicubic']:+.2f}" + ("" if r["best_above_bicubic"] else " ✗"),
               f"{r['family_mean_test_psnr']:.2f}", r["n_models"],
               "✓" if r["best_is_task_best"] else ("≈" if r["best_tie_with_task_best"] else "")]
              for _, r in fam.iterrows()]
@@ -405,5 +408,6 @@ def plots(runs: pd.DataFrame, board: pd.DataFrame, fam: pd.DataFrame, out: Path)
 
 def empty() -> tuple[dict, dict]:
     """No super-resolution task ran: its CSVs with headers only; nothing in the shared files."""
-    return {"leaderboard_sr.csv": pd.DataFrame(columns=SR_COLUMNS), "families_sr.csv": pd.DataFrame(columns=FAMILY_COLUMNS),
+    return {"leaderboard_sr.csv": pd.DataFrame(columns=SR_COLUMNS),
+            "families_sr.csv": pd.DataFrame(columns=FAMILY_COLUMNS),
             "family_ranks_sr.csv": pd.DataFrame(columns=RANK_COLUMNS)}, {}
