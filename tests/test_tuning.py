@@ -274,6 +274,7 @@ def tuned_run(repo, tmp_path_factory):
     cfg = yaml.safe_load((repo / "config" / "smoke.yaml").read_text())
     cfg["tasks"] = {k: cfg["tasks"][k] for k in ("typefaces", "sr")}
     cfg["tuning"] = {"budget": 2, "runs_per_job": 2}
+    cfg["seeds_per_job"] = 2  # a tuned model's final seeds in one job too (train-runs --tuned)
     path = work / "tuned.yaml"
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     snakemake(repo, work, path)
@@ -367,7 +368,7 @@ def test_unchanged_reruns_nothing_and_one_models_budget_reruns_only_it(repo, tun
     proc = snakemake(repo, copy_dir, changed, "-n")
     jobs = planned_jobs(proc)
     assert jobs["tune"] == 1 and jobs["select_trials"] == 1  # trial 2 only: trials 0 and 1 are kept
-    assert jobs["train_classification"] == len(cfg["seeds"]) and "train_superres" not in jobs
+    assert jobs["train_classification"] == len(config.seed_groups(cfg)) == 1 and "train_superres" not in jobs
     assert "results/tune/typefaces/crnn/trials1.json" in proc.stdout + proc.stderr
 
 

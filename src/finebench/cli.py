@@ -41,7 +41,8 @@ def cmd_check_config(args) -> int:
 
     cfg = config.load(args.config)
     runs = config.runs(cfg)
-    print(f"{args.config}: OK — {len(cfg['tasks'])} task(s), {len(cfg['models'])} model(s), {len(runs)} training run(s)")
+    print(f"{args.config}: OK — {len(cfg['tasks'])} task(s), {len(cfg['models'])} model(s), "
+          f"{len(runs)} training run(s)")
     return 0
 
 
@@ -196,11 +197,36 @@ def cmd_train(args) -> int:
     return 0
 
 
+def _done_earlier(out: Path, spec: dict, statuses: tuple[str, ...], files: tuple[str, ...] = ()) -> dict | None:
+    """The metrics of a run (or trial) finished earlier in ``out`` for this very spec — its ``metrics.json`` there
+    with the spec's hash and one of ``statuses``, and every one of ``files`` beside it — else None (train it)."""
+    from finebench.config import spec_hash
+
+    done = out / "metrics.json"
+    if not done.is_file() or not all((out / name).is_file() for name in files):
+        return None
+    try:
+        old = json.loads(done.read_text())
+    except ValueError:  # half-written files are never there (written atomically); a hand-edited one is retrained
+        return None
+    if not isinstance(old, dict) or old.get("spec_hash") != spec_hash(spec) or old.get("status") not in statuses:
+        return None
+    return old
+
+
+def _json_list(text: str, option: str, key: str) -> list[dict]:
+    try:
+        specs = json.loads(text)
+    except ValueError as exc:
+        raise FinebenchError(f"{option}: not JSON ({exc})") from None
+    if not isinstance(specs, list) or not specs or not all(isinstance(s, dict) and key in s for s in specs):
+        raise FinebenchError(f"{option}: a JSON list of run specs, each with `{key}`")
+    return specs
+
+
 def cmd_train_trials(args) -> int:
     """Several tuning trials in one process (tuning.runs_per_job): each in its own folder, resumable on its own; a
     trial whose metrics.json is there, for this very spec, is not trained again."""
-    import json
-
     from finebench.cluster import claim_gpu
 
     claim_gpu(args.device, log=lambda message: print(message, file=sys.stderr, flush=True))
@@ -208,22 +234,15 @@ def cmd_train_trials(args) -> int:
     from finebench.files import full_disk_named, write_json_atomic
     from finebench.train import Diverged, fit, log
 
-    specs = json.loads(args.specs)
-    if not isinstance(specs, list) or not all(isinstance(s, dict) and "trial" in s for s in specs):
-        raise FinebenchError("--specs: a JSON list of trial specs (each with `trial`)")
+    specs = _json_list(args.specs, "--specs", "trial")
     results = []
     for spec in specs:
         out = Path(args.out_root) / f"trial{spec['trial']}"
-        done = out / "metrics.json"
-        if done.is_file():
-            try:
-                old = json.loads(done.read_text())
-            except ValueError:
-                old = {}
-            if old.get("spec_hash") == spec_hash(spec) and old.get("status") in ("FINISHED", "DIVERGED"):
-                log(f"{spec['task']}/{spec['model']}/trial{spec['trial']}: done earlier ({done}), kept")
-                results.append(old)
-                continue
+        old = _done_earlier(out, spec, ("FINISHED", "DIVERGED"))
+        if old is not None:
+            log(f"{spec['task']}/{spec['model']}/trial{spec['trial']}: done earlier ({out / 'metrics.json'}), kept")
+            results.append(old)
+            continue
         try:
             with full_disk_named(out):
                 results.append(fit(spec, args.data, out, args.experiment_file, device=args.device,
@@ -234,11 +253,47 @@ def cmd_train_trials(args) -> int:
                                               "trial", "tuned_values")},
                       "status": "DIVERGED", "error": str(exc), "val_score": None, "spec_hash": spec_hash(spec),
                       "mlflow_run_id": exc.mlflow_run_id}  # its FAILED run, nested under the search like the others
-            write_json_atomic(done, result)
+            write_json_atomic(out / "metrics.json", result)
             results.append(result)
     write_json_atomic(args.out, results)
     from finebench.train import log_process_cost
 
+    log_process_cost(len(specs))
+    return 0
+
+
+def cmd_train_runs(args) -> int:
+    """The final seeds of one (task, model) in one process (config seeds_per_job), one after another: each trains in
+    OUT_ROOT/seed<seed> exactly as ``train`` would (its checkpoint, resume and MLflow run of its own); a seed whose
+    metrics.json and run files are there for this very spec is kept, not trained again. ``--out`` (the list of the
+    runs' metrics) is written last, once every run is done: a job stopped half-way leaves none, and its rerun
+    resumes each seed where it stopped."""
+    from finebench.cluster import claim_gpu
+
+    claim_gpu(args.device, log=lambda message: print(message, file=sys.stderr, flush=True))
+    from finebench.files import full_disk_named, write_json_atomic
+    from finebench.train import fit, log, log_process_cost, with_selection
+
+    signal.signal(signal.SIGTERM, _exit_on_signal)  # as `train`: a stopped job ends its MLflow run KILLED
+    specs = _json_list(args.specs, "--specs", "seed")
+    pairs = {(s.get("task"), s.get("model")) for s in specs}
+    if len(pairs) != 1 or any("trial" in s for s in specs) or len({s["seed"] for s in specs}) != len(specs):
+        raise FinebenchError("--specs: the final runs of one (task, model), one per seed (trials: train-trials)")
+    results = []
+    for spec in specs:
+        out = Path(args.out_root) / f"seed{spec['seed']}"
+        name = f"{spec['task']}/{spec['model']}/seed{spec['seed']}"
+        old = _done_earlier(out, with_selection(spec, args.tuned) if args.tuned else spec, ("FINISHED",),
+                            ("history.csv", *args.run_files))
+        if old is not None:
+            log(f"{name}: done earlier ({out / 'metrics.json'}), kept")
+            results.append(old)
+            continue
+        log(f"{name}: run {specs.index(spec) + 1} of {len(specs)} in this process")
+        with full_disk_named(out):
+            results.append(fit(spec, args.data, out, args.experiment_file, device=args.device, threads=args.threads,
+                               progress=False, tuned=args.tuned))
+    write_json_atomic(args.out, results)
     log_process_cost(len(specs))
     return 0
 
@@ -259,7 +314,6 @@ def cmd_select_trials(args) -> int:
 
 def cmd_aggregate(args) -> int:
     from finebench.report import aggregate
-
     from finebench.tasks import TASK_TYPES
 
     out = aggregate(args.metrics, args.out, args.plots, args.references, selected_files=args.tuning or ())
@@ -332,7 +386,8 @@ def _tracking_server_access(state: dict) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="finebench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(prog="finebench", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("check-config", help="validate a config file against the schema and registries")
@@ -346,7 +401,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--task", required=True)
     s.add_argument("--dataset", required=True)
     s.add_argument("--options", default="{}", help="JSON object of dataset options (registry defaults fill the rest)")
-    s.add_argument("--download", help="marker written by `finebench download` (its root is used unless options set one)")
+    s.add_argument("--download",
+                   help="marker written by `finebench download` (its root is used unless options set one)")
     s.add_argument("--out", required=True)
     s.set_defaults(func=cmd_prepare)
 
@@ -358,7 +414,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--dataset", required=True)
     s.add_argument("--cache", required=True)
     s.add_argument("--mirror", default="", help="base URL or local folder holding the same file names")
-    s.add_argument("--lock", default="", help="checksum lock file (default: finebench/data/downloads.lock.json in the package)")
+    s.add_argument("--lock", default="",
+                   help="checksum lock file (default: finebench/data/downloads.lock.json in the package)")
     s.add_argument("--out", required=True, help="marker JSON written when everything is verified")
     s.set_defaults(func=cmd_download)
 
@@ -397,6 +454,20 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     s.add_argument("--threads", type=int, default=1)
     s.set_defaults(func=cmd_train_trials)
+
+    s = sub.add_parser("train-runs", help="train the final seeds of one (task, model) one after another in one process")
+    s.add_argument("--specs", required=True,
+                   help="JSON list of run specs, one per seed (finebench.config.resolve_spec)")
+    s.add_argument("--data", required=True, help="prepared dataset folder")
+    s.add_argument("--experiment-file", required=True)
+    s.add_argument("--out-root", required=True, help="each seed s trains in OUT_ROOT/seed<s>")
+    s.add_argument("--out", required=True, help="JSON list of the runs' metrics, written when all are done")
+    s.add_argument("--run-files", nargs="*", default=[],
+                   help="files each run writes besides metrics.json and history.csv (its task type's run_files)")
+    s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    s.add_argument("--threads", type=int, default=1)
+    s.add_argument("--tuned", help="selected.json of a tuned model: the values its tuning chose (finebench.tuning)")
+    s.set_defaults(func=cmd_train_runs)
 
     s = sub.add_parser("select-trials", help="pick the best trial on validation, file the MLflow tuning parent run")
     s.add_argument("chunks", nargs="+", help="the trials' JSON lists written by train-trials")

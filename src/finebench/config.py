@@ -44,7 +44,8 @@ TRAINING_DEFAULTS = {
     "keep_checkpoint": False,
     "checkpoint_minutes": 5,
 }
-DEFAULTS = {"tracking_uri": "sqlite:///results/mlflow.db", "device": "auto", "threads": 1, "training": {},
+DEFAULTS = {"tracking_uri": "sqlite:///results/mlflow.db", "device": "auto", "threads": 1, "seeds_per_job": 1,
+            "training": {},
             "download": {"cache": "results/downloads", "mirror": None, "lock": None}}
 MODEL_RESERVED_KEYS = {"family", "modality", "arch", "tasks", "training", "tuning"}
 # Every key of a training: section (the schema's): what a search space may tune besides builder options
@@ -199,8 +200,9 @@ def check(config: dict) -> None:
     check_names(config)
     if (config.get("gpus_per_job") or 0) > 1:
         raise ConfigError(f"gpus_per_job: {config['gpus_per_job']} — a training run uses one GPU (finebench has no "
-                          f"DistributedDataParallel yet), so the other {config['gpus_per_job'] - 1} would be held idle; "
-                          f"set 1 and let more jobs run at once (--resources gpu=N locally, one Slurm job per GPU)")
+                          f"DistributedDataParallel yet), so the other {config['gpus_per_job'] - 1} would be held "
+                          f"idle; set 1 and let more jobs run at once (--resources gpu=N locally, one Slurm job per "
+                          f"GPU)")
     for task, tcfg in config["tasks"].items():
         key = f"tasks.{task}"
         ds = tcfg.get("dataset")
@@ -257,8 +259,10 @@ def check(config: dict) -> None:
     for task in config["tasks"]:
         if not task_models(config, task):
             modality = task_modality_of(config, task)
-            kind = "" if task_type_of(config, task) == "classification" else f" and a {task_type_of(config, task)} architecture"
-            raise ConfigError(f"tasks.{task}: no model in `models:` has modality {modality!r}{kind}, so nothing would run")
+            kind = ("" if task_type_of(config, task) == "classification"
+                    else f" and a {task_type_of(config, task)} architecture")
+            raise ConfigError(f"tasks.{task}: no model in `models:` has modality {modality!r}{kind}, "
+                              f"so nothing would run")
     check_tuning(config)
     check_every_time(config)
 
@@ -286,8 +290,8 @@ def check_results_folder(config: dict, workdir: str | Path | None = None) -> Pat
     folder = (workdir / Path(given).expanduser()).resolve()
     if folder == workdir or folder in workdir.parents:
         what = "the working directory" if folder == workdir else "a folder above the working directory"
-        raise ConfigError(f"results: {given!r} is {what} ({folder}); finebench replaces and removes folders inside results:, so it must be a "
-                          f"folder of its own, e.g. results: results")
+        raise ConfigError(f"results: {given!r} is {what} ({folder}); finebench replaces and removes folders inside "
+                          f"results:, so it must be a folder of its own, e.g. results: results")
     if workdir not in folder.parents and not config.get("results_outside_workdir"):
         raise ConfigError(f"results: {given!r} resolves to {folder}, outside the working directory {workdir}; set "
                           f"results_outside_workdir: true to keep this suite's results there (a rerun replaces and "
@@ -306,7 +310,8 @@ def check_every_time(config: dict) -> None:
 
 
 def modality_warnings(config: dict) -> list[str]:
-    """Models that would never run: no task of their modality (a model listing ``tasks:`` is checked in :func:`check`)."""
+    """Models that would never run: no task of their modality (a model listing ``tasks:`` is checked in
+    :func:`check`)."""
     modalities = {task_modality_of(config, t) for t in config["tasks"]}
     return [
         f"models.{name}: no task in `tasks:` is {m['modality']} (tasks here are {', '.join(sorted(modalities))}), "
@@ -428,6 +433,13 @@ def runs(config: dict) -> list[tuple[str, str, int]]:
     return [(t, m, s) for t in config["tasks"] for m in task_models(config, t) for s in config["seeds"]]
 
 
+def seed_groups(config: dict) -> list[list[int]]:
+    """The config's seeds in groups of ``seeds_per_job``, in order: one training job (one process) per group and
+    (task, model)."""
+    seeds, size = list(config["seeds"]), int(config.get("seeds_per_job") or 1)
+    return [seeds[i:i + size] for i in range(0, len(seeds), size)]
+
+
 def needs_download(config: dict, task: str) -> bool:
     """True when the task's dataset is fetched by the download rule (a downloadable dataset with no ``root:``)."""
     from finebench import data
@@ -451,10 +463,7 @@ def resolve_spec(config: dict, task: str, model: str, seed: int) -> dict:
     """The complete, self-contained description of one training run. A tuned (task, model) (finebench.tuning) adds
     ``tuning``: what its tuning is (space, budget, sampler, seed); the trainer reads the chosen values from the
     selection file (``train --tuned``)."""
-    from finebench import tuning
-
-    from finebench import models
-
+    from finebench import models, tuning
     from finebench.models.hf import training_defaults  # fine-tuning defaults of pretrained hf: models (else {})
 
     config = with_defaults(config)
@@ -502,8 +511,8 @@ def check_tuning(config: dict) -> None:
                               f"this config: {', '.join(config['tasks'])}")
     for family, space in (tuning.get("spaces") or {}).items():
         if family not in tn.DEFAULT_SPACES:
-            raise ConfigError(f"tuning.spaces.{family}: not a family{did_you_mean(family, tn.DEFAULT_SPACES)}; families: "
-                              f"{', '.join(tn.DEFAULT_SPACES)}")
+            raise ConfigError(f"tuning.spaces.{family}: not a family{did_you_mean(family, tn.DEFAULT_SPACES)}; "
+                              f"families: {', '.join(tn.DEFAULT_SPACES)}")
         tn.dimensions(space, f"tuning.spaces.{family}")  # its form, even where no tuned model is of that family
     if tuning["sampler"] == "sobol":
         for model in config["models"]:
@@ -520,8 +529,9 @@ def check_tuning(config: dict) -> None:
                           f"seeds below {tn.TRIAL_SEED}")
     for model in config["models"]:
         own = config["models"][model].get("tuning")
-        if isinstance(own, dict) and "budget" in own and (isinstance(own["budget"], bool) or
-                                                          not isinstance(own["budget"], int) or not 1 <= own["budget"] <= 1000):
+        if isinstance(own, dict) and "budget" in own and (isinstance(own["budget"], bool)
+                                                          or not isinstance(own["budget"], int)
+                                                          or not 1 <= own["budget"] <= 1000):
             raise ConfigError(f"models.{model}.tuning.budget: {own['budget']!r} — a whole number of trials, 1 to 1000")
         if model in tuned:
             check_tuning_space(config, model)
@@ -567,7 +577,8 @@ def check_tuning_space(config: dict, model: str) -> None:
             if key not in valid and not m["arch"].startswith("timm:"):
                 raise ConfigError(f"{at}: neither a key of training: nor an option of {m['arch']!r} (model {model})"
                                   f"{did_you_mean(key, [*TRAINING_KEYS, *valid])}")
-            models.check_options(m["arch"], {**kwargs, key: values[0]}, PROBE_INPUTS[m["modality"]], key=at.rsplit(".", 1)[0])
+            models.check_options(m["arch"], {**kwargs, key: values[0]}, PROBE_INPUTS[m["modality"]],
+                                 key=at.rsplit(".", 1)[0])
             for v in values:  # every choice, both bounds and a value between them: built on the meta device
                 problem = tn.build_problem(m["arch"], {**kwargs, key: v}, PROBE_INPUTS[m["modality"]])
                 if problem and not tn.build_problem(m["arch"], kwargs, PROBE_INPUTS[m["modality"]]):

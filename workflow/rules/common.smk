@@ -53,6 +53,39 @@ def run_files(name):
     return [f"{RESULTS}/runs/{task}/{model}/seed{seed}/{name}" for task, model, seed in RUNS]
 
 
+# Final seeds per training job (config seeds_per_job): 1 — one job per (task, model, seed), its files the job's
+# outputs; more — one job per group of seeds, whose output is runs/{task}/{model}/seeds{group}.json (the runs'
+# metrics, written after every run's files), while each run's folder is its own (finebench train-runs).
+SEED_GROUPS = fbconfig.seed_groups(CFG)
+GROUPED = CFG["seeds_per_job"] > 1
+
+
+def seed_group_files():
+    """Every training job's output when seeds share a job."""
+    return [
+        f"{RESULTS}/runs/{task}/{model}/seeds{group}.json"
+        for task in CFG["tasks"]
+        for model in fbconfig.task_models(CFG, task)
+        for group in range(len(SEED_GROUPS))
+    ]
+
+
+def run_outputs():
+    """What the aggregate step waits for: every run's files (one job per seed), or every group's list (seeds_per_job
+    > 1), written by its job once all of the group's run files are."""
+    if GROUPED:
+        return seed_group_files()
+    return run_files("metrics.json") + run_files("history.csv") + task_type_run_files()
+
+
+def seed_group_json(wildcards):
+    """The resolved specs of one group of seeds: Snakemake's params, so editing a model reruns only its jobs."""
+    if int(wildcards.group) >= len(SEED_GROUPS):
+        raise WorkflowError(f"seeds{wildcards.group}.json: this config has {len(SEED_GROUPS)} group(s) of seeds")
+    specs = [fbconfig.resolve_spec(CFG, wildcards.task, wildcards.model, s) for s in SEED_GROUPS[int(wildcards.group)]]
+    return json.dumps(specs, sort_keys=True)
+
+
 def task_type_run_files():
     """The files each run writes as its task type declares them (TaskType.run_files: confusion.csv, examples.npz …),
     every one of them read by the aggregate step."""

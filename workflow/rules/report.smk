@@ -6,9 +6,9 @@
 
 rule aggregate:
     input:
-        metrics=run_files("metrics.json"),
-        history=run_files("history.csv"),  # learning curves
-        per_run=task_type_run_files(),  # e.g. the confusion matrices, the super-resolution example crops
+        # every run's metrics.json, history.csv and its task type's files (confusion matrices, super-resolution
+        # crops …), or with seeds_per_job > 1 each training job's seeds<group>.json, written after its runs' files
+        runs=run_outputs(),
         tuning=selected_files(),  # with `tuning:`: each tuned model's selection (workflow/rules/tune.smk)
         references=REFERENCES,
     output:
@@ -61,11 +61,12 @@ rule aggregate:
     log:
         f"{RESULTS}/logs/aggregate.log",
     params:
+        metrics=run_files("metrics.json"),
         tables=lambda w, output: os.path.dirname(output.leaderboard),
         plots=lambda w, output: os.path.dirname(output.curves[0]),
         tuning=lambda w, input: f"--tuning {' '.join(input.tuning)}" if input.tuning else "",
     shell:
-        "python -m finebench aggregate {input.metrics} --out {params.tables} --plots {params.plots} "
+        "python -m finebench aggregate {params.metrics} --out {params.tables} --plots {params.plots} "
         "--references {input.references} {params.tuning} > {log} 2>&1 "
         "|| python -m finebench job-failed $? {log}"
 
