@@ -13,6 +13,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from finebench.tasks.objective import Objective
+
 TESTS = Path(__file__).resolve().parent
 
 
@@ -34,7 +36,46 @@ def test_built_in_task_types_declare_what_the_seam_needs():
         for name in ("BOARD_COLUMNS", "FAMILY_COLUMNS", "INTEGER_RANK", "REFERENCE_COLUMNS", "board_fields",
                      "family_fields", "extra_frames", "sections", "plots", "empty"):
             assert hasattr(code, name), (tt.name, name)
-        assert hasattr(tt.new_objective(), "final")
+        assert isinstance(tt.new_objective(), Objective)
+
+
+class Half(Objective):  # a type that forgot two of the methods every type must say
+    def loss(self, out, y, t): ...
+    def evaluate(self, model, loader, autocast, num_classes): ...
+    def selection_key(self, ev): ...
+    def epoch_fields(self, ev): ...
+    def final(self, ev, data, out_dir, title, more): ...
+
+
+class NotOne:
+    pass
+
+
+def test_an_objective_must_subclass_objective_and_say_everything_it_must():
+    from finebench.errors import FinebenchError
+    from finebench.tasks import TaskType
+
+    half = TaskType("half", "half", (), objective=f"{__name__}:Half", tables="x")
+    with pytest.raises(FinebenchError, match=r"objective test_task_types:Half lacks best_fields, headline "):
+        half.new_objective()
+    other = TaskType("other", "other", (), objective=f"{__name__}:NotOne", tables="x")
+    with pytest.raises(FinebenchError, match="is not a subclass of finebench.tasks.objective.Objective"):
+        other.new_objective()
+
+
+def test_the_objectives_defaults_are_the_trainers():
+    """Without hooks of its own a type gets the train split's size, no step count of its own and no memory advice."""
+
+    class Data:
+        manifest = {"splits": {"train": {"n": 37}}}
+
+    class Whole(Half):
+        def best_fields(self, key): ...
+        def headline(self, result): ...
+
+    obj = Whole()
+    assert obj.train_size(Data()) == 37 and obj.train_steps(Data(), {}, None, None) is None
+    assert obj.eval_memory_advice is None and obj.cost_memory_advice is None
 
 
 SCRIPT = textwrap.dedent("""

@@ -20,6 +20,7 @@ import pandas as pd
 
 from finebench import data, models, tasks
 from finebench.stats import human
+from finebench.tasks.objective import Objective
 
 FEATURES = 8
 
@@ -74,7 +75,8 @@ def toy_linear(input_info: dict, num_classes: int):
 def toy_mlp(input_info: dict, num_classes: int, hidden: int = 32):
     import torch
 
-    return torch.nn.Sequential(torch.nn.Linear(input_info["features"], hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, 1))
+    return torch.nn.Sequential(torch.nn.Linear(input_info["features"], hidden), torch.nn.ReLU(),
+                               torch.nn.Linear(hidden, 1))
 
 
 models.register("toy_linear", "other", ("vision",), "linear regression (toy)", task_type="regression")(toy_linear)
@@ -107,7 +109,7 @@ class Loader:
             yield self.x[idx], self.y[idx]
 
 
-class Regression:
+class Regression(Objective):
     name = "regression"
 
     def loader(self, job, split: str, train: bool = False):

@@ -232,7 +232,7 @@ def cmd_train_trials(args) -> int:
     claim_gpu(args.device, log=lambda message: print(message, file=sys.stderr, flush=True))
     from finebench.config import spec_hash
     from finebench.files import full_disk_named, write_json_atomic
-    from finebench.train import Diverged, fit, log
+    from finebench.train import IDENTITY, Diverged, fit, log
 
     specs = _json_list(args.specs, "--specs", "trial")
     results = []
@@ -249,8 +249,7 @@ def cmd_train_trials(args) -> int:
                                    threads=args.threads, progress=False))
         except Diverged as exc:  # a search may draw a learning rate too high: a result of the trial, not a failure
             log(f"{spec['task']}/{spec['model']}/trial{spec['trial']}: diverged ({exc}); recorded without a score")
-            result = {**{k: spec[k] for k in ("task", "dataset", "modality", "model", "family", "arch", "seed",
-                                              "trial", "tuned_values")},
+            result = {**{k: spec[k] for k in (*IDENTITY, "trial", "tuned_values")},
                       "status": "DIVERGED", "error": str(exc), "val_score": None, "spec_hash": spec_hash(spec),
                       "mlflow_run_id": exc.mlflow_run_id}  # its FAILED run, nested under the search like the others
             write_json_atomic(out / "metrics.json", result)

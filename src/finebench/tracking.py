@@ -177,7 +177,8 @@ class Run:
     def __init__(self, experiment_file: str | Path, spec: dict, tags: dict | None = None, run_id: str | None = None):
         path = Path(experiment_file)
         if not path.is_file():
-            raise FinebenchError(f"{path}: missing — run the init_tracking step first (python -m finebench init-tracking)")
+            raise FinebenchError(f"{path}: missing — run the init_tracking step first "
+                                 f"(python -m finebench init-tracking)")
         info = json.loads(path.read_text())
         self.client = _client(info["tracking_uri"])
         self.experiment_id = info["experiment_id"]
@@ -274,7 +275,8 @@ def end_ghost_runs(client, experiment_id: str, current: dict[str, str]) -> list[
     """End runs still RUNNING whose (task, model, seed) has a finished current run (``current``: run name -> the
     run id in its metrics.json): KILLED and superseded. Returns the ids ended."""
     ended = []
-    for r in retry(client.search_runs, [experiment_id], filter_string=f"attributes.status = '{RUNNING}'", max_results=5000):
+    for r in retry(client.search_runs, [experiment_id], filter_string=f"attributes.status = '{RUNNING}'",
+                   max_results=5000):
         name = r.info.run_name
         if name in current and current[name] != r.info.run_id:
             retry(client.set_terminated, r.info.run_id, KILLED)
@@ -293,37 +295,26 @@ def log_tuning_parent(experiment_file: str | Path, selected: dict) -> str:
     info = json.loads(Path(experiment_file).read_text())
     client = _client(info["tracking_uri"])
     name = f"{selected['task']}/{selected['model']}/tuning"
-    digest = hashlib.sha256(json.dumps(selected, sort_keys=True).encode()).hexdigest()
-    old = retry(client.search_runs, [info["experiment_id"]], filter_string=f"attributes.run_name = '{name}'",
-                max_results=1000)
-    same = [r for r in old if r.data.tags.get(SUMMARY_DIGEST) == digest and r.info.status == FINISHED
-            and r.data.tags.get(SUPERSEDED) != "true"]
-    if same:
-        rid = same[0].info.run_id
-    else:
-        run = retry(client.create_run, info["experiment_id"], run_name=name,
-                    tags={"task": selected["task"], "model": selected["model"], "family": selected["family"],
-                          "finebench.tuning": "true", "finebench.chosen_trial": str(selected["trial"]),
-                          RUN_KEY: name, SUPERSEDED: "false", SUMMARY_DIGEST: digest,
-                          **{f"tuned.{k}": str(v) for k, v in selected["values"].items()}})
-        rid = run.info.run_id
-        try:
-            ident = selected["identity"]
-            params = [Param("budget", str(ident["budget"])), Param("sampler", ident["sampler"]),
-                      Param("seed", str(ident["seed"])), Param("space", json.dumps(ident["space"])[:6000]),
-                      *(Param(f"chosen.{k}", str(v)) for k, v in selected["values"].items())]
-            now = int(time.time() * 1000)
-            metrics = [Metric("best_val_score", selected["val_score"], now, 0),
-                       *(Metric("evp_mean", e["mean"], now, e["n"]) for e in selected["evp"]),
-                       *(Metric("evp_std", e["std"], now, e["n"]) for e in selected["evp"]),
-                       *(Metric("trial_val_score", t["val_score"], now, t["trial"]) for t in selected["trials"]
-                         if t["val_score"] is not None)]
-            retry(client.log_batch, rid, params=params, metrics=metrics)
-            retry(client.log_text, rid, json.dumps(selected, indent=1), "selected.json")
-            retry(client.set_terminated, rid, FINISHED)
-        except BaseException:
-            retry(client.set_terminated, rid, FAILED)
-            raise
+
+    def log(rid):
+        ident = selected["identity"]
+        params = [Param("budget", str(ident["budget"])), Param("sampler", ident["sampler"]),
+                  Param("seed", str(ident["seed"])), Param("space", json.dumps(ident["space"])[:6000]),
+                  *(Param(f"chosen.{k}", str(v)) for k, v in selected["values"].items())]
+        now = int(time.time() * 1000)
+        metrics = [Metric("best_val_score", selected["val_score"], now, 0),
+                   *(Metric("evp_mean", e["mean"], now, e["n"]) for e in selected["evp"]),
+                   *(Metric("evp_std", e["std"], now, e["n"]) for e in selected["evp"]),
+                   *(Metric("trial_val_score", t["val_score"], now, t["trial"]) for t in selected["trials"]
+                     if t["val_score"] is not None)]
+        retry(client.log_batch, rid, params=params, metrics=metrics)
+        retry(client.log_text, rid, json.dumps(selected, indent=1), "selected.json")
+
+    rid = file_once(client, info["experiment_id"], f"attributes.run_name = '{name}'", name,
+                    {"task": selected["task"], "model": selected["model"], "family": selected["family"],
+                     "finebench.tuning": "true", "finebench.chosen_trial": str(selected["trial"]), RUN_KEY: name,
+                     **{f"tuned.{k}": str(v) for k, v in selected["values"].items()}},
+                    hashlib.sha256(json.dumps(selected, sort_keys=True).encode()).hexdigest(), log)
     for t in selected["trials"]:  # nested under it in the UI (MLflow's convention for a search)
         if t.get("mlflow_run_id"):
             try:
@@ -331,8 +322,30 @@ def log_tuning_parent(experiment_file: str | Path, selected: dict) -> str:
             except Exception as exc:  # a trial run deleted from the store: nothing to nest
                 print(f"[finebench] {name}: trial {t['trial']}'s run {t['mlflow_run_id']} not tagged ({exc})",
                       file=sys.stderr)
-    _supersede(client, [r for r in old if r.info.run_id != rid])
     supersede_stale_trials(client, info["experiment_id"], selected)
+    return rid
+
+
+def file_once(client, experiment_id: str, search: str, name: str, tags: dict, digest: str, log) -> str:
+    """A run finebench derives from others (a task's summary, a tuning's parent), filed once per content: the
+    current FINISHED run that ``search`` finds with this ``digest`` is kept; else a new run ``name`` with ``tags`` is
+    created, ``log(run_id)`` fills it (FAILED if it raises) and it ends FINISHED. Every other run found is marked
+    superseded. Returns the current run's id."""
+    old = retry(client.search_runs, [experiment_id], filter_string=search, max_results=1000)
+    same = [r for r in old if r.data.tags.get(SUMMARY_DIGEST) == digest and r.info.status == FINISHED
+            and r.data.tags.get(SUPERSEDED) != "true"]
+    if same:
+        rid = same[0].info.run_id
+    else:
+        rid = retry(client.create_run, experiment_id, run_name=name,
+                    tags={**tags, SUPERSEDED: "false", SUMMARY_DIGEST: digest}).info.run_id
+        try:
+            log(rid)
+            retry(client.set_terminated, rid, FINISHED)
+        except BaseException:
+            retry(client.set_terminated, rid, FAILED)
+            raise
+    _supersede(client, [r for r in old if r.info.run_id != rid])  # kept, marked: the UI's current view omits them
     return rid
 
 
@@ -374,7 +387,8 @@ def _supersede(client, runs) -> None:
             retry(client.set_tag, r.info.run_id, SUPERSEDED, "true")
 
 
-def log_summaries(experiment_file: str | Path, tables_dir: str | Path, plots_dir: str | Path, out_file: str | Path) -> dict:
+def log_summaries(experiment_file: str | Path, tables_dir: str | Path, plots_dir: str | Path,
+                  out_file: str | Path) -> dict:
     """One summary run per task (``{task}/summary``, tag ``finebench.summary=true``) holding the task's tables and
     plots, so the MLflow UI user finds the answer beside the runs. Unchanged tables keep the task's current summary
     run; changed ones file a new one and mark the earlier ones superseded (``finebench.superseded``), as for runs."""
@@ -396,8 +410,10 @@ def log_summaries(experiment_file: str | Path, tables_dir: str | Path, plots_dir
         board = pd.read_csv(tables_dir / tt.table_files[0])
         mine = of_type(runs, tt.name)
         if not board.empty:
-            plotted = (lambda name, code=tt.table_code, r=mine: code.plotted_as(name, r)
-                       if hasattr(code, "plotted_as") else name)
+
+            def plotted(name, code=tt.table_code, r=mine):
+                return code.plotted_as(name, r) if hasattr(code, "plotted_as") else name
+
             boards.append((board, f"{tt.primary.name}_mean", plotted))
     ids = {}
     for task, g, score, plotted_as in ((task, g, score, p) for board, score, p in boards
@@ -410,20 +426,9 @@ def log_summaries(experiment_file: str | Path, tables_dir: str | Path, plots_dir
         pngs = sorted(p for kind in kinds if plotted and (p := plots_dir / f"{plotted}_{kind}.png").is_file())
         # what the summary shows: the same tables give the same summary, which is kept instead of filed again
         digest = hashlib.sha256(g.to_csv(index=False).encode() + b"".join(f.read_bytes() for f in files)).hexdigest()
-        old = retry(client.search_runs, [info["experiment_id"]],
-                    filter_string=f"tags.`finebench.summary` = 'true' and tags.task = '{task}'", max_results=1000)
-        same = [r for r in old if r.data.tags.get(SUMMARY_DIGEST) == digest and r.info.status == FINISHED
-                and r.data.tags.get(SUPERSEDED) != "true"]
-        if same:
-            ids[task] = same[0].info.run_id
-            _supersede(client, [r for r in old if r.info.run_id != ids[task]])
-            continue
         best = g.sort_values("rank").iloc[0]
-        run = retry(client.create_run, info["experiment_id"], run_name=f"{task}/summary",
-                    tags={"finebench.summary": "true", "task": task, "modality": str(best["modality"]),
-                          "best_model": str(best["model"]), SUPERSEDED: "false", SUMMARY_DIGEST: digest})
-        rid = run.info.run_id
-        try:
+
+        def log(rid, g=g, score=score, files=files, pngs=pngs):
             from mlflow.entities import Metric
 
             now = int(time.time() * 1000)
@@ -434,12 +439,11 @@ def log_summaries(experiment_file: str | Path, tables_dir: str | Path, plots_dir
                 retry(client.log_artifact, rid, str(f), "all_tasks")
             for png in pngs:
                 retry(client.log_artifact, rid, str(png), "plots")
-            retry(client.set_terminated, rid, FINISHED)
-        except BaseException:
-            retry(client.set_terminated, rid, FAILED)
-            raise
-        _supersede(client, old)  # kept, like a superseded training run: the UI's current view leaves them out
-        ids[task] = rid
+
+        ids[task] = file_once(client, info["experiment_id"],
+                              f"tags.`finebench.summary` = 'true' and tags.task = '{task}'", f"{task}/summary",
+                              {"finebench.summary": "true", "task": task, "modality": str(best["modality"]),
+                               "best_model": str(best["model"])}, digest, log)
     current = {f"{r.task}/{r.model}/seed{r.seed}": r.mlflow_run_id for r in runs.itertuples()}
     if (tables_dir / "tuning.csv").is_file():  # the tuning trials (finebench.tuning) are runs like any other
         trials = pd.read_csv(tables_dir / "tuning.csv")

@@ -10,18 +10,19 @@ for input (``data_seconds``) apart from the loop; :func:`evaluate` scores a spli
 epoch's test evaluation into the result; :func:`fit` runs them, checkpointing as :mod:`finebench.checkpoint` says.
 
 - Same spec + same seed on the CPU gives identical metrics (seeded init, seeded shuffling and augmentation,
-  deterministic kernels) — also across a kill and resume. On a GPU with bf16 units the forward pass runs under bf16 autocast
-  (``training.precision``: ``auto`` / ``bf16`` / ``fp32``; bf16 on the CPU too where asked).
+  deterministic kernels) — also across a kill and resume. On a GPU with bf16 units the forward pass runs under bf16
+  autocast (``training.precision``: ``auto`` / ``bf16`` / ``fp32``; bf16 on the CPU too where asked).
 - **Resume**: every ``training.checkpoint_minutes`` (default 5; 0: every epoch), on Slurm's time-limit warning and
   at the end (finebench.checkpoint), the run's whole state (model, optimizer, schedule, RNG states, history, best
   epoch so far and its weights — stored once —, its MLflow run id) is written atomically to ``checkpoint.pt``; a
   rerun of a killed job continues after the epoch last saved, in the same MLflow run. After the last epoch it is
   replaced by the small ``finished.pt`` (the
   best epoch's weights and the run's state, no optimizer), which the Snakefile's ``onsuccess`` hook removes
-  (``finebench.workdir.discard_finished``) once a whole workflow run has succeeded: a job that Slurm marks failed *after* training (its time
-  limit hit while Snakemake wraps up) is rerun as a re-evaluation, not from epoch 1. ``training.keep_checkpoint: true``
-  keeps the whole last ``checkpoint.pt`` instead. A checkpoint of another spec (``eval_batch_size`` aside), of other prepared data (its
-  manifest differs, timing aside) or with weights that do not fit the model is ignored (and replaced).
+  (``finebench.workdir.discard_finished``) once a whole workflow run has succeeded: a job that Slurm marks failed
+  *after* training (its time limit hit while Snakemake wraps up) is rerun as a re-evaluation, not from epoch 1.
+  ``training.keep_checkpoint: true`` keeps the whole last ``checkpoint.pt`` instead. A checkpoint of another spec
+  (``eval_batch_size`` aside), of other prepared data (its manifest differs, timing aside) or with weights that do not
+  fit the model is ignored (and replaced).
 - **Divergence**: a non-finite training loss fails the run (MLflow FAILED, the epoch and step in the error) instead of
   training on at chance level; no ``metrics.json`` is written, so it never ranks.
 
@@ -51,6 +52,7 @@ from finebench.data import Prepared
 from finebench.errors import FinebenchError
 from finebench.files import finite_or_none, full_disk_named, remove_stale_temporaries, replacing, write_json_atomic
 from finebench.protocol import run_protocol
+from finebench.tasks.objective import Objective
 from finebench.workdir import FINISHED_CHECKPOINT as FINISHED
 
 CHECKPOINT = "checkpoint.pt"
@@ -130,11 +132,7 @@ def lr_factor(step: int, total: int, warmup: int, kind: str) -> float:
 # ---------------------------------------------------------------------------------------------------------------
 # The objective: the task type's (finebench.tasks: its loss, evaluation, model selection, final artifacts)
 
-# Besides loss / evaluate / selection_key / epoch_fields / final / best_fields / headline, an objective may provide
-# ``loader(job, split, train)`` (its own input pipeline), ``train_size(data)`` (training samples per epoch),
-# ``cost_input(job)`` (the input the cost measurements run on) and ``eval_memory_advice`` / ``cost_memory_advice``
-# (what to do when evaluation / the cost measurement runs out of memory); without them the trainer uses
-# finebench.loader, the train split's size, the first test batch and the advice to lower training.eval_batch_size.
+# What the trainer asks of it, and the defaults of its optional hooks: finebench.tasks.objective.Objective.
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -149,7 +147,7 @@ class Job:
     name: str
     dev: object
     data: Prepared
-    objective: object  # the task type's (finebench.tasks)
+    objective: Objective  # the task type's (finebench.tasks.objective)
     module: object  # the nn.Module (state_dict, checkpoints, cost)
     model: object  # what is called: the module, or its torch.compile'd wrapper
     optimizer: object
@@ -179,17 +177,8 @@ class Job:
         return contextlib.nullcontext()
 
     def loader(self, split: str, train: bool = False):
-        from finebench.loader import Loader
-
-        if hasattr(self.objective, "loader"):
-            return self.objective.loader(self, split, train)
-        t = self.t
-        return Loader(self.data, split, t["batch_size"] if train else t["eval_batch_size"], self.dev,
-                      shuffle=train, generator=self.generator if train else None, augment=train,
-                      preprocess=self.preprocess, spec_aug=t.get("spec_augment") if train else None,
-                      max_batches=self.steps_per_epoch if train else None, channels_last=self.channels_last,
-                      # a loader thread overlaps input with GPU compute; on the CPU it would only compete for cores
-                      prefetch=2 if self.dev.type == "cuda" else 0)
+        """A split's input pipeline: the objective's (finebench.tasks.objective.Objective.loader)."""
+        return self.objective.loader(self, split, train)
 
 
 def set_up(spec: dict, data_dir: str | Path, device: str = "auto", threads: int = 1) -> Job:
@@ -221,10 +210,9 @@ def set_up(spec: dict, data_dir: str | Path, device: str = "auto", threads: int 
         module = module.to(memory_format=torch.channels_last)
     optimizer = make_optimizer(module, t)
     objective = task_type.new_objective()
-    n_train = objective.train_size(data) if hasattr(objective, "train_size") else data.manifest["splits"]["train"]["n"]
-    steps = math.ceil(n_train / t["batch_size"])
-    if hasattr(objective, "train_steps"):  # batches of varying size (speech recognition's batch_seconds)
-        steps = objective.train_steps(data, t, torch.Generator().manual_seed(spec["seed"]), module) or steps
+    steps = math.ceil(objective.train_size(data) / t["batch_size"])
+    # batches of varying size (speech recognition's batch_seconds): the type counts them
+    steps = objective.train_steps(data, t, torch.Generator().manual_seed(spec["seed"]), module) or steps
     if t.get("max_train_batches"):
         steps = min(steps, t["max_train_batches"])
     total, warmup = steps * t["epochs"], int(round(t["warmup_epochs"] * steps))
@@ -359,8 +347,8 @@ def memory_hint(job: Job, doing: str, batch: int | None = None):
     except torch.OutOfMemoryError as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
         key = "batch_size" if doing == "training" else "eval_batch_size"
-        own = {"evaluating": getattr(job.objective, "eval_memory_advice", None),
-               "measuring cost": getattr(job.objective, "cost_memory_advice", None)}.get(doing)
+        own = {"evaluating": job.objective.eval_memory_advice,
+               "measuring cost": job.objective.cost_memory_advice}.get(doing)
         now = f"now {job.t[key]}" + (f", {batch} in this measurement" if batch is not None else "")
         advice = own or (
             f"lower training.{key} ({now}) where this run gets it: models.{job.spec['model']}.training, "
@@ -496,20 +484,44 @@ def load_checkpoint(job: Job, path: Path) -> bool:
 # Result
 
 
+IDENTITY = ("task", "dataset", "modality", "model", "family", "arch", "seed")
+
+
+def filed_fields(job: Job, run_id: str, experiment_id: str) -> dict:
+    """Where a run (or trial) is filed and what it ran on: the same fields in every ``metrics.json``."""
+    return {
+        "status": "FINISHED",
+        "mlflow_run_id": run_id,
+        "mlflow_experiment_id": experiment_id,
+        "spec_hash": spec_hash(job.spec),
+        "device": job.dev.type,
+        "device_name": job.device_name,  # which GPU / CPU model the cost columns were measured on
+        "environment": job.environment,  # package versions, CUDA / cuDNN, git commit and dirtiness (provenance)
+    }
+
+
+def training_fields(job: Job) -> dict:
+    """What training took and chose: the best epoch and its scores, size, time, checkpoint bytes, throughput."""
+    s = job.state
+    return {
+        "best_epoch": s["best"][1],
+        **job.objective.best_fields(s["best"][0]),
+        "n_params": sum(p.numel() for p in job.module.parameters()),
+        "train_seconds": s["train_seconds"],
+        "data_seconds": s["data_seconds"],
+        "checkpoint_bytes_written": s.get("checkpoint_bytes_written", 0),  # every save of the run (checkpoint.py)
+        **compile_figures(job),
+    }
+
+
 def assemble(job: Job, test: dict, cost: dict, run_id: str, experiment_id: str) -> dict:
     """The run's result (``metrics.json``): identity, protocol, test metrics, training and cost figures."""
     spec, s, data = job.spec, job.state, job.data
     result = {
-        **{k: spec[k] for k in ("task", "dataset", "modality", "model", "family", "arch", "seed")},
+        **{k: spec[k] for k in IDENTITY},
         "protocol": run_protocol(data.manifest, spec),
         "data_note": data.manifest.get("data_note", ""),  # the dataset source's caveat (DatasetSource.data_note)
-        "status": "FINISHED",
-        "mlflow_run_id": run_id,
-        "mlflow_experiment_id": experiment_id,
-        "spec_hash": spec_hash(spec),
-        "device": job.dev.type,
-        "device_name": job.device_name,  # which GPU / CPU model the cost columns were measured on
-        "environment": job.environment,  # package versions, CUDA / cuDNN, git commit and dirtiness (provenance)
+        **filed_fields(job, run_id, experiment_id),
         **({"tuning": spec["tuning"]} if "tuning" in spec else {}),  # tuned: budget, chosen trial and values
         "precision": "+".join(s.get("precisions") or [job.precision]),  # "fp32+bf16": resumed on another device
         "threads": job.threads,
@@ -518,13 +530,7 @@ def assemble(job: Job, test: dict, cost: dict, run_id: str, experiment_id: str) 
         "n_train": data.manifest["splits"]["train"]["n"],
         "preprocess": {k: (list(v) if isinstance(v, tuple) else v) for k, v in job.preprocess.items()},
         **test,
-        "best_epoch": s["best"][1],
-        **job.objective.best_fields(s["best"][0]),
-        "n_params": sum(p.numel() for p in job.module.parameters()),
-        "train_seconds": s["train_seconds"],
-        "data_seconds": s["data_seconds"],
-        "checkpoint_bytes_written": s.get("checkpoint_bytes_written", 0),  # every save of the run (checkpoint.py)
-        **compile_figures(job),
+        **training_fields(job),
         **cost,
     }
     return {k: finite_or_none(v) for k, v in result.items()}
@@ -582,20 +588,16 @@ def score_name(best: dict, score: float) -> str:
 
 def trial_result(job: Job, run_id: str, experiment_id: str) -> dict:
     """A tuning trial's result (``metrics.json``): identity, its values and its best validation score — no test."""
-    spec, s = job.spec, job.state
-    key = s["best"][0]
+    spec, key = job.spec, job.state["best"][0]
     result = {
-        **{k: spec[k] for k in ("task", "dataset", "modality", "model", "family", "arch", "seed", "trial")},
+        **{k: spec[k] for k in (*IDENTITY, "trial")},
         "task_type": job.data.manifest.get("task_type", "classification"),
-        "tuned_values": spec["tuned_values"], "status": "FINISHED", "mlflow_run_id": run_id,
-        "mlflow_experiment_id": experiment_id, "spec_hash": spec_hash(spec), "device": job.dev.type,
-        "device_name": job.device_name, "environment": job.environment, "epochs": job.t["epochs"],
+        "tuned_values": spec["tuned_values"],
+        **filed_fields(job, run_id, experiment_id),
+        "epochs": job.t["epochs"],
         # the selection key's first part at the best epoch: what the tuning maximises (val accuracy, PSNR …)
         "val_score": float(key[0]), "val_metric": score_name(job.objective.best_fields(key), key[0]),
-        "best_epoch": s["best"][1], **job.objective.best_fields(key),
-        "n_params": sum(p.numel() for p in job.module.parameters()),
-        "train_seconds": s["train_seconds"], "data_seconds": s["data_seconds"], **compile_figures(job),
-        "checkpoint_bytes_written": s.get("checkpoint_bytes_written", 0),
+        **training_fields(job),
     }
     return {k: finite_or_none(v) for k, v in result.items()}
 
@@ -711,11 +713,7 @@ def fit(spec: dict, data_dir: str | Path, out_dir: str | Path, experiment_file: 
             # a source may prepare more test sets (manifest "more_tests": {name: split}), each scored like test
             more = {name: evaluate(job, split) for name, split in job.data.manifest.get("more_tests", {}).items()}
         metrics = job.objective.final(test, job.data, out_dir, job.name, more)
-        if hasattr(job.objective, "cost_input"):
-            x_cost = job.objective.cost_input(job)
-        else:
-            x_cost, _ = next(iter(job.loader("test")))
-        x_cost = x_cost[: min(t["eval_batch_size"], 256)]
+        x_cost = job.objective.cost_input(job)[: min(t["eval_batch_size"], 256)]
         with memory_hint(job, "measuring cost", batch=len(x_cost)):
             cost = measure(job.module, x_cost, job.autocast, job.dev,
                            pad_id=job.data.input.get("pad_id", 0) if job.data.input["kind"] == "tokens" else None)

@@ -47,8 +47,20 @@ class TaskType:
         return f"train_{self.name}"
 
     def new_objective(self):
-        module, _, cls = self.objective.partition(":")
-        return getattr(importlib.import_module(module), cls)()
+        """An instance of its objective class, which must subclass finebench.tasks.objective.Objective and define
+        every abstract method (else a FinebenchError naming the missing ones)."""
+        from finebench.errors import FinebenchError
+        from finebench.tasks.objective import Objective
+
+        module, _, name = self.objective.partition(":")
+        cls = getattr(importlib.import_module(module), name)
+        if not (isinstance(cls, type) and issubclass(cls, Objective)):
+            raise FinebenchError(f"task type {self.name!r}: objective {self.objective} is not a subclass of "
+                                 f"finebench.tasks.objective.Objective")
+        if cls.__abstractmethods__:
+            raise FinebenchError(f"task type {self.name!r}: objective {self.objective} lacks "
+                                 f"{', '.join(sorted(cls.__abstractmethods__))} (finebench.tasks.objective.Objective)")
+        return cls()
 
     @property
     def table_code(self):

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from finebench.errors import FinebenchError
+from finebench.tasks.objective import Objective
 
 COST_UTTERANCES = 8  # FLOPs are averaged over the first test utterances (finebench.cost.flops_per_sample's n)
 
@@ -221,7 +222,7 @@ def check_alignable(module, data, splits=("train", "val", "test")) -> None:
                 f"with a smaller hop")
 
 
-class SpeechRecognition:
+class SpeechRecognition(Objective):
     """CTC loss; greedy decoding; the best epoch minimises val WER (ties: val CER); hypotheses.csv per run."""
 
     name = "asr"
@@ -229,13 +230,14 @@ class SpeechRecognition:
     def __init__(self):
         self.checked = False
 
-    # -- optional hooks the trainer asks an objective for --
+    # -- hooks whose defaults (finebench.tasks.objective.Objective) speech recognition overrides --
     def loader(self, job, split: str, train: bool = False) -> ASRLoader:
         t = job.t
         capped = train and t.get("batch_seconds")  # batches vary: every one of the epoch, unless capped by hand
         loader = ASRLoader(job.data, split, t["batch_size"] if train else t["eval_batch_size"], job.dev, train=train,
                            generator=job.generator if train else None,
-                           max_batches=(t.get("max_train_batches") if capped else job.steps_per_epoch) if train else None,
+                           max_batches=((t.get("max_train_batches") if capped else job.steps_per_epoch)
+                                        if train else None),
                            waveform=bool(getattr(job.module, "takes_waveform", False)),
                            buckets=t.get("length_buckets", 1) if train else 1,
                            spec_aug=t.get("spec_augment") if train else None,

@@ -9,11 +9,12 @@ import numpy as np
 
 from finebench.errors import FinebenchError
 from finebench.tasks.classification.metrics import classification_metrics
+from finebench.tasks.objective import Objective
 
 PREDICTIONS = "predictions.csv"  # per run: one row per test example (Classification.final)
 
 
-class Classification:
+class Classification(Objective):
     """Cross-entropy; accuracy / mean class accuracy / macro-F1 / top-5; the best epoch maximises val accuracy
     (ties: lower val loss); the test confusion matrix and ``predictions.csv`` are saved: one row per test example in
     the prepared test order (``index``, ``label``, ``prediction`` — class indices, the names are confusion.csv's —,
@@ -72,8 +73,10 @@ class Classification:
         pd.DataFrame({"index": np.arange(len(y)), "label": y, "prediction": pred, "correct": (y == pred).astype(int),
                       "log_p_label": ev["log_p_label"].numpy()}).to_csv(out_dir / PREDICTIONS, index=False,
                                                                        float_format="%.6g")
-        pd.DataFrame(cm, index=pd.Index(data.classes, name="true"), columns=data.classes).to_csv(out_dir / "confusion.csv")
-        confusion_svg(cm, data.classes, out_dir / "confusion.svg", f"{title} — test confusion (acc {ev['accuracy']:.3f})")
+        pd.DataFrame(cm, index=pd.Index(data.classes, name="true"),
+                     columns=data.classes).to_csv(out_dir / "confusion.csv")
+        confusion_svg(cm, data.classes, out_dir / "confusion.svg",
+                      f"{title} — test confusion (acc {ev['accuracy']:.3f})")
         counts = cm.sum(1)
         return {
             "test_accuracy": ev["accuracy"],

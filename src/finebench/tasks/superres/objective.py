@@ -9,8 +9,8 @@
   resume exactly.
 - **Loss**: L1 by default (``training.loss``: ``l1``, ``mse`` or ``charbonnier``).
 - **Evaluation**: every image super-resolved whole, quantised to 8 bits and scored with PSNR/SSIM on Y with
-  ``scale`` pixels shaved (finebench.tasks.superres.metrics; a grey image on its own values); the split's score is the mean over
-  images.
+  ``scale`` pixels shaved (finebench.tasks.superres.metrics; a grey image on its own values); the split's score is the
+  mean over images.
 - **Model selection**: the epoch with the best validation PSNR.
 - **Final artifacts**: ``per_image.csv`` (PSNR/SSIM of the model and of bicubic for every image of every test set) and
   ``examples.npz`` (the report's test crop: LR, bicubic, this model's SR, HR); metrics.json gains ``test_psnr``,
@@ -21,12 +21,12 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
 
 from finebench.errors import FinebenchError
+from finebench.tasks.objective import Objective
 
 COST_LR_SIZE = 64  # FLOPs and latency are measured on one COST_LR_SIZE^2 LR crop of the first test image
 LOSSES = ("l1", "mse", "charbonnier")
@@ -99,12 +99,12 @@ def crop_example(img: np.ndarray, ex: dict, scale: int, lr: bool = False) -> np.
     return np.ascontiguousarray(img[top : top + size, left : left + size])
 
 
-class SuperResolution:
+class SuperResolution(Objective):
     """L1 loss; PSNR/SSIM on Y; the best epoch maximises val PSNR (ties: val SSIM); examples for the report."""
 
     name = "superres"
 
-    # -- optional hooks the trainer asks an objective for (train.Job.loader / set_up / fit / assemble) --
+    # -- hooks whose defaults (finebench.tasks.objective.Objective) super-resolution overrides --
     def loader(self, job, split: str, train: bool = False) -> SRLoader:
         t = job.t
         return SRLoader(job.data, split, t["batch_size"], job.dev, train=train,
