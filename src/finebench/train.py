@@ -42,6 +42,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -54,6 +55,9 @@ from finebench.files import finite_or_none, full_disk_named, remove_stale_tempor
 from finebench.protocol import run_protocol
 from finebench.tasks.objective import Objective
 from finebench.workdir import FINISHED_CHECKPOINT as FINISHED
+
+if TYPE_CHECKING:  # torch is imported where it is used, not at import time (start-up of the CLI and the workflow)
+    import torch
 
 CHECKPOINT = "checkpoint.pt"
 # Seconds this process spent training and evaluating (epochs, test, cost) over every fit() it ran: the rest of its
@@ -145,20 +149,20 @@ class Job:
 
     spec: dict
     name: str
-    dev: object
+    dev: torch.device
     data: Prepared
     objective: Objective  # the task type's (finebench.tasks.objective)
-    module: object  # the nn.Module (state_dict, checkpoints, cost)
-    model: object  # what is called: the module, or its torch.compile'd wrapper
-    optimizer: object
-    scheduler: object
-    generator: object
+    module: torch.nn.Module  # the nn.Module (state_dict, checkpoints, cost)
+    model: torch.nn.Module  # what is called: the module, or its torch.compile'd wrapper
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    generator: torch.Generator
     preprocess: dict
     steps_per_epoch: int
     threads: int
     precision: str  # "bf16" / "fp16" (autocast) or "fp32"
     device_name: str  # the GPU or CPU model (metrics.json, MLflow tag)
-    scaler: object  # torch.amp.GradScaler: scales fp16 losses; with another precision a pass-through
+    scaler: torch.amp.GradScaler  # torch.amp.GradScaler: scales fp16 losses; with another precision a pass-through
     channels_last: bool = False  # training.channels_last resolved for this device and model (speed_settings)
     environment: dict | None = None  # tracking.provenance(), taken when the run starts
     state: dict = field(default_factory=lambda: {"epoch": 0, "history": [], "best": None, "best_state": None,
@@ -224,7 +228,9 @@ def set_up(spec: dict, data_dir: str | Path, device: str = "auto", threads: int 
         fp32_recurrent(module)
     return Job(spec=spec, name=run_name(spec), dev=dev, data=data,
                objective=objective, module=module,
-               model=torch.compile(module) if t.get("compile") else module, optimizer=optimizer, scheduler=scheduler,
+               # torch.compile's annotation says Callable; given an nn.Module it returns one (an OptimizedModule)
+               model=torch.compile(module) if t.get("compile") else module,  # type: ignore[arg-type]
+               optimizer=optimizer, scheduler=scheduler,
                generator=torch.Generator().manual_seed(spec["seed"]),
                preprocess=preprocessing(spec["arch"], spec["model_kwargs"], module), steps_per_epoch=steps,
                threads=threads, precision=precision, device_name=device_name(dev),
@@ -367,8 +373,10 @@ def rng_states() -> dict:
     import torch
 
     name, keys, pos, has_gauss, cached = np.random.get_state()
+    # numpy's stubs: the legacy get_state() may be a dict; for the global MT19937 generator it is this 5-tuple
     states = {"python": random.getstate(), "torch": torch.get_rng_state(),
-              "numpy": [name, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)]}
+              "numpy": [name, torch.from_numpy(keys.astype(np.int64)),  # type: ignore[attr-defined]
+                        int(pos), int(has_gauss), float(cached)]}
     if torch.cuda.is_available():
         states["cuda"] = torch.cuda.get_rng_state_all()
     return states
@@ -644,6 +652,7 @@ def fit(spec: dict, data_dir: str | Path, out_dir: str | Path, experiment_file: 
         tags.update({"finebench.tuned": "true", **{f"tuned.{k}": v for k, v in spec["tuning"]["values"].items()}})
     with (Run(experiment_file, spec, tags=tags, run_id=job.state["mlflow_run_id"] if resumed else None) as run,
           full_disk_named(out_dir)):  # a full disk is named (path, free space) in the log and the run's error tag
+        assert run.run_id is not None  # Run.__enter__ set it
         if resumed and run.run_id == job.state["mlflow_run_id"]:  # continuing its own MLflow run
             run.set_tags({"finebench.resumed_after_epoch": job.state["epoch"]})
         else:  # a new run (also when the checkpoint's run was deleted): everything so far goes into it
