@@ -33,6 +33,7 @@ import json
 import math
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -76,7 +77,7 @@ def load_metrics(paths) -> pd.DataFrame:
             continue
         bad = []
         for d in declared:
-            v = m.get(d.name)
+            v: Any = m.get(d.name)  # any JSON value: `number` says whether it is one
             number = isinstance(v, (int, float)) and not isinstance(v, bool)
             if d.primary and not (number and math.isfinite(v)):
                 bad.append(f"{d.name} is {'missing' if d.name not in m else json.dumps(v)}")
@@ -141,7 +142,9 @@ def example_matrices(runs: pd.DataFrame, code, key: str) -> tuple[dict, dict]:
     scores = code.example_scores(runs) if hasattr(code, "example_scores") else {}
     mats, why = {}, {}
     for (task, model), g in runs.groupby(["task", "model"], sort=False):
-        rows = [(r["seed"], float(r[key]), scores.get((task, model, r["seed"]))) for _, r in g.iterrows()]
+        # (seed, score, per-example scores or None: `missing`, which ends this pair when any is None)
+        rows: list[tuple[Any, float, Any]] = [(r["seed"], float(r[key]), scores.get((task, model, r["seed"])))
+                                              for _, r in g.iterrows()]
         missing = [str(seed) for seed, _, s in rows if s is None]
         if missing:
             why[task, model] = NO_EXAMPLES + ("" if len(missing) == len(rows) else f": seed {', '.join(missing)}")
@@ -273,7 +276,7 @@ def aggregate(metrics_files, out_dir: str | Path, plots_dir: str | Path | None =
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     all_runs = load_metrics(metrics_files)
-    texts = {name: [] for name in SHARED_FILES}
+    texts: dict[str, list[str]] = {name: [] for name in SHARED_FILES}
     out = {"runs": all_runs}
     for tt in TASK_TYPES.values():
         code = tt.table_code

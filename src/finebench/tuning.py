@@ -37,6 +37,7 @@ import json
 import math
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -57,7 +58,8 @@ DEFAULT_SPACES = {
 # Pretrained hf: models are fine-tuned: a lower learning-rate range, whatever their family.
 PRETRAINED_SPACE = {"lr": {"loguniform": [1e-5, 2e-4]}, "weight_decay": {"loguniform": [1e-3, 0.1]}}
 TRIAL_SEED = 1000  # trial k's seed is TRIAL_SEED + k: apart from the final seeds (0, 1, 2 …)
-TUNING_DEFAULTS = {"budget": 8, "sampler": "random", "seed": 0, "runs_per_job": 4, "tasks": None, "spaces": {}}
+TUNING_DEFAULTS: dict[str, Any] = {"budget": 8, "sampler": "random", "seed": 0, "runs_per_job": 4, "tasks": None,
+                                   "spaces": {}}
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -109,6 +111,7 @@ def identity(config: dict, task: str, model: str) -> dict:
     """What the tuning of one (task, model) is: its space, budget, sampler and seed (in the final runs' spec, so that
     changing any of them reruns them — and only them)."""
     tuning = settings(config)
+    assert tuning is not None  # asked only for a tuned (task, model)
     space, _ = space_of(config, model)
     return {"space": space, "budget": budget_of(config, model), "sampler": tuning["sampler"], "seed": tuning["seed"]}
 
@@ -117,7 +120,7 @@ def identity(config: dict, task: str, model: str) -> dict:
 # Checks (before any job; every message starts with the config key)
 
 
-def dimensions(space: dict, where: str) -> list[tuple[str, str, list]]:
+def dimensions(space: object, where: str) -> list[tuple[str, str, list]]:
     """[(key, distribution, arguments)] of a space, sorted by key; each checked for its form."""
     if not isinstance(space, dict) or not space:
         raise ConfigError(f"{where}: a mapping of keys to distributions, e.g. lr: {{loguniform: [1.0e-4, 1.0e-2]}}")
@@ -219,6 +222,7 @@ def transform(u: float, kind: str, args):
 def draws(config: dict, task: str, model: str) -> list[dict]:
     """Every trial's values ({key: value}), fixed by (tuning.seed, task, model) and the space."""
     tuning = settings(config)
+    assert tuning is not None  # asked only for a tuned (task, model)
     space, where = space_of(config, model)
     dims = dimensions(space, where)
     points = unit_points(budget_of(config, model), len(dims), tuning["sampler"], _seed(tuning["seed"], task, model))
@@ -235,7 +239,9 @@ def apply(spec: dict, values: dict, training_keys) -> dict:
 
 def chunks(config: dict, task: str, model: str) -> list[range]:
     """The trials of (task, model) in groups of ``tuning.runs_per_job``: one job (one process) per group."""
-    n, size = budget_of(config, model), int(settings(config)["runs_per_job"])
+    tuning = settings(config)
+    assert tuning is not None  # asked only for a tuned (task, model)
+    n, size = budget_of(config, model), int(tuning["runs_per_job"])
     return [range(i, min(n, i + size)) for i in range(0, n, size)]
 
 
@@ -420,9 +426,9 @@ def selection_problem(selected, task: str | None = None, model: str | None = Non
                 f"chosen ({trials[k]['values']}, score {trials[k].get('val_score')})")
     evp = evp_curve(scores)
     try:
-        same = [(e["n"], e["mean"], e["std"]) for e in selected["evp"]]
-        same = [n for n, _, _ in same] == [e["n"] for e in evp] and np.allclose(
-            [[m, sd] for _, m, sd in same], [[e["mean"], e["std"]] for e in evp], rtol=1e-9, atol=1e-12)
+        given = [(e["n"], e["mean"], e["std"]) for e in selected["evp"]]
+        same = [n for n, _, _ in given] == [e["n"] for e in evp] and np.allclose(
+            [[m, sd] for _, m, sd in given], [[e["mean"], e["std"]] for e in evp], rtol=1e-9, atol=1e-12)
     except (TypeError, KeyError, ValueError):
         same = False
     if not same:
@@ -435,6 +441,7 @@ def read_selection(path: str | Path, task: str | None = None, model: str | None 
     """The selection in ``path`` (:func:`selection_problem` checks it), or a FinebenchError naming the file and the
     fix."""
     path = Path(path)
+    problem: str | None
     try:
         selected = json.loads(path.read_text())
     except FileNotFoundError:
@@ -470,7 +477,8 @@ TUNING_FILES = ("tuning.csv", "evp.csv", "tuning.md")
 def load_selected(paths) -> list[dict]:
     """The selections, each checked (:func:`read_selection`: a file edited, or copied from another model's folder,
     is refused), and one per (task, model)."""
-    selected, seen = [], {}
+    selected: list[dict] = []
+    seen: dict[str, str | Path] = {}  # pair: the first selection's path
     for p in paths:
         s = read_selection(p, *workflow_pair(p))
         pair = f"{s['task']}/{s['model']}"
@@ -523,7 +531,7 @@ def order_sentence(evp) -> str:
         return ""
     if len(orders[0][1]) < 2:
         return f"One family ({orders[0][1][0]}): no order to compare."
-    segments = []  # [first n, last n, order]
+    segments: list[list[Any]] = []  # [first n, last n, order]
     for n, order in orders:
         if segments and segments[-1][2] == order:
             segments[-1][1] = n
