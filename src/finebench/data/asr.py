@@ -127,7 +127,9 @@ def write_asr(work: Path, splits: dict[str, list[dict]], opt: dict, source: dict
     vocab = vocabulary(opt.get("alphabet") or ALPHABET)
     sr, max_seconds = opt["sample_rate"], opt.get("max_seconds")
     waveform = opt.get("waveform", True)
-    counts, skipped, stats = {}, {"too_long": []}, None
+    counts: dict[str, dict] = {}
+    skipped: dict[str, list[str]] = {"too_long": []}
+    stats: tuple[np.ndarray, np.ndarray] | None = None  # the train split's feature mean and std
     for split in SPLITS:
         rows = splits.get(split) or []
         if not rows:
@@ -185,6 +187,7 @@ def write_asr(work: Path, splits: dict[str, list[dict]], opt: dict, source: dict
             w.writeheader()
             w.writerows(table)
         if split == "train":
+            assert total_sum is not None and total_sq is not None  # the split has an utterance (checked above)
             mean = total_sum / n_frames
             stats = (mean, np.sqrt(np.maximum(total_sq / n_frames - mean**2, 1e-8)))
         counts[split] = {"n": len(index), "speakers": len({t["speaker"] for t in table}),
@@ -194,6 +197,7 @@ def write_asr(work: Path, splits: dict[str, list[dict]], opt: dict, source: dict
     if skipped["too_long"]:
         print(f"[finebench] skip_long: skipped {len(skipped['too_long'])} utterance(s) over max_seconds "
               f"{max_seconds}, e.g. {skipped['too_long'][0]}", file=sys.stderr, flush=True)
+    assert stats is not None  # set by the train split
     return {
         "arrays": None,
         "splits": counts,

@@ -88,8 +88,9 @@ class Unpaired:
     """Transcripts without audio and audio without a transcript: an error naming the first few, or — with
     ``skip_unpaired`` — left out, counted and named in the manifest."""
 
-    def __init__(self, skip: bool):
-        self.skip, self.found = skip, []
+    def __init__(self, skip: bool | None):  # skip_unpaired; None: not set (no skipping)
+        self.skip = skip
+        self.found: list[str] = []
 
     def add(self, what: str) -> None:
         self.found.append(what)
@@ -118,7 +119,7 @@ def librispeech_subset(root: Path, subset: str, unpaired: Unpaired) -> list[dict
         speaker, ch = chapter.parent.name, chapter.name
         trans = chapter / f"{speaker}-{ch}.trans.txt"
         audio = {p.stem: p for p in chapter.glob("*.flac")}
-        listed = {}
+        listed: dict[str, int] = {}  # utterance id: its line in the transcript
         if not trans.is_file():
             unpaired.add(f"{chapter}: {len(audio)} audio file(s) but no {trans.name}")
             continue
@@ -162,7 +163,7 @@ def split_by_speaker(rows: list[dict], fraction: float, seed: int) -> tuple[list
              "seed": seed})
 
 
-def counted(source: dict, read: dict[str, list[str]]) -> dict:
+def counted(source: dict, read: dict[str, int]) -> dict:
     """The official utterance counts of the subsets read beside the numbers found (a warning where they differ)."""
     found = {name: n for name, n in read.items()}
     expected = {name: LIBRISPEECH_COUNTS[name] for name in found if name in LIBRISPEECH_COUNTS}
@@ -177,7 +178,8 @@ def counted(source: dict, read: dict[str, list[str]]) -> dict:
 def build_librispeech(work: Path, opt: dict) -> dict:
     root = root_of(opt, "librispeech")
     unpaired = Unpaired(opt.get("skip_unpaired"))
-    splits, read = {}, {}
+    splits: dict[str, list[dict]] = {}
+    read: dict[str, int] = {}  # subset: utterances read
     for split in ("train", "val", "test"):
         splits[split] = []
         for name in subsets(opt[split]):
@@ -239,7 +241,10 @@ def build_asr_table(work: Path, opt: dict) -> dict:
                              + (f"; missing: {', '.join(missing)}" if missing else "; it has no row"))
     unpaired = Unpaired(opt.get("skip_unpaired"))
     base = Path(os.path.abspath(root))
-    splits, seen, ids = {"train": [], "val": [], "test": []}, {}, {}
+    splits: dict[str, list[dict]] = {"train": [], "val": [], "test": []}
+    # (line, path, split) of each audio file (resolved) and each utterance id already listed
+    seen: dict[Path, tuple[int, str, str]] = {}
+    ids: dict[str, tuple[int, str, str]] = {}
     for i, row in rows:
         where = f"{table}:{i}"
         rel = str(row.get("path") or "").strip()

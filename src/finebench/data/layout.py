@@ -49,8 +49,9 @@ def folder_records(root: Path, extensions: set[str], what: str, skip_bad_files: 
     if not classes:
         raise FinebenchError(f"{root}: no class folders found (expected root/[split/]label/files)")
     index = {c: i for i, c in enumerate(classes)}
-    records = {s: [] for s in layout}
-    unsupported, empty = [], []
+    records: dict[str, list[tuple[Path, int]]] = {s: [] for s in layout}
+    unsupported: list[Path] = []
+    empty: list[str] = []
     for split, base in layout.items():
         for c in classes:
             folder = base / c
@@ -96,7 +97,7 @@ def list_lines(path: Path, what: str, encoding: str = "utf-8-sig"):
 def id_rows(path: Path, what: str) -> dict[int, tuple[str, int]]:
     """'<id> <value>' lines -> {id: (value, line number)}; a line without both, an id that is not a number or an id
     given twice is an error naming the file and line."""
-    rows = {}
+    rows: dict[int, tuple[str, int]] = {}
     for i, line in list_lines(path, f"a list of '<id> <{what}>' lines"):
         parts = line.split(None, 1)
         if len(parts) != 2 or not parts[0].isdigit():
@@ -115,7 +116,7 @@ def name_key(name: str) -> str:
 
 def name_index(names: list[str], path: Path, lines: list[int] | None = None) -> dict[str, int]:
     """{name_key(name): position} of a class list; two names that differ only in spaces or case are an error."""
-    index = {}
+    index: dict[str, int] = {}
     for k, name in enumerate(names):
         if name_key(name) in index:
             where = f":{lines[k]}" if lines else ""
@@ -127,7 +128,8 @@ def name_index(names: list[str], path: Path, lines: list[int] | None = None) -> 
 
 def ranges(ids) -> str:
     """[1, 2, 3, 6, 8, 9] -> '1-3, 6, 8-9' (the first 12 runs)."""
-    ids, runs = sorted(ids), []
+    ids = sorted(ids)
+    runs: list[list[int]] = []  # [first, last] of each run
     for k in ids:
         if runs and k == runs[-1][1] + 1:
             runs[-1][1] = k
@@ -147,7 +149,8 @@ class CopyFindings:
     ``[finebench] WARNING <dataset>: …`` line and kept for the manifest (``source.partial_copy``)."""
 
     def __init__(self, dataset: str):
-        self.dataset, self.found = dataset, []
+        self.dataset = dataset
+        self.found: list[dict] = []
 
     def warn(self, kind: str, message: str, **details) -> None:
         print(f"[finebench] WARNING {self.dataset}: {message}", file=sys.stderr, flush=True)

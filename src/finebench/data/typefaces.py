@@ -75,10 +75,12 @@ def render(word: str, font_path: Path, size: int, height: int, width: int, rng: 
 
     font = ImageFont.truetype(str(font_path), size)
     left, top, right, bottom = font.getbbox(word)
-    canvas = Image.new("L", (max(width, right - left) + 2 * size, height + 2 * size), 0)
+    # Pillow annotates getbbox as floats; a FreeTypeFont's (truetype) are ints
+    canvas = Image.new("L", (max(width, right - left) + 2 * size, height + 2 * size), 0)  # type: ignore[arg-type]
     ImageDraw.Draw(canvas).text((size - left, size - top), word, font=font, fill=255)
     angle = rng.uniform(-4, 4)
-    canvas = canvas.rotate(angle, resample=Image.BILINEAR,
+    # Pillow sets its filter constants (Image.BILINEAR = Image.Resampling.BILINEAR's value) dynamically
+    canvas = canvas.rotate(angle, resample=Image.BILINEAR,  # type: ignore[attr-defined]
                            center=(size + (right - left) / 2, size + (bottom - top) / 2))
     text_w, text_h = right - left, bottom - top
     # Random offset: word roughly centred vertically; horizontally anywhere it fits (cropped if wider than the frame).

@@ -79,6 +79,7 @@ def load_image(args) -> np.ndarray:
     path, size, crop_bottom = args
     from PIL import Image
 
+    im: Image.Image  # the opened file, then converted, cropped and resized copies
     try:
         with Image.open(path) as im:
             full_height = im.size[1]
@@ -92,7 +93,9 @@ def load_image(args) -> np.ndarray:
                                          f"{full_height}-px-high image")
                 im, h = im.crop((0, 0, w, h - cut)), h - cut
             scale = size / min(w, h)
-            im = im.resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.BILINEAR, reducing_gap=3.0)
+            # Pillow sets its filter constants (Image.BILINEAR = Image.Resampling.BILINEAR's value) dynamically
+            im = im.resize((max(size, round(w * scale)), max(size, round(h * scale))),
+                           Image.BILINEAR, reducing_gap=3.0)  # type: ignore[attr-defined]
             w, h = im.size
             left, top = (w - size) // 2, (h - size) // 2
             return np.asarray(im.crop((left, top, left + size, top + size)), dtype=np.uint8).transpose(2, 0, 1)
@@ -189,7 +192,7 @@ def build_cub(work: Path, opt: dict) -> dict:
             f"{len(ids)} image(s) of images.txt have no line in {f} (ids {ranges(ids)})" for f, ids in unlisted.items()
             if ids) + ": left out", n={f: len(ids) for f, ids in unlisted.items()})
     usable = [i for i in sorted(images) if i in labels and i in is_train]
-    records = {"train": [], "test": []}
+    records: dict[str, list[tuple[Path, int]]] = {"train": [], "test": []}  # (path, image id), then class position
     for i in usable:  # which split, from the 1/0 flag
         flag, line = is_train[i]
         if flag not in ("0", "1"):
@@ -229,7 +232,9 @@ def build_aircraft(work: Path, opt: dict) -> dict:
         raise FinebenchError(f"{class_file}: lists no {level}")
     classes = [" ".join(name.split()) for _, name in listed]
     index = name_index(classes, class_file, [i for i, _ in listed])
-    records, lists, respelt = {}, {}, {}
+    records: dict[str, list[tuple[Path, int]]] = {}  # (path, class position)
+    lists: dict[str, Path] = {}
+    respelt: dict[str, str] = {}  # "'name' -> 'listed name'": the split list
     for split in SPLITS:
         lists[split] = data / f"images_{level}_{split}.txt"
         records[split] = []
@@ -298,7 +303,9 @@ def build_pets(work: Path, opt: dict) -> dict:
     subset may keep ids with gaps, e.g. 1, 2, 6), named by their images (Abyssinian_12 -> Abyssinian)."""
     root = root_of(opt, "oxford_pets")
     found = CopyFindings("oxford_pets")
-    records, lists, names = {}, {}, {}  # names: class id -> (name, file, line)
+    records: dict[str, list[tuple[Path, int]]] = {}  # (path, class id)
+    lists: dict[str, Path] = {}
+    names: dict[int, tuple[str, str, int]] = {}  # class id -> (name, file, line)
     for split, fname in (("train", "trainval.txt"), ("test", "test.txt")):
         lists[split] = path = root / "annotations" / fname
         records[split] = []

@@ -67,8 +67,8 @@ def build(work: Path, opt: dict) -> dict:
             by_class.setdefault(LEXNAMES[lexnum], []).append(definition)
     classes = sorted(c for c, v in by_class.items() if len(v) >= opt["min_per_class"])
     rng = np.random.default_rng(opt["seed"])
-    texts = {"train": [], "val": [], "test": []}
-    labels = {"train": [], "val": [], "test": []}
+    texts: dict[str, list[str]] = {"train": [], "val": [], "test": []}
+    labels: dict[str, list[int]] = {"train": [], "val": [], "test": []}
     for label, cls in enumerate(classes):
         defs = by_class[cls]
         pick = rng.permutation(len(defs))[: opt["per_class_cap"]]
