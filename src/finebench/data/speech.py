@@ -145,7 +145,8 @@ def build_speech_commands(work: Path, opt: dict) -> dict:
     words = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith(("_", ".")))
     if not words:
         raise FinebenchError(f"{root}: no word folders found")
-    records, on_disk = {s: [] for s in SPLITS}, set()
+    records: dict[str, list[tuple[Path, int]]] = {s: [] for s in SPLITS}  # (wav, label)
+    on_disk: set[str] = set()  # word/file.wav, case-folded
     for label, word in enumerate(words):
         for wav in sorted((root / word).glob("*.wav")):
             rel = f"{word}/{wav.name}".casefold()

@@ -24,7 +24,8 @@ from finebench.errors import FinebenchError
 
 def word_sequences(rng: np.random.Generator, n: int, words: list[str], lengths: tuple[int, int], avoid: set) -> list:
     """``n`` distinct word sequences (tuples) of ``lengths[0]..lengths[1]`` words, none in ``avoid``."""
-    out, seen, tries = [], set(avoid), 0
+    out: list[tuple[str, ...]] = []
+    seen, tries = set(avoid), 0
     while len(out) < n:
         tries += 1
         if tries > 100 * n + 1000:
@@ -65,8 +66,8 @@ def build(work: Path, opt: dict) -> dict:
     requests = [(" ".join(seq), spk["voice"], spk["rate"], spk["pitch"], spk["range"], int(rng.integers(2**31)))
                 for spk, _, seq in plan]
     waves, synth_rate, version = synthesize(requests)
-    splits = {"train": [], "val": [], "test": []}
-    count = {}
+    splits: dict[str, list[dict]] = {"train": [], "val": [], "test": []}
+    count: dict[str, int] = {}  # utterances so far per speaker id
     for (spk, split, seq), raw in zip(plan, waves):
         wav = resample(raw.astype(np.float32) / 32768.0, synth_rate, sr)
         wav = wav / max(1e-4, float(np.abs(wav).max())) * rng.uniform(0.3, 0.9)

@@ -132,14 +132,14 @@ def build(work: Path, opt: dict) -> dict:
     split_of = {}
     for j, idx in enumerate(order):
         split_of[speakers[idx]["id"]] = "val" if j < n_val else ("test" if j < n_val + n_test else "train")
-    clips = {"train": [], "val": [], "test": []}
-    labels = {"train": [], "val": [], "test": []}
+    clips: dict[str, list[np.ndarray]] = {"train": [], "val": [], "test": []}
+    labels: dict[str, list[int]] = {"train": [], "val": [], "test": []}
     examples = work / "examples"
     examples.mkdir()
     requests = [(word, spk["voice"], spk["rate"], spk["pitch"], spk["range"], int(rng.integers(2**31)))
                 for spk in speakers for word in words for _ in range(opt["repeats"])]
-    waves, synth_rate, version = synthesize(requests)
-    waves = iter(waves)
+    synthesized, synth_rate, version = synthesize(requests)
+    waves = iter(synthesized)
     for spk in speakers:
         split = split_of[spk["id"]]
         for label, word in enumerate(words):

@@ -281,7 +281,7 @@ class SRData:
             raise FinebenchError(f"{self.path}: task_type is {self.manifest.get('task_type')!r}, not 'superres'")
         self.input = self.manifest["input"]
         self.scale = int(self.input["scale"])
-        self._cache = {}
+        self._cache: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}  # split: (hr, lr, index)
 
     def _split(self, split: str):
         if split not in self._cache:
@@ -464,7 +464,9 @@ def build_skimage_photos(work: Path, opt: dict) -> dict:
         # training images are centre-cropped to max_side (cheap preparation); val and test images are used whole
         side = opt.get("max_side") if split == "train" else None
         splits[split] = [(n, _max_side(_skimage_loader(n), side)) for n in names]
-    return build_sr(work, splits, opt, {"package": "scikit-image", "version": skimage.__version__,
+    # scikit-image's __init__.pyi (lazy loading) leaves out __version__, which __init__.py sets
+    return build_sr(work, splits, opt, {"package": "scikit-image",
+                                        "version": skimage.__version__,  # type: ignore[attr-defined]
                                         "images": {s: [n for n, _ in v] for s, v in splits.items()}})
 
 
@@ -561,6 +563,7 @@ def official_counts(opt: dict, found: dict[str, int]) -> dict:
     # entry, which no folder here is called; left out of "splits" it is never compared
     parsed = {"num_classes": 0, "splits": {"train": {"n": 0}, **{k: {"n": n} for k, n in found.items()}}}
     got = check_official(source, opt, parsed)
+    assert got is not None  # None only for a source without official counts: they are given just above
     return {k: ({f: n for f, n in v.items() if f != "classes"} if isinstance(v, dict) else v) for k, v in got.items()}
 
 

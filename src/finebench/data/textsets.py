@@ -74,7 +74,9 @@ def build_sst5(work: Path, opt: dict) -> dict:
 def build_trec(work: Path, opt: dict) -> dict:
     root = root_of(opt, "trec50")
     found = CopyFindings("trec50")
-    raw, spelling, respelt = {}, {}, {}  # spelling: name_key -> the first spelling met (train's)
+    raw: dict[str, list[tuple[str, str]]] = {}  # split: [(question, label)]
+    spelling: dict[str, str] = {}  # name_key -> the first spelling met (train's)
+    respelt: dict[str, str] = {}  # spelling -> where it was met
     for split, fname in (("train", "train_5500.label"), ("test", "TREC_10.label")):
         rows = []
         for i, line in list_lines(root / fname, "a TREC .label file", encoding="latin-1"):
@@ -148,10 +150,10 @@ def read_table(path: Path, encoding: str):
     try:
         raw.decode(encoding)
     except UnicodeDecodeError as exc:
-        line = raw.count(b"\n", 0, exc.start) + 1
+        lineno = raw.count(b"\n", 0, exc.start) + 1
         column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
         raise FinebenchError(
-            f"{path}:{line}: not valid {encoding} (byte 0x{raw[exc.start]:02x} at column {column}); save the file as "
+            f"{path}:{lineno}: not valid {encoding} (byte 0x{raw[exc.start]:02x} at column {column}); save the file as "
             f"UTF-8, or set tasks.<task>.encoding to its encoding (e.g. latin-1, cp1252)") from None
     if path.suffix == ".jsonl":
         import json
