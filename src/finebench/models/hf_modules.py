@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from torch import nn
 from transformers import (
@@ -31,6 +32,9 @@ class LayerDecay:
     a wav2vec2 feature encoder) at d^(L+1) x lr — the pretrained lower layers move least (ELECTRA, BEiT)."""
 
     layer_decay: float | None = None
+    # the transformers model (AutoModelFor… .from_pretrained), set by the nn.Module this is mixed into; Any: its
+    # methods differ by model class (freeze_feature_encoder, _get_feat_extract_output_lengths …)
+    net: Any
 
     def lr_scales(self) -> dict:
         d = self.layer_decay

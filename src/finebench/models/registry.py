@@ -23,9 +23,12 @@ import importlib
 import inspect
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from finebench.errors import ConfigError, FinebenchError, did_you_mean
+
+if TYPE_CHECKING:  # torch is imported where a model is built, not with the registry
+    import torch
 
 TIMM_PREFIX = "timm:"
 # Keys of a model's entry consumed by finebench itself, never passed to a builder.
@@ -47,7 +50,9 @@ class Arch:
     def builder(self) -> Callable:
         if isinstance(self.target, str):
             module, _, attr = self.target.partition(":")
-            self.target = getattr(importlib.import_module(module), attr)
+            builder: Callable = getattr(importlib.import_module(module), attr)
+            self.target = builder
+            return builder
         return self.target
 
 
@@ -181,10 +186,10 @@ def check_options(arch: str, kwargs: dict, input_info: dict, key: str, reserved=
             return
         if not isinstance(cause, TypeError):
             return
-        valid = builder_parameters(arch, input_info) or []
+        known = builder_parameters(arch, input_info) or []
         bad = [k for k in options if f"'{k}'" in str(cause)] or list(options)
         raise ConfigError(f"{key}.{bad[0]}: not an option of {arch} ({cause})"
-                          f"{did_you_mean(bad[0], [*valid, *reserved])}") from None
+                          f"{did_you_mean(bad[0], [*known, *reserved])}") from None
     valid = builder_parameters(arch, input_info)
     if valid is None:
         return
@@ -223,7 +228,8 @@ def param_groups(model, weight_decay: float) -> list[dict]:
     def exempted(name: str) -> bool:
         return any(name == p or name.startswith(p + ".") or fnmatch.fnmatch(name, p) for p in exempt)
 
-    decay, no_decay = [], []
+    decay: list[torch.nn.Parameter] = []
+    no_decay: list[torch.nn.Parameter] = []
     for name, p in model.named_parameters():
         if p.requires_grad:
             (no_decay if p.ndim <= 1 or name.endswith(".bias") or exempted(name) else decay).append(p)
@@ -235,7 +241,7 @@ def param_groups(model, weight_decay: float) -> list[dict]:
 def lr_scaled_groups(scales: dict, decay: list, no_decay: list, weight_decay: float) -> list[dict]:
     """The decay / no-decay split further split by lr multiplier (``lr_scale``: the trainer's lr times it)."""
     by_id = {id(p): s for p, s in scales.items()}
-    groups = {}
+    groups: dict[tuple[float, float], list[torch.nn.Parameter]] = {}  # (weight decay, lr scale): parameters
     for params, wd in ((decay, weight_decay), (no_decay, 0.0)):
         for p in params:
             groups.setdefault((wd, by_id.get(id(p), 1.0)), []).append(p)
@@ -282,7 +288,7 @@ def load_pretrained_file(model, path: str) -> dict:
     if p.suffix == ".safetensors":
         from safetensors.torch import load_file
 
-        state = load_file(str(p))
+        state: dict = load_file(str(p))
     else:
         import pickle
 

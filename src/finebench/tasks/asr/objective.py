@@ -156,10 +156,10 @@ class ASRLoader:
         import torch
 
         get = self.asr.waveform if self.waveform else self.asr.features
-        x, x_len = pad([get(self.split, int(i)) for i in idx], np.float32)
-        y, y_len = pad([self.asr.labels(self.split, int(i)) for i in idx], np.int64)
-        x = Padded(torch.from_numpy(x), torch.from_numpy(x_len), "wav" if self.waveform else "features")
-        y = Padded(torch.from_numpy(y), torch.from_numpy(y_len), "labels")
+        x_values, x_len = pad([get(self.split, int(i)) for i in idx], np.float32)
+        y_values, y_len = pad([self.asr.labels(self.split, int(i)) for i in idx], np.int64)
+        x = Padded(torch.from_numpy(x_values), torch.from_numpy(x_len), "wav" if self.waveform else "features")
+        y = Padded(torch.from_numpy(y_values), torch.from_numpy(y_len), "labels")
         return (x.pin_memory(), y.pin_memory()) if pin else (x, y)
 
     def batch(self, idx) -> tuple[Padded, Padded]:

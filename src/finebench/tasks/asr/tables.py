@@ -64,7 +64,7 @@ def example_scores(runs: pd.DataFrame) -> dict:
     metrics.json); the mean of each is the run's WER."""
     from finebench.tasks.asr.metrics import linearised_wer
 
-    out = {}
+    out: dict[tuple, np.ndarray] = {}
     if "metrics_file" not in runs:
         return out
     for _, r in runs.iterrows():

@@ -33,16 +33,16 @@ class Classification(Objective):
         import torch.nn.functional as F
 
         model.eval()
-        loss_sum, logits, labels = 0.0, [], []
+        loss_sum, logit_batches, label_batches = 0.0, [], []
         with torch.no_grad():
             for x, y in loader:
                 with autocast():
                     out = model(x)
                 out = out.float()
                 loss_sum += F.cross_entropy(out, y, reduction="sum").item()
-                logits.append(out.cpu())
-                labels.append(y.cpu())
-        logits, labels = torch.cat(logits), torch.cat(labels)
+                logit_batches.append(out.cpu())
+                label_batches.append(y.cpu())
+        logits, labels = torch.cat(logit_batches), torch.cat(label_batches)
         metrics, cm = classification_metrics(logits, labels, num_classes)
         log_p = F.log_softmax(logits, dim=1).gather(1, labels[:, None].long())[:, 0]
         return {"loss": loss_sum / len(labels), **metrics, "confusion": cm, "labels": labels,

@@ -42,7 +42,7 @@ def col(g: pd.DataFrame, name: str) -> pd.Series:
 def example_scores(runs: pd.DataFrame) -> dict:
     """{(task, model, seed): 0/1 correctness per test example} from the ``predictions.csv`` beside each run's
     metrics.json (its ``metrics_file``); a run without one (an older version's) is left out."""
-    out = {}
+    out: dict[tuple, np.ndarray] = {}
     if "metrics_file" not in runs:
         return out
     for _, r in runs.iterrows():

@@ -108,7 +108,8 @@ def example_scores(runs: pd.DataFrame) -> dict:
     """{(task, model, seed): PSNR per test image} from the ``per_image.csv`` beside each run's metrics.json (its
     ``metrics_file``): the rows of the table task's test set (``sr_test_set``, which :func:`expand` sets per
     ``task@set`` row; "test" for a task without a named set), in the prepared order."""
-    out, read = {}, {}
+    out: dict[tuple, np.ndarray] = {}  # (task, model, seed): PSNR per test image
+    read: dict[Path, pd.DataFrame | None] = {}  # per_image.csv read once (None: absent)
     if "metrics_file" not in runs:
         return out
     for _, r in runs.iterrows():
@@ -333,7 +334,7 @@ def ranks_markdown(ranks: pd.DataFrame) -> str:
 
 def references_table(runs: pd.DataFrame, board: pd.DataFrame, refs: pd.DataFrame) -> pd.DataFrame:
     """Each published PSNR beside our best model of the same family, on every task testing on that set and scale."""
-    out = []
+    out: list[dict] = []
     if refs.empty or "sr_test_set" not in runs:
         return pd.DataFrame(out)
     for task, g in runs.groupby("task", sort=False):
