@@ -25,6 +25,7 @@ import re
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import IO
 
 
 def train_gpus(config: dict, cluster: bool) -> int:
@@ -63,7 +64,7 @@ def cluster_executor(workflow) -> bool:
 
 CLAIM_GPU_ENV = "FINEBENCH_CLAIM_GPU"
 GPU_LOCKS_ENV = "FINEBENCH_GPU_LOCKS"  # where the locks live (default: a folder per user in the temp dir)
-_held = []  # the claimed GPU's open lock file: kept open until the process exits
+_held: list[IO[str]] = []  # the claimed GPU's open lock file: kept open until the process exits
 
 
 def export_gpu_claims(workflow) -> None:

@@ -16,6 +16,7 @@ import re
 import sys
 import warnings
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -44,9 +45,9 @@ TRAINING_DEFAULTS = {
     "keep_checkpoint": False,
     "checkpoint_minutes": 5,
 }
-DEFAULTS = {"tracking_uri": "sqlite:///results/mlflow.db", "device": "auto", "threads": 1, "seeds_per_job": 1,
-            "training": {},
-            "download": {"cache": "results/downloads", "mirror": None, "lock": None}}
+DEFAULTS: dict[str, Any] = {"tracking_uri": "sqlite:///results/mlflow.db", "device": "auto", "threads": 1,
+                             "seeds_per_job": 1, "training": {},
+                             "download": {"cache": "results/downloads", "mirror": None, "lock": None}}
 MODEL_RESERVED_KEYS = {"family", "modality", "arch", "tasks", "training", "tuning"}
 # Every key of a training: section (the schema's): what a search space may tune besides builder options
 SCHEMA = yaml.safe_load(SCHEMA_PATH.read_text())  # read once: validation, TRAINING_KEYS, the tuning checks

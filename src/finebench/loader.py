@@ -21,12 +21,14 @@ import math
 import queue
 import threading
 import time
+from typing import Any
 
 import numpy as np
 
 from finebench.errors import FinebenchError
 
-DEFAULT_PREPROCESS = {"mean": (0.5,), "std": (0.5,), "interpolation": "bilinear"}  # uint8 [0, 255] -> [-1, 1]
+# uint8 [0, 255] -> [-1, 1]
+DEFAULT_PREPROCESS: dict[str, Any] = {"mean": (0.5,), "std": (0.5,), "interpolation": "bilinear"}
 
 
 def channel_stats(values, channels: int) -> tuple[float, ...]:

@@ -251,7 +251,9 @@ def timm_source(name: str) -> dict:
 
         import torch.hub
 
-        file = Path(torch.hub.get_dir()) / "checkpoints" / Path(urlparse(cfg.url).path).name
+        # BUG?: timm's PretrainedCfg.url may also be a (url, file name) pair (timm's download_cached_file takes the
+        # file name from it), which urlparse cannot read; no timm model of the pinned version gives one
+        file = Path(torch.hub.get_dir()) / "checkpoints" / Path(urlparse(cfg.url).path).name  # type: ignore[arg-type]
         return {"url": cfg.url, "file": str(file)}
     raise FinebenchError(f"timm:{name}: its pretrained weights are neither on the hub nor at a URL")
 

@@ -21,6 +21,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Literal
 
 from finebench.errors import FinebenchError
 from finebench.files import write_json_atomic
@@ -248,7 +249,7 @@ class Run:
             if f.is_file() and f.name not in exclude and ".tmp" not in f.name:
                 retry(self.client.log_artifact, self.run_id, str(f))
 
-    def __exit__(self, exc_type, exc, tb) -> bool:
+    def __exit__(self, exc_type, exc, tb) -> Literal[False]:  # never swallows the exception
         if self.run_id is None:
             return False
         if exc_type is None:
@@ -411,10 +412,10 @@ def log_summaries(experiment_file: str | Path, tables_dir: str | Path, plots_dir
         mine = of_type(runs, tt.name)
         if not board.empty:
 
-            def plotted(name, code=tt.table_code, r=mine):
+            def plotted_name(name, code=tt.table_code, r=mine):
                 return code.plotted_as(name, r) if hasattr(code, "plotted_as") else name
 
-            boards.append((board, f"{tt.primary.name}_mean", plotted))
+            boards.append((board, f"{tt.primary.name}_mean", plotted_name))
     ids = {}
     for task, g, score, plotted_as in ((task, g, score, p) for board, score, p in boards
                                        for task, g in board.groupby("task", sort=False)):

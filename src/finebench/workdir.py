@@ -49,7 +49,7 @@ def size_of(path: Path) -> tuple[int, int]:
     return files, total
 
 
-def human(n: int) -> str:
+def human(n: float) -> str:  # a number of bytes
     for unit in ("B", "kB", "MB", "GB"):
         if n < 1000 or unit == "GB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
