@@ -79,13 +79,14 @@ test: setup lint
 test-fast: setup
 	$(BIN)/python -m pytest -q -m "not slow"
 
-# ruff on the Python ([tool.ruff] in pyproject.toml), snakefmt and `snakemake --lint` (every finding fails but "conda
-# or container per rule": finebench uses one venv), then the documentation site built with --strict: a page left out
-# of the nav, a broken link or anchor fails (the `validation:` of mkdocs.yml). Not with -q: mkdocs 1.6 then drops the
-# warnings, and --strict passes on them.
+# ruff on the Python ([tool.ruff] in pyproject.toml), mypy on src/finebench ([tool.mypy]), snakefmt and `snakemake
+# --lint` (every finding fails but "conda or container per rule": finebench uses one venv), then the documentation site
+# built with --strict: a page left out of the nav, a broken link or anchor fails (the `validation:` of mkdocs.yml). Not
+# with -q: mkdocs 1.6 then drops the warnings, and --strict passes on them.
 DOCS_SITE ?= build/docs-site
 lint: setup
 	$(BIN)/ruff check src tests docs/hooks
+	$(BIN)/mypy
 	$(BIN)/snakefmt --check Snakefile workflow/
 	$(BIN)/python tests/lint_workflow.py
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict -d $(DOCS_SITE)
