@@ -111,8 +111,8 @@ def identity(config: dict, task: str, model: str) -> dict:
     """What the tuning of one (task, model) is: its space, budget, sampler and seed (in the final runs' spec, so that
     changing any of them reruns them — and only them)."""
     tuning = settings(config)
-    assert tuning is not None  # asked only for a tuned (task, model)
     space, _ = space_of(config, model)
+    assert tuning is not None  # asked only for a tuned (task, model)
     return {"space": space, "budget": budget_of(config, model), "sampler": tuning["sampler"], "seed": tuning["seed"]}
 
 
@@ -222,9 +222,9 @@ def transform(u: float, kind: str, args):
 def draws(config: dict, task: str, model: str) -> list[dict]:
     """Every trial's values ({key: value}), fixed by (tuning.seed, task, model) and the space."""
     tuning = settings(config)
-    assert tuning is not None  # asked only for a tuned (task, model)
     space, where = space_of(config, model)
     dims = dimensions(space, where)
+    assert tuning is not None  # asked only for a tuned (task, model)
     points = unit_points(budget_of(config, model), len(dims), tuning["sampler"], _seed(tuning["seed"], task, model))
     return [{key: transform(float(u), kind, args) for (key, kind, args), u in zip(dims, row)} for row in points]
 
@@ -239,9 +239,9 @@ def apply(spec: dict, values: dict, training_keys) -> dict:
 
 def chunks(config: dict, task: str, model: str) -> list[range]:
     """The trials of (task, model) in groups of ``tuning.runs_per_job``: one job (one process) per group."""
-    tuning = settings(config)
+    n, tuning = budget_of(config, model), settings(config)
     assert tuning is not None  # asked only for a tuned (task, model)
-    n, size = budget_of(config, model), int(tuning["runs_per_job"])
+    size = int(tuning["runs_per_job"])
     return [range(i, min(n, i + size)) for i in range(0, n, size)]
 
 
