@@ -278,20 +278,21 @@ def cmd_train_runs(args) -> int:
     pairs = {(s.get("task"), s.get("model")) for s in specs}
     if len(pairs) != 1 or any("trial" in s for s in specs) or len({s["seed"] for s in specs}) != len(specs):
         raise FinebenchError("--specs: the final runs of one (task, model), one per seed (trials: train-trials)")
+    if args.tuned:  # the tuning's chosen values, read and checked once for the group (as `train --tuned` does)
+        specs = [with_selection(spec, args.tuned) for spec in specs]
     results = []
-    for spec in specs:
+    for k, spec in enumerate(specs, 1):
         out = Path(args.out_root) / f"seed{spec['seed']}"
         name = f"{spec['task']}/{spec['model']}/seed{spec['seed']}"
-        old = _done_earlier(out, with_selection(spec, args.tuned) if args.tuned else spec, ("FINISHED",),
-                            ("history.csv", *args.run_files))
+        old = _done_earlier(out, spec, ("FINISHED",), ("history.csv", *args.run_files))
         if old is not None:
             log(f"{name}: done earlier ({out / 'metrics.json'}), kept")
             results.append(old)
             continue
-        log(f"{name}: run {specs.index(spec) + 1} of {len(specs)} in this process")
+        log(f"{name}: run {k} of {len(specs)} in this process")
         with full_disk_named(out):
             results.append(fit(spec, args.data, out, args.experiment_file, device=args.device, threads=args.threads,
-                               progress=False, tuned=args.tuned))
+                               progress=False))
     write_json_atomic(args.out, results)
     log_process_cost(len(specs))
     return 0

@@ -162,7 +162,7 @@ class Job:
     threads: int
     precision: str  # "bf16" / "fp16" (autocast) or "fp32"
     device_name: str  # the GPU or CPU model (metrics.json, MLflow tag)
-    scaler: torch.amp.GradScaler  # torch.amp.GradScaler: scales fp16 losses; with another precision a pass-through
+    scaler: torch.amp.GradScaler  # scales fp16 losses; with another precision a pass-through
     channels_last: bool = False  # training.channels_last resolved for this device and model (speed_settings)
     environment: dict | None = None  # tracking.provenance(), taken when the run starts
     state: dict = field(default_factory=lambda: {"epoch": 0, "history": [], "best": None, "best_state": None,
