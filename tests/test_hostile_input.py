@@ -194,26 +194,26 @@ def test_identical_scores_with_a_difference_give_no_test():
 
 
 def test_the_table_says_no_test_was_possible_and_claims_no_tie(tmp_path):
-    from finebench.tasks.classification import tables as ctables
+    from finebench.tasks import get
 
     files = write_classification_runs(tmp_path, {"a": [np.array([1.0])], "b": [np.array([0.0])]})
     board = report.leaderboard(report.load_metrics(files)).set_index("model")
     assert math.isnan(board.loc["b", "p_vs_best"]) and board.loc["b", "tie_test"] == "none"
     assert not board.loc["b", "tie_with_best"]
-    md = ctables.leaderboard_markdown(board.reset_index())
+    md = get("classification").table_code.leaderboard_markdown(board.reset_index())
     assert "No test against the best model was possible for: b" in md
     assert "1 test example: no interval over the test sample" in md  # why these rows are seed-only (†)
 
 
 def test_the_dagger_is_only_on_rows_without_usable_per_example_scores(tmp_path):
-    from finebench.tasks.classification import tables as ctables
+    from finebench.tasks import get
 
     rng = np.random.default_rng(1)
     files = write_classification_runs(tmp_path, {"a": [(rng.random(50) < 0.7).astype(float)],
                                                  "b": [(rng.random(50) < 0.6).astype(float)],
                                                  "c": [(rng.random(50) < 0.5).astype(float)]},
                                       without_predictions=("c",))
-    md = ctables.leaderboard_markdown(report.leaderboard(report.load_metrics(files)))
+    md = get("classification").table_code.leaderboard_markdown(report.leaderboard(report.load_metrics(files)))
     rows = {line.split("|")[2].strip(): line for line in md.splitlines() if line.startswith("| ")}
     assert "†" not in rows["a"] and "†" not in rows["b"] and "†" in rows["c"], md
 

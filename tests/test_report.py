@@ -8,7 +8,11 @@ from scipy import stats
 from finebench import protocol, report
 from finebench import stats as stats_mod
 from finebench.protocol import run_protocol
+from finebench.tasks import get
 from finebench.tasks.classification import tables as ctables
+from finebench.tasks.tables import interval_cell
+
+CLS = get("classification").table_code  # classification's tables: the one renderer with its declarations
 
 
 def runs_frame(accs: dict[str, list[float]], task="t", modality="vision", families=None):
@@ -43,7 +47,7 @@ def test_overlapping_models_are_marked_tied():
     board = report.leaderboard(runs_frame({"a": [0.80, 0.90, 0.70], "b": [0.79, 0.88, 0.71], "c": [0.1, 0.11, 0.12]}))
     ties = dict(zip(board["model"], board["tie_with_best"]))
     assert ties == {"a": False, "b": True, "c": False}
-    md = ctables.leaderboard_markdown(board)
+    md = CLS.leaderboard_markdown(board)
     assert "**80.0 ±" in md and "79.3 ± " in md and " ≈" in md
 
 
@@ -52,7 +56,7 @@ def test_single_seed_has_no_ci_and_says_so():
     solo = board.set_index("model").loc["solo"]
     assert solo["n_seeds"] == 1 and math.isnan(solo["test_accuracy_ci95"]) and math.isnan(solo["p_vs_best"])
     assert not solo["tie_with_best"]
-    assert "50.0 (1 seed, no CI)" in ctables.leaderboard_markdown(board)
+    assert "50.0 (1 seed, no CI)" in CLS.leaderboard_markdown(board)
 
 
 def test_missing_seeds_are_visible():
@@ -72,11 +76,11 @@ def test_cost_columns_and_ranks():
     overall = family_ranks[family_ranks.modality == "all"].set_index("family")
     assert overall.loc["cnn", "mean_family_rank"] == 1.5 and overall.loc["cnn", "n_tasks"] == 2
     assert overall.loc["cnn", "mean_best_test_accuracy"] == pytest.approx((0.81 + 0.51) / 2)
-    md = ctables.leaderboard_markdown(board)
+    md = CLS.leaderboard_markdown(board)
     assert "2.00M" in md and "latency" not in md
-    costs = ctables.costs_markdown(board)
+    costs = CLS.costs_markdown(board)
     assert "| 1.50 " in costs and "| 101 " in costs and "| 500 " in costs
-    html = ctables.leaderboard_html(board)
+    html = CLS.leaderboard_html(board)
     assert "<b>81.0 ± " in html and "<table>" in html
     assert "<strong>Bold</strong>" in html and "<em>± test</em>" in html and "**" not in html  # Markdown rendered
 
@@ -204,7 +208,7 @@ def test_data_caveat_is_shown_with_the_task():
     runs = runs_frame({"a": [0.8, 0.82]}, task="cmds", modality="speech")
     runs["data_note"] = "SYNTHESIZED speech (espeak-ng)"
     board = report.leaderboard(runs)
-    assert "## cmds [SYNTHESIZED speech (espeak-ng)] (speech, chance" in ctables.leaderboard_markdown(board)
+    assert "## cmds [SYNTHESIZED speech (espeak-ng)] (speech, chance" in CLS.leaderboard_markdown(board)
 
 
 def test_run_confusion_svg_shows_every_cell_with_its_count(tmp_path):
@@ -323,7 +327,7 @@ def test_combined_interval_and_paired_test_come_from_the_runs_predictions(tmp_pa
     assert row.loc["b", "p_vs_best_welch"] == pytest.approx(
         stats.ttest_ind([x.mean() for x in a], [x.mean() for x in b], equal_var=False).pvalue)
     assert (board["stats_note"] == "").all()
-    md = ctables.leaderboard_markdown(board)
+    md = CLS.leaderboard_markdown(board)
     # main cell: mean ± the combined half-width; "± seeds", "± test": each term alone
     mean, comb, seed_ci, test_ci = (row.loc["a", c] for c in ("test_accuracy_mean", "test_accuracy_ci95_comb",
                                                               "test_accuracy_ci95", "test_accuracy_ci95_test"))
@@ -344,7 +348,7 @@ def test_the_tie_mark_follows_the_paired_test_not_welch(tmp_path):
     row = board.set_index("model").loc["b"]
     assert row["p_vs_best_welch"] < 0.05 and row["p_vs_best"] >= 0.05
     assert row["tie_with_best"] and row["tie_test"] == "paired"
-    assert "≈" in ctables.leaderboard_markdown(board).split("| b ")[1].split("\n")[0]
+    assert "≈" in CLS.leaderboard_markdown(board).split("| b ")[1].split("\n")[0]
     fam = report.families(board)
     assert fam.set_index("best_model").loc["b", "best_tie_with_task_best"]
 
@@ -359,16 +363,16 @@ def test_runs_without_predictions_fall_back_to_welch_and_the_seed_ci_and_say_so(
     c = board.loc["c"]
     assert math.isnan(c["test_accuracy_ci95_comb"]) and c["tie_test"] == "Welch"
     assert c["p_vs_best"] == c["p_vs_best_welch"] and "older version" in c["stats_note"]
-    md = ctables.leaderboard_markdown(report.leaderboard(report.load_metrics(files)))
-    cell = ctables.pct(c["test_accuracy_mean"], c["test_accuracy_ci95"], 3)
-    assert f"{cell} †" in md and "Seed-only statistics" in md and "c (no per-example test scores" in md
+    md = CLS.leaderboard_markdown(report.leaderboard(report.load_metrics(files)))
+    cell = interval_cell(CLS.metric, c["test_accuracy_mean"], float("nan"), c["test_accuracy_ci95"], 3)
+    assert cell.endswith(" †") and cell in md and "Seed-only statistics" in md and "c (no per-example test scores" in md
     # the best model without predictions: every comparison falls back, and the note says whose are missing
     files = write_classification_runs(tmp_path / "old_best", correct, without_predictions=("a",))
     board = report.leaderboard(report.load_metrics(files)).set_index("model")
     assert (board.loc[["b", "c"], "tie_test"] == "Welch").all()
     assert board.loc["b", "stats_note"].startswith("the best model (a)")
     assert board.loc["b", "test_accuracy_ci95_comb"] > 0  # its own interval still has its predictions
-    md = ctables.leaderboard_markdown(report.leaderboard(report.load_metrics(files)))
+    md = CLS.leaderboard_markdown(report.leaderboard(report.load_metrics(files)))
     assert "b (≈ only — the best model (a): no per-example test scores" in md
 
 
@@ -422,3 +426,34 @@ def test_cost_plot_error_bars_are_the_leaderboards_combined_interval(tmp_path, m
     # one bar per model in each of the two panels: a's combined 10 points, b's seed-only interval
     assert sorted(seen) == sorted([(82.0, pytest.approx(10.0)), (b_mean, pytest.approx(b_seed_ci))] * 2)
     assert (tmp_path / "t_pareto.png").stat().st_size > 0
+
+
+def test_the_one_renderer_writes_each_metric_in_its_declared_scale_and_format():
+    """The cells of every type's tables, from the Metric declarations: hand-written expectations per case."""
+    from finebench.tasks import Metric
+    from finebench.tasks.tables import interval_cell, seed_cell
+
+    acc = Metric("test_accuracy", "test acc %", "%", fmt=".1f", scale=100, primary=True)
+    wer = Metric("test_wer", "WER %", "%", higher_is_better=False, fmt=".1f", scale=100.0, primary=True)
+    psnr = Metric("test_psnr", "PSNR dB (Y)", "dB", fmt=".2f", primary=True)
+    ssim = Metric("test_ssim", "SSIM (Y)", fmt=".4f", interval=True)
+    nan = float("nan")
+    assert interval_cell(acc, 0.8125, 0.0312, 0.02, 3) == "81.2 ± 3.1"  # combined half-width over seeds and test
+    assert interval_cell(acc, 0.8125, 0.0312, nan, 1) == "81.2 ± 3.1 (1 seed)"  # the test sample's alone
+    assert interval_cell(acc, 0.8125, nan, 0.02, 3) == "81.2 ± 2.0 †"  # no per-example scores: seeds alone
+    assert interval_cell(acc, 0.8125, nan, nan, 1) == "81.2 (1 seed, no CI) †"
+    assert interval_cell(wer, 0.3456, 0.0123, 0.01, 3) == "34.6 ± 1.2"
+    assert interval_cell(wer, 1.0, nan, nan, 0) == "100.0"  # a baseline row: the value alone
+    assert interval_cell(psnr, 31.234, 0.456, 0.3, 3) == "31.23 ± 0.46"
+    assert seed_cell(ssim, 0.91234, 0.00456, 3) == "0.9123 ± 0.0046"
+    assert seed_cell(ssim, 0.91234, nan, 1) == "0.9123 (1 seed, no CI)"
+    assert seed_cell(ssim, 0.91234, nan, 0) == "0.9123" and seed_cell(ssim, nan, nan, 3) == "—"
+
+
+def test_every_type_s_html_leaderboard_bolds_its_best_and_escapes_names(tmp_path):
+    correct = {m: [correct_on(40, (0, n - s)) for s in range(3)] for m, n in (("<a>", 36), ("b", 20))}
+    board = report.leaderboard(report.load_metrics(write_classification_runs(tmp_path, correct)))
+    page = CLS.leaderboard_html(board)
+    assert "&lt;a&gt;" in page and "<a>" not in page.split("</style>")[1]  # a model name stays text
+    best = board.loc[board["is_best"]].iloc[0]
+    assert f"<td><b>{100 * best['test_accuracy_mean']:.1f} ± " in page and "<h3>Cost</h3>" in page

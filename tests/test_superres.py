@@ -15,6 +15,7 @@ from finebench import config as fbconfig
 from finebench.data import DATASETS, prepare_task
 from finebench.data.superres import SRData, bicubic_upscale, imresize, pil_bicubic, resize_matrix, resize_operator
 from finebench.errors import ConfigError, FinebenchError
+from finebench.tasks import get
 from finebench.tasks.superres import metrics as metrics_sr
 
 
@@ -596,7 +597,7 @@ def test_sr_leaderboard_ranks_by_psnr_and_says_who_is_not_above_bicubic():
     assert board.loc["a", "gain_db_vs_bicubic"] == pytest.approx(1.1)
     assert board.loc["bicubic", "test_psnr_mean"] == 30.0 and board.loc["bicubic", "is_baseline"]
     assert board.loc["a", "flops_per_output_pixel"] == pytest.approx(100.0)
-    md = sr_tables.leaderboard_markdown(report.leaderboard(runs, "superres"))
+    md = get("superres").table_code.leaderboard_markdown(report.leaderboard(runs, "superres"))
     assert "Not above the bicubic baseline" in md and "b (rnn" in md and "c (transformer" in md
     fam = report.families(report.leaderboard(runs, "superres"), "superres")
     ranks = sr_tables.family_ranks(report.with_family_rank(fam, "superres")).set_index("family")
@@ -727,7 +728,7 @@ def test_sr_psnr_interval_and_tie_come_from_per_image_psnr_on_each_test_set(tmp_
     assert models.loc[("photos@set5", "b"), "p_vs_best"] == stats.paired_p(np.array(set5["a"]), np.array(set5["b"]))
     assert models.loc[("photos@set5", "b"), "tie_with_best"]  # 0.5 dB apart on 5 images with 2 dB spread
     assert not models.loc[("photos@set14", "b"), "tie_with_best"]  # 10 dB apart
-    md = sr_tables.leaderboard_markdown(board)
+    md = get("superres").table_code.leaderboard_markdown(board)
     comb = models.loc[("photos@set14", "a"), "test_psnr_ci95_comb"]
     assert f"**{models.loc[('photos@set14', 'a'), 'test_psnr_mean']:.2f} ± {comb:.2f}**" in md
     assert "| ± seeds " in md and "| ± test " in md and "paired test on the same test images" in md
@@ -736,12 +737,11 @@ def test_sr_psnr_interval_and_tie_come_from_per_image_psnr_on_each_test_set(tmp_
 
 def test_sr_runs_without_per_image_scores_fall_back_to_welch(tmp_path):
     from finebench import report
-    from finebench.tasks.superres import tables as sr_tables
 
     files = write_sr_runs_with_images(tmp_path, {"a": [[31, 32], [31.5, 32.5]], "b": [[30, 31], [30.2, 31.2]]},
                                       without=("b",))
     board = report.leaderboard(report.of_type(report.load_metrics(files), "superres"), "superres")
     b = board.set_index("model").loc["b"]
     assert b["tie_test"] == "Welch" and b["p_vs_best"] == b["p_vs_best_welch"] and np.isnan(b["test_psnr_ci95_comb"])
-    md = sr_tables.leaderboard_markdown(board)
+    md = get("superres").table_code.leaderboard_markdown(board)
     assert " †" in md and "Seed-only statistics" in md and "b (no per-example test scores" in md

@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 
 from finebench.tasks.objective import Objective
+from finebench.tasks.tables import TEST_COLUMNS, Tables, stat_columns
 
 TESTS = Path(__file__).resolve().parent
 
@@ -33,9 +34,10 @@ def test_built_in_task_types_declare_what_the_seam_needs():
         assert tt.rule == f"train_{tt.name}"
         assert set(tt.table_files) <= set(report.TABLE_FILES)
         code = tt.table_code
-        for name in ("BOARD_COLUMNS", "FAMILY_COLUMNS", "INTEGER_RANK", "REFERENCE_COLUMNS", "board_fields",
-                     "family_fields", "extra_frames", "sections", "plots", "empty"):
-            assert hasattr(code, name), (tt.name, name)
+        assert isinstance(code, Tables) and code.task_type is tt
+        # the one renderer reads the metrics' statistics and the tests against the best from every board
+        assert set(stat_columns(tt)) | set(TEST_COLUMNS) <= set(code.BOARD_COLUMNS), tt.name
+        assert code.BOARD_COLUMNS[:2] == ["task", "modality"] and code.FAMILY_COLUMNS[:2] == ["task", "modality"]
         assert isinstance(tt.new_objective(), Objective)
 
 
@@ -61,6 +63,16 @@ def test_an_objective_must_subclass_objective_and_say_everything_it_must():
     other = TaskType("other", "other", (), objective=f"{__name__}:NotOne", tables="x")
     with pytest.raises(FinebenchError, match="is not a subclass of finebench.tasks.objective.Objective"):
         other.new_objective()
+
+
+def test_tables_must_name_a_tables_subclass():
+    from finebench.errors import FinebenchError
+    from finebench.tasks import TaskType
+
+    for tables in (f"{__name__}:NotOne", "finebench.tasks.classification.tables", f"{__name__}:Missing"):
+        with pytest.raises(FinebenchError, match=r"tables .* is not \"module:Class\" of a subclass of "
+                                                 r"finebench.tasks.tables.Tables"):
+            _ = TaskType("other", "other", (), objective="x", tables=tables).table_code
 
 
 def test_the_objectives_defaults_are_the_trainers():
@@ -122,11 +134,18 @@ def test_a_toy_task_type_is_trained_ranked_tabled_and_summarised_without_touchin
     # ranked in the metric's direction: the lower MAE is rank 1 and the best
     assert board.loc["linear", "rank"] == 1 and board.loc["mlp", "rank"] == 2 and board.loc["linear", "is_best"]
     assert board.loc["linear", "test_mae_mean"] == pytest.approx(mae["linear"])
-    assert not board.loc["mlp", "tie_with_best"] and board.loc["mlp", "p_vs_best"] < 0.05  # Welch, as for every type
+    assert not board.loc["mlp", "tie_with_best"] and board.loc["mlp", "p_vs_best"] < 0.05
+    # its per-example scores (absolute errors): the interval over seeds and test examples and the paired test
+    assert board.loc["mlp", "tie_test"] == "paired" and board.loc["linear", "test_mae_ci95_comb"] > 0
     fam = pd.read_csv(tmp_path / "tables" / "families_regression.csv")
     assert list(fam["best_model"]) == ["linear"]
     md = (tmp_path / "tables" / "leaderboard.md").read_text()
     assert "No classification task in this run." in md and "# Regression" in md and "## lines" in md
+    # the one renderer wrote its part of every shared file from its declarations: MAE in its format, bold best
+    assert f"**{mae['linear']:.3f} ± " in md and "| MAE " in md and "| RMSE " in md
+    assert "# Cost of each regression model" in (tmp_path / "tables" / "costs.md").read_text()
+    families_md = (tmp_path / "tables" / "families.md").read_text()
+    assert "# Regression: best model of each family per task" in families_md and "| best MAE " in families_md
     assert (tmp_path / "plots" / "lines_learning_curves.png").is_file()
     # MLflow: the runs, and a summary run for the task holding the regression board, scored by MAE
     from mlflow.tracking import MlflowClient

@@ -3,10 +3,10 @@ task type is one module: the trainer, the report builder, the MLflow summaries a
 from its declaration alone (tests/test_task_types.py). docs/development/add-a-task-type.md walks through it.
 
 What it needed, all here: a TaskType (metrics, objective, tables, run files, table files, plot kinds), an objective
-(loss, evaluate, selection_key, epoch_fields, best_fields, headline, final; its own loader), a tables module (board
-and family fields, extra CSVs, sections, plots, empty), a dataset source of its task type and an architecture that
-solves it. Importing it registers all of them; FINEBENCH_TASK_TYPES=toy_regression makes every finebench process
-(Snakemake's and its jobs') import it.
+(loss, evaluate, selection_key, epoch_fields, best_fields, headline, final; its own loader), its tables (a Tables
+subclass: CSV columns, headings and prose, board fields, plots; the one renderer does the rest), a dataset source of
+its task type and an architecture that solves it. Importing it registers all of them; FINEBENCH_TASK_TYPES=
+toy_regression makes every finebench process (Snakemake's and its jobs') import it.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ import numpy as np
 import pandas as pd
 
 from finebench import data, models, tasks
-from finebench.stats import human
 from finebench.tasks.objective import Objective
+from finebench.tasks.tables import TEST_COLUMNS, Tables, params_column, stat_columns, train_seconds_column
 
 FEATURES = 8
 
@@ -34,7 +34,7 @@ TASK = tasks.register(tasks.TaskType(
     metrics=(tasks.Metric("test_mae", "MAE", "", higher_is_better=False, fmt=".3f", primary=True),
              tasks.Metric("test_rmse", "RMSE", "", higher_is_better=False, fmt=".3f")),
     objective="toy_regression:Regression",
-    tables="toy_regression",
+    tables="toy_regression:RegressionTables",
     run_files=("predictions.csv",),
     table_files=("leaderboard_regression.csv", "families_regression.csv"),
     plot_kinds=("learning_curves",),
@@ -155,54 +155,52 @@ class Regression(Objective):
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Its table sections (what finebench.report asks of a tables module)
+# Its tables (finebench.tasks.tables.Tables: the one renderer writes the leaderboard, costs and families from these)
 
-BOARD_COLUMNS = ["task", "modality", "model", "family", "arch", "n_seeds", "seeds", "test_mae_mean", "test_mae_std",
-                 "test_mae_ci95", "test_mae_min", "test_mae_max", "test_rmse_mean", "params", "train_seconds_mean",
-                 "rank", "is_best", "p_vs_best", "tie_with_best"]
-FAMILY_COLUMNS = ["task", "modality", "family", "n_models", "best_model", "best_test_mae_mean", "best_test_mae_ci95",
-                  "best_n_seeds", "family_mean_test_mae", "best_is_task_best", "best_tie_with_task_best"]
-INTEGER_RANK = True
-REFERENCE_COLUMNS = ["dataset", "model", "family", "mae", "source"]
+class RegressionTables(Tables):
+    """What the renderer cannot know: its CSV columns, headings and prose, its fields, its plots."""
 
+    BOARD_COLUMNS = ["task", "modality", "model", "family", "arch", "n_seeds", "seeds", *stat_columns(TASK),
+                     "params", "train_seconds_mean", "device_name", *TEST_COLUMNS]
+    FAMILY_COLUMNS = ["task", "modality", "family", "n_models", "best_model", "best_test_mae_mean",
+                      "best_test_mae_ci95", "best_test_mae_ci95_comb", "best_n_seeds", "family_mean_test_mae",
+                      "best_is_task_best", "best_tie_with_task_best"]
+    REFERENCE_COLUMNS = ["dataset", "model", "family", "mae", "source"]
+    titles = {"leaderboard": "Regression", "costs": "Cost of each regression model",
+              "families": "Regression: best model of each family per task"}
+    intros = {"leaderboard": "MAE (lower is better): mean over seeds ± the 95 % half-width over seeds and test "
+                             "examples; **bold**: the best; ≈: tied with it by the paired test.",
+              "costs": "Parameters and training time per run.", "families": "MAE of each family's best model."}
+    family_headers = ("best MAE", "family mean MAE")
 
-def board_fields(g: pd.DataFrame) -> dict:
-    return {"modality": g["modality"].iloc[0], "family": g["family"].iloc[0], "arch": g["arch"].iloc[0],
-            "test_rmse_mean": g["test_rmse"].mean(), "params": int(g["n_params"].iloc[0]),
-            "train_seconds_mean": g["train_seconds"].mean()}
+    def board_fields(self, g: pd.DataFrame) -> dict:
+        return {"modality": g["modality"].iloc[0], "family": g["family"].iloc[0], "arch": g["arch"].iloc[0],
+                "params": int(g["n_params"].iloc[0]), "train_seconds_mean": g["train_seconds"].mean()}
 
+    def example_scores(self, runs: pd.DataFrame) -> dict:
+        """Each test example's absolute error (predictions.csv), whose mean is the run's MAE: the leaderboard's
+        interval over seeds and test examples and its paired test."""
+        out = {}
+        for _, r in runs.iterrows():
+            p = pd.read_csv(Path(r["metrics_file"]).parent / "predictions.csv")
+            out[r["task"], r["model"], r["seed"]] = (p["prediction"] - p["y"]).abs().to_numpy(float)
+        return out
 
-def family_fields(best: pd.Series, g: pd.DataFrame) -> dict:
-    return {}
+    def heading(self, g: pd.DataFrame) -> str:
+        return f"{g['task'].iloc[0]} (regression, {len(g)} models)"
 
+    def board_columns(self) -> list:
+        return [params_column(), train_seconds_column()]
 
-def extra_frames(runs, board, fam, refs) -> dict:
-    return {}
+    def cost_columns(self) -> list:
+        return [train_seconds_column(), self.primary_column("MAE")]
 
+    def plots(self, runs, board, fam, out: Path) -> list[Path]:
+        from finebench import plots as drawing
 
-def sections(runs, board, fam, frames, refs) -> dict[str, str]:
-    from tabulate import tabulate
-
-    parts = ["", "# Regression", "", "MAE (lower is better): mean ± 95 % CI over seeds (Student's t).", ""]
-    for task, g in board.groupby("task", sort=False):
-        rows = [[r["rank"], r["model"], r["family"], f"{r['test_mae_mean']:.3f}" + (" ≈" if r["tie_with_best"] else ""),
-                 f"{r['test_rmse_mean']:.3f}", human(r["params"])] for _, r in g.iterrows()]
-        parts += [f"## {task}", "", tabulate(rows, headers=["#", "model", "family", "MAE", "RMSE", "params"],
-                                             tablefmt="github", disable_numparse=True), ""]
-    return {"leaderboard.md": "\n".join(parts)}
-
-
-def plots(runs, board, fam, out: Path) -> list[Path]:
-    from finebench import plots as drawing
-
-    return drawing.draw_per_task(board["task"].unique(), TASK.plot_kinds, lambda task: {
-        "learning_curves": lambda p: drawing.per_epoch_curves(runs, task, p, "val_mae", 1, "validation MAE",
-                                                              f"{task}: validation MAE per epoch")}, out)
-
-
-def empty() -> tuple[dict, dict]:
-    return {"leaderboard_regression.csv": pd.DataFrame(columns=BOARD_COLUMNS),
-            "families_regression.csv": pd.DataFrame(columns=FAMILY_COLUMNS)}, {}
+        return drawing.draw_per_task(board["task"].unique(), TASK.plot_kinds, lambda task: {
+            "learning_curves": lambda p: drawing.per_epoch_curves(runs, task, p, "val_mae", 1, "validation MAE",
+                                                                  f"{task}: validation MAE per epoch")}, out)
 
 
 if __name__ == "__main__":

@@ -17,14 +17,10 @@ Welch's p for every model. Per family its best model; each family's rank per tas
 (its ``tables`` module) add their own fields, baseline rows, CSVs and their part of each shared Markdown / HTML
 file, in the order the task types are registered.
 
-What the builder asks of a task type's ``tables`` module: ``BOARD_COLUMNS``, ``FAMILY_COLUMNS``, ``INTEGER_RANK``,
-``REFERENCE_COLUMNS`` (its entries in config/references.yaml), ``board_fields(g)``, ``family_fields(best, g)``,
-``extra_frames(runs, board, families, references)``, ``sections(runs, board, families, frames, references)``,
-``plots(runs, board, families, out)``, ``empty()``; optionally ``expand(runs)`` (one run scored several ways, e.g. on
-several test sets: more rows), ``baseline_rows(runs)`` (rows of the board that are not models),
-``plotted_as(name, runs)`` (the task whose plots show table task ``name``) and ``example_scores(runs)``
-({(task, model, seed): the primary metric's per-example test values, in the prepared test order, whose mean is the
-run's metric}; a run missing from it falls back to the seed-only statistics).
+Every declared secondary metric gets its mean over seeds (``{metric}_mean``; a seed without it makes the mean
+unknown) and, where the metric declares ``interval``, its 95 % CI over seeds (``{metric}_ci95``); each family its
+best model's (``best_{metric}_mean``). What the builder asks of a task type's tables, and the one renderer of its
+leaderboard, costs and families sections: finebench.tasks.tables.Tables.
 """
 
 from __future__ import annotations
@@ -137,9 +133,9 @@ NO_EXAMPLES = "no per-example test scores: metrics.json of an older version"
 
 def example_matrices(runs: pd.DataFrame, code, key: str) -> tuple[dict, dict]:
     """({(task, model): [seeds, examples] per-example scores of the primary metric ``key``}, {(task, model): why
-    there are none}) from the tables module's optional ``example_scores``. A (task, model) gets a matrix only when
-    every run of it has scores, all on the same number of examples, each averaging to the run's ``key``."""
-    scores = code.example_scores(runs) if hasattr(code, "example_scores") else {}
+    there are none}) from the tables' ``example_scores``. A (task, model) gets a matrix only when every run of it has
+    scores, all on the same number of examples, each averaging to the run's ``key``."""
+    scores = code.example_scores(runs)
     mats, why = {}, {}
     for (task, model), g in runs.groupby(["task", "model"], sort=False):
         # (seed, score, per-example scores or None: `missing`, which ends this pair when any is None)
@@ -163,6 +159,21 @@ def example_matrices(runs: pd.DataFrame, code, key: str) -> tuple[dict, dict]:
     return mats, why
 
 
+def secondary_fields(g: pd.DataFrame, tt: TaskType) -> dict:
+    """One (task, model)'s secondary metrics over its seeds: the mean (NaN where a seed lacks it: null in
+    metrics.json, not measured, or an older version — never a mean of fewer seeds) and, where declared, the 95 % CI
+    over seeds (Student's t)."""
+    out = {}
+    for m in tt.metrics:
+        if m.primary:
+            continue
+        v = g[m.name].astype(float) if m.name in g else pd.Series(np.nan, index=g.index)
+        out[f"{m.name}_mean"] = v.mean(skipna=False)
+        if m.interval:
+            out[f"{m.name}_ci95"] = ci95(v.to_numpy(float))
+    return out
+
+
 def leaderboard(runs: pd.DataFrame, task_type: str | TaskType | None = None) -> pd.DataFrame:
     """One row per (task, model): the primary metric over seeds (and, from per-example scores, over seeds and test
     examples), ranked in its direction, with the best and the models tied with it; the task type's own fields and
@@ -182,7 +193,7 @@ def leaderboard(runs: pd.DataFrame, task_type: str | TaskType | None = None) -> 
                      f"{key}_mean": v.mean(), f"{key}_std": float(np.std(v, ddof=1)) if len(v) > 1 else float("nan"),
                      f"{key}_ci95": seed_ci, f"{key}_ci95_test": test_ci,
                      f"{key}_ci95_comb": combine_ci95(seed_ci, test_ci) if (task, model) in mats else float("nan"),
-                     f"{key}_min": v.min(), f"{key}_max": v.max(), **code.board_fields(g),
+                     f"{key}_min": v.min(), f"{key}_max": v.max(), **secondary_fields(g, tt), **code.board_fields(g),
                      "stats_note": why.get((task, model), ""), "is_baseline": False, "device_name": devices_of(g),
                      **(tuning.board_fields(g) if tuned else {})})
     board = pd.DataFrame(rows)
@@ -215,7 +226,7 @@ def leaderboard(runs: pd.DataFrame, task_type: str | TaskType | None = None) -> 
                         board.loc[i, "stats_note"] = f"the best model ({best}): {why[task, best]}"
     board.loc[~board["is_best"] & board["p_vs_best"].isna(), "tie_test"] = "none"  # no test possible (stats.py)
     board["tie_with_best"] = board["p_vs_best"] >= ALPHA
-    baseline = code.baseline_rows(runs) if hasattr(code, "baseline_rows") else []
+    baseline = code.baseline_rows(runs)
     if baseline:
         board = pd.concat([board, pd.DataFrame([{**b, "is_baseline": True} for b in baseline])], ignore_index=True)
     board = board.sort_values(["task", "is_baseline", "rank", "model"], kind="stable", na_position="last")
@@ -237,6 +248,8 @@ def families(board: pd.DataFrame, task_type: str | TaskType | None = None) -> pd
                      "best_n_seeds": best["n_seeds"],
                      f"family_mean_{key}": g[f"{key}_mean"].mean(),
                      "best_is_task_best": bool(best["is_best"]), "best_tie_with_task_best": bool(best["tie_with_best"]),
+                     **{f"best_{m.name}_mean": best.get(f"{m.name}_mean", float("nan"))
+                        for m in tt.metrics if not m.primary},
                      **code.family_fields(best, g)})
     out = pd.DataFrame(rows, columns=code.FAMILY_COLUMNS)
     return out.sort_values(["task", f"best_{key}_mean"], ascending=[True, not up], kind="stable").reset_index(drop=True)
@@ -262,7 +275,7 @@ def load_references(path: str | Path | None, task_type: str | TaskType | None = 
     entries = (load_yaml(Path(path).read_text(), str(path)) or {}).get("references") or []
     refs = [(i, r) for i, r in enumerate(entries) if r.get("task_type", "classification") == tt.name]
     for i, r in refs:
-        missing = [c for c in cols if c not in r and c not in getattr(tt.table_code, "OPTIONAL_REFERENCE_COLUMNS", ())]
+        missing = [c for c in cols if c not in r and c not in tt.table_code.OPTIONAL_REFERENCE_COLUMNS]
         if missing:
             raise ValueError(f"{path}: references[{i}] ({r.get('model')}) lacks {', '.join(missing)}")
     return pd.DataFrame([r for _, r in refs], columns=cols)
@@ -284,7 +297,7 @@ def aggregate(metrics_files, out_dir: str | Path, plots_dir: str | Path | None =
         if runs.empty:
             frames, parts = code.empty()
         else:
-            scored = code.expand(runs) if hasattr(code, "expand") else runs
+            scored = code.expand(runs)
             board = leaderboard(scored, tt)
             fam = families(board, tt)
             refs = load_references(references, tt)

@@ -413,7 +413,7 @@ def log_summaries(experiment_file: str | Path, tables_dir: str | Path, plots_dir
         if not board.empty:
 
             def plotted_name(name, code=tt.table_code, r=mine):
-                return code.plotted_as(name, r) if hasattr(code, "plotted_as") else name
+                return code.plotted_as(name, r)
 
             boards.append((board, f"{tt.primary.name}_mean", plotted_name))
     ids = {}

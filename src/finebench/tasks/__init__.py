@@ -3,7 +3,8 @@
 A task type says how its runs are trained and scored and how they are compared: its objective (loss, evaluation,
 model-selection key, final artifacts — the trainer's seam), its metrics (name, label, unit, direction, number format,
 which one is primary), the files each run writes besides ``metrics.json`` (the training rule's outputs), its plots,
-and its table sections (``tables``: the fields, baseline rows and Markdown/HTML of its part of each table file). The
+and its tables (``tables``: a finebench.tasks.tables.Tables subclass — its fields, columns, baseline rows and prose;
+the one renderer there writes its part of each table file). The
 trainer (finebench.train), the workflow's training rules (workflow/rules/train.smk), the one report builder
 (finebench.report) and the MLflow summaries (finebench.tracking) ask the registry; none of them names a task type.
 

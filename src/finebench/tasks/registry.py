@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
 from dataclasses import dataclass
 
@@ -18,6 +19,7 @@ class Metric:
     fmt: str = ".2f"
     scale: float = 1.0
     primary: bool = False
+    interval: bool = False  # a secondary metric: the leaderboard keeps its 95 % CI over seeds ({name}_ci95) too
 
     def show(self, value: float) -> str:
         return format(self.scale * value, self.fmt)
@@ -32,7 +34,7 @@ class TaskType:
     title: str  # in words, for headings and messages: "classification", "super-resolution"
     metrics: tuple[Metric, ...]
     objective: str  # "module:Class" of the trainer's objective (see finebench.train: loss, evaluate, final …)
-    tables: str  # module of its table sections (see finebench.report for what the builder asks of it)
+    tables: str  # "module:Class" of its tables: a finebench.tasks.tables.Tables subclass
     run_files: tuple[str, ...] = ()  # what each run writes besides metrics.json and history.csv: the rule's outputs
     table_files: tuple[str, ...] = ()  # its own CSV tables (the Markdown/HTML files are shared); the first: its board
     plot_kinds: tuple[str, ...] = ()  # results/plots/{task}_{kind}.png for each of its tasks
@@ -62,9 +64,19 @@ class TaskType:
                                  f"{', '.join(sorted(cls.__abstractmethods__))} (finebench.tasks.objective.Objective)")
         return cls()
 
-    @property
+    @functools.cached_property
     def table_code(self):
-        return importlib.import_module(self.tables)
+        """Its tables (an instance of the class ``tables`` names, a finebench.tasks.tables.Tables subclass, else a
+        FinebenchError)."""
+        from finebench.errors import FinebenchError
+        from finebench.tasks.tables import Tables
+
+        module, _, name = self.tables.partition(":")
+        cls = getattr(importlib.import_module(module), name, None) if name else None
+        if not (isinstance(cls, type) and issubclass(cls, Tables)):
+            raise FinebenchError(f"task type {self.name!r}: tables {self.tables} is not \"module:Class\" of a "
+                                 f"subclass of finebench.tasks.tables.Tables")
+        return cls(self)
 
 
 TASK_TYPES: dict[str, TaskType] = {}

@@ -18,14 +18,24 @@ import numpy as np
 import pandas as pd
 
 from finebench.labels import task_label
-from finebench.stats import ALPHA, ci95, human, num
+from finebench.stats import ALPHA
+from finebench.tasks.asr import TASK
+from finebench.tasks.tables import (
+    TEST_COLUMNS,
+    Column,
+    Tables,
+    human_column,
+    num_column,
+    params_column,
+    stat_columns,
+    tabulate_rows,
+    train_seconds_column,
+)
 
-BOARD_COLUMNS = ["task", "modality", "model", "family", "arch", "n_seeds", "seeds", "test_wer_mean", "test_wer_std",
-                 "test_wer_ci95", "test_wer_ci95_test", "test_wer_ci95_comb", "test_wer_min",
-                 "test_wer_max", "test_cer_mean", "test_cer_ci95", "params", "flops_per_audio_second", "rtf_mean",
-                 "latency_ms_batch1_mean", "train_seconds_mean", "peak_memory_mb_max", "device_name", "n_test",
-                 "test_ref_words", "decoding", "data_note", "rank", "is_best", "p_vs_best", "tie_test", "tie_with_best",
-                 "p_vs_best_welch", "stats_note", "is_baseline"]
+BOARD_COLUMNS = ["task", "modality", "model", "family", "arch", "n_seeds", "seeds", *stat_columns(TASK), "params",
+                 "flops_per_audio_second", "rtf_mean", "latency_ms_batch1_mean", "train_seconds_mean",
+                 "peak_memory_mb_max", "device_name", "n_test", "test_ref_words", "decoding", "data_note",
+                 *TEST_COLUMNS, "is_baseline"]
 FAMILY_COLUMNS = ["task", "modality", "family", "n_models", "best_model", "best_test_wer_mean", "best_test_wer_ci95",
                   "best_test_wer_ci95_comb", "best_test_cer_mean", "best_n_seeds", "family_mean_test_wer",
                   "best_params", "best_is_task_best", "best_tie_with_task_best"]
@@ -79,7 +89,6 @@ def board_fields(g: pd.DataFrame) -> dict:
     flops, audio = col(g, "flops_per_sample").iloc[0], col(g, "cost_audio_seconds").iloc[0]
     rtf = col(g, "latency_ms_batch1") / 1000 / col(g, "cost_first_seconds")
     return {"modality": g["modality"].iloc[0], "family": g["family"].iloc[0], "arch": g["arch"].iloc[0],
-            "test_cer_mean": g["test_cer"].mean(), "test_cer_ci95": ci95(g["test_cer"].to_numpy(float)),
             "params": int(g["n_params"].iloc[0]), "flops_per_audio_second": flops / audio if audio else np.nan,
             "rtf_mean": rtf.mean(), "latency_ms_batch1_mean": col(g, "latency_ms_batch1").mean(),
             "train_seconds_mean": g["train_seconds"].mean(), "peak_memory_mb_max": col(g, "peak_memory_mb").max(),
@@ -100,52 +109,16 @@ def baseline_rows(runs: pd.DataFrame) -> list[dict]:
 
 
 def family_fields(best: pd.Series, g: pd.DataFrame) -> dict:
-    return {"best_test_cer_mean": best["test_cer_mean"], "best_params": best["params"]}
+    return {"best_params": best["params"]}
 
 
 def pct(x: float, digits: int = 1) -> str:
     return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.{digits}f}"
 
 
-def wer_cell(mean: float, comb: float, ci: float, n: int) -> str:
-    """Mean ± the combined half-width over seeds and test utterances; without per-utterance scores the seed-only
-    one, marked †."""
-    if n == 0:
-        return pct(mean)
-    if comb is None or math.isnan(comb):
-        return f"{pct(mean)} ± {pct(ci)} †" if n > 1 and not math.isnan(ci) else f"{pct(mean)} (1 seed) †"
-    return f"{pct(mean)} ± {pct(comb)}" + (" (1 seed)" if n < 2 else "")
-
-
 def heading(g: pd.DataFrame) -> str:
     first = g.iloc[0]
     return f"{task_label(first)} (speech recognition, {int(first['n_test'])} test utterances)"
-
-
-HEADERS = ["#", "model", "family", "arch", "seeds", "WER %", "± seeds", "± test", "CER %", "params", "FLOPs / s audio",
-           "RTF", "train s"]
-
-
-def rows(g: pd.DataFrame, bold) -> list[list]:
-    out = []
-    for _, r in g.iterrows():
-        base = bool(r["is_baseline"])
-        cell = wer_cell(r["test_wer_mean"], r.get("test_wer_ci95_comb", np.nan), r.get("test_wer_ci95", np.nan),
-                        int(r["n_seeds"]))
-        cell = bold(cell) if r["is_best"] else (f"{cell} ≈" if r["tie_with_best"] else cell)
-        out.append(["—" if base else f"{r['rank']:.0f}", r["model"], r["family"], r["arch"] or "—",
-                    r["n_seeds"] or "—", cell, "—" if base else pct(r["test_wer_ci95"]),
-                    "—" if base else pct(r["test_wer_ci95_test"]),
-                    pct(r["test_cer_mean"]) if base else f"{pct(r['test_cer_mean'])} ± {pct(r['test_cer_ci95'])}",
-                    "—" if base else human(r["params"]), "—" if base else human(r["flops_per_audio_second"]),
-                    "—" if base else num(r["rtf_mean"], ".3f"), "—" if base else f"{r['train_seconds_mean']:.1f}"])
-    return out
-
-
-def fallback_note(g: pd.DataFrame) -> str:
-    from finebench.report import table_notes as note
-
-    return note(g, "test_wer", " Retraining a run writes its hypotheses.csv.")
 
 
 def examples(runs: pd.DataFrame, fam: pd.DataFrame, task: str, n: int = EXAMPLES_PER_FAMILY) -> list[dict]:
@@ -177,78 +150,6 @@ def examples_markdown(ex: list[dict]) -> list[str]:
                        f"{e['word_errors']}/{e['ref_words']}"] for e in ex],
                      headers=["family", "model", "utterance", "reference", "hypothesis", "word errors"],
                      tablefmt="github", disable_numparse=True), ""]
-
-
-def leaderboard_markdown(runs: pd.DataFrame, board: pd.DataFrame, fam: pd.DataFrame) -> str:
-    from tabulate import tabulate
-
-    parts = ["", "# Speech recognition", "", INTRO, ""]
-    for task, g in board.groupby("task", sort=False):
-        note = fallback_note(g)
-        parts += [f"## {heading(g)}", "",
-                  tabulate(rows(g, lambda t: f"**{t}**"), headers=HEADERS, tablefmt="github", disable_numparse=True),
-                  "", *([note, ""] if note else []), *examples_markdown(examples(runs, fam, task))]
-    return "\n".join(parts)
-
-
-def leaderboard_html(runs: pd.DataFrame, board: pd.DataFrame, fam: pd.DataFrame) -> str:
-    from tabulate import tabulate
-
-    from finebench.report import html_paragraph
-
-    parts = ["<h1>Speech recognition</h1>", html_paragraph(INTRO)]
-    for task, g in board.groupby("task", sort=False):
-        table = [[html.escape(str(c)) for c in row] for row in rows(g, lambda t: t)]
-        for row, (_, r) in zip(table, g.iterrows()):
-            if r["is_best"]:
-                row[5] = f"<b>{row[5]}</b>"
-        ex = examples(runs, fam, task)
-        parts += [f"<h2>{html.escape(heading(g))}</h2>",
-                  tabulate(table, headers=HEADERS, tablefmt="unsafehtml", disable_numparse=True),
-                  html_paragraph(fallback_note(g)),
-                  *(["<h3>Transcripts</h3>", tabulate(
-                      [[html.escape(str(e[k])) for k in ("family", "model", "id", "reference", "hypothesis")]
-                       for e in ex], headers=["family", "model", "utterance", "reference", "hypothesis"],
-                      tablefmt="unsafehtml", disable_numparse=True)] if ex else [])]
-    return "\n".join(parts) + "\n"
-
-
-def costs_markdown(board: pd.DataFrame) -> str:
-    from tabulate import tabulate
-
-    from finebench.report import cost_groups
-
-    parts = ["", "# Cost of each speech-recognition model", "",
-             "Forward FLOPs per second of audio (torch FlopCounterMode over the first 8 test utterances, each at its "
-             "own length, ÷ their mean duration), real-time factor (median batch-1 latency on the first test "
-             "utterance ÷ its duration), peak memory, training time per run. Sorted by FLOPs.", ""]
-    for _, g in board[~board["is_baseline"].astype(bool)].groupby("task", sort=False):
-        parts += [f"## {heading(g)}", ""]
-        for device, d in cost_groups(g):  # one table per device the costs were measured on
-            table = [[r["model"], r["family"], human(r["params"]), human(r["flops_per_audio_second"]),
-                      num(r["rtf_mean"], ".3f"), num(r["latency_ms_batch1_mean"], ".1f"),
-                      num(r["peak_memory_mb_max"], ".0f"), f"{r['train_seconds_mean']:.1f}", pct(r["test_wer_mean"])]
-                     for _, r in d.sort_values("flops_per_audio_second", na_position="last").iterrows()]
-            parts += [device, "", tabulate(table, headers=["model", "family", "params", "FLOPs / s audio", "RTF",
-                                                           "latency ms (b=1)", "peak MB", "train s", "WER %"],
-                                           tablefmt="github", disable_numparse=True), ""]
-    return "\n".join(parts)
-
-
-def families_markdown(fam: pd.DataFrame) -> str:
-    from tabulate import tabulate
-
-    table = [[r["task"], r["family"], r["best_model"],
-              wer_cell(r["best_test_wer_mean"], r["best_test_wer_ci95_comb"], r["best_test_wer_ci95"],
-                       r["best_n_seeds"]),
-              pct(r["best_test_cer_mean"]), pct(r["family_mean_test_wer"]), r["n_models"],
-              "✓" if r["best_is_task_best"] else ("≈" if r["best_tie_with_task_best"] else "")]
-             for _, r in fam.iterrows()]
-    return "\n".join(["", "# Best model of each family per speech-recognition task", "",
-                      "WER %: " + UNCERTAINTY + " ✓: the task's best; ≈: tied with it.", "",
-                      tabulate(table, headers=["task", "family", "best model", "best WER %", "its CER %",
-                                               "family mean WER %", "models", "vs task best"],
-                               tablefmt="github", disable_numparse=True), ""])
 
 
 def references_table(runs: pd.DataFrame, board: pd.DataFrame, refs: pd.DataFrame) -> pd.DataFrame:
@@ -292,27 +193,71 @@ def references_markdown(table: pd.DataFrame) -> str:
     return "\n".join(parts) + "\n"
 
 
-def extra_frames(runs: pd.DataFrame, board: pd.DataFrame, fam: pd.DataFrame, refs: pd.DataFrame) -> dict:
-    return {}
+COSTS_INTRO = ("Forward FLOPs per second of audio (torch FlopCounterMode over the first 8 test utterances, each at "
+               "its own length, ÷ their mean duration), real-time factor (median batch-1 latency on the first test "
+               "utterance ÷ its duration), peak memory, training time per run. Sorted by FLOPs.")
+FAMILIES_INTRO = "WER %: " + UNCERTAINTY + " ✓: the task's best; ≈: tied with it."
 
 
-def sections(runs: pd.DataFrame, board: pd.DataFrame, fam: pd.DataFrame, frames: dict, refs: pd.DataFrame
-             ) -> dict[str, str]:
-    """A speech-recognition part of each shared Markdown / HTML file."""
-    return {"leaderboard.md": leaderboard_markdown(runs, board, fam),
-            "leaderboard.html": leaderboard_html(runs, board, fam),
-            "costs.md": costs_markdown(board), "families.md": families_markdown(fam),
-            "references.md": references_markdown(references_table(runs, board, refs))}
+class SpeechRecognitionTables(Tables):
+    """Speech recognition's tables: the "no output" row, costs per second of audio, a few transcripts per family
+    under each task, published references of its own."""
 
+    BOARD_COLUMNS = BOARD_COLUMNS
+    FAMILY_COLUMNS = FAMILY_COLUMNS
+    INTEGER_RANK = False  # the "no output" row has no rank: ranks are floats in leaderboard_asr.csv
+    REFERENCE_COLUMNS = REFERENCE_COLUMNS
+    titles = {"leaderboard": "Speech recognition", "costs": "Cost of each speech-recognition model",
+              "families": "Best model of each family per speech-recognition task"}
+    intros = {"leaderboard": INTRO, "costs": COSTS_INTRO, "families": FAMILIES_INTRO}
+    family_headers = ("best WER %", "family mean WER %")
+    cost_sort = "flops_per_audio_second"
+    fallback_hint = " Retraining a run writes its hypotheses.csv."
 
-def plots(runs: pd.DataFrame, board: pd.DataFrame, fam: pd.DataFrame, out: Path) -> list[Path]:
-    from finebench.tasks.asr import TASK
-    from finebench.tasks.asr.plots import asr_plots
+    def board_fields(self, g: pd.DataFrame) -> dict:
+        return board_fields(g)
 
-    return asr_plots(runs, board, out, TASK.plot_kinds)
+    def family_fields(self, best: pd.Series, g: pd.DataFrame) -> dict:
+        return family_fields(best, g)
 
+    def baseline_rows(self, runs: pd.DataFrame) -> list[dict]:
+        return baseline_rows(runs)
 
-def empty() -> tuple[dict, dict]:
-    """No speech-recognition task ran: its CSVs with headers only; nothing in the shared files."""
-    return {"leaderboard_asr.csv": pd.DataFrame(columns=BOARD_COLUMNS),
-            "families_asr.csv": pd.DataFrame(columns=FAMILY_COLUMNS)}, {}
+    def example_scores(self, runs: pd.DataFrame) -> dict:
+        return example_scores(runs)
+
+    def heading(self, g: pd.DataFrame) -> str:
+        return heading(g)
+
+    def board_columns(self) -> list[Column]:
+        return [params_column(), human_column("FLOPs / s audio", "flops_per_audio_second"),
+                num_column("RTF", "rtf_mean", ".3f"), train_seconds_column()]
+
+    def cost_columns(self) -> list[Column]:
+        return [human_column("FLOPs / s audio", "flops_per_audio_second"), num_column("RTF", "rtf_mean", ".3f"),
+                num_column("latency ms (b=1)", "latency_ms_batch1_mean", ".1f"),
+                num_column("peak MB", "peak_memory_mb_max", ".0f"), train_seconds_column(),
+                self.mean_column(self.metric.label)]
+
+    def family_columns(self) -> list[Column]:
+        return [Column("its CER %", lambda r: pct(r["best_test_cer_mean"]))]
+
+    def extras_markdown(self, task: str, runs: pd.DataFrame, fam: pd.DataFrame) -> list[str]:
+        return examples_markdown(examples(runs, fam, task))
+
+    def extras_html(self, task: str, runs: pd.DataFrame, fam: pd.DataFrame) -> list[str]:
+        ex = examples(runs, fam, task)
+        if not ex:
+            return []
+        return ["<h3>Transcripts</h3>", tabulate_rows(
+            [[html.escape(str(e[k])) for k in ("family", "model", "id", "reference", "hypothesis")] for e in ex],
+            ["family", "model", "utterance", "reference", "hypothesis"], "unsafehtml")]
+
+    def own_sections(self, runs: pd.DataFrame, board: pd.DataFrame, fam: pd.DataFrame, frames: dict,
+                     refs: pd.DataFrame) -> dict[str, str]:
+        return {"references.md": references_markdown(references_table(runs, board, refs))}
+
+    def plots(self, runs: pd.DataFrame, board: pd.DataFrame, fam: pd.DataFrame, out: Path) -> list[Path]:
+        from finebench.tasks.asr.plots import asr_plots
+
+        return asr_plots(runs, board, out, self.task_type.plot_kinds)

@@ -18,7 +18,7 @@ TASK = register(TaskType(
         Metric("test_top5", "top-5 %", "%", fmt=".1f", scale=100),
     ),
     objective="finebench.tasks.classification.objective:Classification",
-    tables="finebench.tasks.classification.tables",
+    tables="finebench.tasks.classification.tables:ClassificationTables",
     run_files=("confusion.csv", "predictions.csv"),
     table_files=("leaderboard.csv", "families.csv", "model_ranks.csv", "family_ranks.csv", "references.csv"),
     plot_kinds=("learning_curves", "confusion_best", "pareto"),

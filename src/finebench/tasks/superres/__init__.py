@@ -13,10 +13,10 @@ TASK = register(TaskType(
     title="super-resolution",
     metrics=(
         Metric("test_psnr", "PSNR dB (Y)", "dB", fmt=".2f", primary=True),
-        Metric("test_ssim", "SSIM (Y)", "", fmt=".4f"),
+        Metric("test_ssim", "SSIM (Y)", "", fmt=".4f", interval=True),
     ),
     objective="finebench.tasks.superres.objective:SuperResolution",
-    tables="finebench.tasks.superres.tables",
+    tables="finebench.tasks.superres.tables:SuperResolutionTables",
     run_files=("per_image.csv", "examples.npz"),
     table_files=("leaderboard_sr.csv", "families_sr.csv", "family_ranks_sr.csv"),
     plot_kinds=("learning_curves", "sr_examples", "pareto"),

@@ -14,23 +14,30 @@ task's test set (``per_image.csv``).
 
 from __future__ import annotations
 
-import html
-import math
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from finebench.stats import ALPHA, ci95, human, num
+from finebench.stats import ALPHA
+from finebench.tasks.superres import TASK
+from finebench.tasks.tables import (
+    TEST_COLUMNS,
+    Column,
+    Tables,
+    human_column,
+    interval_cell,
+    num_column,
+    params_column,
+    stat_columns,
+    train_seconds_column,
+)
 
 OUTPUT_720P = 1280 * 720
-SR_COLUMNS = ["task", "modality", "scale", "model", "family", "arch", "n_seeds", "seeds", "test_psnr_mean",
-              "test_psnr_std", "test_psnr_ci95", "test_psnr_ci95_test", "test_psnr_ci95_comb",
-              "test_psnr_min", "test_psnr_max", "test_ssim_mean", "test_ssim_ci95",
+SR_COLUMNS = ["task", "modality", "scale", "model", "family", "arch", "n_seeds", "seeds", *stat_columns(TASK),
               "bicubic_psnr", "gain_db_vs_bicubic", "above_bicubic", "seeds_above_bicubic", "params",
               "flops_per_output_pixel", "gflops_720p", "latency_ms_lr64_mean", "train_seconds_mean",
-              "peak_memory_mb_max", "device_name", "n_test", "rank", "is_best", "p_vs_best", "tie_test",
-              "tie_with_best", "p_vs_best_welch", "stats_note", "is_baseline"]
+              "peak_memory_mb_max", "device_name", "n_test", *TEST_COLUMNS, "is_baseline"]
 FAMILY_COLUMNS = ["task", "modality", "family", "n_models", "best_model", "best_test_psnr_mean", "best_test_psnr_ci95",
                   "best_test_psnr_ci95_comb",
                   "best_test_ssim_mean", "best_n_seeds", "family_mean_test_psnr", "best_gain_db_vs_bicubic",
@@ -131,14 +138,14 @@ def _col(g: pd.DataFrame, name: str) -> pd.Series:
 
 
 def board_fields(g: pd.DataFrame) -> dict:
-    """The leaderboard fields of one (task, model)'s runs besides the PSNR statistics."""
-    psnr, ssim = g["test_psnr"].to_numpy(float), g["test_ssim"].to_numpy(float)
+    """The leaderboard fields of one (task, model)'s runs besides the metrics' statistics (finebench.report)."""
+    psnr = g["test_psnr"].to_numpy(float)
     bic = float(g["bicubic_psnr"].iloc[0])
     out_px = float(g["cost_output_pixels"].iloc[0]) if "cost_output_pixels" in g else float("nan")
     flops_px = _col(g, "flops_per_sample").iloc[0] / out_px
     return {
         "modality": g["modality"].iloc[0], "scale": int(g["scale"].iloc[0]), "family": g["family"].iloc[0],
-        "arch": g["arch"].iloc[0], "test_ssim_mean": ssim.mean(), "test_ssim_ci95": ci95(ssim),
+        "arch": g["arch"].iloc[0],
         "bicubic_psnr": bic, "gain_db_vs_bicubic": psnr.mean() - bic, "above_bicubic": bool(psnr.min() > bic),
         "seeds_above_bicubic": f"{int((psnr > bic).sum())}/{len(psnr)}",
         "params": int(_col(g, "n_params").fillna(_col(g, "params")).iloc[0]), "flops_per_output_pixel": flops_px,
@@ -164,7 +171,7 @@ def baseline_rows(runs: pd.DataFrame) -> list[dict]:
 
 
 def family_fields(best: pd.Series, g: pd.DataFrame) -> dict:
-    return {"best_test_ssim_mean": best["test_ssim_mean"], "best_gain_db_vs_bicubic": best["gain_db_vs_bicubic"],
+    return {"best_gain_db_vs_bicubic": best["gain_db_vs_bicubic"],
             "best_above_bicubic": bool(best["above_bicubic"])}
 
 
@@ -183,28 +190,6 @@ def family_ranks(fam: pd.DataFrame) -> pd.DataFrame:
 # Markdown / HTML
 
 
-def db(mean: float, ci: float, n: int, digits: int = 2) -> str:
-    if mean is None or math.isnan(mean):
-        return "—"
-    if n < 2 or ci is None or math.isnan(ci):
-        return f"{mean:.{digits}f}" + ("" if n == 0 else " (1 seed, no CI)")
-    return f"{mean:.{digits}f} ± {ci:.{digits}f}"
-
-
-def psnr_cell(mean: float, comb: float, ci: float, n: int) -> str:
-    """Mean ± the combined half-width over seeds and test images; where there is none (no per-image scores), the
-    seed-only interval marked †. One seed: the ± is the test images' alone."""
-    if comb is None or math.isnan(comb):
-        return f"{db(mean, ci, n)} †"
-    return f"{mean:.2f} ± {comb:.2f}" + (" (1 seed)" if n < 2 else "")
-
-
-def fallback_note(g: pd.DataFrame) -> str:
-    from finebench.report import table_notes as note
-
-    return note(g, "test_psnr")
-
-
 def heading(g: pd.DataFrame) -> str:
     first = g.iloc[0]
     base = g[g["is_baseline"].astype(bool)].iloc[0]
@@ -212,26 +197,8 @@ def heading(g: pd.DataFrame) -> str:
             f"bicubic {base['test_psnr_mean']:.2f} dB / SSIM {base['test_ssim_mean']:.4f})")
 
 
-HEADERS = ["#", "model", "family", "arch", "seeds", "PSNR dB (Y)", "± seeds", "± test", "SSIM (Y)", "vs bicubic",
-           "params", "FLOPs/px", "GFLOPs @720p", "latency ms (64² LR)", "train s"]
-
-
-def rows(g: pd.DataFrame, bold) -> list[list]:
-    out = []
-    for _, r in g.iterrows():
-        if r["is_baseline"]:
-            out.append(["—", "bicubic", "baseline", r["arch"], "—", f"{r['test_psnr_mean']:.2f}", "—", "—",
-                        f"{r['test_ssim_mean']:.4f}", "—", "0", "—", "—", "—", "—"])
-            continue
-        psnr = psnr_cell(r["test_psnr_mean"], r["test_psnr_ci95_comb"], r["test_psnr_ci95"], r["n_seeds"])
-        psnr = bold(psnr) if r["is_best"] else (f"{psnr} ≈" if r["tie_with_best"] else psnr)
-        gain = f"{r['gain_db_vs_bicubic']:+.2f} dB" + ("" if r["above_bicubic"] else f" ✗ ({r['seeds_above_bicubic']})")
-        out.append([int(r["rank"]), r["model"], r["family"], r["arch"], r["n_seeds"], psnr,
-                    num(r["test_psnr_ci95"], ".2f"), num(r["test_psnr_ci95_test"], ".2f"),
-                    db(r["test_ssim_mean"], r["test_ssim_ci95"], r["n_seeds"], 4), gain, human(r["params"]),
-                    human(r["flops_per_output_pixel"]), num(r["gflops_720p"], ".1f"),
-                    num(r["latency_ms_lr64_mean"], ".2f"), f"{r['train_seconds_mean']:.1f}"])
-    return out
+def gain_text(r: pd.Series) -> str:
+    return f"{r['gain_db_vs_bicubic']:+.2f} dB" + ("" if r["above_bicubic"] else f" ✗ ({r['seeds_above_bicubic']})")
 
 
 def verdict(g: pd.DataFrame) -> str:
@@ -243,78 +210,6 @@ def verdict(g: pd.DataFrame) -> str:
     names = ", ".join(f"{r['model']} ({r['family']}, mean {r['gain_db_vs_bicubic']:+.2f} dB, "
                       f"{r['seeds_above_bicubic']} seeds above)" for _, r in below.iterrows())
     return f"Not above the bicubic baseline with every seed: {names}."
-
-
-def leaderboard_markdown(board: pd.DataFrame) -> str:
-    from tabulate import tabulate
-
-    parts = ["", "# Super-resolution", "", INTRO, ""]
-    for _, g in board.groupby("task", sort=False):
-        note = fallback_note(g)
-        parts += [f"## {heading(g)}", "", tabulate(rows(g, lambda t: f"**{t}**"), headers=HEADERS, tablefmt="github",
-                                                   disable_numparse=True), "", verdict(g), "",
-                  *([note, ""] if note else [])]
-    return "\n".join(parts)
-
-
-def leaderboard_html(board: pd.DataFrame) -> str:
-    from tabulate import tabulate
-
-    from finebench.report import html_paragraph
-
-    parts = ["<h1>Super-resolution</h1>", html_paragraph(INTRO)]
-    for _, g in board.groupby("task", sort=False):
-        table = [[html.escape(str(c)) for c in row] for row in rows(g, lambda t: f"<b>{t}</b>")]
-        for row, (_, r) in zip(table, g.iterrows()):
-            if r["is_best"] and not r["is_baseline"]:
-                row[5] = row[5].replace("&lt;b&gt;", "<b>").replace("&lt;/b&gt;", "</b>")
-        parts += [f"<h2>{html.escape(heading(g))}</h2>",
-                  tabulate(table, headers=HEADERS, tablefmt="unsafehtml", disable_numparse=True),
-                  html_paragraph(verdict(g)),
-                  html_paragraph(fallback_note(g))]
-    return "\n".join(parts) + "\n"
-
-
-def costs_markdown(board: pd.DataFrame) -> str:
-    from tabulate import tabulate
-
-    from finebench.report import cost_groups
-
-    parts = ["", "# Cost of each super-resolution model", "",
-             "FLOPs per output pixel and for a 1280×720 output, median batch-1 latency on a 64×64 LR input, mean "
-             "training time per run, peak memory. Sorted by FLOPs. PSNR: " + UNCERTAINTY, ""]
-    models = board[~board["is_baseline"].astype(bool)]
-    for _, g in models.groupby("task", sort=False):
-        parts += [f"## {g.iloc[0]['task']} (×{int(g.iloc[0]['scale'])})", ""]
-        for device, d in cost_groups(g):  # one table per device the costs were measured on
-            table = [[r["model"], r["family"], human(r["params"]), human(r["flops_per_output_pixel"]),
-                      num(r["gflops_720p"], ".1f"), num(r["latency_ms_lr64_mean"], ".2f"),
-                      f"{r['train_seconds_mean']:.1f}", num(r["peak_memory_mb_max"], ".0f"),
-                      psnr_cell(r["test_psnr_mean"], r["test_psnr_ci95_comb"], r["test_psnr_ci95"], r["n_seeds"])]
-                     for _, r in d.sort_values("flops_per_output_pixel", na_position="last").iterrows()]
-            parts += [device, "", tabulate(table, headers=["model", "family", "params", "FLOPs/px", "GFLOPs @720p",
-                                                           "latency ms (64² LR)", "train s", "peak MB", "PSNR dB"],
-                                           tablefmt="github", disable_numparse=True), ""]
-    return "\n".join(parts)
-
-
-def families_markdown(fam: pd.DataFrame) -> str:
-    from tabulate import tabulate
-
-    table = [[r["task"], r["family"], r["best_model"],
-              psnr_cell(r["best_test_psnr_mean"], r["best_test_psnr_ci95_comb"], r["best_test_psnr_ci95"],
-                        r["best_n_seeds"]),
-              num(r["best_test_ssim_mean"], ".4f"),
-              f"{r['best_gain_db_vs_bicubic']:+.2f}" + ("" if r["best_above_bicubic"] else " ✗"),
-              f"{r['family_mean_test_psnr']:.2f}", r["n_models"],
-              "✓" if r["best_is_task_best"] else ("≈" if r["best_tie_with_task_best"] else "")]
-             for _, r in fam.iterrows()]
-    return "\n".join(["", "# Super-resolution: best model of each family per task", "",
-                      "PSNR dB on Y, higher is better: " + UNCERTAINTY + " ✗: not above bicubic with every seed. "
-                      "✓: the task's best; ≈: tied with it (the leaderboard's test).", "",
-                      tabulate(table, headers=["task", "family", "best model", "best PSNR dB", "SSIM",
-                                               "vs bicubic dB", "family mean dB", "models", "vs task best"],
-                               tablefmt="github", disable_numparse=True), ""])
 
 
 def ranks_markdown(ranks: pd.DataFrame) -> str:
@@ -365,8 +260,8 @@ def references_markdown(table: pd.DataFrame) -> str:
     parts.append(tabulate(
         [[r["task"], r["dataset"], f"×{r['scale']}", r["reference_model"], f"{r['reference_psnr']:.2f}",
           f"{r['our_model']} ({r['our_family']})",
-          psnr_cell(r["our_test_psnr_mean"], r["our_test_psnr_ci95_comb"], r["our_test_psnr_ci95"], r["our_n_seeds"])
-          if r["our_n_seeds"] else db(r["our_test_psnr_mean"], r["our_test_psnr_ci95"], 0),
+          interval_cell(TASK.primary, r["our_test_psnr_mean"], r["our_test_psnr_ci95_comb"], r["our_test_psnr_ci95"],
+                        r["our_n_seeds"]),
           r["source"]] for _, r in table.iterrows()],
         headers=["task", "test set", "scale", "published model", "published dB", "ours", "ours dB", "source"],
         tablefmt="github", disable_numparse=True))
@@ -377,38 +272,89 @@ def references_markdown(table: pd.DataFrame) -> str:
 
 
 REFERENCE_COLUMNS = ["dataset", "scale", "model", "family", "psnr", "ssim", "source", "protocol"]
-OPTIONAL_REFERENCE_COLUMNS = ("ssim", "protocol")
-INTEGER_RANK = False  # the bicubic row has no rank: ranks are floats (1.0) in leaderboard_sr.csv
-BOARD_COLUMNS = SR_COLUMNS
+COSTS_INTRO = ("FLOPs per output pixel and for a 1280×720 output, median batch-1 latency on a 64×64 LR input, mean "
+               "training time per run, peak memory. Sorted by FLOPs. PSNR: " + UNCERTAINTY)
+FAMILIES_INTRO = ("PSNR dB on Y, higher is better: " + UNCERTAINTY + " ✗: not above bicubic with every seed. "
+                  "✓: the task's best; ≈: tied with it (the leaderboard's test).")
 
 
-def extra_frames(runs: pd.DataFrame, board: pd.DataFrame, fam: pd.DataFrame, refs: pd.DataFrame) -> dict:
-    """Its CSVs besides the leaderboard and families: the family ranks (its references go into references.md only)."""
-    return {"family_ranks_sr.csv": family_ranks(fam)}
+class SuperResolutionTables(Tables):
+    """Super-resolution's tables: the bicubic baseline as a row, each model's gain over it and a verdict sentence;
+    a task scored on several test sets ranked per set (:func:`expand`); costs per output pixel; family ranks and
+    published references of its own."""
 
+    BOARD_COLUMNS = SR_COLUMNS
+    FAMILY_COLUMNS = FAMILY_COLUMNS
+    INTEGER_RANK = False  # the bicubic row has no rank: ranks are floats (1.0) in leaderboard_sr.csv
+    REFERENCE_COLUMNS = REFERENCE_COLUMNS
+    OPTIONAL_REFERENCE_COLUMNS = ("ssim", "protocol")
+    titles = {"leaderboard": "Super-resolution", "costs": "Cost of each super-resolution model",
+              "families": "Super-resolution: best model of each family per task"}
+    intros = {"leaderboard": INTRO, "costs": COSTS_INTRO, "families": FAMILIES_INTRO}
+    family_headers = ("best PSNR dB", "family mean dB")
+    cost_sort = "flops_per_output_pixel"
 
-def sections(runs: pd.DataFrame, board: pd.DataFrame, fam: pd.DataFrame, frames: dict, refs: pd.DataFrame
-             ) -> dict[str, str]:
-    """A super-resolution part of each shared Markdown / HTML file."""
-    return {"leaderboard.md": leaderboard_markdown(board), "costs.md": costs_markdown(board),
-            "families.md": families_markdown(fam), "ranks.md": ranks_markdown(frames["family_ranks_sr.csv"]),
-            "references.md": references_markdown(references_table(runs, board, refs)),
-            "leaderboard.html": leaderboard_html(board)}
+    def board_fields(self, g: pd.DataFrame) -> dict:
+        return board_fields(g)
 
+    def family_fields(self, best: pd.Series, g: pd.DataFrame) -> dict:
+        return family_fields(best, g)
 
-def plots(runs: pd.DataFrame, board: pd.DataFrame, fam: pd.DataFrame, out: Path) -> list[Path]:
-    """Drawn per task: a task scored on several test sets shows its first."""
-    from finebench.tasks.superres import plots as drawing
+    def expand(self, runs: pd.DataFrame) -> pd.DataFrame:
+        return expand(runs)
 
-    def first_set(table):
-        names = table["task"].map(lambda name: plotted_as(name, runs))
-        return table[names.notna()].assign(task=names[names.notna()])
+    def baseline_rows(self, runs: pd.DataFrame) -> list[dict]:
+        return baseline_rows(runs)
 
-    return drawing.sr_plots(runs, first_set(board), first_set(fam), out)
+    def plotted_as(self, name: str, runs: pd.DataFrame) -> str | None:
+        return plotted_as(name, runs)
 
+    def example_scores(self, runs: pd.DataFrame) -> dict:
+        return example_scores(runs)
 
-def empty() -> tuple[dict, dict]:
-    """No super-resolution task ran: its CSVs with headers only; nothing in the shared files."""
-    return {"leaderboard_sr.csv": pd.DataFrame(columns=SR_COLUMNS),
-            "families_sr.csv": pd.DataFrame(columns=FAMILY_COLUMNS),
-            "family_ranks_sr.csv": pd.DataFrame(columns=RANK_COLUMNS)}, {}
+    def heading(self, g: pd.DataFrame) -> str:
+        return heading(g)
+
+    def cost_heading(self, g: pd.DataFrame) -> str:
+        return f"{g.iloc[0]['task']} (×{int(g.iloc[0]['scale'])})"
+
+    def notes(self, g: pd.DataFrame) -> list[str]:
+        return [verdict(g), *super().notes(g)]
+
+    def board_columns(self) -> list[Column]:
+        return [Column("vs bicubic", gain_text), params_column(),
+                human_column("FLOPs/px", "flops_per_output_pixel"), num_column("GFLOPs @720p", "gflops_720p", ".1f"),
+                num_column("latency ms (64² LR)", "latency_ms_lr64_mean", ".2f"), train_seconds_column()]
+
+    def cost_columns(self) -> list[Column]:
+        return [human_column("FLOPs/px", "flops_per_output_pixel"), num_column("GFLOPs @720p", "gflops_720p", ".1f"),
+                num_column("latency ms (64² LR)", "latency_ms_lr64_mean", ".2f"), train_seconds_column(),
+                num_column("peak MB", "peak_memory_mb_max", ".0f"), self.primary_column("PSNR dB")]
+
+    def family_columns(self) -> list[Column]:
+        return [num_column("SSIM", "best_test_ssim_mean", ".4f"),
+                Column("vs bicubic dB", lambda r: f"{r['best_gain_db_vs_bicubic']:+.2f}"
+                       + ("" if r["best_above_bicubic"] else " ✗"))]
+
+    def extra_frames(self, runs: pd.DataFrame, board: pd.DataFrame, fam: pd.DataFrame, refs: pd.DataFrame) -> dict:
+        """The family ranks (its references go into references.md only)."""
+        return {"family_ranks_sr.csv": family_ranks(fam)}
+
+    def own_sections(self, runs: pd.DataFrame, board: pd.DataFrame, fam: pd.DataFrame, frames: dict,
+                     refs: pd.DataFrame) -> dict[str, str]:
+        return {"ranks.md": ranks_markdown(frames["family_ranks_sr.csv"]),
+                "references.md": references_markdown(references_table(runs, board, refs))}
+
+    def plots(self, runs: pd.DataFrame, board: pd.DataFrame, fam: pd.DataFrame, out: Path) -> list[Path]:
+        """Drawn per task: a task scored on several test sets shows its first."""
+        from finebench.tasks.superres import plots as drawing
+
+        def first_set(table):
+            names = table["task"].map(lambda name: plotted_as(name, runs))
+            return table[names.notna()].assign(task=names[names.notna()])
+
+        return drawing.sr_plots(runs, first_set(board), first_set(fam), out)
+
+    def empty(self) -> tuple[dict, dict]:
+        frames, texts = super().empty()
+        return {**frames, "family_ranks_sr.csv": pd.DataFrame(columns=RANK_COLUMNS)}, texts
