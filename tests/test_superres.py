@@ -599,6 +599,9 @@ def test_sr_leaderboard_ranks_by_psnr_and_says_who_is_not_above_bicubic():
     assert board.loc["a", "flops_per_output_pixel"] == pytest.approx(100.0)
     md = get("superres").table_code.leaderboard_markdown(report.leaderboard(runs, "superres"))
     assert "Not above the bicubic baseline" in md and "b (rnn" in md and "c (transformer" in md
+    page = get("superres").table_code.leaderboard_html(report.leaderboard(runs, "superres"))
+    cost = page.split("<h3>Cost</h3>")[1]  # every type's HTML carries its cost table, baselines left out
+    assert "FLOPs/px" in cost and "bicubic" not in cost and "<td><b>31.10" in page
     fam = report.families(report.leaderboard(runs, "superres"), "superres")
     ranks = sr_tables.family_ranks(report.with_family_rank(fam, "superres")).set_index("family")
     assert ranks.loc["cnn", "mean_family_rank"] == 1 and ranks.loc["transformer", "mean_family_rank"] == 3

@@ -122,7 +122,6 @@ class Tables:
     family_modality: ClassVar[bool] = False  # the families table shows the modality
     family_headers: ClassVar[tuple[str, str]]  # (the best model's metric, the family mean)
     cost_sort: ClassVar[str] = "params"  # the board column the cost tables are sorted by (missing last)
-    html_costs: ClassVar[bool] = False  # the HTML leaderboard shows each task's cost tables under it
 
     def __init__(self, task_type: TaskType):
         self.task_type = task_type
@@ -223,11 +222,6 @@ class Tables:
 
         return Column(header, cell, cell)
 
-    def mean_column(self, header: str) -> Column:
-        """The primary metric's mean alone."""
-        return Column(header, lambda r: show(self.metric, r[f"{self.key}_mean"]),
-                      lambda r: show(self.metric, r[f"{self.key}_mean"]))
-
     def secondary_column(self, m: Metric) -> Column:
         if m.interval:
             def cell(r):
@@ -304,10 +298,9 @@ class Tables:
             parts += [f"<h2>{html.escape(self.heading(g))}</h2>",
                       tabulate_rows(rows, [c.header for c in columns], "unsafehtml"),
                       *(html_paragraph(note) for note in self.notes(g))]
-            if self.html_costs:
-                parts.append("<h3>Cost</h3>")
-                for device, d in cost_groups(g):
-                    parts += [html_paragraph(device), self.cost_table(d, "unsafehtml")]
+            parts.append("<h3>Cost</h3>")
+            for device, d in cost_groups(g):
+                parts += [html_paragraph(device), self.cost_table(d, "unsafehtml")]
             if runs is not None and fam is not None:
                 parts += self.extras_html(str(task), runs, fam)
         return "\n".join(parts) + "\n"

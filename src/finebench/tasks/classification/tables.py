@@ -219,7 +219,6 @@ class ClassificationTables(Tables):
     family_modality = True
     family_headers = ("best test acc %", "family mean %")
     cost_sort = "flops_per_sample"
-    html_costs = True
     fallback_hint = " Retraining a run writes its predictions.csv."
 
     def board_fields(self, g: pd.DataFrame) -> dict:
