@@ -8,7 +8,7 @@ import sys
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
 
-from finebench.config import SCHEMA_PATH, check_expansion, coerce_numbers, drop_removed
+from finebench.config import SCHEMA_PATH, check_expansion, coerce_numbers, drop_removed, validate_schema
 from finebench.cluster import export_gpu_claims
 from finebench.errors import ConfigError
 from finebench.workdir import discard_finished, stale_lock_hint
@@ -47,7 +47,11 @@ coerce_numbers(config)
 # Config files given one after another merge (make tune: config/config.yaml, then config/tune.yaml); a task or model
 # set to null by a later one is left out.
 drop_removed(config)
-validate(config, str(SCHEMA_PATH))
+validate(config, str(SCHEMA_PATH))  # the schema file's defaults set; then with the task types' training keys:
+try:
+    validate_schema(config, "the config (--configfile)")
+except ConfigError as exc:
+    raise WorkflowError(f"invalid finebench config — {exc}") from None
 
 
 include: "workflow/rules/common.smk"

@@ -252,3 +252,15 @@ def test_dataset_option_values_are_checked_before_any_job(options, message):
            "models": {"m": {"family": "cnn", "modality": "speech", "arch": "small_cnn"}}}
     with pytest.raises(ConfigError, match=message):
         config.check(cfg)
+
+
+@pytest.mark.parametrize("dataset, option, model", [
+    ("imagefolder", "root", {"family": "cnn", "modality": "vision", "arch": "small_cnn"}),
+    ("text_table", "path", {"family": "cnn", "modality": "text", "arch": "textcnn"}),
+])
+def test_a_bring_your_own_dataset_without_its_path_is_named(dataset, option, model):
+    """The one check for every source whose path has no default and nothing to download (no source named in it)."""
+    cfg = {"experiment": "x", "seeds": [0], "tasks": {"mine": {"dataset": dataset}}, "models": {"m": model}}
+    with pytest.raises(ConfigError, match=rf"^tasks\.mine\.{option}: required for dataset '{dataset}' \(nothing to "
+                                          rf"download for it\)"):
+        config.check(cfg)

@@ -75,6 +75,47 @@ def test_tables_must_name_a_tables_subclass():
             _ = TaskType("other", "other", (), objective="x", tables=tables).table_code
 
 
+OWNED_KEYS = textwrap.dedent("""
+    import json
+    from finebench import config, tuning
+    from finebench.errors import ConfigError
+
+    cfg = {"experiment": "toy", "seeds": [0], "tasks": {"lines": {"dataset": "toy_lines"}},
+           "training": {"huber_delta": 0.5},
+           "models": {"linear": {"family": "other", "modality": "vision", "arch": "toy_linear"}}}
+    config.validate_schema(cfg)
+    out = {"readers": config.TRAINING_OWNERS["huber_delta"],
+           "unused": tuning.unused_training_key("huber_delta", {}, {"classification"}, "vision")}
+    try:
+        config.validate_schema({**cfg, "training": {"huber_delt": 0.5}})
+    except ConfigError as exc:
+        out["typo"] = str(exc)
+    print(json.dumps(out))
+""")
+
+
+def test_a_task_type_owns_its_training_keys():
+    """Its declared keys join the config schema (a typo is still refused) and the tuning checks name the types that
+    read them; the built-in types' keys are declared the same way."""
+    from finebench import config, tuning
+
+    done = subprocess.run([sys.executable, "-c", OWNED_KEYS], env=plugin_env(), capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out["readers"] == ["regression"]
+    assert out["unused"] == "huber_delta is read by regression tasks only (this model runs classification tasks)"
+    assert "training: Additional properties are not allowed ('huber_delt' was unexpected)" in out["typo"]
+    assert config.TRAINING_OWNERS == {"label_smoothing": ("classification",), "loss": ("superres",),
+                                      "batch_seconds": ("asr",), "length_buckets": ("asr",)}
+    assert "huber_delta" not in config.TRAINING_KEYS  # the toy is not registered in this process
+    assert config.TRAINING_DEFAULTS["label_smoothing"] == 0.0  # classification's default, as before
+    assert (tuning.unused_training_key("length_buckets", {}, {"classification", "superres"}, "vision")
+            == "length_buckets is read by speech recognition tasks only (this model runs classification, "
+               "super-resolution tasks)")
+    assert tuning.unused_training_key("label_smoothing", {}, {"classification", "asr"}, "speech") is None
+
+
 def test_the_objectives_defaults_are_the_trainers():
     """Without hooks of its own a type gets the train split's size, no step count of its own and no memory advice."""
 
@@ -163,7 +204,7 @@ def test_a_toy_task_type_is_trained_ranked_tabled_and_summarised_without_touchin
 
 TOY_CONFIG = {"experiment": "toy", "tracking_uri": "sqlite:///results/mlflow.db", "seeds": [0, 1],
               "tasks": {"lines": {"dataset": "toy_lines", "n_train": 128}},
-              "training": {"epochs": 3, "batch_size": 32, "lr": 0.05, "weight_decay": 0.0},
+              "training": {"epochs": 3, "batch_size": 32, "lr": 0.05, "weight_decay": 0.0, "huber_delta": 1.0},
               "models": {"linear": {"family": "other", "modality": "vision", "arch": "toy_linear"}}}
 
 

@@ -38,6 +38,9 @@ TASK = tasks.register(tasks.TaskType(
     run_files=("predictions.csv",),
     table_files=("leaderboard_regression.csv", "families_regression.csv"),
     plot_kinds=("learning_curves",),
+    # a training key only its tasks read: in the config schema once it is registered (finebench.config)
+    training={"huber_delta": {"type": ["number", "null"], "exclusiveMinimum": 0,
+                              "description": "Regression: the Huber loss with this delta instead of MSE."}},
 ))
 
 
@@ -119,6 +122,8 @@ class Regression(Objective):
     def loss(self, out, y, t: dict):
         import torch.nn.functional as F
 
+        if t.get("huber_delta"):
+            return F.huber_loss(out.float().squeeze(-1), y, delta=t["huber_delta"])
         return F.mse_loss(out.float().squeeze(-1), y)
 
     def evaluate(self, model, loader, autocast, num_classes: int = 0) -> dict:

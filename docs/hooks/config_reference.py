@@ -50,7 +50,11 @@ def schema_path() -> Path:
 
 
 def load_schema() -> dict:
-    return yaml.safe_load(schema_path().read_text())
+    """The schema as finebench checks a config against it: the file with each task type's training keys merged in
+    (finebench.config.SCHEMA)."""
+    import copy
+
+    return copy.deepcopy(_finebench().config.SCHEMA)
 
 
 # -- walking the schema ----------------------------------------------------------------------------------------------

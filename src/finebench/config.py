@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 
 from finebench.errors import ConfigError, FinebenchError, did_you_mean
+from finebench.tasks.registry import LEGACY
 
 SCHEMA_PATH = Path(__file__).resolve().with_name("config.schema.yaml")  # package data: found from any install
 
@@ -34,7 +35,6 @@ TRAINING_DEFAULTS = {
     "momentum": 0.9,
     "scheduler": "cosine",
     "warmup_epochs": 0.0,
-    "label_smoothing": 0.0,
     "grad_clip": 0.0,
     "max_train_batches": None,
     "spec_augment": None,
@@ -49,8 +49,32 @@ DEFAULTS: dict[str, Any] = {"tracking_uri": "sqlite:///results/mlflow.db", "devi
                              "seeds_per_job": 1, "training": {},
                              "download": {"cache": "results/downloads", "mirror": None, "lock": None}}
 MODEL_RESERVED_KEYS = {"family", "modality", "arch", "tasks", "training", "tuning"}
-# Every key of a training: section (the schema's): what a search space may tune besides builder options
 SCHEMA = yaml.safe_load(SCHEMA_PATH.read_text())  # read once: validation, TRAINING_KEYS, the tuning checks
+
+
+def with_task_types(schema: dict, defaults: dict) -> dict[str, tuple[str, ...]]:
+    """Each task type's training keys (finebench.tasks: ``TaskType.training``, ``training_defaults``) merged into
+    the schema's training section, closed to any other key, and into ``defaults``; returns {key: the task types that
+    read it}. Two types may share a key only with the same schema."""
+    from finebench.tasks import TASK_TYPES
+
+    training = schema["$defs"]["training"]
+    props = training["properties"]
+    owners: dict[str, tuple[str, ...]] = {}
+    for tt in TASK_TYPES.values():
+        for key, prop in tt.training.items():
+            if key in props and props[key] != prop:
+                raise FinebenchError(f"task type {tt.name!r}: training key {key!r} is declared otherwise by "
+                                     f"{' and '.join(owners.get(key, ('the config schema',)))}")
+            props[key] = prop
+            owners[key] = (*owners.get(key, ()), tt.name)
+        defaults.update(tt.training_defaults)
+    training["additionalProperties"] = False
+    return owners
+
+
+TRAINING_OWNERS = with_task_types(SCHEMA, TRAINING_DEFAULTS)  # {training key: the task types that alone read it}
+# Every key of a training: section (the schema's): what a search space may tune besides builder options
 TRAINING_KEYS = frozenset(SCHEMA["$defs"]["training"]["properties"])
 # Inputs of a typical task per modality, to check a model's builder options before any data exists (option names
 # only: errors about shapes are left to the real build).
@@ -217,8 +241,6 @@ def check(config: dict) -> None:
             if required in source.defaults and source.defaults[required] is None and not source.downloadable \
                     and not tcfg.get(required) and not (required == "root" and "path" in source.defaults):
                 raise ConfigError(f"{key}.{required}: required for dataset {ds!r} (nothing to download for it)")
-        if ds == "text_table" and not tcfg.get("path"):
-            raise ConfigError(f"{key}.path: required for dataset 'text_table' (a .csv, .tsv or .jsonl file)")
         for opt in tcfg:
             if opt not in TASK_RESERVED_KEYS and opt not in source.defaults:
                 raise ConfigError(
@@ -260,7 +282,7 @@ def check(config: dict) -> None:
     for task in config["tasks"]:
         if not task_models(config, task):
             modality = task_modality_of(config, task)
-            kind = ("" if task_type_of(config, task) == "classification"
+            kind = ("" if task_type_of(config, task) == LEGACY
                     else f" and a {task_type_of(config, task)} architecture")
             raise ConfigError(f"tasks.{task}: no model in `models:` has modality {modality!r}{kind}, "
                               f"so nothing would run")

@@ -38,6 +38,7 @@ from finebench import tuning
 from finebench.errors import FinebenchError
 from finebench.stats import ALPHA, ci95, ci95_test, combine_ci95, paired_p, welch_p
 from finebench.tasks import TASK_TYPES, TaskType
+from finebench.tasks.registry import LEGACY
 
 # The Markdown / HTML files every task type writes a part of, in its registration order.
 SHARED_FILES = ("leaderboard.md", "leaderboard.html", "costs.md", "families.md", "ranks.md", "references.md")
@@ -67,7 +68,7 @@ def load_metrics(paths) -> pd.DataFrame:
             left_out.append((str(p), "not a JSON object"))
             continue
         try:
-            declared = get(m.get("task_type") or "classification").metrics
+            declared = get(m.get("task_type") or LEGACY).metrics
         except FinebenchError as exc:  # an unknown task type: the error names the registered ones
             left_out.append((str(p), str(exc)))
             continue
@@ -110,8 +111,8 @@ def left_out_note(frame: pd.DataFrame) -> str:
 def task_type_of(runs: pd.DataFrame) -> pd.Series:
     """Each run's task type (metrics.json ``task_type``; classification runs of older versions have none)."""
     if "task_type" not in runs:
-        return pd.Series("classification", index=runs.index)
-    return runs["task_type"].fillna("classification")
+        return pd.Series(LEGACY, index=runs.index)
+    return runs["task_type"].fillna(LEGACY)
 
 
 def of_type(runs: pd.DataFrame, name: str) -> pd.DataFrame:
@@ -125,7 +126,7 @@ def of_type(runs: pd.DataFrame, name: str) -> pd.DataFrame:
 def _type(task_type: str | TaskType | None) -> TaskType:
     from finebench.tasks import get
 
-    return task_type if isinstance(task_type, TaskType) else get(task_type or "classification")
+    return task_type if isinstance(task_type, TaskType) else get(task_type or LEGACY)
 
 
 NO_EXAMPLES = "no per-example test scores: metrics.json of an older version"
@@ -273,7 +274,7 @@ def load_references(path: str | Path | None, task_type: str | TaskType | None = 
     if not path or not Path(path).is_file():
         return pd.DataFrame(columns=cols)
     entries = (load_yaml(Path(path).read_text(), str(path)) or {}).get("references") or []
-    refs = [(i, r) for i, r in enumerate(entries) if r.get("task_type", "classification") == tt.name]
+    refs = [(i, r) for i, r in enumerate(entries) if r.get("task_type", LEGACY) == tt.name]
     for i, r in refs:
         missing = [c for c in cols if c not in r and c not in tt.table_code.OPTIONAL_REFERENCE_COLUMNS]
         if missing:

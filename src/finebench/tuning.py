@@ -155,14 +155,15 @@ def dimensions(space: object, where: str) -> list[tuple[str, str, list]]:
 
 # Training keys that only some runs use: (the key, why a model may not use it)
 def unused_training_key(key: str, training: dict, task_types: set, modality: str) -> str | None:
+    from finebench.config import TRAINING_OWNERS
+    from finebench.tasks import get
+
     if key == "momentum" and training.get("optimizer") != "sgd":
         return f"momentum is used by optimizer sgd only (this model's runs use {training.get('optimizer')})"
-    if key == "label_smoothing" and task_types - {"classification"}:
-        return f"label_smoothing is used by classification only (this model runs {', '.join(sorted(task_types))})"
-    if key == "loss" and "superres" not in task_types:
-        return "loss is chosen by super-resolution tasks only (classification always uses cross-entropy)"
-    if key in ("length_buckets", "batch_seconds") and "asr" not in task_types:
-        return f"{key} forms the batches of speech-recognition tasks only"
+    readers = TRAINING_OWNERS.get(key)  # a key only some task types read (their declaration: finebench.tasks)
+    if readers and not task_types & set(readers):
+        return (f"{key} is read by {' and '.join(get(t).title for t in readers)} tasks only (this model runs "
+                f"{', '.join(sorted(get(t).title for t in task_types))} tasks)")
     if key == "spec_augment" and modality != "speech":
         return "spec_augment masks spectrograms: speech models only"
     if key in ("eval_batch_size", "keep_checkpoint", "max_train_batches", "compile", "channels_last", "precision",
@@ -255,6 +256,7 @@ def select(trials: list[dict], tuning: dict, out: str | Path, experiment_file: s
     (selected.json): its values, score and trial, every trial's score, and the expected-best curve. ``log_parent``
     (finebench.tracking.log_tuning_parent) files the MLflow parent run of the trials first."""
     from finebench.files import write_json_atomic
+    from finebench.tasks.registry import LEGACY
 
     trials = sorted(trials, key=lambda m: m["trial"])
     if not trials:
@@ -270,7 +272,7 @@ def select(trials: list[dict], tuning: dict, out: str | Path, experiment_file: s
              "status": t.get("status", "FINISHED"), "train_seconds": t.get("train_seconds"),
              "mlflow_run_id": t.get("mlflow_run_id")} for t in trials]
     result = {"task": trials[0]["task"], "model": trials[0]["model"], "family": trials[0]["family"],
-              "task_type": trials[0].get("task_type", "classification"),
+              "task_type": trials[0].get("task_type", LEGACY),
               "identity": tuning, "identity_hash": identity_hash(tuning), "budget": len(trials),
               "sampler": tuning["sampler"], "trial": trials[best]["trial"], "values": trials[best]["tuned_values"],
               "val_score": float(scores[best]), "val_metric": trials[best].get("val_metric", ""),

@@ -15,6 +15,7 @@ from finebench.errors import ConfigError
 from finebench.report import TABLE_FILES
 from finebench import tuning as fbtuning
 from finebench.tasks import TASK_TYPES
+from finebench import tasks as fbtasks
 
 try:
     # Checked against the registries once per (config, finebench code, library versions): the check imports torch
@@ -225,10 +226,11 @@ HF_TOKENIZE = hf_tokenize_jobs()
 
 
 def train_data(wildcards):
-    """The train job's --data: the prepared task, or for hf: classifiers its tokenisation (text) or waveform view
-    (speech); the prepared form of other task types already holds what hf: models take (asr: the waveforms)."""
+    """The train job's --data: the prepared task, or for an hf: model on a task type that says so (its hf_input:
+    "view", classification) the task's tokenisation (text) or waveform view (speech); the prepared form of other
+    task types already holds what hf: models take (asr: the waveforms)."""
     m = CFG["models"][wildcards.model]
-    if m["arch"].startswith(HF_PREFIX) and TASK_TYPE[wildcards.task] == "classification":
+    if m["arch"].startswith(HF_PREFIX) and fbtasks.get(TASK_TYPE[wildcards.task]).hf_input == "view":
         if m["modality"] == "text":
             slug = fb_hf_tokens.cache_slug(m["arch"][len(HF_PREFIX) :], hf_options(wildcards.model))
             return f"{RESULTS}/tokens/{wildcards.task}/{slug}"

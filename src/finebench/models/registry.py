@@ -90,16 +90,18 @@ def known_archs(modality: str) -> list[str]:
 
 
 def arch_task_type(arch: str) -> str:
-    """The task type an architecture solves: ``timm:`` models and unknown names are classifiers."""
-    return ARCHS[arch].task_type if arch in ARCHS else "classification"
+    """The task type an architecture is declared for: ``timm:`` models and unknown names are classifiers."""
+    from finebench.tasks.registry import LEGACY
+
+    return ARCHS[arch].task_type if arch in ARCHS else LEGACY
 
 
 def solves(arch: str, task_type: str) -> bool:
-    """Whether ``arch`` runs on tasks of ``task_type``: its declared type; an ``hf:`` model takes the head of the task
-    (a classifier on classification tasks, a CTC head on speech-recognition ones: models/hf.py)."""
-    if arch.startswith("hf:"):
-        return task_type in ("classification", "asr")
-    return arch_task_type(arch) == task_type
+    """Whether ``arch`` runs on tasks of ``task_type``: the task type says (finebench.tasks: ``TaskType.runs`` — the
+    architectures declared for it or for the types it heads, and hf: models where models/hf.py heads them for it)."""
+    from finebench.tasks import get
+
+    return get(task_type).runs(arch, arch_task_type(arch))
 
 
 def check_arch(arch: str, modality: str, key: str = "arch") -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import importlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,23 @@ class TaskType:
     run_files: tuple[str, ...] = ()  # what each run writes besides metrics.json and history.csv: the rule's outputs
     table_files: tuple[str, ...] = ()  # its own CSV tables (the Markdown/HTML files are shared); the first: its board
     plot_kinds: tuple[str, ...] = ()  # results/plots/{task}_{kind}.png for each of its tasks
+    # The training keys only its tasks read: {key: its JSON-schema property (type, bounds, description)}, merged
+    # into the config schema's training section (finebench.config.SCHEMA), and their defaults (TRAINING_DEFAULTS)
+    training: dict[str, dict] = field(default_factory=dict)
+    training_defaults: dict[str, object] = field(default_factory=dict)
+    # Architectures it runs: those declared for it, those declared for the types in `heads` (a backbone to which it
+    # gives its own head), and with `hf_head` the hf: models (models/hf.py heads them for it)
+    heads: tuple[str, ...] = ()
+    hf_head: bool = False
+    # What an hf: model's training job reads: "view" — the tokenised text or the waveforms of the prepared task
+    # (workflow/rules/hf.smk); "prepared" — the prepared task itself (it already holds what hf: models take)
+    hf_input: str = "prepared"
+
+    def runs(self, arch: str, arch_type: str) -> bool:
+        """Whether an architecture (``arch``, declared for task type ``arch_type``) runs on its tasks."""
+        if arch.startswith("hf:"):
+            return self.hf_head
+        return arch_type == self.name or arch_type in self.heads
 
     @property
     def primary(self) -> Metric:
@@ -80,6 +97,9 @@ class TaskType:
 
 
 TASK_TYPES: dict[str, TaskType] = {}
+# The task type of a run, dataset or architecture that names none: finebench's first, before task types existed
+# (a metrics.json, manifest or references.yaml entry of an older version; a timm: model)
+LEGACY = "classification"
 
 
 def register(task_type: TaskType) -> TaskType:

@@ -22,4 +22,9 @@ TASK = register(TaskType(
     run_files=("confusion.csv", "predictions.csv"),
     table_files=("leaderboard.csv", "families.csv", "model_ranks.csv", "family_ranks.csv", "references.csv"),
     plot_kinds=("learning_curves", "confusion_best", "pareto"),
+    training={"label_smoothing": {"type": "number", "minimum": 0, "maximum": 1,
+                                  "description": "Classification: label smoothing of the cross-entropy loss."}},
+    training_defaults={"label_smoothing": 0.0},
+    hf_head=True,
+    hf_input="view",
 ))

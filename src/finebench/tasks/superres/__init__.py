@@ -20,4 +20,6 @@ TASK = register(TaskType(
     run_files=("per_image.csv", "examples.npz"),
     table_files=("leaderboard_sr.csv", "families_sr.csv", "family_ranks_sr.csv"),
     plot_kinds=("learning_curves", "sr_examples", "pareto"),
+    training={"loss": {"type": "string", "enum": ["l1", "mse", "charbonnier"],
+                       "description": "Super-resolution: the training loss (default l1)."}},
 ))
