@@ -34,16 +34,19 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from finebench import tuning
+from finebench import tuning, verdict
 from finebench.errors import FinebenchError
 from finebench.stats import ALPHA, ci95, ci95_test, combine_ci95, paired_p, welch_p
 from finebench.tasks import TASK_TYPES, TaskType
 from finebench.tasks.registry import LEGACY
+from finebench.tasks.tables import html_paragraph
 
 # The Markdown / HTML files every task type writes a part of, in its registration order.
 SHARED_FILES = ("leaderboard.md", "leaderboard.html", "costs.md", "families.md", "ranks.md", "references.md")
 # Every file :func:`aggregate` writes into the tables folder: the workflow's aggregate rule declares exactly these.
-TABLE_FILES = (*SHARED_FILES, "runs.csv", *(f for tt in TASK_TYPES.values() for f in tt.table_files))
+# The verdict across tasks and task types (finebench.verdict)
+SUMMARY_FILES = ("families_summary.csv", "families_summary.md")
+TABLE_FILES = (*SHARED_FILES, "runs.csv", *(f for tt in TASK_TYPES.values() for f in tt.table_files), *SUMMARY_FILES)
 # With tuning (config `tuning:`): every board's last columns, and the files written besides (finebench.tuning)
 TUNING_COLUMNS = ["tuning", "tuned_values"]
 TUNING_FILES = tuning.TUNING_FILES
@@ -292,6 +295,7 @@ def aggregate(metrics_files, out_dir: str | Path, plots_dir: str | Path | None =
     all_runs = load_metrics(metrics_files)
     texts: dict[str, list[str]] = {name: [] for name in SHARED_FILES}
     out = {"runs": all_runs}
+    typed = []  # (task type, its scored runs, families, per-example matrices) for the verdict across tasks
     for tt in TASK_TYPES.values():
         code = tt.table_code
         runs = of_type(all_runs, tt.name)
@@ -308,11 +312,14 @@ def aggregate(metrics_files, out_dir: str | Path, plots_dir: str | Path | None =
             if plots_dir is not None:
                 code.plots(runs, board, fam, Path(plots_dir))
             out[tt.name] = {"leaderboard": board, "families": fam}
+            typed.append((tt, scored, fam, example_matrices(scored, code, tt.primary.name)[0]))
         for name, frame in frames.items():
             frame.to_csv(out_dir / name, index=False)
         for name, text in parts.items():
             texts[name].append(text)
     texts["leaderboard.md"].append(left_out_note(all_runs))
+    out["summary"], summary_md = verdict.write(typed, out_dir)
+    texts["leaderboard.html"].append(html_paragraph(summary_md, tables=True) + "\n")  # the verdict across tasks
     for name, chunks in texts.items():
         (out_dir / name).write_text("".join(chunks))
     all_runs.drop(columns=["metrics_file"]).to_csv(out_dir / "runs.csv", index=False)
@@ -321,78 +328,9 @@ def aggregate(metrics_files, out_dir: str | Path, plots_dir: str | Path | None =
     return out
 
 
-def html_paragraph(text: str) -> str:
-    """A paragraph of the tables' Markdown (an intro, a note: ``**bold**``, ``*italic*``, backticks) as HTML with
-    Python-Markdown, the docs site's renderer; raw HTML and entities in the text stay text (a model name, a config
-    value). Empty text gives ``""``."""
-    import markdown
-
-    if not text:
-        return ""
-    md = markdown.Markdown()
-    md.preprocessors.deregister("html_block")
-    for pattern in ("html", "entity"):
-        md.inlinePatterns.deregister(pattern)
-    return md.convert(text)
-
-
 def devices_of(runs: pd.DataFrame) -> str:
     """The devices (metrics.json ``device_name``: the GPU or CPU model) a model's runs were timed on, " + "-joined;
     "" for runs of a version that did not record it."""
     if "device_name" not in runs:
         return ""
     return " + ".join(sorted({str(d) for d in runs["device_name"].dropna() if str(d)}))
-
-
-def cost_groups(g: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
-    """A task's model rows (no baselines) split by the device their cost columns were measured on, so that no cost
-    table compares timings, throughput or memory taken on different hardware: [(a line naming the device, rows)],
-    one group per device, models whose seeds ran on several devices in a group of their own."""
-    rows = g[~g["is_baseline"].astype(bool)] if "is_baseline" in g else g
-    device = rows["device_name"].fillna("").astype(str) if "device_name" in rows else pd.Series("", index=rows.index)
-    groups = []
-    for name in sorted(device.unique(), key=lambda d: (" + " in d, d == "", d)):
-        if " + " in name:
-            line = (f"Seeds timed on several devices ({name}): their time, throughput and memory mix hardware and are "
-                    f"comparable with no table here.")
-        elif name:
-            line = f"Measured on: {name}."
-        else:
-            line = "Measured on: not recorded (metrics.json of an older version)."
-        groups.append((line, rows[device == name]))
-    return groups
-
-
-def fallback_note(g: pd.DataFrame, key: str, more: str = "") -> str:
-    """A line under a task's table naming the models (not baselines) whose statistics fell back to seeds only, and
-    why: † (no per-example scores of their own: ± and ≈ over seeds) or their ≈ only (the best model has none).
-    ``key``: the primary metric; ``more``: a sentence the task type adds."""
-    if "stats_note" not in g:
-        return ""
-    rows = g[g["stats_note"].fillna("").astype(str) != ""]
-    if "is_baseline" in rows:
-        rows = rows[~rows["is_baseline"].astype(bool)]
-    if rows.empty:
-        return ""
-    names = "; ".join(f"{r['model']} ({'' if math.isnan(r[f'{key}_ci95_comb']) else '≈ only — '}"
-                      f"{r['stats_note']})" for _, r in rows.iterrows())
-    return f"Seed-only statistics (± Student's t over seeds, marked †; ≈ from Welch's t-test) for: {names}." + more
-
-
-def untested_note(g: pd.DataFrame) -> str:
-    """A line naming the models that could not be tested against the best (``tie_test`` "none"): neither ≈ nor a
-    difference is claimed for them."""
-    if "tie_test" not in g:
-        return ""
-    rows = g[g["tie_test"].fillna("").astype(str) == "none"]
-    if rows.empty:
-        return ""
-    return (f"No test against the best model was possible for: {', '.join(rows['model'].astype(str))} (fewer than 2 "
-            f"test examples, every score identical, or a single seed where only seed scores exist): neither ≈ nor "
-            f"a difference is claimed.")
-
-
-def table_notes(g: pd.DataFrame, key: str, more: str = "") -> str:
-    """What a task type prints under a task's table: :func:`fallback_note`, :func:`untested_note` and, with tuning,
-    which models were tuned (budget, chosen values) and which hand-set (finebench.tuning.note)."""
-    return " ".join(filter(None, (fallback_note(g, key, more), untested_note(g), tuning.note(g))))

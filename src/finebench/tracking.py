@@ -419,7 +419,8 @@ def log_summaries(experiment_file: str | Path, tables_dir: str | Path, plots_dir
     ids = {}
     for task, g, score, plotted_as in ((task, g, score, p) for board, score, p in boards
                                        for task, g in board.groupby("task", sort=False)):
-        files = [tables_dir / f for f in ("leaderboard.md", "leaderboard.html", "families.md", "ranks.md")
+        files = [tables_dir / f for f in ("leaderboard.md", "leaderboard.html", "families.md", "ranks.md",
+                                          "families_summary.md")
                  if (tables_dir / f).is_file()]
         plotted = plotted_as(task)
         # the exact names the task types and the tuning draw ({task}_{kind}.png): a glob {task}_*.png would also

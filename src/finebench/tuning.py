@@ -155,12 +155,11 @@ def dimensions(space: object, where: str) -> list[tuple[str, str, list]]:
 
 # Training keys that only some runs use: (the key, why a model may not use it)
 def unused_training_key(key: str, training: dict, task_types: set, modality: str) -> str | None:
-    from finebench.config import TRAINING_OWNERS
-    from finebench.tasks import get
+    from finebench.tasks import TASK_TYPES, get
 
     if key == "momentum" and training.get("optimizer") != "sgd":
         return f"momentum is used by optimizer sgd only (this model's runs use {training.get('optimizer')})"
-    readers = TRAINING_OWNERS.get(key)  # a key only some task types read (their declaration: finebench.tasks)
+    readers = [tt.name for tt in TASK_TYPES.values() if key in tt.training]  # declared by the types that read it
     if readers and not task_types & set(readers):
         return (f"{key} is read by {' and '.join(get(t).title for t in readers)} tasks only (this model runs "
                 f"{', '.join(sorted(get(t).title for t in task_types))} tasks)")

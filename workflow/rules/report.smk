@@ -30,7 +30,13 @@ rule aggregate:
             category="1. Tables",
             labels={"table": "family ranks"},
         ),
-        other=tables_except("leaderboard.html", "families.csv", "family_ranks.csv"),
+        summary=report(
+            table_file("families_summary.csv"),
+            caption="../report/families_summary.rst",
+            category="1. Tables",
+            labels={"table": "families across tasks"},
+        ),
+        other=tables_except("leaderboard.html", "families.csv", "family_ranks.csv", "families_summary.csv"),
         curves=report(
             plot_files("learning_curves"),
             caption="../report/learning_curves.rst",

@@ -86,11 +86,13 @@ class TaskType:
         """Its tables (an instance of the class ``tables`` names, a finebench.tasks.tables.Tables subclass, else a
         FinebenchError)."""
         from finebench.errors import FinebenchError
-        from finebench.tasks.tables import Tables
 
         module, _, name = self.tables.partition(":")
         cls = getattr(importlib.import_module(module), name, None) if name else None
-        if not (isinstance(cls, type) and issubclass(cls, Tables)):
+        # a subclass has finebench.tasks.tables.Tables among its bases (read without importing the module here: the
+        # renderer's module depends on the registry, not the reverse)
+        if not (isinstance(cls, type) and any(f"{c.__module__}.{c.__qualname__}" == "finebench.tasks.tables.Tables"
+                                              for c in cls.__mro__)):
             raise FinebenchError(f"task type {self.name!r}: tables {self.tables} is not \"module:Class\" of a "
                                  f"subclass of finebench.tasks.tables.Tables")
         return cls(self)

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import pandas as pd
 
+from finebench import tuning
 from finebench.stats import human
 
 if TYPE_CHECKING:
@@ -95,16 +96,73 @@ def tabulate_rows(rows: list[list], headers: list[str], fmt: str = "github") -> 
     return tabulate(rows, headers=headers, tablefmt=fmt, disable_numparse=True)
 
 
-def html_paragraph(text: str) -> str:
-    from finebench.report import html_paragraph as paragraph
+def html_paragraph(text: str, tables: bool = False) -> str:
+    """A paragraph of the tables' Markdown (an intro, a note: ``**bold**``, ``*italic*``, backticks; with ``tables``
+    whole sections with headings and pipe tables) as HTML with Python-Markdown, the docs site's renderer; raw HTML
+    and entities in the text stay text (a model name, a config value). Empty text gives ``""``."""
+    import markdown
 
-    return paragraph(text)
+    if not text:
+        return ""
+    md = markdown.Markdown(extensions=["tables"] if tables else [])
+    md.preprocessors.deregister("html_block")
+    for pattern in ("html", "entity"):
+        md.inlinePatterns.deregister(pattern)
+    return md.convert(text)
 
 
 def cost_groups(g: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
-    from finebench.report import cost_groups as groups
+    """A task's model rows (no baselines) split by the device their cost columns were measured on, so that no cost
+    table compares timings, throughput or memory taken on different hardware: [(a line naming the device, rows)],
+    one group per device, models whose seeds ran on several devices in a group of their own."""
+    rows = g[~g["is_baseline"].astype(bool)] if "is_baseline" in g else g
+    device = rows["device_name"].fillna("").astype(str) if "device_name" in rows else pd.Series("", index=rows.index)
+    groups = []
+    for name in sorted(device.unique(), key=lambda d: (" + " in d, d == "", d)):
+        if " + " in name:
+            line = (f"Seeds timed on several devices ({name}): their time, throughput and memory mix hardware and are "
+                    f"comparable with no table here.")
+        elif name:
+            line = f"Measured on: {name}."
+        else:
+            line = "Measured on: not recorded (metrics.json of an older version)."
+        groups.append((line, rows[device == name]))
+    return groups
 
-    return groups(g)
+
+def fallback_note(g: pd.DataFrame, key: str, more: str = "") -> str:
+    """A line under a task's table naming the models (not baselines) whose statistics fell back to seeds only, and
+    why: † (no per-example scores of their own: ± and ≈ over seeds) or their ≈ only (the best model has none).
+    ``key``: the primary metric; ``more``: a sentence the task type adds."""
+    if "stats_note" not in g:
+        return ""
+    rows = g[g["stats_note"].fillna("").astype(str) != ""]
+    if "is_baseline" in rows:
+        rows = rows[~rows["is_baseline"].astype(bool)]
+    if rows.empty:
+        return ""
+    names = "; ".join(f"{r['model']} ({'' if math.isnan(r[f'{key}_ci95_comb']) else '≈ only — '}"
+                      f"{r['stats_note']})" for _, r in rows.iterrows())
+    return f"Seed-only statistics (± Student's t over seeds, marked †; ≈ from Welch's t-test) for: {names}." + more
+
+
+def untested_note(g: pd.DataFrame) -> str:
+    """A line naming the models that could not be tested against the best (``tie_test`` "none"): neither ≈ nor a
+    difference is claimed for them."""
+    if "tie_test" not in g:
+        return ""
+    rows = g[g["tie_test"].fillna("").astype(str) == "none"]
+    if rows.empty:
+        return ""
+    return (f"No test against the best model was possible for: {', '.join(rows['model'].astype(str))} (fewer than 2 "
+            f"test examples, every score identical, or a single seed where only seed scores exist): neither ≈ nor "
+            f"a difference is claimed.")
+
+
+def table_notes(g: pd.DataFrame, key: str, more: str = "") -> str:
+    """What a task type prints under a task's table: :func:`fallback_note`, :func:`untested_note` and, with tuning,
+    which models were tuned (budget, chosen values) and which hand-set (finebench.tuning.note)."""
+    return " ".join(filter(None, (fallback_note(g, key, more), untested_note(g), tuning.note(g))))
 
 
 class Tables:
@@ -192,8 +250,6 @@ class Tables:
     def notes(self, g: pd.DataFrame) -> list[str]:
         """The paragraphs under a task's leaderboard (Markdown): by default which statistics fell back to seeds,
         which models were not tested, and the tuning."""
-        from finebench.report import table_notes
-
         return [table_notes(g, self.key, self.fallback_hint)]
 
     fallback_hint: ClassVar[str] = ""  # a sentence after the seed-only note (how to get per-example scores)
