@@ -7,7 +7,9 @@ write metrics.
 Read top to bottom: :func:`set_up` builds everything a run needs (seeded model, optimizer and schedule, loaders,
 the task type's :class:`Objective`); :func:`train_one_epoch` runs one pass over the training split, timing the wait
 for input (``data_seconds``) apart from the loop; :func:`evaluate` scores a split; :func:`assemble` turns the best
-epoch's test evaluation into the result; :func:`fit` runs them, checkpointing as :mod:`finebench.checkpoint` says.
+epoch's test evaluation into the result (:func:`trial_result` a trial's validation score; both through
+:func:`build_result`); :func:`fit` runs them: :func:`train_epochs` (checkpointing as :mod:`finebench.checkpoint`
+says), then a tuning trial's ending (:func:`trial_ending`) or a final run's (:func:`final_ending`, :func:`publish`).
 
 - Same spec + same seed on the CPU gives identical metrics (seeded init, seeded shuffling and augmentation,
   deterministic kernels) — also across a kill and resume. On a GPU with bf16 units the forward pass runs under bf16
@@ -59,6 +61,8 @@ from finebench.workdir import FINISHED_CHECKPOINT as FINISHED
 if TYPE_CHECKING:  # torch is imported where it is used, not at import time (start-up of the CLI and the workflow)
     import torch
 
+    from finebench.tracking import Run
+
 CHECKPOINT = "checkpoint.pt"
 # Seconds this process spent training and evaluating (epochs, test, cost) over every fit() it ran: the rest of its
 # wall time is fixed cost (start-up, data, model, MLflow), which `train` / `train-trials` print on exit
@@ -67,8 +71,8 @@ WORK_SECONDS = [0.0]
 
 
 class Diverged(FinebenchError):
-    """The training loss became NaN or infinite. ``mlflow_run_id``: the run it failed (set by :func:`fit`), so that a
-    diverged tuning trial is still filed under its search."""
+    """The training loss became NaN or infinite. ``mlflow_run_id``: the run it failed (set by :func:`train_epochs`), so
+    that a diverged tuning trial is still filed under its search."""
 
     mlflow_run_id: str | None = None
 
@@ -172,6 +176,11 @@ class Job:
     @property
     def t(self) -> dict:
         return self.spec["training"]
+
+    @property
+    def n_params(self) -> int:
+        """The model's parameter count: the run's first log line, its MLflow run, ``metrics.json``."""
+        return sum(p.numel() for p in self.module.parameters())
 
     def autocast(self):
         import torch
@@ -495,53 +504,75 @@ def load_checkpoint(job: Job, path: Path) -> bool:
 IDENTITY = ("task", "dataset", "modality", "model", "family", "arch", "seed")
 
 
-def filed_fields(job: Job, run_id: str, experiment_id: str) -> dict:
-    """Where a run (or trial) is filed and what it ran on: the same fields in every ``metrics.json``."""
-    return {
+def build_result(job: Job, run: Run, *, what: dict, how: dict | None = None, scores: dict,
+                 cost: dict | None = None) -> dict:
+    """A ``metrics.json``: a final run's (:func:`assemble`) or a tuning trial's (:func:`trial_result`). Every field
+    both carry is built here and only here; each kind's own fields go in between, keeping the order of the file:
+    identity, ``what`` was run, where it is filed and what it ran on, ``how`` (precision, threads), the epochs,
+    ``scores``, what training took and chose, ``cost``. Non-finite numbers become null (strict JSON)."""
+    spec, s = job.spec, job.state
+    result = {
+        **{k: spec[k] for k in IDENTITY},
+        **what,
+        # where it is filed and what it ran on: the same fields in every metrics.json
         "status": "FINISHED",
-        "mlflow_run_id": run_id,
-        "mlflow_experiment_id": experiment_id,
-        "spec_hash": spec_hash(job.spec),
+        "mlflow_run_id": run.run_id,
+        "mlflow_experiment_id": run.experiment_id,
+        "spec_hash": spec_hash(spec),
         "device": job.dev.type,
         "device_name": job.device_name,  # which GPU / CPU model the cost columns were measured on
         "environment": job.environment,  # package versions, CUDA / cuDNN, git commit and dirtiness (provenance)
-    }
-
-
-def training_fields(job: Job) -> dict:
-    """What training took and chose: the best epoch and its scores, size, time, checkpoint bytes, throughput."""
-    s = job.state
-    return {
+        **(how or {}),
+        "epochs": job.t["epochs"],
+        **scores,
+        # what training took and chose: the best epoch and its scores, size, time, checkpoint bytes, throughput
         "best_epoch": s["best"][1],
         **job.objective.best_fields(s["best"][0]),
-        "n_params": sum(p.numel() for p in job.module.parameters()),
+        "n_params": job.n_params,
         "train_seconds": s["train_seconds"],
         "data_seconds": s["data_seconds"],
         "checkpoint_bytes_written": s.get("checkpoint_bytes_written", 0),  # every save of the run (checkpoint.py)
         **compile_figures(job),
-    }
-
-
-def assemble(job: Job, test: dict, cost: dict, run_id: str, experiment_id: str) -> dict:
-    """The run's result (``metrics.json``): identity, protocol, test metrics, training and cost figures."""
-    spec, s, data = job.spec, job.state, job.data
-    result = {
-        **{k: spec[k] for k in IDENTITY},
-        "protocol": run_protocol(data.manifest, spec),
-        "data_note": data.manifest.get("data_note", ""),  # the dataset source's caveat (DatasetSource.data_note)
-        **filed_fields(job, run_id, experiment_id),
-        **({"tuning": spec["tuning"]} if "tuning" in spec else {}),  # tuned: budget, chosen trial and values
-        "precision": "+".join(s.get("precisions") or [job.precision]),  # "fp32+bf16": resumed on another device
-        "threads": job.threads,
-        "epochs": job.t["epochs"],
-        "num_classes": data.num_classes,
-        "n_train": data.manifest["splits"]["train"]["n"],
-        "preprocess": {k: (list(v) if isinstance(v, tuple) else v) for k, v in job.preprocess.items()},
-        **test,
-        **training_fields(job),
-        **cost,
+        **(cost or {}),
     }
     return {k: finite_or_none(v) for k, v in result.items()}
+
+
+def assemble(job: Job, test: dict, cost: dict, run: Run) -> dict:
+    """The run's result (``metrics.json``): identity, protocol, test metrics, training and cost figures."""
+    spec, data = job.spec, job.data
+    return build_result(
+        job, run,
+        what={"protocol": run_protocol(data.manifest, spec),
+              "data_note": data.manifest.get("data_note", "")},  # the dataset source's caveat (DatasetSource.data_note)
+        how={**({"tuning": spec["tuning"]} if "tuning" in spec else {}),  # tuned: budget, chosen trial and values
+             # "fp32+bf16": resumed on another device
+             "precision": "+".join(job.state.get("precisions") or [job.precision]),
+             "threads": job.threads},
+        scores={"num_classes": data.num_classes,
+                "n_train": data.manifest["splits"]["train"]["n"],
+                "preprocess": {k: (list(v) if isinstance(v, tuple) else v) for k, v in job.preprocess.items()},
+                **test},
+        cost=cost)
+
+
+def score_name(best: dict, score: float) -> str:
+    """The name of what a trial's ``val_score`` is: the best epoch's first field (``val_accuracy``), or its negation
+    (``-val_wer``) where the selection key negates a lower-is-better metric."""
+    name, value = next(iter(best.items()))
+    name = name.removeprefix("best_")
+    return name if value == score else f"-{name}"
+
+
+def trial_result(job: Job, run: Run) -> dict:
+    """A tuning trial's result (``metrics.json``): identity, its values and its best validation score — no test."""
+    spec, key = job.spec, job.state["best"][0]
+    return build_result(
+        job, run,
+        what={"trial": spec["trial"], "task_type": job.data.manifest.get("task_type", "classification"),
+              "tuned_values": spec["tuned_values"]},
+        # the selection key's first part at the best epoch: what the tuning maximises (val accuracy, PSNR …)
+        scores={"val_score": float(key[0]), "val_metric": score_name(job.objective.best_fields(key), key[0])})
 
 
 def compile_figures(job: Job) -> dict:
@@ -586,159 +617,202 @@ def with_selection(spec: dict, tuned: str | Path) -> dict:
     return out
 
 
-def score_name(best: dict, score: float) -> str:
-    """The name of what a trial's ``val_score`` is: the best epoch's first field (``val_accuracy``), or its negation
-    (``-val_wer``) where the selection key negates a lower-is-better metric."""
-    name, value = next(iter(best.items()))
-    name = name.removeprefix("best_")
-    return name if value == score else f"-{name}"
-
-
-def trial_result(job: Job, run_id: str, experiment_id: str) -> dict:
-    """A tuning trial's result (``metrics.json``): identity, its values and its best validation score — no test."""
-    spec, key = job.spec, job.state["best"][0]
-    result = {
-        **{k: spec[k] for k in (*IDENTITY, "trial")},
-        "task_type": job.data.manifest.get("task_type", "classification"),
-        "tuned_values": spec["tuned_values"],
-        **filed_fields(job, run_id, experiment_id),
-        "epochs": job.t["epochs"],
-        # the selection key's first part at the best epoch: what the tuning maximises (val accuracy, PSNR …)
-        "val_score": float(key[0]), "val_metric": score_name(job.objective.best_fields(key), key[0]),
-        **training_fields(job),
-    }
-    return {k: finite_or_none(v) for k, v in result.items()}
-
-
 def fit(spec: dict, data_dir: str | Path, out_dir: str | Path, experiment_file: str | Path,
         device: str = "auto", threads: int = 1, progress: bool | None = None, tuned: str | Path | None = None) -> dict:
     """Train one (task, model, seed) run (resuming from its checkpoint if there is one); returns the metrics dict
     also written to ``metrics.json``. ``tuned``: the selection file of a tuned run (its chosen values). A spec with
-    ``trial`` (a tuning trial, finebench.tuning) is scored on the validation split only: no test, no cost."""
-    import pandas as pd
+    ``trial`` (a tuning trial, finebench.tuning) is scored on the validation split only: no test, no cost.
 
-    from finebench.cost import measure
-    from finebench.tracking import Run, provenance
+    Its steps, in order: :func:`start_job`, the MLflow run (:func:`run_tags`, :func:`join_run`),
+    :func:`train_epochs`, then one of the two endings — :func:`trial_ending`, or :func:`final_ending` and, once the
+    MLflow run has ended, :func:`publish`."""
+    from finebench.tracking import Run
 
     if tuned:
         spec = with_selection(spec, tuned)
-    trial = spec.get("trial")
     out_dir = Path(out_dir)
+    job, resumed = start_job(spec, data_dir, out_dir, device, threads)
+    show = sys.stderr.isatty() if progress is None else progress
+    with (Run(experiment_file, spec, tags=run_tags(job), run_id=job.state["mlflow_run_id"] if resumed else None) as run,
+          full_disk_named(out_dir)):  # a full disk is named (path, free space) in the log and the run's error tag
+        join_run(job, run, resumed)
+        train_epochs(job, run, out_dir, show)
+        if spec.get("trial") is not None:  # selection on validation only: the test split is never scored
+            return trial_ending(job, run, out_dir)
+        result = final_ending(job, run, out_dir)
+    publish(job, out_dir, result)
+    return result
+
+
+def start_job(spec: dict, data_dir: str | Path, out_dir: Path, device: str, threads: int) -> tuple[Job, Path | None]:
+    """Clear the run's folder of an earlier result and of files left half-written, set the job up and restore it
+    from its checkpoint if one fits (``finished.pt`` first: training is over), write ``spec.json`` and log the run's
+    first line. Returns the job, with its provenance taken, and the checkpoint it resumed from (None: from epoch 1)."""
+    from finebench.tracking import provenance
+
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "metrics.json").unlink(missing_ok=True)
     for f in remove_stale_temporaries(out_dir):
         log(f"removed {f}: left half-written by a process that is gone")
     job = set_up(spec, data_dir, device, threads)
-    t, ckpt, finished = job.t, out_dir / CHECKPOINT, out_dir / FINISHED
-    resumed = next((path for path in (finished, ckpt) if load_checkpoint(job, path)), None)  # the file it came from
+    t = job.t
+    resumed = next((path for path in (out_dir / FINISHED, out_dir / CHECKPOINT) if load_checkpoint(job, path)), None)
     write_json_atomic(out_dir / "spec.json", spec)
-    n_params = sum(p.numel() for p in job.module.parameters())
-    show = sys.stderr.isatty() if progress is None else progress
-    log(f"{job.name}: {spec['arch']} ({n_params:,} params) on {job.dev}, {threads} thread(s), "
+    log(f"{job.name}: {spec['arch']} ({job.n_params:,} params) on {job.dev}, {threads} thread(s), "
         f"{t['epochs']} epochs x {job.steps_per_epoch} steps" +
         ("" if not resumed else f" — resuming after epoch {job.state['epoch']} (checkpoint {resumed})"
          if job.state["epoch"] < t["epochs"] else f" — trained earlier ({resumed}): evaluating its best epoch"))
-
-    note = job.data.manifest.get("data_note", "")
     job.environment = provenance()
+    return job, resumed
+
+
+def run_tags(job: Job) -> dict:
+    """The MLflow run's tags beside its identity (finebench.tracking.Run): spec hash, device, precision, provenance
+    (``env.*``), the data's caveat; a trial's number and values, grouped under the tuning's parent run when the
+    selection files it (finebench.tuning); a tuned final run's chosen values."""
+    spec, note = job.spec, job.data.manifest.get("data_note", "")
     tags = {"config_hash": spec_hash(spec), "device": job.dev.type, "device_name": job.device_name,
             "precision": job.precision,
-            **{f"env.{k}": v for k, v in job.environment.items() if v is not None},
+            **{f"env.{k}": v for k, v in (job.environment or {}).items() if v is not None},
             **({"data_note": note} if note else {})}
-    if trial is not None:  # grouped under the tuning's parent run when the selection files it (finebench.tuning)
-        tags.update({"finebench.trial": trial, "finebench.tuning_parent": f"{spec['task']}/{spec['model']}/tuning",
+    if spec.get("trial") is not None:
+        tags.update({"finebench.trial": spec["trial"],
+                     "finebench.tuning_parent": f"{spec['task']}/{spec['model']}/tuning",
                      **{f"tuned.{k}": v for k, v in spec["tuned_values"].items()}})
     elif "tuning" in spec:
         tags.update({"finebench.tuned": "true", **{f"tuned.{k}": v for k, v in spec["tuning"]["values"].items()}})
-    with (Run(experiment_file, spec, tags=tags, run_id=job.state["mlflow_run_id"] if resumed else None) as run,
-          full_disk_named(out_dir)):  # a full disk is named (path, free space) in the log and the run's error tag
-        assert run.run_id is not None  # Run.__enter__ set it
-        if resumed and run.run_id == job.state["mlflow_run_id"]:  # continuing its own MLflow run
-            run.set_tags({"finebench.resumed_after_epoch": job.state["epoch"]})
-        else:  # a new run (also when the checkpoint's run was deleted): everything so far goes into it
-            run.log_metrics({"n_params": n_params})
-            for row in job.state["history"]:
-                run.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=row["epoch"])
-        job.state["mlflow_run_id"] = run.run_id
-        s = job.state
-        # checkpoints of older versions lack it: their first epoch compiled too
-        s.setdefault("compile_epochs", [1] if t.get("compile") and s["history"] else [])
-        if job.precision not in s.setdefault("precisions", []):  # a resume on another device may change it
-            s["precisions"].append(job.precision)
-        first = s["epoch"] + 1
-        saves = SaveSchedule(t.get("checkpoint_minutes", TRAINING_DEFAULTS["checkpoint_minutes"]),
-                             keep=bool(t.get("keep_checkpoint")))
-        for epoch in range(first, t["epochs"] + 1):
-            if t.get("compile") and epoch == first:
-                s["compile_epochs"].append(epoch)  # the first epoch of each process compiles the model
-            try:
-                with memory_hint(job, "training"):
-                    tr = train_one_epoch(job, epoch, show)
-            except Diverged as exc:
-                exc.mlflow_run_id = run.run_id
-                raise
-            t_val = time.perf_counter()
-            with memory_hint(job, "evaluating"):
-                val = evaluate(job, "val")
-            row = {"epoch": epoch, "train_loss": tr["train_loss"], **job.objective.epoch_fields(val),
-                   "lr": job.optimizer.param_groups[0]["lr"],
-                   "train_seconds": tr["train_seconds"],  # the training loop alone
-                   "data_seconds": tr["data_seconds"],  # of which waiting for input
-                   "epoch_seconds": tr["train_seconds"] + time.perf_counter() - t_val}  # + validation
-            s["history"].append(row)
-            WORK_SECONDS[0] += row["epoch_seconds"]
-            s["train_seconds"] += tr["train_seconds"]
-            s["data_seconds"] += tr["data_seconds"]
-            s["samples_seen"] += tr["samples"]
-            key = job.objective.selection_key(val)
-            if s["best"] is None or key > s["best"][0]:
-                s["best"] = (key, epoch)
-                # the best weights: one copy, on the CPU, without optimizer state (checkpoints: save_checkpoint)
-                s["best_state"] = {k: v.detach().to("cpu", copy=True) for k, v in job.module.state_dict().items()}
-            s["epoch"] = epoch
-            run.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=epoch)
-            if saves.due(epoch, t["epochs"]):  # on an interval, Slurm's warning, the end (finebench.checkpoint)
-                saves.saved(job.name, epoch, save_checkpoint(job, ckpt))
-            log(f"{job.name} epoch {epoch}: train_loss {row['train_loss']:.4f} "
-                + " ".join(f"{k} {v:.4f}" for k, v in job.objective.epoch_fields(val).items())
-                + f" ({row['epoch_seconds']:.1f}s, data wait {row['data_seconds']:.2f}s)")
+    return tags
 
-        if not t.get("keep_checkpoint"):  # the per-epoch checkpoint gives way to the small finished one
-            save_checkpoint(job, finished, finished=True)
-            ckpt.unlink(missing_ok=True)
-        if trial is not None:  # selection on validation only: the test split is never scored
-            pd.DataFrame(s["history"]).to_csv(out_dir / "history.csv", index=False)
-            result = trial_result(job, run.run_id, run.experiment_id)
-            run.log_metrics({"val_score": result["val_score"], **job.objective.best_fields(s["best"][0])})
-            run.log_artifacts(out_dir, exclude=(CHECKPOINT, FINISHED))
-            write_json_atomic(out_dir / "metrics.json", result)
-            log(f"{job.name}: trial {trial} {result['val_metric']} {result['val_score']:.4f} (best epoch "
-                f"{s['best'][1]}, {s['train_seconds']:.1f}s train) with {spec['tuned_values']}")
-            return result
-        job.module.load_state_dict(s["best_state"])
-        t_test = time.perf_counter()
+
+def join_run(job: Job, run: Run, resumed: Path | None) -> None:
+    """Tie the job to its MLflow run. Continuing its own run (resumed, and that run still in the store), the run is
+    tagged with the epoch it resumed after; a new run (also when the checkpoint's run was deleted) gets everything so
+    far: the parameter count and the epochs already trained. The state keeps the run's id for the checkpoints."""
+    if resumed and run.run_id == job.state["mlflow_run_id"]:
+        run.set_tags({"finebench.resumed_after_epoch": job.state["epoch"]})
+    else:
+        run.log_metrics({"n_params": job.n_params})
+        for row in job.state["history"]:
+            log_epoch(run, row)
+    job.state["mlflow_run_id"] = run.run_id
+
+
+def log_epoch(run: Run, row: dict) -> None:
+    """An epoch's row of ``history.csv`` as MLflow metrics at its step."""
+    run.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=row["epoch"])
+
+
+def train_epochs(job: Job, run: Run, out_dir: Path, show: bool) -> None:
+    """The epochs not trained yet (none after ``finished.pt``): train, score the validation split, keep the best
+    epoch by the objective's selection key (its weights copied once, on the CPU), log the epoch (MLflow, the log) and
+    checkpoint when due (finebench.checkpoint). A non-finite loss raises :class:`Diverged` naming this MLflow run.
+    Then the per-epoch checkpoint gives way to the small ``finished.pt`` unless ``training.keep_checkpoint``."""
+    t, s, ckpt = job.t, job.state, out_dir / CHECKPOINT
+    # checkpoints of older versions lack it: their first epoch compiled too
+    s.setdefault("compile_epochs", [1] if t.get("compile") and s["history"] else [])
+    if job.precision not in s.setdefault("precisions", []):  # a resume on another device may change it
+        s["precisions"].append(job.precision)
+    first = s["epoch"] + 1
+    saves = SaveSchedule(t.get("checkpoint_minutes", TRAINING_DEFAULTS["checkpoint_minutes"]),
+                         keep=bool(t.get("keep_checkpoint")))
+    for epoch in range(first, t["epochs"] + 1):
+        if t.get("compile") and epoch == first:
+            s["compile_epochs"].append(epoch)  # the first epoch of each process compiles the model
+        try:
+            with memory_hint(job, "training"):
+                tr = train_one_epoch(job, epoch, show)
+        except Diverged as exc:
+            exc.mlflow_run_id = run.run_id
+            raise
+        t_val = time.perf_counter()
         with memory_hint(job, "evaluating"):
-            test = evaluate(job, "test")
-            # a source may prepare more test sets (manifest "more_tests": {name: split}), each scored like test
-            more = {name: evaluate(job, split) for name, split in job.data.manifest.get("more_tests", {}).items()}
-        metrics = job.objective.final(test, job.data, out_dir, job.name, more)
-        x_cost = job.objective.cost_input(job)[: min(t["eval_batch_size"], 256)]
-        with memory_hint(job, "measuring cost", batch=len(x_cost)):
-            cost = measure(job.module, x_cost, job.autocast, job.dev,
-                           pad_id=job.data.input.get("pad_id", 0) if job.data.input["kind"] == "tokens" else None)
-        WORK_SECONDS[0] += time.perf_counter() - t_test
-        pd.DataFrame(s["history"]).to_csv(out_dir / "history.csv", index=False)
-        result = assemble(job, metrics, cost, run.run_id, run.experiment_id)
-        run.log_metrics({k: v for k, v in result.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
-                         and k not in ("seed", "n_params", "threads", "epochs", "num_classes")})
-        run.log_metrics({f"{name}.{k}": v for name, m in (result.get("more_tests") or {}).items()  # set14.test_psnr
-                         for k, v in m.items() if isinstance(v, (int, float)) and not isinstance(v, bool)})
-        run.log_artifacts(out_dir, exclude=(CHECKPOINT, FINISHED))
+            val = evaluate(job, "val")
+        row = {"epoch": epoch, "train_loss": tr["train_loss"], **job.objective.epoch_fields(val),
+               "lr": job.optimizer.param_groups[0]["lr"],
+               "train_seconds": tr["train_seconds"],  # the training loop alone
+               "data_seconds": tr["data_seconds"],  # of which waiting for input
+               "epoch_seconds": tr["train_seconds"] + time.perf_counter() - t_val}  # + validation
+        s["history"].append(row)
+        WORK_SECONDS[0] += row["epoch_seconds"]
+        s["train_seconds"] += tr["train_seconds"]
+        s["data_seconds"] += tr["data_seconds"]
+        s["samples_seen"] += tr["samples"]
+        key = job.objective.selection_key(val)
+        if s["best"] is None or key > s["best"][0]:
+            s["best"] = (key, epoch)
+            # the best weights: one copy, on the CPU, without optimizer state (checkpoints: save_checkpoint)
+            s["best_state"] = {k: v.detach().to("cpu", copy=True) for k, v in job.module.state_dict().items()}
+        s["epoch"] = epoch
+        log_epoch(run, row)
+        if saves.due(epoch, t["epochs"]):  # on an interval, Slurm's warning, the end (finebench.checkpoint)
+            saves.saved(job.name, epoch, save_checkpoint(job, ckpt))
+        log(f"{job.name} epoch {epoch}: train_loss {row['train_loss']:.4f} "
+            + " ".join(f"{k} {v:.4f}" for k, v in job.objective.epoch_fields(val).items())
+            + f" ({row['epoch_seconds']:.1f}s, data wait {row['data_seconds']:.2f}s)")
+
+    if not t.get("keep_checkpoint"):  # the per-epoch checkpoint gives way to the small finished one
+        save_checkpoint(job, out_dir / FINISHED, finished=True)
+        ckpt.unlink(missing_ok=True)
+
+
+def trial_ending(job: Job, run: Run, out_dir: Path) -> dict:
+    """A tuning trial's ending, scored on validation only (the test split is never scored): ``history.csv``, the
+    result (:func:`trial_result`), its score and files in its MLflow run, ``metrics.json`` and one log line."""
+    spec, s = job.spec, job.state
+    write_history(job, out_dir)
+    result = trial_result(job, run)
+    run.log_metrics({"val_score": result["val_score"], **job.objective.best_fields(s["best"][0])})
+    run.log_artifacts(out_dir, exclude=(CHECKPOINT, FINISHED))
+    write_json_atomic(out_dir / "metrics.json", result)
+    log(f"{job.name}: trial {spec['trial']} {result['val_metric']} {result['val_score']:.4f} (best epoch "
+        f"{s['best'][1]}, {s['train_seconds']:.1f}s train) with {spec['tuned_values']}")
+    return result
+
+
+def final_ending(job: Job, run: Run, out_dir: Path) -> dict:
+    """A final run's ending, inside its MLflow run: the best epoch's weights scored on the test split (and any further
+    test sets) once, the task type's final artifacts, the cost measured; ``history.csv``, the result
+    (:func:`assemble`), its metrics and files in the MLflow run. ``metrics.json`` follows: :func:`publish`."""
+    from finebench.cost import measure
+
+    t = job.t
+    job.module.load_state_dict(job.state["best_state"])
+    t_test = time.perf_counter()
+    with memory_hint(job, "evaluating"):
+        test = evaluate(job, "test")
+        # a source may prepare more test sets (manifest "more_tests": {name: split}), each scored like test
+        more = {name: evaluate(job, split) for name, split in job.data.manifest.get("more_tests", {}).items()}
+    metrics = job.objective.final(test, job.data, out_dir, job.name, more)
+    x_cost = job.objective.cost_input(job)[: min(t["eval_batch_size"], 256)]
+    with memory_hint(job, "measuring cost", batch=len(x_cost)):
+        cost = measure(job.module, x_cost, job.autocast, job.dev,
+                       pad_id=job.data.input.get("pad_id", 0) if job.data.input["kind"] == "tokens" else None)
+    WORK_SECONDS[0] += time.perf_counter() - t_test
+    write_history(job, out_dir)
+    result = assemble(job, metrics, cost, run)
+    run.log_metrics({k: v for k, v in result.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
+                     and k not in ("seed", "n_params", "threads", "epochs", "num_classes")})
+    run.log_metrics({f"{name}.{k}": v for name, m in (result.get("more_tests") or {}).items()  # set14.test_psnr
+                     for k, v in m.items() if isinstance(v, (int, float)) and not isinstance(v, bool)})
+    run.log_artifacts(out_dir, exclude=(CHECKPOINT, FINISHED))
+    return result
+
+
+def write_history(job: Job, out_dir: Path) -> None:
+    """``history.csv``: one row per epoch (the state's history, resumed runs' earlier epochs included)."""
+    import pandas as pd
+
+    pd.DataFrame(job.state["history"]).to_csv(out_dir / "history.csv", index=False)
+
+
+def publish(job: Job, out_dir: Path, result: dict) -> None:
+    """A final run's last step, after its MLflow run has ended FINISHED: ``metrics.json``, written atomically — its
+    presence means the run completed — and the run's headline in the log."""
+    s = job.state
     write_json_atomic(out_dir / "metrics.json", result)
     compiling = f", of which ~{result['compile_seconds']:.1f}s compiling" if result.get("compile_seconds") else ""
     log(f"{job.name}: {job.objective.headline(result)} (best epoch {s['best'][1]}, {s['train_seconds']:.1f}s train"
         f"{compiling}, {s['data_seconds']:.2f}s waiting for data)")
-    return result
 
 
 def log(message: str) -> None:
