@@ -262,6 +262,47 @@ def test_the_order_sentence_says_where_the_families_flip():
                                              "trials: cnn > rnn.")
 
 
+def test_tangs_unbiased_expected_best_by_hand():
+    # 3 trials 1, 2, 3: the best of every 2-subset is 2, 3, 3 → 8/3; Dodge's with replacement: 1/9 + 2·3/9 + 3·5/9
+    assert tuning.unbiased_expected_max([3.0, 1.0, 2.0]) == pytest.approx([2.0, 8 / 3, 3.0])
+    assert tuning.expected_max([1.0, 2.0, 3.0])[0] == pytest.approx([2.0, 22 / 9, 8 / 3])
+    assert tuning.tang_weights(3).sum(axis=1) == pytest.approx([1, 1, 1])  # each n: a distribution over the trials
+
+
+def test_the_bootstrap_interval_is_seeded_and_brackets_the_estimate():
+    scores = [0.51, 0.62, 0.58, 0.70, 0.66, 0.49, 0.60, 0.64]
+    lo, hi = tuning.bootstrap_expected_max(scores)
+    again = tuning.bootstrap_expected_max(scores)
+    assert (lo == again[0]).all() and (hi == again[1]).all()  # the same scores give the same interval
+    est = tuning.unbiased_expected_max(scores)
+    assert (lo <= est + 1e-12).all() and (est <= hi + 1e-12).all() and (lo < hi).all()
+    assert hi[-1] == pytest.approx(max(scores))  # the best of N resampled trials is at most the best trial
+    one = tuning.bootstrap_expected_max([0.5])
+    assert list(one[0]) == list(one[1]) == [0.5]
+
+
+def test_a_change_of_order_is_a_flip_only_where_the_intervals_separate():
+    def frame(half):  # the curves of the flip test above, each with a band of ± half around it
+        return pd.DataFrame([{"task": "t", "model": m, "family": f, "n": n, "evp_unbiased": v, "evp_lo": v - half,
+                              "evp_hi": v + half}
+                             for m, f, curve in (("c", "cnn", [0.50, 0.58, 0.60, 0.61]),
+                                                 ("v", "transformer", [0.40, 0.55, 0.65, 0.70]))
+                             for n, v in enumerate(curve, 1)])
+
+    narrow = tuning.order_sentence(frame(0.01))  # cnn ahead at n = 1 (0.49-0.51 vs 0.39-0.41), behind at n = 4
+    assert ("transformer overtakes cnn from n ≥ 3 (the 95 % bootstrap intervals separate them before and after)"
+            in narrow)
+    wide = tuning.order_sentence(frame(0.2))
+    assert "transformer passes cnn from n ≥ 3 by the estimates, within the 95 % bootstrap intervals" in wide
+    assert "overtakes" not in wide
+    steady = frame(0.2)[lambda d: d.model == "c"].assign(family="cnn")
+    other = steady.assign(model="r", family="rnn", evp_unbiased=steady["evp_unbiased"] - 0.1)
+    text = tuning.order_sentence(pd.concat([steady, other.assign(evp_lo=other["evp_unbiased"] - 0.2,
+                                                                 evp_hi=other["evp_unbiased"] + 0.2)]))
+    assert text.startswith("The order of the families holds at every budget from n = 1 to 4 trials: cnn > rnn.")
+    assert "intervals of cnn and rnn overlap at every n: these trials do not separate them" in text
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # The workflow: the smoke suite with tuning (budget 2), a classification and a super-resolution task
 
@@ -323,6 +364,8 @@ def test_tables_say_tuned_with_budget_values_and_expected_best(tuned_run):
         scores = trials[(trials.task == task) & (trials.model == model)]["val_score"]
         assert g["evp_mean"].iloc[0] == pytest.approx(scores.mean())
         assert g["evp_mean"].iloc[1] == pytest.approx(0.25 * scores.min() + 0.75 * scores.max())
+        assert g["evp_unbiased"].iloc[1] == pytest.approx(scores.max())  # Tang: the best of the 2 trials
+        assert (g["evp_lo"] <= g["evp_unbiased"] + 1e-12).all() and (g["evp_unbiased"] <= g["evp_hi"] + 1e-12).all()
     md = (tables / "tuning.md").read_text()
     assert "## typefaces" in md and "## sr" in md and ("The order" in md or "holds at every budget" in md)
     assert "Tuned on validation (2 trials per model" in (tables / "leaderboard.md").read_text()

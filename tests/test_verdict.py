@@ -110,3 +110,27 @@ def test_the_aggregate_writes_the_summary_and_says_why_five_tasks_cannot_decide(
     assert re.search(r"\| cnn +\| rnn +\| 5 +\| 5 +\| 0 +\| 0 +\|", md)  # 5 significant wins of 5
     assert "with 5 tasks no pair of families can be declared different at α = 0.05" in md and "0.0625" in md
     assert "Friedman's test needs at least 3 families" in md
+
+
+def test_matched_families_recompute_the_verdict_within_each_pretraining_group(tmp_path):
+    from test_report import correct_on, write_classification_runs
+
+    correct = {"cp": [correct_on(40, (0, 38 - s)) for s in range(3)],  # a pretrained CNN, far ahead
+               "cs": [correct_on(40, (0, 22 + s)) for s in range(3)],  # the from-scratch CNN, behind the RNN
+               "r": [correct_on(40, (0, 30 + s)) for s in range(3)]}
+    files = write_classification_runs(tmp_path, correct, families={"cp": "cnn", "cs": "cnn", "r": "rnn"})
+    for f in files:
+        m = json.loads(f.read_text())
+        pre = "timm_hub" if m["model"] == "cp" else "none"
+        f.write_text(json.dumps({**m, "protocol": {"pretraining": pre}}))
+    report.aggregate(files, tmp_path / "tables")
+    summary = pd.read_csv(tmp_path / "tables" / "families_summary.csv")
+    best = summary.set_index(["members", "family"])["best_model"]
+    assert best["all", "cnn"] == "cp" and best["trained from scratch", "cnn"] == "cs"
+    assert best["trained from scratch", "rnn"] == "r" and list(best["pretrained"].index) == ["cnn"]
+    rank = summary.set_index(["members", "family"])["rank"]
+    assert rank["all", "cnn"] == 1 and rank["trained from scratch", "rnn"] == 1  # the order flips when matched
+    assert int(summary[summary.members == "all"]["n_models"][summary.family == "cnn"].iloc[0]) == 2
+    md = (tmp_path / "tables" / "families_summary.md").read_text()
+    assert "### Trained from scratch" in md and "#### Ranks over 1 task " in md
+    assert "### Pretrained\n\nOne family only (cnn): nothing to compare." in md

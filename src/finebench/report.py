@@ -267,6 +267,30 @@ def with_family_rank(fam: pd.DataFrame, task_type: str | TaskType | None = None)
                                                                 method="min"))
 
 
+def pretraining_of(runs: pd.DataFrame) -> pd.Series:
+    """Each run's pretraining (its protocol's ``pretraining``: "none" or where the weights came from;
+    finebench.protocol), None for a run of a version that did not record it."""
+    if "protocol" not in runs:
+        return pd.Series(None, index=runs.index, dtype=object)
+    return runs["protocol"].map(lambda p: p.get("pretraining") if isinstance(p, dict) else None)
+
+
+def pretraining_groups(typed: list[tuple]) -> dict[str, list[tuple]]:
+    """The verdict's inputs (task type, scored runs, families, per-example matrices) again with only the runs trained
+    from scratch, and only the pretrained ones: the families' bests, ties and ranks recomputed within each group.
+    A run without a recorded pretraining is in neither."""
+    keep = {"trained from scratch": lambda p: p == "none", "pretrained": lambda p: p is not None and p != "none"}
+    groups: dict[str, list[tuple]] = {}
+    for name, member in keep.items():
+        groups[name] = []
+        for tt, scored, _, _ in typed:
+            sub = scored[pretraining_of(scored).map(member).astype(bool)].reset_index(drop=True)
+            if not sub.empty:
+                fam = families(leaderboard(sub, tt), tt)
+                groups[name].append((tt, sub, fam, example_matrices(sub, tt.table_code, tt.primary.name)[0]))
+    return groups
+
+
 def load_references(path: str | Path | None, task_type: str | TaskType | None = None) -> pd.DataFrame:
     """The entries of ``path`` (config/references.yaml) for a task type (``task_type:``, classification if absent),
     with the columns its tables ask for; an entry lacking one is an error naming it."""
@@ -318,7 +342,7 @@ def aggregate(metrics_files, out_dir: str | Path, plots_dir: str | Path | None =
         for name, text in parts.items():
             texts[name].append(text)
     texts["leaderboard.md"].append(left_out_note(all_runs))
-    out["summary"], summary_md = verdict.write(typed, out_dir)
+    out["summary"], summary_md = verdict.write(typed, out_dir, pretraining_groups(typed))
     texts["leaderboard.html"].append(html_paragraph(summary_md, tables=True) + "\n")  # the verdict across tasks
     for name, chunks in texts.items():
         (out_dir / name).write_text("".join(chunks))

@@ -325,6 +325,40 @@ def expected_max(scores) -> tuple[np.ndarray, np.ndarray]:
     return np.array(means), np.array(stds)
 
 
+def tang_weights(N: int) -> np.ndarray:
+    """[n − 1, i − 1] = C(i − 1, n − 1) / C(N, n) for i ≥ n, else 0: the probability that the i-th smallest of N
+    scores is the largest of n drawn from them without replacement."""
+    return np.array([[math.comb(i - 1, n - 1) / math.comb(N, n) if i >= n else 0.0 for i in range(1, N + 1)]
+                     for n in range(1, N + 1)])
+
+
+def unbiased_expected_max(scores) -> np.ndarray:
+    """E[best of n], n = 1 … N, without replacement (Tang et al. 2020, "Showing Your Work Doesn't Always Work",
+    ACL): Σ_{i ≥ n} C(i − 1, n − 1) / C(N, n) · v(i) with the scores sorted v(1) <= … <= v(N) — the mean of the
+    best over every n-subset of the trials, an unbiased estimate of the expected best of n fresh trials, where
+    Dodge et al.'s with-replacement estimate (:func:`expected_max`) is biased low for n near N; at n = N it is the
+    best trial."""
+    v = np.sort(np.asarray(scores, dtype=float))
+    return tang_weights(len(v)) @ v if len(v) else np.array([])
+
+
+BOOTSTRAP_DRAWS, BOOTSTRAP_SEED = 2000, 0
+
+
+def bootstrap_expected_max(scores, draws: int = BOOTSTRAP_DRAWS, seed: int = BOOTSTRAP_SEED
+                           ) -> tuple[np.ndarray, np.ndarray]:
+    """The 95 % percentile-bootstrap interval of :func:`unbiased_expected_max` over the trials: ``draws`` resamples
+    of the N scores with replacement (numpy's generator seeded with ``seed``: the same scores give the same
+    interval), the estimate per resample, its 2.5th and 97.5th percentiles per n."""
+    v = np.asarray(scores, dtype=float)
+    if len(v) < 2:  # one trial: nothing to resample
+        return v.copy(), v.copy()
+    rng = np.random.default_rng(seed)
+    est = np.sort(rng.choice(v, size=(draws, len(v)), replace=True), axis=1) @ tang_weights(len(v)).T
+    lo, hi = np.percentile(est, [2.5, 97.5], axis=0)
+    return lo, hi
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # A selection read back (the tuned final runs, the tables): what select wrote for this (task, model), or an error
 
@@ -505,33 +539,63 @@ def trials_table(selected: list[dict]):
 
 
 def evp_table(selected: list[dict]):
+    """Per tuned model and n: Dodge et al.'s E[best of n] ± its std (``evp_mean``, ``evp_std``: selected.json's),
+    Tang et al.'s unbiased estimate (``evp_unbiased``) and its 95 % bootstrap interval over the trials
+    (``evp_lo``, ``evp_hi``), all over the trials with a score."""
     import pandas as pd
 
-    return pd.DataFrame([{"task": s["task"], "model": s["model"], "family": s["family"], "val_metric": s["val_metric"],
-                          "budget": s["budget"], "n": e["n"], "evp_mean": e["mean"], "evp_std": e["std"]}
-                         for s in selected for e in s["evp"]])
+    rows = []
+    for s in selected:
+        scores = trial_scores(s["trials"])
+        scores = scores[np.isfinite(scores)]
+        unbiased, (lo, hi) = unbiased_expected_max(scores), bootstrap_expected_max(scores)
+        rows += [{"task": s["task"], "model": s["model"], "family": s["family"], "val_metric": s["val_metric"],
+                  "budget": s["budget"], "n": e["n"], "evp_mean": e["mean"], "evp_std": e["std"],
+                  "evp_unbiased": unbiased[k], "evp_lo": lo[k], "evp_hi": hi[k]} for k, e in enumerate(s["evp"])]
+    return pd.DataFrame(rows)
+
+
+def score_column(evp) -> str:
+    """The estimate the orders use: Tang et al.'s unbiased E[best of n] where the table has it, else Dodge et al.'s."""
+    return "evp_unbiased" if "evp_unbiased" in evp else "evp_mean"
 
 
 def family_orders(evp) -> list[tuple[int, list[str]]]:
     """[(n, families best first)] for n = 1 … the smallest budget of the task: each family scored by its best model's
     expected best validation score with n trials."""
-    out = []
+    col, out = score_column(evp), []
     for n, g in evp.groupby("n", sort=True):
         if len(g) < evp.groupby("model").ngroups:  # a model with a smaller budget: orders end with it
             break
-        best = g.groupby("family")["evp_mean"].max().sort_values(ascending=False, kind="stable")
+        best = g.groupby("family")[col].max().sort_values(ascending=False, kind="stable")
         out.append((int(n), list(best.index)))
     return out
 
 
+def family_intervals(evp) -> dict[tuple[int, str], tuple[float, float]]:
+    """{(n, family): the bootstrap interval of its best model's estimate at n}; {} without intervals."""
+    if "evp_lo" not in evp:
+        return {}
+    col = score_column(evp)
+    best = evp.loc[evp.groupby(["n", "family"])[col].idxmax()]
+    return {(int(r["n"]), r["family"]): (float(r["evp_lo"]), float(r["evp_hi"])) for _, r in best.iterrows()}
+
+
 def order_sentence(evp) -> str:
     """Where the order of the families by expected best validation score holds and where it flips, e.g.
-    "n = 1–5: cnn > transformer; from n = 6: transformer > cnn — transformer overtakes cnn from n = 6"."""
+    "n = 1–5: cnn > transformer; from n = 6: transformer > cnn — transformer overtakes cnn from n = 6". With the
+    bootstrap intervals (``evp_lo``, ``evp_hi``) a flip is claimed only where the intervals separate the two families
+    both before and after it; a pass inside the intervals is said to be one."""
     orders = family_orders(evp)
     if not orders:
         return ""
     if len(orders[0][1]) < 2:
         return f"One family ({orders[0][1][0]}): no order to compare."
+    ci = family_intervals(evp)
+
+    def ahead(f: str, g: str, ns) -> bool:  # f's interval above g's at some n of ns
+        return any(ci[n, f][0] > ci[n, g][1] for n in ns if (n, f) in ci and (n, g) in ci)
+
     segments: list[list[Any]] = []  # [first n, last n, order]
     for n, order in orders:
         if segments and segments[-1][2] == order:
@@ -540,16 +604,34 @@ def order_sentence(evp) -> str:
             segments.append([n, n, order])
     if len(segments) == 1:
         first, last, order = segments[0]
-        return (f"The order of the families holds at every budget from n = {first} to {last} trials: "
+        text = (f"The order of the families holds at every budget from n = {first} to {last} trials: "
                 f"{' > '.join(order)}.")
+        if ci:
+            ns = range(first, last + 1)
+            close = [f"{f} and {g}" for f, g in zip(order, order[1:]) if not ahead(f, g, ns)]
+            if close:
+                text += (f" The 95 % bootstrap intervals of {'; of '.join(close)} overlap at every n: these trials do "
+                         "not separate them.")
+        return text
     parts = [f"n = {a}" + (f"–{b}" if b > a else "") + f": {' > '.join(o)}" for a, b, o in segments]
     flips = []
+    last = segments[-1][1]
     for (_, _, before), (start, _, after) in zip(segments, segments[1:]):
         for f in after:
             passed = [g for g in before if before.index(g) < before.index(f) and after.index(g) > after.index(f)]
-            if passed:
+            if not passed:
+                continue
+            if not ci:
                 flips.append(f"{f} overtakes {', '.join(passed)} from n ≥ {start}")
-    return "; ".join(parts) + ". The order flips: " + "; ".join(flips) + "."
+                continue
+            for g in passed:
+                if ahead(g, f, range(segments[0][0], start)) and ahead(f, g, range(start, last + 1)):
+                    flips.append(f"{f} overtakes {g} from n ≥ {start} (the 95 % bootstrap intervals separate "
+                                 "them before and after)")
+                else:
+                    flips.append(f"{f} passes {g} from n ≥ {start} by the estimates, within the 95 % bootstrap "
+                                 "intervals: not a flip these trials show")
+    return "; ".join(parts) + (". The order changes: " if ci else ". The order flips: ") + "; ".join(flips) + "."
 
 
 def tuning_markdown(selected: list[dict], evp) -> str:
@@ -559,25 +641,27 @@ def tuning_markdown(selected: list[dict], evp) -> str:
              "Each tuned model ran `budget` trials with values drawn up front by a seeded sampler (finebench.tuning), "
              "each trained like a final run but scored on the validation split only; the trial with the best "
              "validation score gave the values of the final seed runs (the leaderboard says tuned or hand-set). "
-             "E[best of n]: the expected best validation score among n trials drawn from the model's N trials' "
-             "empirical distribution (Dodge et al. 2019, \"Show Your Work\"), ± its standard deviation; the family "
-             "order uses each family's best model at each n. These are validation scores: the test split never "
-             "chose anything.", ""]
+             "E[best of n]: the expected best validation score of n trials, estimated without replacement from the "
+             "model's N trials (Tang et al. 2020, \"Showing Your Work Doesn't Always Work\": unbiased, where Dodge "
+             "et al. 2019's with-replacement estimate, kept in evp.csv as evp_mean ± evp_std, is biased low for n "
+             f"near N), with its 95 % percentile-bootstrap interval over the trials ({BOOTSTRAP_DRAWS} resamples, "
+             f"seed {BOOTSTRAP_SEED}); the family order uses each family's best model at each n, and a change of "
+             "order counts as a flip only where the intervals separate the two families before and after it. These "
+             "are validation scores: the test split never chose anything.", ""]
     for task in dict.fromkeys(s["task"] for s in selected):
         mine = [s for s in selected if s["task"] == task]
         e = evp[evp["task"] == task]
         metric = mine[0]["val_metric"]
         rows = []
         for s in sorted(mine, key=lambda s: -s["val_score"]):
-            curve = {c["n"]: c for c in s["evp"]}
+            curve = {int(r["n"]): r for _, r in e[e["model"] == s["model"]].iterrows()}
             top = max(curve)  # the budget, less the trials that diverged
             mid = max(1, top // 2)
             budget = f"{s['budget']}" + (f" ({s['diverged']} diverged)" if s.get("diverged") else "")
             rows.append([s["model"], s["family"], budget, s["sampler"], s["trial"],
                          ", ".join(f"{k} {v}" for k, v in s["values"].items()), f"{s['val_score']:.4f}",
-                         f"{curve[1]['mean']:.4f} ± {curve[1]['std']:.4f}",
-                         f"{curve[mid]['mean']:.4f} ± {curve[mid]['std']:.4f}",
-                         f"{curve[top]['mean']:.4f} ± {curve[top]['std']:.4f}"])
+                         *(f"{curve[n]['evp_unbiased']:.4f} [{curve[n]['evp_lo']:.4f}, {curve[n]['evp_hi']:.4f}]"
+                           for n in (1, mid, top))])
         headers = ["model", "family", "budget", "sampler", "chosen trial", "chosen values", f"best {metric}",
                    "E[best of 1]", "E[best of N/2]", "E[best of N]"]
         if max(s["budget"] for s in mine) < 4:  # N/2 would repeat n = 1
@@ -600,11 +684,11 @@ def plot_evp(evp, task: str, path: Path) -> Path:
         color = FAMILY_COLORS.get(family, "tab:gray")
         style = styles[seen.setdefault(family, 0) % len(styles)]
         seen[family] += 1
-        ax.plot(g["n"], g["evp_mean"], style, color=color, label=f"{model} ({family})", marker="o", ms=3)
-        ax.fill_between(g["n"], g["evp_mean"] - g["evp_std"], g["evp_mean"] + g["evp_std"], color=color, alpha=0.12)
+        ax.plot(g["n"], g["evp_unbiased"], style, color=color, label=f"{model} ({family})", marker="o", ms=3)
+        ax.fill_between(g["n"], g["evp_lo"], g["evp_hi"], color=color, alpha=0.12)
     metric = evp[evp["task"] == task]["val_metric"].iloc[0]
     ax.set_xlabel("tuning budget n (trials)")
-    ax.set_ylabel(f"expected best {metric} (± std)")
+    ax.set_ylabel(f"expected best {metric} (95 % bootstrap band)")
     ax.set_title(f"{task}: expected best validation score vs budget")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)

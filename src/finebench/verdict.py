@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from finebench.stats import ALPHA, paired_p, welch_p
+from finebench.tasks.tables import interval_cell, show, tabulate_rows
 
 SUMMARY_COLUMNS = ["task", "task_type", "metric", "higher_is_better", "family", "n_models", "best_model",
                    "best_mean", "best_ci95", "best_ci95_comb", "best_n_seeds", "gap_to_best", "is_task_best",
@@ -208,14 +209,12 @@ def summarise(typed: list[tuple]) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 def gap_text(metric, gap: float) -> str:
     """How far a family's best is behind the task's best, in the task's units ("3.2 pts" of a % metric)."""
-    from finebench.tasks.tables import show
-
     return f"{show(metric, gap)} {'pts' if metric.unit == '%' else metric.unit}".rstrip()
 
 
-def markdown(summary: pd.DataFrame, tests: pd.DataFrame) -> str:
+def markdown(summary: pd.DataFrame, tests: pd.DataFrame,
+             groups: dict[str, tuple[pd.DataFrame, pd.DataFrame]] | None = None) -> str:
     from finebench.tasks import get
-    from finebench.tasks.tables import interval_cell, tabulate_rows
 
     parts = ["# Which family wins across tasks", "",
              "One block per trained task (a super-resolution model scored on several test sets counts once, by its "
@@ -239,19 +238,28 @@ def markdown(summary: pd.DataFrame, tests: pd.DataFrame) -> str:
                       f"{r['rank']:g}"])
     parts += ["## Per task", "", tabulate_rows(table, ["task", "type", "family", "models", "best model",
                                                         "best model's score", "behind the best", "rank"]), ""]
+    parts += rank_sections(summary, tests, "##")
+    return "\n".join(parts + matched_sections(summary, groups or {}))
+
+
+def rank_sections(summary: pd.DataFrame, tests: pd.DataFrame, level: str) -> list[str]:
+    """Mean ranks and win rates, wins / ties / losses per pair, the tests across tasks (Markdown lines)."""
+    if summary["family"].nunique() < 2:
+        return [f"One family only ({', '.join(summary['family'].unique())}): nothing to compare.", ""]
     ranks = family_ranks(summary, tests)
-    n, k = summary["task"].nunique(), summary["family"].nunique()
-    parts += [f"## Ranks over {n} tasks ({summary['task_type'].nunique()} task types), {k} families", "",
-              "Mean of the tie-aware ranks over the tasks a family ran (1 = best); win rate: the fraction of a task's "
-              "other families it beats significantly, averaged over its tasks. Both depend on which families are in "
-              "the pool.", "",
-              tabulate_rows([[r["family"], r["n_tasks"], f"{r['mean_rank']:.2f}",
-                              "—" if math.isnan(r["win_rate"]) else f"{100 * r['win_rate']:.0f} %"]
-                             for _, r in ranks.iterrows()], ["family", "tasks", "mean rank", "win rate"]), ""]
+    n, k, types = summary["task"].nunique(), summary["family"].nunique(), summary["task_type"].nunique()
+    parts = [f"{level} Ranks over {n} task{'' if n == 1 else 's'} ({types} task type{'' if types == 1 else 's'}), "
+             f"{k} families", "",
+             "Mean of the tie-aware ranks over the tasks a family ran (1 = best); win rate: the fraction of a task's "
+             "other families it beats significantly, averaged over its tasks. Both depend on which families are in "
+             "the pool.", "",
+             tabulate_rows([[r["family"], r["n_tasks"], f"{r['mean_rank']:.2f}",
+                             "—" if math.isnan(r["win_rate"]) else f"{100 * r['win_rate']:.0f} %"]
+                            for _, r in ranks.iterrows()], ["family", "tasks", "mean rank", "win rate"]), ""]
     pairs = pairwise(tests)
     most = int(pairs["tasks"].max()) if len(pairs) else 0
     testable = most >= MIN_TASKS
-    parts += ["## Wins, ties and losses", "",
+    parts += [f"{level} Wins, ties and losses", "",
               "Per pair of families over the tasks both ran: a win or a loss is a significant difference by the "
               "leaderboard's test on that task, a tie is none.", ""]
     if len(pairs):
@@ -262,7 +270,7 @@ def markdown(summary: pd.DataFrame, tests: pd.DataFrame) -> str:
             rows = [[*row, f"{r['sign_p']:.3g}", f"{r['sign_p_holm']:.3g}"] for row, (_, r) in
                     zip(rows, pairs.iterrows())]
         parts += [tabulate_rows(rows, head), ""]
-    parts += ["## Tests across tasks", ""]
+    parts += [f"{level} Tests across tasks", ""]
     fr = friedman(summary)
     if fr:
         parts += [f"Friedman's test over the {fr['n_tasks']} tasks every family ran × {fr['k']} families (best-model "
@@ -281,15 +289,42 @@ def markdown(summary: pd.DataFrame, tests: pd.DataFrame) -> str:
                   f"exact two-sided sign test over N tasks cannot go below p = 2/2^N ({smallest_sign_p(most):.4g} at "
                   f"N = {most}), and Wilcoxon's signed-rank test has the same floor. It takes {MIN_TASKS} tasks; the "
                   "counts above describe these tasks and are not a test.", ""]
-    return "\n".join(parts)
+    return parts
 
 
-def write(typed: list[tuple], out_dir) -> tuple[pd.DataFrame, str]:
-    """families_summary.csv and families_summary.md in ``out_dir``; returns the summary and the Markdown."""
+
+
+def matched_sections(summary: pd.DataFrame, groups: dict[str, tuple[pd.DataFrame, pd.DataFrame]]) -> list[str]:
+    """The verdict again within each pretraining group ({"trained from scratch" | "pretrained": (summary, tests)}): a
+    pretrained member against a from-scratch one is not a comparison of architectures."""
+    if not groups:
+        return []
+    parts = ["## Matched families: by pretraining", "",
+             "The same verdict with each family's members of one kind only: every family's best among its members "
+             "trained from scratch, then among its pretrained ones (metrics.json's protocol `pretraining`). Ranks "
+             "and ties are recomputed within each group.", ""]
+    everyone = set(zip(summary["task"], summary["best_model"]))
+    for name, (sub, sub_tests) in groups.items():
+        if sub.empty:
+            parts += [f"### {name.capitalize()}", "", f"No model of this run is {name}.", ""]
+        elif set(zip(sub["task"], sub["best_model"])) == everyone and len(sub) == len(summary):
+            parts += [f"### {name.capitalize()}", "", f"Every family's best model above is {name}: the verdict "
+                      "above is this group's.", ""]
+        else:
+            parts += [f"### {name.capitalize()}", "", *rank_sections(sub, sub_tests, "####")]
+    return parts
+
+
+def write(typed: list[tuple], out_dir, groups: dict[str, list[tuple]] | None = None) -> tuple[pd.DataFrame, str]:
+    """families_summary.csv and families_summary.md in ``out_dir``, over every member of every family (``members``
+    "all") and within each group of ``groups`` ({name: typed}, e.g. the from-scratch members only); returns the
+    summary of every member and the Markdown."""
     from pathlib import Path
 
     summary, tests = summarise(typed)
-    text = markdown(summary, tests)
-    summary.to_csv(Path(out_dir) / "families_summary.csv", index=False)
+    within = {name: summarise(sub) for name, sub in (groups or {}).items()}
+    text = markdown(summary, tests, within)
+    pd.concat([summary.assign(members="all"), *(g.assign(members=name) for name, (g, _) in within.items())],
+              ignore_index=True).to_csv(Path(out_dir) / "families_summary.csv", index=False)
     (Path(out_dir) / "families_summary.md").write_text(text)
     return summary, text
