@@ -260,6 +260,15 @@ def test_summary_runs_are_kept_while_the_tables_hold_and_superseded_when_they_ch
     first = aggregate({"a": [0.8, 0.9], "b": [0.5, 0.6]})["summary_runs"]["t"]
     assert aggregate({"a": [0.8, 0.9], "b": [0.5, 0.6]})["summary_runs"]["t"] == first  # same tables: kept
     assert summaries() == {first: "false"}
+    # the summary run's description gives the verdict across tasks; the experiment keeps the runs table's view
+    described = client.get_run(first).data.tags["mlflow.note.content"]
+    assert described.startswith("**t**: best model a (cnn).")
+    assert "Across the run's 1 task, mean rank: cnn 1.00" in described
+    assert "With 1 task no pair of families can be declared different at 0.05" in described
+    view = json.loads(client.get_experiment(info["experiment_id"]).tags["mlflow.sharedViewState.finebench"])
+    assert view["searchFilter"] == "tags.`finebench.superseded` = 'false'"
+    assert "metrics.`test_accuracy`" in view["selectedColumns"] and "tags.`model`" in view["selectedColumns"]
+    assert "metrics.`test_psnr`" not in view["selectedColumns"]  # only the task types that ran
     second = aggregate({"a": [0.8, 0.9], "b": [0.5, 0.7]})["summary_runs"]["t"]  # a changed table: filed anew
     assert second != first and summaries() == {first: "true", second: "false"}
 
@@ -269,7 +278,7 @@ def test_ui_links_open_each_experiment_on_its_current_runs_and_the_experiment_sa
 
     from mlflow.tracking import MlflowClient
 
-    from finebench.tracking import EXPERIMENT_DESCRIPTION, ui_links
+    from finebench.tracking import EXPERIMENT_DESCRIPTION, share_view, ui_links
 
     info = json.loads(experiment_file.read_text())
     client = MlflowClient(info["tracking_uri"])
@@ -280,6 +289,10 @@ def test_ui_links_open_each_experiment_on_its_current_runs_and_the_experiment_sa
     assert ui_links(info["tracking_uri"], "http://127.0.0.1:5000/") == [
         f"tests (current runs: 1): http://127.0.0.1:5000/#/experiments/{info['experiment_id']}/runs?searchFilter="
         "tags.%60finebench.superseded%60%20%3D%20%27false%27"]
+    share_view(client, info["experiment_id"], ["test_accuracy"])  # filed by the workflow with the summaries
+    assert ui_links(info["tracking_uri"], "http://127.0.0.1:5000/") == [
+        f"tests (current runs: 1): http://127.0.0.1:5000/#/experiments/{info['experiment_id']}/runs"
+        "?viewStateShareKey=finebench"]
 
 
 # --- uncertainty over seeds and test examples (finebench.stats through report.leaderboard) -------------------------

@@ -90,9 +90,31 @@ comparison table and plots: the answer, beside the runs it is computed from."""
 CURRENT_RUNS = "tags.`finebench.superseded` = 'false'"
 
 
+# The runs table's view that the workflow files with the summaries (MLflow >= 3.15 keeps a shared view of the runs
+# table as the experiment tag mlflow.sharedViewState.<key>, opened by the address's viewStateShareKey=<key>)
+VIEW_KEY = "finebench"
+VIEW_TAG = f"mlflow.sharedViewState.{VIEW_KEY}"
+
+
+def runs_view(metrics: list[str]) -> dict:
+    """The runs table as finebench opens it: current runs only, each with its task, model, family and seed and the
+    primary test metric of every task type that ran (``metrics``), beside the Duration and Source columns."""
+    return {"searchFilter": CURRENT_RUNS, "orderByKey": "attributes.start_time", "orderByAsc": False,
+            "selectedColumns": [*(f"tags.`{t}`" for t in ("task", "model", "family", "seed")),
+                                *(f"metrics.`{m}`" for m in metrics), "attributes.`Duration`", "attributes.`Source`"]}
+
+
+def share_view(client, experiment_id: str, metrics: list[str]) -> None:
+    """File :func:`runs_view` as the experiment's shared view (only when it changed)."""
+    value = json.dumps(runs_view(metrics), separators=(",", ":"))
+    if client.get_experiment(experiment_id).tags.get(VIEW_TAG) != value:
+        retry(client.set_experiment_tag, experiment_id, VIEW_TAG, value)
+
+
 def ui_links(tracking_uri: str, base: str) -> list[str]:
     """One line per experiment of the store: its name, how many current runs it has, and the UI address that opens
-    on its runs table showing only current runs (MLflow 3's experiment page opens on a GenAI overview otherwise)."""
+    on its runs table showing only current runs (MLflow 3's experiment page opens on a GenAI overview otherwise) —
+    with finebench's shared view, where the workflow filed one, which adds the primary metrics' columns."""
     from urllib.parse import quote
 
     client = _client(tracking_uri)
@@ -101,8 +123,9 @@ def ui_links(tracking_uri: str, base: str) -> list[str]:
         runs = client.search_runs([exp.experiment_id], CURRENT_RUNS, max_results=50000)
         if not runs:
             continue
+        query = (f"viewStateShareKey={VIEW_KEY}" if VIEW_TAG in exp.tags else f"searchFilter={quote(CURRENT_RUNS)}")
         lines.append(f"{exp.name} (current runs: {len(runs)}): {base.rstrip('/')}/#/experiments/{exp.experiment_id}"
-                     f"/runs?searchFilter={quote(CURRENT_RUNS)}")
+                     f"/runs?{query}")
     return lines
 
 
@@ -388,6 +411,35 @@ def _supersede(client, runs) -> None:
             retry(client.set_tag, r.info.run_id, SUPERSEDED, "true")
 
 
+def summary_description(task: str, best, tables_dir: Path) -> str:
+    """A summary run's description (the UI shows it on the run's page): the task's best model, then the verdict
+    across tasks from families_summary.csv — each family's mean tie-aware rank over N tasks, and whether N tasks can
+    decide a pair at all (finebench.verdict)."""
+    import pandas as pd
+
+    from finebench.verdict import MIN_TASKS, smallest_sign_p
+
+    text = f"**{task}**: best model {best['model']} ({best['family']})."
+    path = tables_dir / "families_summary.csv"
+    if not path.is_file():
+        return text
+    summary = pd.read_csv(path)
+    summary = summary[summary["members"] == "all"] if "members" in summary else summary
+    if summary.empty:
+        return text
+    n = summary["task"].nunique()
+    tasks = f"{n} task{'' if n == 1 else 's'}"
+    ranks = summary.groupby("family")["rank"].mean().sort_values()
+    mine = summary[summary["task"] == task].sort_values("rank")
+    text += (" Family ranks here (tied families share one): "
+             + ", ".join(f"{r['family']} {r['rank']:g}" for _, r in mine.iterrows()) + "." if len(mine) else "")
+    text += (f" Across the run's {tasks}, mean rank: " + ", ".join(f"{f} {r:.2f}" for f, r in ranks.items()) + ".")
+    if n < MIN_TASKS:
+        text += (f" With {tasks} no pair of families can be declared different at 0.05 (the exact sign test's "
+                 f"smallest p is {smallest_sign_p(n):.4g}).")
+    return text + " All of it: all_tasks/families_summary.md."
+
+
 def log_summaries(experiment_file: str | Path, tables_dir: str | Path, plots_dir: str | Path,
                   out_file: str | Path) -> dict:
     """One summary run per task (``{task}/summary``, tag ``finebench.summary=true``) holding the task's tables and
@@ -445,7 +497,10 @@ def log_summaries(experiment_file: str | Path, tables_dir: str | Path, plots_dir
         ids[task] = file_once(client, info["experiment_id"],
                               f"tags.`finebench.summary` = 'true' and tags.task = '{task}'", f"{task}/summary",
                               {"finebench.summary": "true", "task": task, "modality": str(best["modality"]),
-                               "best_model": str(best["model"])}, digest, log)
+                               "best_model": str(best["model"]),
+                               "mlflow.note.content": summary_description(task, best, tables_dir)}, digest, log)
+    share_view(client, info["experiment_id"], [tt.primary.name for tt in TASK_TYPES.values()
+                                               if not of_type(runs, tt.name).empty])
     current = {f"{r.task}/{r.model}/seed{r.seed}": r.mlflow_run_id for r in runs.itertuples()}
     if (tables_dir / "tuning.csv").is_file():  # the tuning trials (finebench.tuning) are runs like any other
         trials = pd.read_csv(tables_dir / "tuning.csv")
