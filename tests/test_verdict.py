@@ -134,3 +134,27 @@ def test_matched_families_recompute_the_verdict_within_each_pretraining_group(tm
     md = (tmp_path / "tables" / "families_summary.md").read_text()
     assert "### Trained from scratch" in md and "#### Ranks over 1 task " in md
     assert "### Pretrained\n\nOne family only (cnn): nothing to compare." in md
+
+
+def test_a_critical_difference_diagram_from_six_tasks_on(tmp_path):
+    def frames(n_tasks):
+        means = {"a": 0.9, "b": 0.8, "c": 0.5}
+        summary = pd.DataFrame([{"task": f"t{t}", "family": f, "rank": r + 1, "n_families": 3, "best_mean": m,
+                                 "higher_is_better": True} for t in range(n_tasks)
+                                for r, (f, m) in enumerate(means.items())])
+        tests = pd.DataFrame([{"task": f"t{t}", "family": x, "other": y, "p": 0.001, "better": means[x] > means[y],
+                               "equal": False} for t in range(n_tasks) for x in means for y in means if x != y])
+        return summary, tests
+
+    assert not verdict.cd_diagram(*frames(5), tmp_path / "five.png")  # no pair can differ: no diagram
+    assert not (tmp_path / "five.png").exists()
+    summary, tests = frames(6)
+    pairs = verdict.pairwise(tests).set_index(["family", "other"])
+    assert pairs.loc[("a", "b"), "sign_p"] == pytest.approx(2 / 2 ** 6)  # 6 wins of 6
+    assert pairs.loc[("a", "b"), "sign_p_holm"] == pytest.approx(3 * 2 / 2 ** 6)  # three equal p's: × 3
+    assert verdict.cd_diagram(summary, tests, tmp_path / "six.png")
+    assert (tmp_path / "six.png").stat().st_size > 5_000
+    md = verdict.markdown(summary.assign(task_type="classification", metric="test_accuracy", n_models=1,
+                                         best_model="m", best_ci95=0.01, best_ci95_comb=0.02, best_n_seeds=3,
+                                         gap_to_best=0.0, is_task_best=False, tie_with_task_best=False), tests)
+    assert "sign test p" in md and "Holm p" in md and "no pair of families can be declared" not in md

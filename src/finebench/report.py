@@ -342,7 +342,7 @@ def aggregate(metrics_files, out_dir: str | Path, plots_dir: str | Path | None =
         for name, text in parts.items():
             texts[name].append(text)
     texts["leaderboard.md"].append(left_out_note(all_runs))
-    out["summary"], summary_md = verdict.write(typed, out_dir, pretraining_groups(typed))
+    out["summary"], summary_md = verdict.write(typed, out_dir, pretraining_groups(typed), plots_dir)
     texts["leaderboard.html"].append(html_paragraph(summary_md, tables=True) + "\n")  # the verdict across tasks
     for name, chunks in texts.items():
         (out_dir / name).write_text("".join(chunks))

@@ -315,15 +315,54 @@ def matched_sections(summary: pd.DataFrame, groups: dict[str, tuple[pd.DataFrame
     return parts
 
 
-def write(typed: list[tuple], out_dir, groups: dict[str, list[tuple]] | None = None) -> tuple[pd.DataFrame, str]:
+def cd_diagram(summary: pd.DataFrame, tests: pd.DataFrame, path) -> bool:
+    """A critical-difference diagram (scikit-posthocs; Demšar 2006's drawing) of the families' mean tie-aware ranks,
+    families joined by a bar where the Holm-adjusted pairwise sign test does not reject at α — drawn only when a pair
+    of families shares at least MIN_TASKS tasks (below that no pair can differ, and a diagram would only say so).
+    Returns whether it drew ``path``."""
+    from pathlib import Path
+
+    import scikit_posthocs as sp
+
+    from finebench.plots import _plt
+
+    pairs = pairwise(tests)
+    if summary["family"].nunique() < 2 or not len(pairs) or int(pairs["tasks"].max()) < MIN_TASKS:
+        return False
+    fams = sorted(summary["family"].unique())
+    sig = pd.DataFrame(1.0, index=fams, columns=fams)
+    for _, r in pairs.iterrows():
+        sig.loc[r["family"], r["other"]] = sig.loc[r["other"], r["family"]] = r["sign_p_holm"]
+    ranks = family_ranks(summary, tests).set_index("family")["mean_rank"]
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7.0, 0.6 + 0.35 * len(fams)))
+    sp.critical_difference_diagram(ranks, sig, ax=ax, alpha=ALPHA)
+    ax.set_title(f"Mean tie-aware rank over {summary['task'].nunique()} tasks (bars: not different, Holm-adjusted "
+                 "sign test)", fontsize=9)
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+CD_FILE = "families_cd.png"
+
+
+def write(typed: list[tuple], out_dir, groups: dict[str, list[tuple]] | None = None,
+          plots_dir=None) -> tuple[pd.DataFrame, str]:
     """families_summary.csv and families_summary.md in ``out_dir``, over every member of every family (``members``
-    "all") and within each group of ``groups`` ({name: typed}, e.g. the from-scratch members only); returns the
-    summary of every member and the Markdown."""
+    "all") and within each group of ``groups`` ({name: typed}, e.g. the from-scratch members only), and with
+    ``plots_dir`` the critical-difference diagram (:func:`cd_diagram`, ``families_cd.png``) where enough tasks allow
+    one; returns the summary of every member and the Markdown."""
     from pathlib import Path
 
     summary, tests = summarise(typed)
     within = {name: summarise(sub) for name, sub in (groups or {}).items()}
     text = markdown(summary, tests, within)
+    if plots_dir is not None and not summary.empty and cd_diagram(summary, tests, Path(plots_dir) / CD_FILE):
+        text += (f"\nThe critical-difference diagram of these ranks and tests: `plots/{CD_FILE}` (scikit-posthocs; "
+                 "a bar joins families the Holm-adjusted sign test does not separate).\n")
     pd.concat([summary.assign(members="all"), *(g.assign(members=name) for name, (g, _) in within.items())],
               ignore_index=True).to_csv(Path(out_dir) / "families_summary.csv", index=False)
     (Path(out_dir) / "families_summary.md").write_text(text)
