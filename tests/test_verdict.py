@@ -158,3 +158,30 @@ def test_a_critical_difference_diagram_from_six_tasks_on(tmp_path):
                                          best_model="m", best_ci95=0.01, best_ci95_comb=0.02, best_n_seeds=3,
                                          gap_to_best=0.0, is_task_best=False, tie_with_task_best=False), tests)
     assert "sign test p" in md and "Holm p" in md and "no pair of families can be declared" not in md
+
+
+def test_eight_tasks_declare_a_winner_and_three_refuse(tmp_path):
+    def frames(wins, ties):  # family a better on `wins` tasks (significantly), equal on `ties`
+        rows, tests = [], []
+        for t in range(wins + ties):
+            a, b = (0.9, 0.8) if t < wins else (0.8, 0.8)
+            rows += [{"task": f"t{t}", "family": "a", "rank": 1 if t < wins else 1.5, "n_families": 2, "best_mean": a,
+                      "higher_is_better": True},
+                     {"task": f"t{t}", "family": "b", "rank": 2 if t < wins else 1.5, "n_families": 2, "best_mean": b,
+                      "higher_is_better": True}]
+            p = 0.001 if t < wins else 1.0
+            tests += [{"task": f"t{t}", "family": "a", "other": "b", "p": p, "better": a > b, "equal": a == b},
+                      {"task": f"t{t}", "family": "b", "other": "a", "p": p, "better": False, "equal": a == b}]
+        return pd.DataFrame(rows), pd.DataFrame(tests)
+
+    summary, tests = frames(7, 1)
+    pair = verdict.pairwise(tests).iloc[0]
+    assert (pair["wins"], pair["ties"], pair["losses"]) == (7, 1, 0)
+    assert pair["sign_p_holm"] == pytest.approx(2 / 2 ** 7) and pair["sign_p_holm"] < 0.05  # the tie split away
+    assert verdict.cd_diagram(summary, tests, tmp_path / "cd.png") and (tmp_path / "cd.png").is_file()
+    few, few_tests = frames(3, 0)
+    md = verdict.markdown(few.assign(task_type="classification", metric="test_accuracy", n_models=1, best_model="m",
+                                     best_ci95=0.01, best_ci95_comb=0.02, best_n_seeds=3, gap_to_best=0.0,
+                                     is_task_best=False, tie_with_task_best=False), few_tests)
+    assert "with 3 tasks no pair of families can be declared different at α = 0.05" in md and "0.25" in md
+    assert not verdict.cd_diagram(few, few_tests, tmp_path / "few.png")
