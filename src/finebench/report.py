@@ -283,9 +283,12 @@ def pretraining_groups(typed: list[tuple]) -> dict[str, list[tuple]]:
     groups: dict[str, list[tuple]] = {}
     for name, member in keep.items():
         groups[name] = []
-        for tt, scored, _, _ in typed:
+        for entry in typed:
+            tt, scored = entry[0], entry[1]
             sub = scored[pretraining_of(scored).map(member).astype(bool)].reset_index(drop=True)
-            if not sub.empty:
+            if len(sub) == len(scored):  # every run of the type is in the group: its board, families and scores
+                groups[name].append(entry)
+            elif not sub.empty:
                 fam = families(leaderboard(sub, tt), tt)
                 groups[name].append((tt, sub, fam, example_matrices(sub, tt.table_code, tt.primary.name)[0]))
     return groups
